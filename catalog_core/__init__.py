@@ -1,0 +1,87 @@
+"""catalog_core: the Try-On API's product catalog, as an embeddable library.
+
+>>> import catalog_core as cc
+>>> catalog = cc.Catalog(cc.MemoryRepository())
+>>> result = catalog.upsert("acme", {"externalId": "shirt-42",
+...                                  "images": [{"source": {"url": "https://cdn.example/front.jpg"}}]})
+>>> result.created, result.product.version
+(True, 1)
+"""
+
+from catalog_core._unset import UNSET, Unset
+from catalog_core.catalog import Catalog
+from catalog_core.errors import (
+    CatalogError,
+    Detail,
+    ExternalIdRequired,
+    FileTooLarge,
+    InvalidApiKey,
+    InvalidImage,
+    InvalidImageInput,
+    MissingApiKey,
+    MultipartFileNotFound,
+    PayloadTooLarge,
+    ProductImagesRequired,
+    ProductNotFound,
+    RateLimited,
+    ReservedExternalId,
+    UnsupportedMediaType,
+    ValidationFailed,
+    VersionConflict,
+)
+from catalog_core.images import Blob
+from catalog_core.limits import Limits
+from catalog_core.model import (
+    Image,
+    Page,
+    PayloadWarning,
+    Product,
+    Upload,
+    UpsertResult,
+    UseResult,
+)
+from catalog_core.repository.base import Repository, Write
+from catalog_core.repository.memory import MemoryRepository
+from catalog_core.repository.sqlite import SQLiteRepository
+from catalog_core.wire.encode import page_to_wire, product_from_wire, to_wire
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "UNSET",
+    "Blob",
+    "Catalog",
+    "CatalogError",
+    "Detail",
+    "ExternalIdRequired",
+    "FileTooLarge",
+    "Image",
+    "InvalidApiKey",
+    "InvalidImage",
+    "InvalidImageInput",
+    "Limits",
+    "MemoryRepository",
+    "MissingApiKey",
+    "MultipartFileNotFound",
+    "Page",
+    "PayloadTooLarge",
+    "PayloadWarning",
+    "Product",
+    "ProductImagesRequired",
+    "ProductNotFound",
+    "RateLimited",
+    "Repository",
+    "ReservedExternalId",
+    "SQLiteRepository",
+    "Unset",
+    "UnsupportedMediaType",
+    "Upload",
+    "UpsertResult",
+    "UseResult",
+    "ValidationFailed",
+    "VersionConflict",
+    "Write",
+    "page_to_wire",
+    "product_from_wire",
+    "to_wire",
+]

@@ -1,0 +1,432 @@
+"""The catalog's use cases: upsert, use, get, list, delete, purge; the one reader of the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from catalog_core._unset import UNSET
+from catalog_core.commands import UpsertCommand
+from catalog_core.cursor import decode_cursor, encode_cursor
+from catalog_core.errors import (
+    CatalogError,
+    Detail,
+    MultipartFileNotFound,
+    PayloadTooLarge,
+    ProductNotFound,
+    ValidationFailed,
+    VersionConflict,
+)
+from catalog_core.images import Blob, make_blob
+from catalog_core.limits import Limits
+from catalog_core.model import (
+    Image,
+    Page,
+    PayloadWarning,
+    Product,
+    Upload,
+    UpsertResult,
+    UseResult,
+    truncate_to_ms,
+)
+from catalog_core.repository.base import Repository, Write
+from catalog_core.rules import (
+    ONE_SHOT_VALID_FOR_DAYS,
+    USE_CREATED_VALID_FOR_DAYS,
+    merge,
+    new_one_shot_id,
+    record_use,
+)
+from catalog_core.wire.decode import (
+    check_account,
+    check_external_id,
+    decode_try_on,
+    decode_upsert,
+    load_body,
+)
+
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Catalog"]
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _OneShotIdTaken(Exception):
+    """A freshly drawn one-shot id is already live; draw another."""
+
+
+class Catalog:
+    """A product catalog on a repository: every rule of the rule book, for any number of accounts.
+
+    Args:
+        repository: where products live (:class:`~catalog_core.MemoryRepository`,
+            :class:`~catalog_core.SQLiteRepository` or any implementation of the contract).
+        clock: returns the current time as an aware ``datetime``; read once per operation and
+            truncated to whole milliseconds.
+        limits: the sizes to enforce (R33).
+
+    Every method raises :class:`~catalog_core.CatalogError` for bad input, and changes nothing
+    when it raises.
+    """
+
+    def __init__(
+        self,
+        repository: Repository,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        limits: Limits | None = None,
+    ) -> None:
+        self.repository = repository
+        self.limits = Limits() if limits is None else limits
+        self._clock = clock
+
+    def now(self) -> datetime:
+        """Return the catalog's current time, UTC, truncated to whole milliseconds."""
+        return truncate_to_ms(self._clock())
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        account: str,
+        payload: Mapping[str, Any] | bytes | str,
+        files: Mapping[str, Upload] | None = None,
+        if_version: int | None = None,
+    ) -> UpsertResult:
+        """Create or update the product the payload names (R4-R18).
+
+        Args:
+            account: the tenant.
+            payload: the JSON object, or the raw JSON body as ``bytes`` or ``str``.
+            files: the file parts of a multipart request, by part name (R14, R32).
+            if_version: the version the caller expects the product to have (R28).
+
+        Returns:
+            The product after the write, whether it was created, and the payload's warnings.
+
+        Raises:
+            CatalogError: in the order of R30; nothing is written.
+        """
+        account = check_account(account)
+        if_version = _check_version(if_version)
+        uploads = _check_files(files)
+        _check_request_size(payload, uploads, self.limits)
+        body = load_body(payload, self.limits)
+        command, warnings = decode_upsert(body, self.limits)
+        images, blobs, file_warnings = self._resolve_images(command, uploads)
+        external_id = command.external_id
+        assert external_id is not None  # decode_upsert refuses a missing id on an upsert
+        now = self.now()
+        created = False
+
+        def change(stored: Product | None) -> Write:
+            nonlocal created
+            existing = _live(stored, now)
+            product = merge(
+                existing, command, images, now, account=account, external_id=external_id
+            )
+            _expect_version(existing, if_version, external_id)
+            created = existing is None
+            return Write(product, blobs)
+
+        product = self.repository.write(account, external_id, change)
+        assert product is not None
+        return UpsertResult(product, created, warnings + file_warnings)
+
+    def use(
+        self,
+        account: str,
+        item: Mapping[str, Any] | bytes | str,
+        files: Mapping[str, Upload] | None = None,
+    ) -> UseResult:
+        """Apply one try-on product item and record the use (R22).
+
+        A reference (``{externalId}`` alone) needs a live product; an inline item upserts it; an
+        item without ``externalId`` creates a one-shot product with a generated id.
+
+        Raises:
+            CatalogError: nothing is written.
+        """
+        return self._use(account, item, files, prefix="", warnings=())
+
+    def try_on(
+        self,
+        account: str,
+        body: Mapping[str, Any] | bytes | str,
+        files: Mapping[str, Upload] | None = None,
+    ) -> UseResult:
+        """Apply the product part of a whole ``POST /try-on`` body (R22).
+
+        ``products`` must hold exactly one item; the deprecated single ``product`` object is
+        accepted with a warning. Detail and warning paths start at the body (``products.0.title``).
+
+        Raises:
+            CatalogError: nothing is written.
+        """
+        check_account(account)
+        uploads = _check_files(files)
+        _check_request_size(body, uploads, self.limits)
+        item, prefix, warnings = decode_try_on(load_body(body, self.limits))
+        return self._use(account, item, uploads, prefix=prefix, warnings=warnings)
+
+    def _use(
+        self,
+        account: str,
+        item: Mapping[str, Any] | bytes | str,
+        files: Mapping[str, Upload] | None,
+        *,
+        prefix: str,
+        warnings: tuple[PayloadWarning, ...],
+    ) -> UseResult:
+        account = check_account(account)
+        uploads = _check_files(files)
+        _check_request_size(item, uploads, self.limits)
+        body = load_body(item, self.limits, path=prefix.rstrip(".") or "body")
+        command, item_warnings = decode_upsert(body, self.limits, for_use=True, prefix=prefix)
+        warnings += item_warnings
+        images, blobs, file_warnings = self._resolve_images(command, uploads)
+        warnings += file_warnings
+        now = self.now()
+
+        if command.external_id is None:
+            return self._use_one_shot(account, command, images, blobs, now, warnings)
+
+        external_id = command.external_id
+        created = False
+
+        def change(stored: Product | None) -> Write:
+            nonlocal created
+            existing = _live(stored, now)
+            if command.is_reference:
+                if existing is None:
+                    raise ProductNotFound.for_id(external_id)
+                return Write(record_use(existing, now))
+            product = merge(
+                existing,
+                command,
+                images,
+                now,
+                account=account,
+                external_id=external_id,
+                default_valid_for_days=USE_CREATED_VALID_FOR_DAYS,
+                used=True,
+            )
+            created = existing is None
+            return Write(product, blobs)
+
+        product = self.repository.write(account, external_id, change)
+        assert product is not None
+        return UseResult(product, created, warnings)
+
+    def _use_one_shot(
+        self,
+        account: str,
+        command: UpsertCommand,
+        images: tuple[Image, ...] | None,
+        blobs: tuple[Blob, ...],
+        now: datetime,
+        warnings: tuple[PayloadWarning, ...],
+    ) -> UseResult:
+        while True:
+            external_id = new_one_shot_id()
+
+            def change(stored: Product | None, external_id: str = external_id) -> Write:
+                if _live(stored, now) is not None:
+                    raise _OneShotIdTaken
+                product = merge(
+                    None,
+                    command,
+                    images,
+                    now,
+                    account=account,
+                    external_id=external_id,
+                    default_valid_for_days=ONE_SHOT_VALID_FOR_DAYS,
+                    used=True,
+                )
+                return Write(product, blobs)
+
+            try:
+                product = self.repository.write(account, external_id, change)
+            except _OneShotIdTaken:  # pragma: no cover - 36**24 ids make this a formality
+                continue
+            assert product is not None
+            return UseResult(product, True, warnings)
+
+    def delete(self, account: str, external_id: str, if_version: int | None = None) -> None:
+        """Delete a live product (R25).
+
+        Raises:
+            ProductNotFound: no live product has that id.
+            VersionConflict: ``if_version`` is not the product's version (R28).
+            ValidationFailed: the account, id or version is malformed.
+        """
+        account = check_account(account)
+        external_id = _check_id(external_id, self.limits)
+        if_version = _check_version(if_version)
+        now = self.now()
+
+        def change(stored: Product | None) -> Write:
+            existing = _live(stored, now)
+            if existing is None:
+                raise ProductNotFound.for_id(external_id)
+            _expect_version(existing, if_version, external_id)
+            return Write(None)
+
+        self.repository.write(account, external_id, change)
+
+    def purge_expired(self) -> int:
+        """Delete the products expired now and unreferenced blobs; return the count (R21)."""
+        return self.repository.purge_expired(self.now())
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, account: str, external_id: str) -> Product:
+        """Return the live product (R23).
+
+        Raises:
+            ProductNotFound: no live product of the account has that id.
+            ValidationFailed: the account or id is malformed.
+        """
+        account = check_account(account)
+        external_id = _check_id(external_id, self.limits)
+        product = _live(self.repository.get(account, external_id), self.now())
+        if product is None:
+            raise ProductNotFound.for_id(external_id)
+        return product
+
+    def list(self, account: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Page:
+        """Return one page of the account's live products in code-point order of id (R24).
+
+        Args:
+            account: the tenant.
+            limit: the page size, 1-200.
+            cursor: ``next_cursor`` of the previous page, or ``None`` for the first.
+
+        Raises:
+            ValidationFailed: at ``limit`` or ``cursor``.
+        """
+        account = check_account(account)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValidationFailed.at("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
+        after = None if cursor is None else decode_cursor(account, cursor)
+        rows = self.repository.list_live(account, after=after, limit=limit + 1, now=self.now())
+        items = tuple(rows[:limit])
+        has_more = len(rows) > limit
+        next_cursor = encode_cursor(account, items[-1].external_id) if has_more else None
+        return Page(items, next_cursor, has_more)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _resolve_images(
+        self, command: UpsertCommand, files: Mapping[str, Upload]
+    ) -> tuple[tuple[Image, ...] | None, tuple[Blob, ...], tuple[PayloadWarning, ...]]:
+        """Turn image inputs into stored images and checked blobs (R14, R15, R32)."""
+        used = set(command.file_keys)
+        warnings = tuple(
+            PayloadWarning("UNUSED_FILE", name, "no image names this file part; it was ignored")
+            for name in files
+            if name not in used
+        )
+        if command.images is UNSET:
+            return None, (), warnings
+        missing = [i for i in command.images if i.file_key is not None and i.file_key not in files]
+        if missing:
+            raise MultipartFileNotFound(
+                f"No file part named '{missing[0].file_key}' in the request.",
+                [
+                    Detail(f"{i.path}.fileKey", f"no file part named '{i.file_key}'")
+                    for i in missing
+                ],
+            )
+        blobs: dict[str, Blob] = {}
+        images: list[Image] = []
+        for order, entry in enumerate(command.images):
+            if entry.file_key is None:
+                assert entry.url is not None
+                images.append(Image(entry.url, order, entry.classifications))
+                continue
+            blob = blobs.get(entry.file_key)
+            if blob is None:
+                try:
+                    blob = make_blob(
+                        entry.file_key,
+                        files[entry.file_key].data,
+                        max_bytes=self.limits.max_file_bytes,
+                    )
+                except CatalogError as exc:
+                    exc.details = (Detail(f"{entry.path}.fileKey", exc.message),)
+                    raise
+                blobs[entry.file_key] = blob
+            images.append(Image(blob.source_url, order, entry.classifications))
+        return tuple(images), tuple(blobs.values()), warnings
+
+
+def _live(product: Product | None, now: datetime) -> Product | None:
+    """Return ``product`` when it is live at ``now``; an expired product counts as absent (R20)."""
+    return None if product is None or product.is_expired(now) else product
+
+
+def _expect_version(existing: Product | None, if_version: int | None, external_id: str) -> None:
+    if if_version is None:
+        return
+    if existing is None:
+        raise VersionConflict(
+            f"Product '{external_id}' does not exist; expected version {if_version}.",
+            [Detail("version", "no live product has this id")],
+        )
+    if existing.version != if_version:
+        raise VersionConflict(
+            f"Product '{external_id}' is at version {existing.version}, not {if_version}.",
+            [Detail("version", f"current version is {existing.version}")],
+        )
+
+
+def _check_version(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationFailed.at("ifVersion", "must be a positive integer")
+    return value
+
+
+def _check_id(external_id: object, limits: Limits) -> str:
+    details = check_external_id(external_id, limits)
+    if details:
+        raise ValidationFailed.of(details)
+    assert isinstance(external_id, str)
+    return external_id
+
+
+def _check_files(files: object) -> dict[str, Upload]:
+    if files is None:
+        return {}
+    if not isinstance(files, Mapping):
+        raise ValidationFailed.at("files", "must map part names to uploads")
+    checked: dict[str, Upload] = {}
+    for name, upload in files.items():
+        if not isinstance(name, str) or not name:
+            raise ValidationFailed.at("files", "part names must be non-empty strings")
+        if isinstance(upload, bytes | bytearray):
+            upload = Upload(bytes(upload))
+        if not isinstance(upload, Upload) or not isinstance(upload.data, bytes | bytearray):
+            raise ValidationFailed.at(f"files.{name}", "must be an Upload holding bytes")
+        checked[name] = upload
+    return checked
+
+
+def _check_request_size(payload: object, files: Mapping[str, Upload], limits: Limits) -> None:
+    """Refuse a request over the request limit before anything is parsed (R30, R33)."""
+    size = sum(len(f.data) for f in files.values())
+    if isinstance(payload, bytes | bytearray | memoryview):
+        size += len(payload)
+    elif isinstance(payload, str):
+        size += len(payload.encode("utf-8", "surrogatepass"))
+    if size > limits.max_request_bytes:
+        raise PayloadTooLarge(
+            f"The request is {size} bytes; the limit is {limits.max_request_bytes} bytes."
+        )

@@ -1,0 +1,263 @@
+"""Every failure the catalog reports, as one exception tree with stable codes (R29).
+
+The tree::
+
+    CatalogError (Exception)
+    ├── ValidationFailed            VALIDATION_FAILED         400  (also ValueError)
+    ├── ExternalIdRequired          EXTERNAL_ID_REQUIRED      400  (also ValueError)
+    ├── ProductImagesRequired       PRODUCT_IMAGES_REQUIRED   400  (also ValueError)
+    ├── InvalidImageInput           INVALID_IMAGE_INPUT       400  (also ValueError)
+    ├── MultipartFileNotFound       MULTIPART_FILE_NOT_FOUND  400  (also LookupError)
+    ├── InvalidImage                INVALID_IMAGE             400  (also ValueError)
+    ├── MissingApiKey               MISSING_API_KEY           401  (also PermissionError)
+    ├── InvalidApiKey               INVALID_API_KEY           401  (also PermissionError)
+    ├── ProductNotFound             PRODUCT_NOT_FOUND         404  (also LookupError)
+    ├── ReservedExternalId          RESERVED_EXTERNAL_ID      409  (also ValueError)
+    ├── VersionConflict             VERSION_CONFLICT          412
+    ├── FileTooLarge                FILE_TOO_LARGE            413  (also ValueError)
+    ├── PayloadTooLarge             PAYLOAD_TOO_LARGE         413  (also ValueError)
+    ├── UnsupportedMediaType        UNSUPPORTED_MEDIA_TYPE    415  (also ValueError)
+    └── RateLimited                 RATE_LIMITED              429
+
+A caller that catches :class:`CatalogError` sees every failure a bad input can cause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import attrs
+
+__all__ = [
+    "CatalogError",
+    "Detail",
+    "ExternalIdRequired",
+    "FileTooLarge",
+    "InvalidApiKey",
+    "InvalidImage",
+    "InvalidImageInput",
+    "MissingApiKey",
+    "MultipartFileNotFound",
+    "PayloadTooLarge",
+    "ProductImagesRequired",
+    "ProductNotFound",
+    "RateLimited",
+    "ReservedExternalId",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+    "VersionConflict",
+    "error_for_code",
+    "sort_details",
+]
+
+
+@attrs.frozen
+class Detail:
+    """One field problem: a dotted ``path`` (``images.0.source.url``) and what is wrong with it."""
+
+    path: str
+    message: str
+
+    def to_wire(self) -> dict[str, str]:
+        """Return the ``{path, message}`` object of the wire format."""
+        return {"path": self.path, "message": self.message}
+
+
+_SEGMENT = re.compile(r"[^.]+")
+
+
+def _path_key(detail: Detail) -> tuple[tuple[int, int, str], ...]:
+    # Numeric segments compare as numbers and sort before names at the same depth (R30).
+    return tuple(
+        (0, int(seg), "") if seg.isdigit() else (1, 0, seg) for seg in _SEGMENT.findall(detail.path)
+    )
+
+
+def sort_details(details: Iterable[Detail]) -> tuple[Detail, ...]:
+    """Sort details by path, numeric segments compared as numbers (R30)."""
+    return tuple(sorted(details, key=lambda d: (_path_key(d), d.message)))
+
+
+class CatalogError(Exception):
+    """The base of every catalog failure.
+
+    Attributes:
+        code: the stable error code (``VALIDATION_FAILED``...).
+        status: the HTTP status the server answers with.
+        message: a sentence for people.
+        details: field problems, sorted by path; empty when there are none.
+    """
+
+    code: ClassVar[str] = "INTERNAL"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, details: Iterable[Detail] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: tuple[Detail, ...] = sort_details(details)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return ``{code, message, status, details?}``; ``details`` only when there are some."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
+        if self.details:
+            body["details"] = [d.to_wire() for d in self.details]
+        return body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, details={list(self.details)!r})"
+
+
+class ValidationFailed(CatalogError, ValueError):
+    """A field has the wrong type, size or form; ``details`` lists every such field at once."""
+
+    code = "VALIDATION_FAILED"
+    status = 400
+
+    @classmethod
+    def at(cls, path: str, message: str) -> ValidationFailed:
+        """Return the error for a single field problem."""
+        return cls(f"Validation failed: {path}: {message}", [Detail(path, message)])
+
+    @classmethod
+    def of(cls, details: Iterable[Detail]) -> ValidationFailed:
+        """Return the error listing all of ``details``."""
+        ordered = sort_details(details)
+        summary = "; ".join(f"{d.path}: {d.message}" for d in ordered[:3])
+        more = f" (and {len(ordered) - 3} more)" if len(ordered) > 3 else ""
+        return cls(f"Validation failed: {summary}{more}", ordered)
+
+
+class ExternalIdRequired(CatalogError, ValueError):
+    """The upsert has no ``externalId`` (missing, ``null`` or empty)."""
+
+    code = "EXTERNAL_ID_REQUIRED"
+    status = 400
+
+
+class ProductImagesRequired(CatalogError, ValueError):
+    """A product would be created, or left, with no image."""
+
+    code = "PRODUCT_IMAGES_REQUIRED"
+    status = 400
+
+
+class InvalidImageInput(CatalogError, ValueError):
+    """An image source holds neither or both of ``url`` and ``fileKey``."""
+
+    code = "INVALID_IMAGE_INPUT"
+    status = 400
+
+
+class MultipartFileNotFound(CatalogError, LookupError):
+    """An image names a ``fileKey`` that is not a file part of the request."""
+
+    code = "MULTIPART_FILE_NOT_FOUND"
+    status = 400
+
+
+class InvalidImage(CatalogError, ValueError):
+    """Uploaded bytes are not a JPEG, PNG, WebP, HEIC/HEIF or AVIF image."""
+
+    code = "INVALID_IMAGE"
+    status = 400
+
+
+class MissingApiKey(CatalogError, PermissionError):
+    """The request carries no API key."""
+
+    code = "MISSING_API_KEY"
+    status = 401
+
+
+class InvalidApiKey(CatalogError, PermissionError):
+    """The request's API key is not known."""
+
+    code = "INVALID_API_KEY"
+    status = 401
+
+
+class ProductNotFound(CatalogError, LookupError):
+    """No live product has that id in the account."""
+
+    code = "PRODUCT_NOT_FOUND"
+    status = 404
+
+    @classmethod
+    def for_id(cls, external_id: str) -> ProductNotFound:
+        """Return the error for ``external_id``, with the public service's message."""
+        return cls(f"Product '{external_id}' not found.")
+
+
+class ReservedExternalId(CatalogError, ValueError):
+    """An upsert names an id with the ``_anon_`` prefix."""
+
+    code = "RESERVED_EXTERNAL_ID"
+    status = 409
+
+
+class VersionConflict(CatalogError):
+    """The expected version does not match the product's current version."""
+
+    code = "VERSION_CONFLICT"
+    status = 412
+
+
+class FileTooLarge(CatalogError, ValueError):
+    """An uploaded file is over the file limit."""
+
+    code = "FILE_TOO_LARGE"
+    status = 413
+
+
+class PayloadTooLarge(CatalogError, ValueError):
+    """The whole request body is over the request limit."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+
+
+class UnsupportedMediaType(CatalogError, ValueError):
+    """The request body is neither JSON nor multipart."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    status = 415
+
+
+class RateLimited(CatalogError):
+    """The account has sent too many requests."""
+
+    code = "RATE_LIMITED"
+    status = 429
+
+
+_BY_CODE: dict[str, type[CatalogError]] = {
+    cls.code: cls
+    for cls in (
+        ValidationFailed,
+        ExternalIdRequired,
+        ProductImagesRequired,
+        InvalidImageInput,
+        MultipartFileNotFound,
+        InvalidImage,
+        MissingApiKey,
+        InvalidApiKey,
+        ProductNotFound,
+        ReservedExternalId,
+        VersionConflict,
+        FileTooLarge,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        RateLimited,
+    )
+}
+
+
+def error_for_code(code: str) -> type[CatalogError]:
+    """Return the exception class of a wire ``code``.
+
+    Raises:
+        KeyError: ``code`` is not one of the codes of R29.
+    """
+    return _BY_CODE[code]

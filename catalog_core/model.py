@@ -1,0 +1,160 @@
+"""The product and the values around it, as frozen attrs classes.
+
+Timestamps are timezone-aware UTC ``datetime`` values truncated to whole milliseconds, so what a
+backend writes is exactly what it reads back. ``metadata`` and ``classifications`` are plain JSON
+values: treat them as read-only (the backends hand out copies, never their own state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "ANON_PREFIX",
+    "UPLOAD_SCHEME",
+    "Image",
+    "Page",
+    "PayloadWarning",
+    "Product",
+    "Upload",
+    "UpsertResult",
+    "UseResult",
+    "from_epoch_ms",
+    "to_epoch_ms",
+    "truncate_to_ms",
+]
+
+#: Ids with this prefix are made by the catalog for one-shot products (R3, R22c).
+ANON_PREFIX = "_anon_"
+#: ``sourceUrl`` of an uploaded image: ``upload://<sha256-hex>`` (R15).
+UPLOAD_SCHEME = "upload://"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def truncate_to_ms(moment: datetime) -> datetime:
+    """Return ``moment`` in UTC with the microseconds cut to whole milliseconds.
+
+    Raises:
+        ValueError: ``moment`` is naive (has no time zone).
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("the catalog's clock must return timezone-aware datetimes")
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    """Return ``moment`` as whole milliseconds since the Unix epoch."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """Return the UTC datetime ``ms`` milliseconds after the Unix epoch."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+@attrs.frozen
+class Image:
+    """One image of a product: where it is, its position, and optional classifications (R12-R16)."""
+
+    source_url: str
+    order: int
+    classifications: Mapping[str, Any] | None = None
+
+    @property
+    def blob_sha256(self) -> str | None:
+        """The SHA-256 of the uploaded bytes, or ``None`` for a remote URL."""
+        if self.source_url.startswith(UPLOAD_SCHEME):
+            return self.source_url[len(UPLOAD_SCHEME) :]
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class Product:
+    """A product as stored: its key, fields, timestamps and write ``version`` (R28)."""
+
+    account: str
+    external_id: str
+    title: str | None = None
+    description: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    valid_for_days: int | None = None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    images: tuple[Image, ...] = ()
+    version: int = 1
+
+    @property
+    def one_shot(self) -> bool:
+        """Whether the catalog made this product's id (R22c); such products are never listed."""
+        return self.external_id.startswith(ANON_PREFIX)
+
+    @property
+    def blob_refs(self) -> frozenset[str]:
+        """The SHA-256 of every uploaded blob this product refers to."""
+        return frozenset(sha for image in self.images if (sha := image.blob_sha256) is not None)
+
+    def is_expired(self, now: datetime) -> bool:
+        """Whether the product is expired at ``now`` (R20)."""
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@attrs.frozen
+class PayloadWarning:
+    """Something the catalog accepted but the caller should change (R17, R18, R32).
+
+    ``code`` is one of ``DEPRECATED_IMAGE_SHAPE``, ``DEPRECATED_IMAGE_URLS``,
+    ``DEPRECATED_PRODUCT_FIELD``, ``UNKNOWN_FIELD`` and ``UNUSED_FILE``; ``path`` is the dotted
+    path of the field or the name of the file part.
+    """
+
+    code: str
+    path: str
+    message: str = ""
+
+
+@attrs.frozen
+class Upload:
+    """The bytes of one uploaded file part; ``mime_type`` is what the client claimed."""
+
+    data: bytes
+    mime_type: str | None = None
+
+
+@attrs.frozen
+class UpsertResult:
+    """The product after an accepted upsert, whether it was created, and any warnings."""
+
+    product: Product
+    created: bool
+    warnings: tuple[PayloadWarning, ...] = ()
+
+
+@attrs.frozen
+class UseResult:
+    """The product a try-on used, whether the use created it, and any warnings (R22)."""
+
+    product: Product
+    created: bool
+    warnings: tuple[PayloadWarning, ...] = ()
+
+
+@attrs.frozen
+class Page:
+    """One page of a listing (R24); ``count`` is the number of items on this page."""
+
+    items: tuple[Product, ...]
+    next_cursor: str | None
+    has_more: bool
+
+    @property
+    def count(self) -> int:
+        """The number of products on this page."""
+        return len(self.items)

@@ -1,0 +1,94 @@
+"""The repository contract: the little a storage backend must do for the rules to hold.
+
+A backend stores products keyed by ``(account, external_id)`` and uploaded blobs keyed by
+``(account, sha256)``. It knows nothing of the rules beyond expiry (to skip and purge expired
+products) and blob references (a product refers to the blobs of its ``upload://`` images). Every
+rule-bearing decision is taken by :class:`~catalog_core.Catalog` inside :meth:`Repository.write`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from catalog_core.images import Blob
+from catalog_core.model import Product
+
+__all__ = ["Change", "Repository", "Write"]
+
+
+@attrs.frozen
+class Write:
+    """What a change asks the repository to store for its key.
+
+    Attributes:
+        product: the new state of the product, or ``None`` to delete it.
+        blobs: uploaded blobs the product names; stored (once per account and SHA-256) in the same
+            transaction as the product.
+    """
+
+    product: Product | None
+    blobs: tuple[Blob, ...] = ()
+
+
+#: A change: given the stored product of a key (expired or not, ``None`` when there is none),
+#: return what to store, or raise to store nothing.
+Change = Callable[[Product | None], Write]
+
+
+@runtime_checkable
+class Repository(Protocol):
+    """Storage for a catalog. Every method is safe to call from several threads at once."""
+
+    def get(self, account: str, external_id: str) -> Product | None:
+        """Return the stored product of the key, expired or not, or ``None``.
+
+        Never returns a product of another account (R1).
+        """
+        ...
+
+    def write(self, account: str, external_id: str, change: Change) -> Product | None:
+        """Apply ``change`` to the key atomically and return what was stored.
+
+        The backend reads the stored product, calls ``change`` with it and stores the result, all
+        in one transaction: concurrent writes to one key are serialised, so no update is lost
+        (R27), and the product, its blob references and its new blobs change together or not at
+        all (R26). When ``change`` raises, nothing is stored and the exception propagates
+        unchanged. ``change`` is pure and may be called more than once when a backend retries.
+        Blob reference counts follow the products: a blob that no stored product refers to any
+        more stays until :meth:`purge_expired` removes it.
+
+        Returns:
+            The stored product, or ``None`` when the change deleted it.
+        """
+        ...
+
+    def list_live(
+        self, account: str, *, after: str | None, limit: int, now: datetime
+    ) -> Sequence[Product]:
+        """Return up to ``limit`` products of ``account`` whose id sorts after ``after``.
+
+        Only live products (not expired at ``now``, R20) that are not one-shot (R22c) are listed,
+        in ascending code-point order of ``external_id`` (R24). The cost grows with ``limit``,
+        not with the size of the catalog.
+        """
+        ...
+
+    def purge_expired(self, now: datetime) -> int:
+        """Delete the products expired at ``now``, then the blobs no product refers to (R21).
+
+        Works in bounded batches, costs time in proportion to what it removes, and returns the
+        number of products removed.
+        """
+        ...
+
+    def get_blob(self, account: str, sha256: str) -> Blob | None:
+        """Return the stored blob of ``account`` with that SHA-256, or ``None``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the repository is not used afterwards."""
+        ...

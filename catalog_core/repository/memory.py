@@ -1,0 +1,151 @@
+"""The in-memory repository: the reference backend for tests and short-lived catalogs."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from catalog_core.images import Blob
+from catalog_core.model import Image, Product
+from catalog_core.repository.base import Change
+
+__all__ = ["MemoryRepository"]
+
+
+def _copy_json(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    copy: dict[str, Any] = json.loads(json.dumps(value))
+    return copy
+
+
+def _detached(product: Product) -> Product:
+    """Return a copy of ``product`` that shares no mutable JSON with the stored one."""
+    return attrs.evolve(
+        product,
+        metadata=_copy_json(product.metadata),
+        images=tuple(
+            Image(i.source_url, i.order, _copy_json(i.classifications)) if i.classifications else i
+            for i in product.images
+        ),
+    )
+
+
+class MemoryRepository:
+    """Products and blobs in dictionaries, guarded by one lock.
+
+    It behaves like the SQL backends: the same contract, the same errors, copies handed out (never
+    its own state), listing in code-point order, and a purge whose cost follows what it removes
+    (an expiry heap and an orphan set, rather than a scan).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._products: dict[str, dict[str, Product]] = {}
+        self._listed_ids: dict[str, list[str]] = {}
+        self._expiry: list[tuple[datetime, str, str]] = []
+        self._blobs: dict[tuple[str, str], Blob] = {}
+        self._refs: dict[tuple[str, str], int] = {}
+        self._orphans: set[tuple[str, str]] = set()
+
+    def get(self, account: str, external_id: str) -> Product | None:
+        """See :meth:`Repository.get`."""
+        with self._lock:
+            product = self._products.get(account, {}).get(external_id)
+            return None if product is None else _detached(product)
+
+    def write(self, account: str, external_id: str, change: Change) -> Product | None:
+        """See :meth:`Repository.write`."""
+        with self._lock:
+            old = self._products.get(account, {}).get(external_id)
+            result = change(None if old is None else _detached(old))
+            new = result.product
+            if new is not None and (new.account, new.external_id) != (account, external_id):
+                raise ValueError("a write must keep the product's account and external id")
+            for blob in result.blobs:
+                self._blobs.setdefault((account, blob.sha256), blob)
+                self._refs.setdefault((account, blob.sha256), 0)
+            self._adjust_refs(account, old, new)
+            self._store(account, external_id, old, new)
+            return None if new is None else _detached(new)
+
+    def _adjust_refs(self, account: str, old: Product | None, new: Product | None) -> None:
+        before = old.blob_refs if old else frozenset()
+        after = new.blob_refs if new else frozenset()
+        for sha in after - before:
+            key = (account, sha)
+            if key not in self._blobs:
+                raise ValueError(f"product refers to blob {sha} that was neither stored nor given")
+            self._refs[key] += 1
+            self._orphans.discard(key)
+        for sha in before - after:
+            key = (account, sha)
+            self._refs[key] -= 1
+            if self._refs[key] == 0:
+                self._orphans.add(key)
+
+    def _store(
+        self, account: str, external_id: str, old: Product | None, new: Product | None
+    ) -> None:
+        products = self._products.setdefault(account, {})
+        listed = self._listed_ids.setdefault(account, [])
+        if new is None:
+            del products[external_id]
+        else:
+            products[external_id] = new
+            if new.expires_at is not None:
+                heapq.heappush(self._expiry, (new.expires_at, account, external_id))
+        if new is not None and not new.one_shot and old is None:
+            bisect.insort(listed, external_id)
+        elif new is None and old is not None and not old.one_shot:
+            del listed[bisect.bisect_left(listed, external_id)]
+
+    def list_live(
+        self, account: str, *, after: str | None, limit: int, now: datetime
+    ) -> Sequence[Product]:
+        """See :meth:`Repository.list_live`."""
+        with self._lock:
+            listed = self._listed_ids.get(account, [])
+            products = self._products.get(account, {})
+            start = 0 if after is None else bisect.bisect_right(listed, after)
+            page: list[Product] = []
+            for external_id in listed[start:]:
+                product = products[external_id]
+                if not product.is_expired(now):
+                    page.append(_detached(product))
+                    if len(page) == limit:
+                        break
+            return page
+
+    def purge_expired(self, now: datetime) -> int:
+        """See :meth:`Repository.purge_expired`."""
+        removed = 0
+        with self._lock:
+            while self._expiry and self._expiry[0][0] <= now:
+                expires, account, external_id = heapq.heappop(self._expiry)
+                product = self._products.get(account, {}).get(external_id)
+                # Entries left by later writes are stale: only the current expiry counts.
+                if product is not None and product.expires_at == expires:
+                    self._adjust_refs(account, product, None)
+                    self._store(account, external_id, product, None)
+                    removed += 1
+            for key in self._orphans:
+                del self._blobs[key]
+                del self._refs[key]
+            self._orphans.clear()
+        return removed
+
+    def get_blob(self, account: str, sha256: str) -> Blob | None:
+        """See :meth:`Repository.get_blob`."""
+        with self._lock:
+            return self._blobs.get((account, sha256))
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,407 @@
+"""The SQLite repository, built on sqlite-utils: the embedded default.
+
+Durability and concurrency:
+
+- The database runs in WAL mode, so readers never wait for the writer.
+- Every read-merge-write runs inside ``BEGIN IMMEDIATE``: the write lock is taken before the
+  product is read, so two threads or two processes on one file serialise instead of losing an
+  update (R27). A busy timeout makes a waiting writer sleep rather than fail, and a writer that
+  still finds the lock taken retries with back-off: callers never see "database is locked".
+- ``synchronous=NORMAL`` (the default) keeps the database consistent after any crash; a power
+  loss may lose the last transactions. ``durability="full"`` (``synchronous=FULL``) makes every
+  committed write survive a power loss too, at the price of one more sync per write.
+- Uploaded image bytes live in the same database, written in the same transaction as the product
+  that first names them (R15, R26).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import sqlite_utils
+
+from catalog_core.images import Blob
+from catalog_core.model import Image, Product, from_epoch_ms, to_epoch_ms
+from catalog_core.repository.base import Change
+
+__all__ = ["SQLiteRepository"]
+
+SCHEMA_VERSION: Final = 1
+_PURGE_BATCH: Final = 500
+_COLUMNS: Final = (
+    "account, external_id, title, description, metadata, valid_for_days, expires_at, "
+    "last_used_at, created_at, updated_at, images, version"
+)
+_INDEXES: Final = (
+    # Listing walks one account's non-one-shot ids in order (R24): a partial index keeps
+    # one-shot products out of the walk.
+    "CREATE INDEX IF NOT EXISTS products_listing ON products (account, external_id) "
+    "WHERE one_shot = 0",
+    # The purge reads only what has expired (R21).
+    "CREATE INDEX IF NOT EXISTS products_expiry ON products (expires_at) "
+    "WHERE expires_at IS NOT NULL",
+    # The purge finds orphan blobs without scanning the others.
+    "CREATE INDEX IF NOT EXISTS blobs_orphans ON blobs (account, sha256) WHERE refs = 0",
+)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else to_epoch_ms(moment)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else from_epoch_ms(ms)
+
+
+def _images_to_json(images: tuple[Image, ...]) -> str:
+    return json.dumps(
+        [
+            [i.source_url, i.classifications] if i.classifications else [i.source_url]
+            for i in images
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _row_to_product(row: Sequence[Any]) -> Product:
+    return Product(
+        account=row[0],
+        external_id=row[1],
+        title=row[2],
+        description=row[3],
+        metadata=None if row[4] is None else json.loads(row[4]),
+        valid_for_days=row[5],
+        expires_at=_dt(row[6]),
+        last_used_at=_dt(row[7]),
+        created_at=from_epoch_ms(row[8]),
+        updated_at=from_epoch_ms(row[9]),
+        images=tuple(
+            Image(entry[0], order, entry[1] if len(entry) > 1 else None)
+            for order, entry in enumerate(json.loads(row[10]))
+        ),
+        version=row[11],
+    )
+
+
+def _product_params(product: Product) -> tuple[Any, ...]:
+    return (
+        product.account,
+        product.external_id,
+        product.title,
+        product.description,
+        None
+        if product.metadata is None
+        else json.dumps(product.metadata, ensure_ascii=False, separators=(",", ":")),
+        product.valid_for_days,
+        _ms(product.expires_at),
+        _ms(product.last_used_at),
+        to_epoch_ms(product.created_at),
+        to_epoch_ms(product.updated_at),
+        _images_to_json(product.images),
+        product.version,
+        int(product.one_shot),
+    )
+
+
+def _blob_refs_of_images_json(text: str) -> set[str]:
+    return {
+        entry[0][len("upload://") :]
+        for entry in json.loads(text)
+        if entry[0].startswith("upload://")
+    }
+
+
+class SQLiteRepository:
+    """Products and blobs in one SQLite file (or an existing ``sqlite_utils.Database``).
+
+    Args:
+        db: a path, or an open ``sqlite_utils.Database``. With a path each thread gets its own
+            connection; a ``Database`` you pass is one connection, shared under a lock (open it
+            with ``check_same_thread=False`` to use it from several threads). ``":memory:"`` is one
+            shared connection too.
+        durability: ``"normal"`` (``synchronous=NORMAL``, the default) or ``"full"``
+            (``synchronous=FULL``); see the module documentation.
+        busy_timeout: seconds a writer waits for the write lock before this repository gives up
+            with ``TimeoutError``; the default is generous because waiting is the normal case under
+            many writers.
+    """
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | sqlite_utils.Database,
+        *,
+        durability: Literal["normal", "full"] = "normal",
+        busy_timeout: float = 60.0,
+    ) -> None:
+        if durability not in ("normal", "full"):
+            raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
+        self._synchronous = durability.upper()
+        self._busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._path: str | None
+        self._shared: sqlite3.Connection | None
+        if isinstance(db, sqlite_utils.Database):
+            self._path, self._shared = None, db.conn
+            self._configure(db.conn)
+        else:
+            self._path = os.fspath(db)
+            self._shared = self._connect() if self._path == ":memory:" else None
+        with self._transaction() as conn:
+            self._create_schema(sqlite_utils.Database(conn))
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        assert self._path is not None
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self._configure(conn)
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            return self._shared
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _retry(self, action: Any) -> Any:
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"the SQLite database stayed locked for {self._busy_timeout} s"
+                    ) from None
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.1)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the write lock from the first read to the commit (``BEGIN IMMEDIATE``)."""
+        with self._lock if self._shared is not None else _NO_LOCK:
+            conn = self._conn()
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            else:
+                self._retry(conn.commit)
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock if self._shared is not None else _NO_LOCK:
+            yield self._conn()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _create_schema(self, db: sqlite_utils.Database) -> None:
+        db.table("catalog_meta").create(
+            {"key": str, "value": str}, pk="key", not_null={"value"}, if_not_exists=True
+        )
+        row = db.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row[0]) != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the database has catalog schema {row[0]}; this version of catalog_core "
+                f"reads schema {SCHEMA_VERSION}"
+            )
+        db.table("products").create(
+            {
+                "account": str,
+                "external_id": str,
+                "title": str,
+                "description": str,
+                "metadata": str,
+                "valid_for_days": int,
+                "expires_at": int,
+                "last_used_at": int,
+                "created_at": int,
+                "updated_at": int,
+                "images": str,
+                "version": int,
+                "one_shot": int,
+            },
+            pk=("account", "external_id"),
+            not_null={"created_at", "updated_at", "images", "version", "one_shot"},
+            if_not_exists=True,
+        )
+        db.table("blobs").create(
+            {"account": str, "sha256": str, "mime_type": str, "data": bytes, "refs": int},
+            pk=("account", "sha256"),
+            not_null={"mime_type", "data", "refs"},
+            if_not_exists=True,
+        )
+        for statement in _INDEXES:
+            db.execute(statement)
+        if row is None:
+            db.execute(
+                "INSERT OR IGNORE INTO catalog_meta (key, value) VALUES ('schema_version', ?)",
+                [str(SCHEMA_VERSION)],
+            )
+
+    # -- the contract -----------------------------------------------------------------------
+
+    def get(self, account: str, external_id: str) -> Product | None:
+        """See :meth:`Repository.get`."""
+        with self._reading() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM products WHERE account = ? AND external_id = ?",
+                (account, external_id),
+            ).fetchone()
+        return None if row is None else _row_to_product(row)
+
+    def write(self, account: str, external_id: str, change: Change) -> Product | None:
+        """See :meth:`Repository.write`."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM products WHERE account = ? AND external_id = ?",
+                (account, external_id),
+            ).fetchone()
+            old = None if row is None else _row_to_product(row)
+            result = change(old)
+            new = result.product
+            if new is not None and (new.account, new.external_id) != (account, external_id):
+                raise ValueError("a write must keep the product's account and external id")
+            conn.executemany(
+                "INSERT OR IGNORE INTO blobs (account, sha256, mime_type, data, refs) "
+                "VALUES (?, ?, ?, ?, 0)",
+                [(account, b.sha256, b.mime_type, b.data) for b in result.blobs],
+            )
+            before = old.blob_refs if old else frozenset()
+            after = new.blob_refs if new else frozenset()
+            self._adjust_refs(conn, account, after - before, +1)
+            self._adjust_refs(conn, account, before - after, -1)
+            if new is None:
+                conn.execute(
+                    "DELETE FROM products WHERE account = ? AND external_id = ?",
+                    (account, external_id),
+                )
+            else:
+                conn.execute(
+                    f"INSERT OR REPLACE INTO products ({_COLUMNS}, one_shot) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _product_params(new),
+                )
+            return new
+
+    @staticmethod
+    def _adjust_refs(
+        conn: sqlite3.Connection, account: str, shas: frozenset[str] | set[str], delta: int
+    ) -> None:
+        for sha in shas:
+            cursor = conn.execute(
+                "UPDATE blobs SET refs = refs + ? WHERE account = ? AND sha256 = ?",
+                (delta, account, sha),
+            )
+            if cursor.rowcount != 1:
+                raise ValueError(f"product refers to blob {sha} that was neither stored nor given")
+
+    def list_live(
+        self, account: str, *, after: str | None, limit: int, now: datetime
+    ) -> Sequence[Product]:
+        """See :meth:`Repository.list_live`."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM products INDEXED BY products_listing "
+                "WHERE account = ? AND one_shot = 0 AND external_id > ? "
+                "AND (expires_at IS NULL OR expires_at > ?) "
+                "ORDER BY external_id LIMIT ?",
+                (account, after or "", to_epoch_ms(now), limit),
+            ).fetchall()
+        return [_row_to_product(row) for row in rows]
+
+    def purge_expired(self, now: datetime) -> int:
+        """See :meth:`Repository.purge_expired`."""
+        removed = 0
+        cutoff = to_epoch_ms(now)
+        while True:
+            with self._transaction() as conn:
+                rows = conn.execute(
+                    "SELECT account, external_id, images FROM products INDEXED BY products_expiry "
+                    "WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
+                    (cutoff, _PURGE_BATCH),
+                ).fetchall()
+                for account, _, images in rows:
+                    self._adjust_refs(conn, account, _blob_refs_of_images_json(images), -1)
+                conn.executemany(
+                    "DELETE FROM products WHERE account = ? AND external_id = ?",
+                    [(account, external_id) for account, external_id, _ in rows],
+                )
+            removed += len(rows)
+            if len(rows) < _PURGE_BATCH:
+                break
+        while True:
+            with self._transaction() as conn:
+                deleted = conn.execute(
+                    "DELETE FROM blobs WHERE rowid IN (SELECT rowid FROM blobs "
+                    "INDEXED BY blobs_orphans WHERE refs = 0 LIMIT ?)",
+                    (_PURGE_BATCH,),
+                ).rowcount
+            if deleted < _PURGE_BATCH:
+                break
+        return removed
+
+    def get_blob(self, account: str, sha256: str) -> Blob | None:
+        """See :meth:`Repository.get_blob`."""
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT sha256, data, mime_type FROM blobs WHERE account = ? AND sha256 = ?",
+                (account, sha256),
+            ).fetchone()
+        return None if row is None else Blob(row[0], bytes(row[1]), row[2])
+
+    def close(self) -> None:
+        """Close the connections this repository opened (a ``Database`` you passed stays open)."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK: Final = _NoLock()

@@ -1,0 +1,516 @@
+"""Request payloads to commands: strict types, every field problem collected, errors in R30 order.
+
+This layer is hand-written rather than a cattrs structure hook because the rules need things a
+structuring converter does not give: three states per field (omitted, ``null``, value), the
+deprecated image shapes recognised and normalised with a warning, unknown keys warned about rather
+than refused, and one request yielding exactly one error chosen by the order of R30.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from catalog_core._unset import UNSET, Unset
+from catalog_core.commands import ImageInput, UpsertCommand
+from catalog_core.errors import (
+    Detail,
+    ExternalIdRequired,
+    InvalidImageInput,
+    PayloadTooLarge,
+    ReservedExternalId,
+    ValidationFailed,
+)
+from catalog_core.limits import Limits
+from catalog_core.model import ANON_PREFIX, PayloadWarning, Upload
+
+__all__ = [
+    "MAX_VALID_FOR_DAYS",
+    "check_account",
+    "check_external_id",
+    "decode_try_on",
+    "decode_upsert",
+    "load_body",
+    "split_multipart",
+]
+
+MAX_VALID_FOR_DAYS: Final = 365
+_PRODUCT_KEYS: Final = frozenset(
+    {"externalId", "title", "description", "metadata", "validForDays", "images", "imageUrls"}
+)
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_URL_FORBIDDEN: Final = re.compile("[\x00-\x20\x7f\ud800-\udfff]")
+_JSON_MAX_DEPTH: Final = 64
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(text: str | bytes) -> Any:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping[str, Any]:
+    """Return the JSON object of a request body.
+
+    Args:
+        payload: a mapping (used as it is), or the raw body as ``bytes`` or ``str``.
+        limits: the request limit applies to a raw body, before anything is parsed (R30).
+        path: the detail path naming the body (``data`` for the field of a multipart body).
+
+    Raises:
+        PayloadTooLarge: the raw body is over ``limits.max_request_bytes``.
+        ValidationFailed: the body is not valid UTF-8 JSON, or not a JSON object.
+    """
+    if isinstance(payload, Mapping):
+        return payload
+    if isinstance(payload, bytes | bytearray | memoryview | str):
+        size = (
+            len(payload.encode("utf-8", "surrogatepass"))
+            if isinstance(payload, str)
+            else len(payload)
+        )
+        if size > limits.max_request_bytes:
+            raise PayloadTooLarge(
+                f"The request body is {size} bytes; the limit is {limits.max_request_bytes} bytes."
+            )
+        raw = payload if isinstance(payload, str) else bytes(payload)
+        try:
+            value = _parse_json(raw)
+        except (ValueError, RecursionError) as exc:
+            # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
+            raise ValidationFailed.at(path, f"must be a JSON object ({_short(exc)})") from None
+        if isinstance(value, dict):
+            return value
+    raise ValidationFailed.at(path, "must be a JSON object")
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not valid UTF-8"
+    return str(exc).split(":")[0]
+
+
+def _bad_text(value: str) -> str | None:
+    if _SURROGATE.search(value):
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def check_external_id(value: object, limits: Limits, *, path: str = "externalId") -> list[Detail]:
+    """Return the problems of an ``externalId`` value under R2 (an empty list when it is valid)."""
+    if not isinstance(value, str):
+        return [Detail(path, "must be a string")]
+    if not value:
+        return [Detail(path, "must not be empty")]
+    if len(value) > limits.max_external_id_length:
+        return [Detail(path, f"must be at most {limits.max_external_id_length} characters")]
+    if _CONTROL.search(value):
+        return [Detail(path, "must not contain control characters")]
+    problem = _bad_text(value)
+    return [Detail(path, problem)] if problem else []
+
+
+def check_account(account: object) -> str:
+    """Return ``account`` when it is a non-empty valid string.
+
+    Raises:
+        ValidationFailed: at path ``account``.
+    """
+    if not isinstance(account, str) or not account:
+        raise ValidationFailed.at("account", "must be a non-empty string")
+    problem = _bad_text(account)
+    if problem:
+        raise ValidationFailed.at("account", problem)
+    return account
+
+
+class _Decoder:
+    """One pass over a product payload, collecting details, image-input problems and warnings."""
+
+    def __init__(self, limits: Limits, prefix: str) -> None:
+        self.limits = limits
+        self.prefix = prefix
+        self.details: list[Detail] = []
+        self.image_input: list[Detail] = []
+        self.warnings: list[PayloadWarning] = []
+
+    def path(self, *parts: object) -> str:
+        return self.prefix + ".".join(str(p) for p in parts)
+
+    def fail(self, message: str, *parts: object) -> None:
+        self.details.append(Detail(self.path(*parts), message))
+
+    def warn(self, code: str, message: str, *parts: object) -> None:
+        self.warnings.append(PayloadWarning(code, self.path(*parts), message))
+
+    def text(self, body: Mapping[str, Any], key: str, max_length: int) -> str | Unset | None:
+        if key not in body:
+            return UNSET
+        value = body[key]
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail("must be a string or null", key)
+            return UNSET
+        if len(value) > max_length:
+            self.fail(f"must be at most {max_length} characters", key)
+            return UNSET
+        problem = _bad_text(value)
+        if problem:
+            self.fail(problem, key)
+            return UNSET
+        return value
+
+    def json_object(self, value: object, max_bytes: int, *parts: object) -> dict[str, Any] | None:
+        """Return a detached copy of a JSON object within ``max_bytes``, else ``None``."""
+        if not isinstance(value, dict):
+            self.fail("must be a JSON object or null", *parts)
+            return None
+        problem = _json_problem(value, 0)
+        if problem is None:
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            try:
+                size = len(text.encode("utf-8"))
+            except UnicodeEncodeError:
+                problem = "must be valid Unicode (no lone surrogates)"
+            else:
+                if size > max_bytes:
+                    problem = f"must be at most {max_bytes} bytes as compact JSON (is {size})"
+                else:
+                    copy: dict[str, Any] = json.loads(text)
+                    return copy
+        self.fail(problem, *parts)
+        return None
+
+    def metadata(self, body: Mapping[str, Any]) -> dict[str, Any] | Unset | None:
+        if "metadata" not in body:
+            return UNSET
+        value = body["metadata"]
+        if value is None:
+            return None
+        result = self.json_object(value, self.limits.max_metadata_bytes, "metadata")
+        return UNSET if result is None else result
+
+    def valid_for_days(self, body: Mapping[str, Any]) -> int | Unset | None:
+        if "validForDays" not in body:
+            return UNSET
+        value = body["validForDays"]
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(f"must be an integer from 1 to {MAX_VALID_FOR_DAYS}, or null", "validForDays")
+            return UNSET
+        if not 1 <= value <= MAX_VALID_FOR_DAYS:
+            self.fail(f"must be from 1 to {MAX_VALID_FOR_DAYS}", "validForDays")
+            return UNSET
+        return value
+
+    def url(self, value: object, *parts: object) -> str | None:
+        if not isinstance(value, str):
+            self.fail("must be a string", *parts)
+            return None
+        limit = self.limits.max_url_length
+        if len(value) > limit:
+            self.fail(f"must be at most {limit} characters", *parts)
+            return None
+        if _URL_FORBIDDEN.search(value):
+            self.fail("must not contain spaces, control characters or lone surrogates", *parts)
+            return None
+        try:
+            split = urlsplit(value)
+            host = split.hostname
+            split.port  # noqa: B018 - parsing the port is the check: it raises on a bad one
+        except ValueError:
+            host = None
+            split = None
+        if split is None or split.scheme.lower() not in ("http", "https") or not host:
+            self.fail("must be an absolute http or https URL with a host", *parts)
+            return None
+        return value
+
+    def file_key(self, value: object, *parts: object) -> str | None:
+        if not isinstance(value, str) or not value:
+            self.fail("must be a non-empty string", *parts)
+            return None
+        problem = _bad_text(value)
+        if problem:
+            self.fail(problem, *parts)
+            return None
+        return value
+
+    def classifications(self, entry: Mapping[str, Any], index: int) -> Mapping[str, Any] | None:
+        value = entry.get("classifications")
+        if value is None:
+            return None
+        result = self.json_object(
+            value, self.limits.max_classifications_bytes, "images", index, "classifications"
+        )
+        return result or None  # {} means none (R16)
+
+    def source(
+        self, holder: Mapping[str, Any], index: int, parts: tuple[object, ...]
+    ) -> tuple[str | None, str | None] | None:
+        """Return ``(url, file_key)`` of a source object, or ``None`` after recording why not."""
+        has_url, has_key = "url" in holder, "fileKey" in holder
+        if has_url == has_key:
+            which = "both" if has_url else "neither"
+            self.image_input.append(
+                Detail(self.path(*parts), f"must hold exactly one of url and fileKey, not {which}")
+            )
+            return None
+        if has_url:
+            url = self.url(holder["url"], *parts, "url")
+            return None if url is None else (url, None)
+        key = self.file_key(holder["fileKey"], *parts, "fileKey")
+        return None if key is None else (None, key)
+
+    def image(self, entry: object, index: int) -> ImageInput | None:
+        if not isinstance(entry, Mapping):
+            self.fail("must be an object", "images", index)
+            return None
+        for key in entry:
+            if key not in ("source", "classifications", "url", "fileKey"):
+                self.warn("UNKNOWN_FIELD", "unknown field ignored", "images", index, key)
+        if "source" in entry:
+            source = entry["source"]
+            if "url" in entry or "fileKey" in entry:
+                self.image_input.append(
+                    Detail(
+                        self.path("images", index, "source"),
+                        "give url or fileKey inside source, not beside it",
+                    )
+                )
+                found = None
+            elif not isinstance(source, Mapping):
+                self.fail("must be an object", "images", index, "source")
+                found = None
+            else:
+                for key in source:
+                    if key not in ("url", "fileKey"):
+                        self.warn(
+                            "UNKNOWN_FIELD", "unknown field ignored", "images", index, "source", key
+                        )
+                found = self.source(source, index, ("images", index, "source"))
+        elif "url" in entry or "fileKey" in entry:
+            self.warn(
+                "DEPRECATED_IMAGE_SHAPE",
+                "the flat {url} / {fileKey} image is deprecated; use {source: {url | fileKey}}",
+                "images",
+                index,
+            )
+            found = self.source(entry, index, ("images", index))
+        else:
+            found = self.source({}, index, ("images", index, "source"))
+        classifications = self.classifications(entry, index)
+        if found is None:
+            return None
+        source_path = (
+            self.path("images", index, "source")
+            if "source" in entry
+            else self.path("images", index)
+        )
+        return ImageInput(
+            url=found[0], file_key=found[1], classifications=classifications, path=source_path
+        )
+
+    def images(self, body: Mapping[str, Any]) -> tuple[ImageInput, ...] | Unset:
+        has_images, has_urls = "images" in body, "imageUrls" in body
+        if has_images and has_urls:
+            self.fail("images and imageUrls cannot be used together", "imageUrls")
+            return UNSET
+        if not (has_images or has_urls):
+            return UNSET
+        key = "images" if has_images else "imageUrls"
+        entries = body[key]
+        if not isinstance(entries, list):
+            self.fail("must be a list", key)
+            return UNSET
+        if len(entries) > self.limits.max_images:
+            self.fail(f"must hold at most {self.limits.max_images} images", key)
+            return UNSET
+        errors_before = len(self.details) + len(self.image_input)
+        result: list[ImageInput] = []
+        if has_urls:
+            self.warn(
+                "DEPRECATED_IMAGE_URLS",
+                "imageUrls is deprecated; use images: [{source: {url}}]",
+                "imageUrls",
+            )
+            for index, value in enumerate(entries):
+                url = self.url(value, "imageUrls", index)
+                if url is not None:
+                    result.append(ImageInput(url=url, path=self.path("imageUrls", index)))
+        else:
+            for index, entry in enumerate(entries):
+                image = self.image(entry, index)
+                if image is not None:
+                    result.append(image)
+        if len(self.details) + len(self.image_input) > errors_before:
+            return UNSET
+        return tuple(result)
+
+
+def _json_problem(value: object, depth: int) -> str | None:
+    """Return why ``value`` is not a plain JSON value, or ``None`` when it is."""
+    if depth > _JSON_MAX_DEPTH:
+        return f"must be nested at most {_JSON_MAX_DEPTH} levels deep"
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must hold only finite numbers"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return "must have only string keys"
+            problem = _json_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        for item in value:
+            problem = _json_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"must hold only JSON values, not {type(value).__name__}"
+
+
+def decode_upsert(
+    body: Mapping[str, Any],
+    limits: Limits,
+    *,
+    for_use: bool = False,
+    prefix: str = "",
+) -> tuple[UpsertCommand, tuple[PayloadWarning, ...]]:
+    """Decode a product payload (an upsert body, or a use item when ``for_use``).
+
+    Args:
+        body: the JSON object.
+        limits: the sizes to enforce (R33).
+        for_use: decode a try-on product item: a missing or ``null`` id means one-shot (R22c) and
+            a reference to an ``_anon_`` id is allowed (R3).
+        prefix: prepended to every detail and warning path (``products.0.``).
+
+    Returns:
+        The command and the warnings of deprecated shapes and unknown keys (R17, R18).
+
+    Raises:
+        ExternalIdRequired, ValidationFailed, InvalidImageInput, ReservedExternalId: in R30 order.
+    """
+    decoder = _Decoder(limits, prefix)
+    external_id: Any = body.get("externalId")
+    if (external_id is None and not for_use) or external_id == "":
+        raise ExternalIdRequired(
+            "externalId is required.", [Detail(decoder.path("externalId"), "is required")]
+        )
+    if external_id is not None:
+        decoder.details.extend(
+            check_external_id(external_id, limits, path=decoder.path("externalId"))
+        )
+    for key in body:
+        if key not in _PRODUCT_KEYS:
+            decoder.warn("UNKNOWN_FIELD", "unknown field ignored", key)
+    valid_for_days = decoder.valid_for_days(body)
+    if for_use and external_id is None and valid_for_days is None:
+        decoder.fail(
+            "a one-shot product always expires: give a number of days or omit it", "validForDays"
+        )
+    command = UpsertCommand(
+        external_id=external_id,
+        title=decoder.text(body, "title", limits.max_title_length),
+        description=decoder.text(body, "description", limits.max_description_length),
+        metadata=decoder.metadata(body),
+        valid_for_days=valid_for_days,
+        images=decoder.images(body),
+    )
+    if decoder.details:
+        raise ValidationFailed.of(decoder.details)
+    if decoder.image_input:
+        first = decoder.image_input[0]
+        raise InvalidImageInput(
+            f"Image source at {first.path} {first.message}.", decoder.image_input
+        )
+    if (
+        isinstance(external_id, str)
+        and external_id.startswith(ANON_PREFIX)
+        and not (for_use and command.is_reference)
+    ):
+        raise ReservedExternalId(
+            f"externalId '{external_id}' is reserved — the '{ANON_PREFIX}' prefix is for "
+            "server-generated IDs."
+        )
+    return command, tuple(decoder.warnings)
+
+
+def decode_try_on(
+    body: Mapping[str, Any],
+) -> tuple[Mapping[str, Any], str, tuple[PayloadWarning, ...]]:
+    """Find the one product item of a try-on body (R22).
+
+    Returns:
+        The item, the path prefix of its fields (``products.0.`` or ``product.``), and a warning
+        when the deprecated single ``product`` object was used.
+
+    Raises:
+        ValidationFailed: ``products`` does not hold exactly one object, both forms are present,
+            or neither is.
+    """
+    has_list, has_single = "products" in body, "product" in body
+    if has_list and has_single:
+        raise ValidationFailed.at("product", "products and product cannot be used together")
+    if has_single:
+        item = body["product"]
+        if not isinstance(item, Mapping):
+            raise ValidationFailed.at("product", "must be an object")
+        warning = PayloadWarning(
+            "DEPRECATED_PRODUCT_FIELD", "product", "product is deprecated; use products: [item]"
+        )
+        return item, "product.", (warning,)
+    items = body.get("products")
+    if not isinstance(items, list) or len(items) != 1:
+        raise ValidationFailed.at("products", "must be a list holding exactly one product item")
+    if not isinstance(items[0], Mapping):
+        raise ValidationFailed.at("products.0", "must be an object")
+    return items[0], "products.0.", ()
+
+
+def split_multipart(
+    fields: Mapping[str, str | bytes | Upload], limits: Limits
+) -> tuple[Mapping[str, Any], dict[str, Upload]]:
+    """Split the parts of a ``multipart/form-data`` body into its JSON ``data`` and its files (R32).
+
+    Args:
+        fields: every part by name: text parts as ``str`` or ``bytes``, file parts as
+            :class:`~catalog_core.Upload`. A ``data`` part sent as a file is read as JSON too.
+        limits: the request limit.
+
+    Returns:
+        The JSON object of ``data`` and the other parts as uploads.
+
+    Raises:
+        ValidationFailed: ``data`` is missing or is not a JSON object (path ``data``).
+    """
+    if "data" not in fields:
+        raise ValidationFailed.at("data", "is required: the JSON payload goes in the data field")
+    data = fields["data"]
+    raw = data.data if isinstance(data, Upload) else data
+    body = load_body(raw, limits, path="data")
+    files = {
+        name: part
+        if isinstance(part, Upload)
+        else Upload(part.encode() if isinstance(part, str) else part)
+        for name, part in fields.items()
+        if name != "data"
+    }
+    return body, files

@@ -1,0 +1,165 @@
+"""Products and pages to their wire form (R31), through one cattrs converter.
+
+The converter is made by :func:`make_converter`, never cattrs' global one. Its structure hooks
+are strict (no coercion of ``42`` to ``"42"`` or of ``True`` to ``1``), and every cattrs
+exception is translated into ``VALIDATION_FAILED`` before it can leave this module.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from catalog_core.errors import Detail, ValidationFailed
+from catalog_core.model import Image, Page, Product
+
+__all__ = [
+    "format_timestamp",
+    "make_converter",
+    "page_to_wire",
+    "parse_timestamp",
+    "product_from_wire",
+    "to_wire",
+]
+
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+
+_WIRE_NAMES: Final = {
+    "external_id": "externalId",
+    "valid_for_days": "validForDays",
+    "expires_at": "expiresAt",
+    "last_used_at": "lastUsedAt",
+    "created_at": "createdAt",
+    "updated_at": "updatedAt",
+    "source_url": "sourceUrl",
+}
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Return ``moment`` as UTC ISO-8601 with exactly three fractional digits and ``Z`` (R31)."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: object) -> datetime:
+    """Parse a wire timestamp (``2026-05-13T10:00:00.000Z``).
+
+    Raises:
+        ValueError: ``text`` is not in exactly that form.
+    """
+    if not isinstance(text, str) or not _TIMESTAMP.fullmatch(text):
+        raise ValueError(f"not a wire timestamp: {text!r}")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+
+
+def _strict(kind: type[Any]) -> Any:
+    def structure(value: object, _: object) -> Any:
+        # bool is an int subclass; the rules never want it where a number or string goes.
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
+def _structure_mapping(value: object, _: object) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def make_converter() -> cattrs.Converter:
+    """Return the converter of the wire format: camelCase names, R31 timestamps, strict types."""
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(datetime, format_timestamp)
+    converter.register_structure_hook(datetime, lambda value, _: parse_timestamp(value))
+    for kind in (str, int):
+        converter.register_structure_hook(kind, _strict(kind))
+    converter.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
+
+    source_url = override(rename="sourceUrl")
+    classifications = override(omit_if_default=True)
+    converter.register_unstructure_hook(
+        Image,
+        make_dict_unstructure_fn(
+            Image, converter, source_url=source_url, classifications=classifications
+        ),
+    )
+    converter.register_structure_hook(
+        Image,
+        make_dict_structure_fn(
+            Image, converter, source_url=source_url, classifications=classifications
+        ),
+    )
+    renamed = {
+        name: override(rename=wire) for name, wire in _WIRE_NAMES.items() if name != "source_url"
+    }
+    converter.register_unstructure_hook(
+        Product,
+        make_dict_unstructure_fn(
+            Product,
+            converter,
+            account=override(omit=True),
+            version=override(omit=True),
+            **renamed,  # type: ignore[arg-type]  # cattrs types **kwargs as overrides
+        ),
+    )
+    converter.register_structure_hook(
+        Product,
+        make_dict_structure_fn(
+            Product,
+            converter,
+            _cattrs_forbid_extra_keys=True,
+            **renamed,  # type: ignore[arg-type]  # cattrs types **kwargs as overrides
+        ),
+    )
+    return converter
+
+
+_CONVERTER: Final = make_converter()
+
+
+def to_wire(product: Product) -> dict[str, Any]:
+    """Return ``product`` exactly as the public service sends it (R31)."""
+    wire: dict[str, Any] = _CONVERTER.unstructure(product)
+    return wire
+
+
+def page_to_wire(page: Page) -> dict[str, Any]:
+    """Return a listing page as ``{items, nextCursor, hasMore, count}`` (R24)."""
+    return {
+        "items": [to_wire(item) for item in page.items],
+        "nextCursor": page.next_cursor,
+        "hasMore": page.has_more,
+        "count": page.count,
+    }
+
+
+def product_from_wire(data: Mapping[str, Any], *, account: str, version: int = 1) -> Product:
+    """Read a product back from its wire form; the account and version are not in it (R31).
+
+    Raises:
+        ValidationFailed: ``data`` is not a product in the form of R31; details name the fields.
+    """
+    if "account" in data or "version" in data:
+        raise ValidationFailed.at("body", "account and version are not part of the wire form")
+    try:
+        return _CONVERTER.structure({**data, "account": account, "version": version}, Product)
+    except cattrs.BaseValidationError as exc:
+        raise ValidationFailed.of(
+            Detail(path or "body", message)
+            for path, message in map(_split_cattrs, cattrs.transform_error(exc))
+        ) from None
+
+
+def _split_cattrs(message: str) -> tuple[str, str]:
+    # transform_error yields "message @ $.images[0].sourceUrl"; make it a dotted detail path.
+    text, _, where = message.partition(" @ ")
+    path = re.sub(r"\[(\d+)\]", r".\1", where.removeprefix("$"))
+    path = path.replace("['", ".").replace("']", "").lstrip(".")
+    return ".".join(_WIRE_NAMES.get(seg, seg) for seg in path.split(".")), text
