@@ -1,0 +1,29 @@
+"""Helpers shared by the tests: a controllable clock and minimal image bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+START = datetime(2026, 5, 13, 10, 0, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock the tests move by hand; starts at the seed's ``2026-05-13T10:00:00.000Z``."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+# Smallest byte strings each recognised image type is sniffed from (R15).
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00\x01" + b"\x00" * 32
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 32
+WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 32
+HEIC = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 32
+AVIF = b"\x00\x00\x00\x1cftypavif" + b"\x00" * 32
