@@ -1,0 +1,251 @@
+"""What only the SQLite backend has: files, connections, locking, durability and its indexes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+import catalog_core as cc
+from tests.helpers import JPEG, FakeClock
+
+IMAGES = [{"source": {"url": "https://cdn.example/a.jpg"}}]
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    import catalog_core as cc
+
+    path, worker, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    catalog = cc.Catalog(cc.SQLiteRepository(path))
+    for k in range(rounds):
+        for external_id in ("hot-1", "hot-2"):
+            catalog.upsert("acme", {"externalId": external_id, "title": f"{worker}-{k}"})
+            catalog.use("acme", {"externalId": external_id})
+        catalog.upsert("acme", {"externalId": f"own-{worker}-{k}", "images": IMAGES})
+    print("done")
+    """
+).replace("IMAGES", repr(IMAGES))
+
+
+def test_r27_several_processes_on_one_file_never_lose_an_update(tmp_path: Path) -> None:
+    """R27: four processes write the same two products; every write counts, none fails."""
+    path = tmp_path / "shared.db"
+    catalog = cc.Catalog(cc.SQLiteRepository(path))
+    for external_id in ("hot-1", "hot-2"):
+        catalog.upsert("acme", {"externalId": external_id, "images": IMAGES})
+    processes, rounds = 4, 100
+
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(path), str(n), str(rounds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(processes)
+    ]
+    outputs = [w.communicate(timeout=120) for w in workers]
+
+    for worker, (out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+        assert out.strip() == "done"
+        assert "locked" not in err
+    for external_id in ("hot-1", "hot-2"):
+        assert catalog.get("acme", external_id).version == 1 + processes * rounds * 2
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM products").fetchone()[0] == 2 + processes * rounds
+
+
+def test_r27_separate_repositories_on_one_file_in_threads_never_lose_an_update(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    cc.Catalog(cc.SQLiteRepository(path)).upsert("acme", {"externalId": "p", "images": IMAGES})
+    threads, rounds = 6, 30
+
+    def work(n: int) -> None:
+        catalog = cc.Catalog(cc.SQLiteRepository(path))
+        for k in range(rounds):
+            catalog.upsert("acme", {"externalId": "p", "metadata": {"by": n, "k": k}})
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+    assert cc.Catalog(cc.SQLiteRepository(path)).get("acme", "p").version == 1 + threads * rounds
+
+
+def test_r27_a_writer_waits_for_a_held_lock_instead_of_failing(tmp_path: Path) -> None:
+    path = tmp_path / "held.db"
+    catalog = cc.Catalog(cc.SQLiteRepository(path))
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.5, other.commit).start()
+
+    started = time.monotonic()
+    product = catalog.upsert("acme", {"externalId": "p", "title": "after the lock"}).product
+
+    assert time.monotonic() - started >= 0.4
+    assert product.version == 2
+    other.close()
+
+
+def test_a_lock_held_past_the_busy_timeout_is_a_timeout_error_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "held.db"
+    catalog = cc.Catalog(cc.SQLiteRepository(path, busy_timeout=0.3))
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(TimeoutError, match="locked"):
+            catalog.upsert("acme", {"externalId": "p", "title": "blocked"})
+    finally:
+        other.rollback()
+        other.close()
+    assert catalog.get("acme", "p").version == 1
+
+
+def test_the_catalog_survives_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    clock = FakeClock()
+    first = cc.SQLiteRepository(path)
+    written = cc.Catalog(first, clock=clock).upsert(
+        "acme", {"externalId": "p", "images": IMAGES, "metadata": {"k": "v"}, "validForDays": 3}
+    )
+    first.close()
+
+    reopened = cc.Catalog(cc.SQLiteRepository(str(path)), clock=clock)
+    assert reopened.get("acme", "p") == written.product
+
+
+def test_an_existing_sqlite_utils_database_can_be_shared_across_threads(tmp_path: Path) -> None:
+    db = sqlite_utils.Database(sqlite3.connect(tmp_path / "u.db", check_same_thread=False))
+    catalog = cc.Catalog(cc.SQLiteRepository(db))
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+
+    def work(n: int) -> None:
+        for _ in range(20):
+            catalog.use("acme", {"externalId": "p"})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    assert catalog.get("acme", "p").version == 81
+    assert {"products", "blobs", "catalog_meta"} <= set(db.table_names())
+
+
+def test_an_in_memory_database_is_one_shared_catalog_across_threads() -> None:
+    catalog = cc.Catalog(cc.SQLiteRepository(":memory:"))
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda _: catalog.get("acme", "p").version, range(4))) == [1] * 4
+
+
+def _pragma(path: Path, name: str) -> object:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_the_file_runs_in_wal_mode_with_normal_sync_by_default(tmp_path: Path) -> None:
+    repo = cc.SQLiteRepository(tmp_path / "d.db")
+    assert _pragma(tmp_path / "d.db", "journal_mode") == "wal"
+    conn = repo._conn()
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    full = cc.SQLiteRepository(tmp_path / "f.db", durability="full")
+    assert full._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    with pytest.raises(ValueError, match="durability"):
+        cc.SQLiteRepository(tmp_path / "x.db", durability="extra")  # type: ignore[arg-type]
+
+
+def _plan(repo: cc.SQLiteRepository, sql: str, params: tuple[object, ...]) -> str:
+    rows = repo._conn().execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    return " | ".join(str(row[-1]) for row in rows)
+
+
+def test_r21_r24_listing_and_purging_read_through_indexes_not_scans(tmp_path: Path) -> None:
+    """R21, R24: the cost follows the page or what is purged, not the catalog's size."""
+    repo = cc.SQLiteRepository(tmp_path / "i.db")
+    catalog = cc.Catalog(repo)
+    for n in range(50):
+        catalog.upsert("acme", {"externalId": f"p{n}", "images": IMAGES, "validForDays": 1 + n % 3})
+    repo._conn().execute("ANALYZE")
+
+    listing = _plan(
+        repo,
+        "SELECT * FROM products INDEXED BY products_listing WHERE account = ? AND one_shot = 0 "
+        "AND external_id > ? AND (expires_at IS NULL OR expires_at > ?) "
+        "ORDER BY external_id LIMIT ?",
+        ("acme", "", 0, 10),
+    )
+    assert "products_listing" in listing
+    assert "TEMP B-TREE" not in listing  # no sort of the whole account
+    purge = _plan(
+        repo,
+        "SELECT account FROM products INDEXED BY products_expiry "
+        "WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
+        (0, 500),
+    )
+    assert "products_expiry" in purge
+    orphans = _plan(repo, "SELECT rowid FROM blobs INDEXED BY blobs_orphans WHERE refs = 0", ())
+    assert "blobs_orphans" in orphans
+
+
+def test_r21_the_purge_works_through_more_than_one_batch(tmp_path: Path) -> None:
+    clock = FakeClock()
+    repo = cc.SQLiteRepository(tmp_path / "b.db")
+    catalog = cc.Catalog(repo, clock=clock)
+    for n in range(1203):
+        catalog.upsert("acme", {"externalId": f"p{n:04d}", "images": IMAGES, "validForDays": 1})
+    catalog.upsert("acme", {"externalId": "kept", "images": IMAGES})
+    clock.advance(days=1)
+    assert catalog.purge_expired() == 1203
+    assert [p.external_id for p in catalog.list("acme").items] == ["kept"]
+
+
+def test_r26_blobs_are_written_in_the_products_transaction(tmp_path: Path) -> None:
+    """R26: a write that fails after its blob was given leaves no blob behind."""
+    repo = cc.SQLiteRepository(tmp_path / "t.db")
+    catalog = cc.Catalog(repo)
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    payload = {"externalId": "p", "images": [{"source": {"fileKey": "f"}}]}
+
+    with pytest.raises(cc.VersionConflict):
+        catalog.upsert("acme", payload, files={"f": cc.Upload(JPEG)}, if_version=5)
+
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0
+    catalog.upsert("acme", payload, files={"f": cc.Upload(JPEG)}, if_version=1)
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        assert conn.execute("SELECT refs FROM blobs").fetchall() == [(1,)]
+
+
+def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "v.db"
+    cc.SQLiteRepository(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE catalog_meta SET value = '999' WHERE key = 'schema_version'")
+    with pytest.raises(RuntimeError, match="schema 999"):
+        cc.SQLiteRepository(path)
+
+
+def test_close_releases_every_connection(tmp_path: Path) -> None:
+    repo = cc.SQLiteRepository(tmp_path / "c.db")
+    catalog = cc.Catalog(repo)
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: catalog.get("acme", "p"), range(6)))
+    opened = list(repo._connections)
+    assert len(opened) >= 2
+    repo.close()
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")
