@@ -176,7 +176,11 @@ class SQLiteRepository:
             isolation_level=None,
             check_same_thread=False,
         )
-        self._configure(conn)
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
         with self._lock:
             self._connections.append(conn)
         return conn

@@ -1,0 +1,236 @@
+"""The ``catalog-core`` command line: import, read, delete and purge an SQLite catalog's products.
+
+Products go in as JSON Lines (one upsert payload per line) and come out in their wire form (R31).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+
+import catalog_core as cc
+from catalog_core.catalog import MAX_PAGE_SIZE
+from catalog_core.wire.decode import check_account
+
+__all__ = ["main"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# JSON's own whitespace: a line holding only these is blank. bytes.strip() would also take
+# \x0b and \x0c, which JSON refuses, and so hide a bad line.
+_JSON_WHITESPACE = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+
+
+class _CatalogGroup(click.Group):
+    """A group that turns catalog and database failures into clean exits, never tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; a ``CatalogError`` goes to stderr as its wire body, exit 1.
+
+        Raises:
+            click.ClickException: the database failed (locked too long, corrupt, unwritable).
+        """
+        try:
+            return super().invoke(ctx)
+        except cc.CatalogError as exc:
+            click.echo(json.dumps(exc.to_wire()), err=True)
+            ctx.exit(1)
+        except (sqlite3.Error, TimeoutError) as exc:
+            raise click.ClickException(f"database error: {exc}") from None
+
+
+def _account_option(command: _F) -> _F:
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        try:
+            return check_account(value)
+        except cc.CatalogError as exc:
+            raise click.BadParameter(
+                exc.details[0].message if exc.details else exc.message
+            ) from None
+
+    return click.option(
+        "--account",
+        default="default",
+        show_default=True,
+        envvar="CATALOG_CORE_ACCOUNT",
+        callback=check,
+        help="The tenant whose products to work on.",
+    )(command)
+
+
+def _open_catalog(ctx: click.Context) -> cc.Catalog:
+    """Open the catalog of ``--db``, closed when the command ends.
+
+    Opened here rather than in the group so that ``--help`` never creates a database.
+
+    Raises:
+        click.ClickException: the path is not a usable SQLite catalog.
+    """
+    path: Path = ctx.find_root().params["db"]
+    if path.is_dir():
+        raise click.ClickException(f"cannot open the catalog database '{path}': it is a directory")
+    try:
+        repository = cc.SQLiteRepository(path)
+    except (sqlite3.Error, OSError, RuntimeError) as exc:
+        # RuntimeError: the file holds a catalog schema this version cannot read.
+        raise click.ClickException(f"cannot open the catalog database '{path}': {exc}") from None
+    ctx.find_root().call_on_close(repository.close)
+    return cc.Catalog(repository)
+
+
+@click.group(cls=_CatalogGroup)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default="./catalog.db",
+    show_default=True,
+    envvar="CATALOG_CORE_DB",
+    help="The SQLite file of the catalog; created when missing.",
+)
+def main(db: Path) -> None:
+    """Manage the product catalog in an SQLite file.
+
+    Errors of the catalog are printed to stderr as their JSON wire body, with exit status 1.
+    """
+
+
+def _remaining_bytes(source: IO[bytes]) -> int | None:
+    """Return how many bytes are left to read, or ``None`` when that cannot be known (a pipe)."""
+    try:
+        if not source.seekable():
+            return None
+        here = source.tell()
+        end = source.seek(0, 2)
+        source.seek(here)
+    except OSError:
+        return None
+    return end - here
+
+
+def _show_line(item: tuple[int, bytes] | None) -> str | None:
+    return None if item is None else f"line {item[0]}"
+
+
+@main.command("import")
+@click.argument("file", type=click.File("rb"))
+@_account_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any line was rejected.")
+@click.pass_context
+def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, strict: bool) -> None:
+    """Upsert the products of FILE, JSON Lines with one upsert payload per line ('-' for stdin).
+
+    Each line is its own write: a rejected line is reported with its number and error code and
+    changes nothing, and the lines after it are still imported. Accepted lines that used a
+    deprecated shape or an unknown field are listed after the rejections as warnings. Blank
+    lines are skipped. A progress bar is drawn on stderr when it is a terminal.
+    """
+    catalog = _open_catalog(ctx)
+    created = updated = 0
+    rejected: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
+    name = getattr(file, "name", None)  # stdin has "<stdin>"; an in-memory stream has none
+    lines = enumerate(file, start=1)
+    progress = click.progressbar(
+        lines,
+        length=_remaining_bytes(file),  # None for a pipe: the bar then only pulses
+        label=f"Importing {name}" if isinstance(name, str) else "Importing",
+        file=sys.stderr,
+        hidden=not sys.stderr.isatty(),
+        item_show_func=_show_line,
+    )
+    with progress as bar:
+        # The bar counts bytes, not lines, so this loop drives it instead of iterating it.
+        for number, raw in lines:
+            line = raw.removeprefix(_BOM) if number == 1 else raw  # Windows editors write a BOM
+            if line.strip(_JSON_WHITESPACE):
+                try:
+                    result = catalog.upsert(account, line)
+                except cc.CatalogError as exc:
+                    rejected.append({"line": number, "code": exc.code, "message": exc.message})
+                else:
+                    if result.created:
+                        created += 1
+                    else:
+                        updated += 1
+                    warnings.extend(
+                        {"line": number, "code": w.code, "path": w.path} for w in result.warnings
+                    )
+            bar.update(len(raw), (number, raw))
+
+    if as_json:
+        summary = {
+            "created": created,
+            "updated": updated,
+            "rejected": rejected,
+            "warnings": warnings,
+        }
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        click.echo(f"created {created}, updated {updated}, rejected {len(rejected)}")
+        for entry in rejected:
+            click.echo(f"line {entry['line']}: {entry['code']}: {entry['message']}")
+        for entry in warnings:
+            click.echo(f"line {entry['line']}: warning: {entry['code']} at {entry['path']}")
+    if strict and rejected:
+        ctx.exit(1)
+
+
+@main.command("get")
+@click.argument("external_id", metavar="ID")
+@_account_option
+@click.pass_context
+def get(ctx: click.Context, external_id: str, account: str) -> None:
+    """Print the live product ID in its wire form (R31)."""
+    product = _open_catalog(ctx).get(account, external_id)
+    click.echo(json.dumps(cc.to_wire(product), ensure_ascii=False))
+
+
+@main.command("list")
+@_account_option
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, MAX_PAGE_SIZE),
+    default=MAX_PAGE_SIZE,
+    show_default=True,
+    help="How many products to read per page.",
+)
+@click.pass_context
+def list_(ctx: click.Context, account: str, page_size: int) -> None:
+    """Print every live product as JSON Lines, in ascending order of externalId (R24)."""
+    catalog = _open_catalog(ctx)
+    cursor: str | None = None
+    while True:
+        page = catalog.list(account, limit=page_size, cursor=cursor)
+        for product in page.items:
+            click.echo(json.dumps(cc.to_wire(product), ensure_ascii=False))
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+@main.command("delete")
+@click.argument("external_id", metavar="ID")
+@_account_option
+@click.pass_context
+def delete(ctx: click.Context, external_id: str, account: str) -> None:
+    """Delete the live product ID (R25); prints nothing on success."""
+    _open_catalog(ctx).delete(account, external_id)
+
+
+@main.command("purge")
+@click.pass_context
+def purge(ctx: click.Context) -> None:
+    """Delete every expired product and unreferenced image, and print how many products went.
+
+    The purge covers every account of the database (R21).
+    """
+    purged = _open_catalog(ctx).purge_expired()
+    click.echo(json.dumps({"purged": purged}))
