@@ -168,3 +168,16 @@ def test_r29_product_from_wire_refuses_what_is_not_a_wire_product() -> None:
     assert "title" in paths(caught.value)
     with pytest.raises(cc.ValidationFailed):
         cc.product_from_wire({"account": "x"}, account="acme")
+
+
+def test_r9_an_int_too_long_for_json_text_fails_validation(catalog: cc.Catalog) -> None:
+    """A mapping payload can hold ints that no JSON text carries (past 4,300 digits)."""
+    with pytest.raises(cc.ValidationFailed) as caught:
+        catalog.upsert("acme", {"externalId": "p", "images": [IMAGE], "metadata": {"n": 10**5000}})
+    assert paths(caught.value) == ["metadata"]
+    with pytest.raises(cc.ValidationFailed) as caught:
+        catalog.upsert(
+            "acme",
+            {"externalId": "p", "images": [{**IMAGE, "classifications": {"n": -(10**5000)}}]},
+        )
+    assert paths(caught.value) == ["images.0.classifications"]

@@ -177,21 +177,14 @@ class _Decoder:
         if not isinstance(value, dict):
             self.fail("must be a JSON object or null", *parts)
             return None
-        problem = _json_problem(value, 0)
-        if problem is None:
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-            try:
-                size = len(text.encode("utf-8"))
-            except UnicodeEncodeError:
-                problem = "must be valid Unicode (no lone surrogates)"
-            else:
-                if size > max_bytes:
-                    problem = f"must be at most {max_bytes} bytes as compact JSON (is {size})"
-                else:
-                    copy: dict[str, Any] = json.loads(text)
-                    return copy
-        self.fail(problem, *parts)
-        return None
+        encoded, problem = _compact_json(value)
+        if encoded is not None and len(encoded) > max_bytes:
+            problem = f"must be at most {max_bytes} bytes as compact JSON (is {len(encoded)})"
+        if problem is not None or encoded is None:
+            self.fail(problem or "must be JSON", *parts)
+            return None
+        copy: dict[str, Any] = json.loads(encoded)
+        return copy
 
     def metadata(self, body: Mapping[str, Any]) -> dict[str, Any] | Unset | None:
         if "metadata" not in body:
@@ -359,6 +352,21 @@ class _Decoder:
         if len(self.details) + len(self.image_input) > errors_before:
             return UNSET
         return tuple(result)
+
+
+def _compact_json(value: object) -> tuple[bytes | None, str | None]:
+    """Return ``value`` as compact UTF-8 JSON (how sizes are measured), or why it cannot be."""
+    problem = _json_problem(value, 0)
+    if problem is not None:
+        return None, problem
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # an int past Python's int-to-text limit (4,300 digits)
+        return None, "must hold only numbers that JSON text can carry"
+    try:
+        return text.encode("utf-8"), None
+    except UnicodeEncodeError:
+        return None, "must be valid Unicode (no lone surrogates)"
 
 
 def _json_problem(value: object, depth: int) -> str | None:
