@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import catalog_core as cc
-from tests.helpers import AVIF, HEIC, JPEG, PNG, WEBP, FakeClock
+from tests.helpers import AVIF, HEIC, JPEG, PNG, R29_STATUS, R31_PRODUCT_KEYS, WEBP, FakeClock
 
 
 def url(name: str = "a") -> str:
@@ -1026,29 +1026,10 @@ def test_r28_an_expected_version_guards_upsert_and_delete(catalog: cc.Catalog) -
 # -- errors and the wire ------------------------------------------------------------------------
 
 
-R29_CODES = {
-    "VALIDATION_FAILED": 400,
-    "EXTERNAL_ID_REQUIRED": 400,
-    "PRODUCT_IMAGES_REQUIRED": 400,
-    "INVALID_IMAGE_INPUT": 400,
-    "MULTIPART_FILE_NOT_FOUND": 400,
-    "INVALID_IMAGE": 400,
-    "MISSING_API_KEY": 401,
-    "INVALID_API_KEY": 401,
-    "PRODUCT_NOT_FOUND": 404,
-    "RESERVED_EXTERNAL_ID": 409,
-    "VERSION_CONFLICT": 412,
-    "FILE_TOO_LARGE": 413,
-    "PAYLOAD_TOO_LARGE": 413,
-    "UNSUPPORTED_MEDIA_TYPE": 415,
-    "RATE_LIMITED": 429,
-}
-
-
 def test_r29_every_code_has_its_status_and_wire_shape() -> None:
     from catalog_core.errors import error_for_code
 
-    for code, status in R29_CODES.items():
+    for code, status in R29_STATUS.items():
         cls = error_for_code(code)
         error = cls("message", [cc.Detail("b.10", "x"), cc.Detail("b.9", "y")])
         assert issubclass(cls, cc.CatalogError)
@@ -1136,18 +1117,7 @@ def test_r31_the_wire_product_has_exactly_the_documented_keys(catalog: cc.Catalo
     wire = cc.to_wire(
         create(catalog, metadata={"x": 1}, validForDays=2, images=[image(classifications={"c": 1})])
     )
-    assert list(wire) == [
-        "externalId",
-        "title",
-        "description",
-        "metadata",
-        "validForDays",
-        "expiresAt",
-        "lastUsedAt",
-        "createdAt",
-        "updatedAt",
-        "images",
-    ]
+    assert list(wire) == list(R31_PRODUCT_KEYS)
     assert wire["createdAt"] == "2026-05-13T10:00:00.000Z"
     assert wire["expiresAt"] == "2026-05-15T10:00:00.000Z"
     assert wire["images"] == [{"sourceUrl": url(), "order": 0, "classifications": {"c": 1}}]
