@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from catalog_core.testing.clock import START, FakeClock
 
-START = datetime(2026, 5, 13, 10, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """A clock the tests move by hand; starts at the seed's ``2026-05-13T10:00:00.000Z``."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
+__all__ = [
+    "AVIF",
+    "HEIC",
+    "JPEG",
+    "PNG",
+    "R29_STATUS",
+    "R31_PRODUCT_KEYS",
+    "START",
+    "WEBP",
+    "FakeClock",
+]
 
 # Smallest byte strings each recognised image type is sniffed from (R15).
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00\x01" + b"\x00" * 32
