@@ -8,6 +8,8 @@
 (True, 1)
 """
 
+from typing import TYPE_CHECKING
+
 from catalog_core._unset import UNSET, Unset
 from catalog_core.catalog import Catalog
 from catalog_core.errors import (
@@ -43,9 +45,23 @@ from catalog_core.model import (
 from catalog_core.repository.base import Repository, Write
 from catalog_core.repository.memory import MemoryRepository
 from catalog_core.repository.sqlite import SQLiteRepository
+from catalog_core.repository.url import open_repository
 from catalog_core.wire.encode import page_to_wire, product_from_wire, to_wire
 
+if TYPE_CHECKING:
+    from catalog_core.repository.postgres import PostgresRepository
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # PostgresRepository needs the postgres extra: import psycopg only when it is asked for.
+    if name == "PostgresRepository":
+        from catalog_core.repository.postgres import PostgresRepository
+
+        return PostgresRepository
+    raise AttributeError(f"module 'catalog_core' has no attribute {name!r}")
+
 
 __all__ = [
     "UNSET",
@@ -66,6 +82,7 @@ __all__ = [
     "Page",
     "PayloadTooLarge",
     "PayloadWarning",
+    "PostgresRepository",
     "Product",
     "ProductImagesRequired",
     "ProductNotFound",
@@ -81,6 +98,7 @@ __all__ = [
     "ValidationFailed",
     "VersionConflict",
     "Write",
+    "open_repository",
     "page_to_wire",
     "product_from_wire",
     "to_wire",

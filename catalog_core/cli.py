@@ -1,4 +1,4 @@
-"""The ``catalog-core`` command line: import, read, delete and purge an SQLite catalog's products.
+"""The ``catalog-core`` command line: import, read, delete and purge a catalog's products.
 
 Products go in as JSON Lines (one upsert payload per line) and come out in their wire form (R31).
 """
@@ -42,7 +42,7 @@ class _CatalogGroup(click.Group):
         except cc.CatalogError as exc:
             click.echo(json.dumps(exc.to_wire()), err=True)
             ctx.exit(1)
-        except (sqlite3.Error, TimeoutError) as exc:
+        except _database_errors() as exc:
             raise click.ClickException(f"database error: {exc}") from None
 
 
@@ -65,22 +65,42 @@ def _account_option(command: _F) -> _F:
     )(command)
 
 
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a failing database raises: SQLite's always, psycopg's when installed."""
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error, TimeoutError)
+    try:
+        import psycopg
+    except ImportError:  # the postgres extra is not installed
+        return errors
+    return (*errors, psycopg.Error)
+
+
 def _open_catalog(ctx: click.Context) -> cc.Catalog:
     """Open the catalog of ``--db``, closed when the command ends.
 
     Opened here rather than in the group so that ``--help`` never creates a database.
 
     Raises:
-        click.ClickException: the path is not a usable SQLite catalog.
+        click.ClickException: the path or URL does not name a usable catalog.
     """
-    path: Path = ctx.find_root().params["db"]
-    if path.is_dir():
-        raise click.ClickException(f"cannot open the catalog database '{path}': it is a directory")
+    target: str = ctx.find_root().params["db"]
+    if "://" not in target and Path(target).is_dir():
+        raise click.ClickException(
+            f"cannot open the catalog database '{target}': it is a directory"
+        )
+    # RuntimeError: a catalog schema this version cannot read; ValueError: an unknown URL;
+    # ImportError: a postgresql:// URL without the postgres extra.
+    failures: tuple[type[BaseException], ...] = (
+        *_database_errors(),
+        OSError,
+        RuntimeError,
+        ValueError,
+        ImportError,
+    )
     try:
-        repository = cc.SQLiteRepository(path)
-    except (sqlite3.Error, OSError, RuntimeError) as exc:
-        # RuntimeError: the file holds a catalog schema this version cannot read.
-        raise click.ClickException(f"cannot open the catalog database '{path}': {exc}") from None
+        repository = cc.open_repository(target)
+    except failures as exc:
+        raise click.ClickException(f"cannot open the catalog database '{target}': {exc}") from None
     ctx.find_root().call_on_close(repository.close)
     return cc.Catalog(repository)
 
@@ -88,14 +108,14 @@ def _open_catalog(ctx: click.Context) -> cc.Catalog:
 @click.group(cls=_CatalogGroup)
 @click.option(
     "--db",
-    type=click.Path(path_type=Path),
     default="./catalog.db",
     show_default=True,
     envvar="CATALOG_CORE_DB",
-    help="The SQLite file of the catalog; created when missing.",
+    help="The catalog: an SQLite file path (created when missing), sqlite:///path, or "
+    "postgresql://user@host/dbname[?schema=name].",
 )
-def main(db: Path) -> None:
-    """Manage the product catalog in an SQLite file.
+def main(db: str) -> None:
+    """Manage a product catalog in an SQLite file or a PostgreSQL database.
 
     Errors of the catalog are printed to stderr as their JSON wire body, with exit status 1.
     """
@@ -223,6 +243,22 @@ def list_(ctx: click.Context, account: str, page_size: int) -> None:
 def delete(ctx: click.Context, external_id: str, account: str) -> None:
     """Delete the live product ID (R25); prints nothing on success."""
     _open_catalog(ctx).delete(account, external_id)
+
+
+@main.command("schema-sql")
+@click.option("--schema", default="catalog_core", show_default=True, help="The schema to create.")
+def schema_sql(schema: str) -> None:
+    """Print the SQL that creates the PostgreSQL schema, for an administrator to run beforehand.
+
+    For databases where the application may not run DDL: run the output once, then open the
+    catalog with ``create_schema=False`` (the catalog then only checks the schema version).
+    """
+    from catalog_core.repository._postgres_schema import schema_sql as ddl
+
+    try:
+        click.echo(ddl(schema), nl=False)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--schema") from None
 
 
 @main.command("purge")

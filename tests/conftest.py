@@ -2,11 +2,16 @@
 
 Hypothesis profiles are chosen by ``CATALOG_CORE_HYPOTHESIS_PROFILE`` (``dev`` by default, ``ci``
 in CI). Expensive property tests scale their example count from ``settings.default.max_examples``.
+
+PostgreSQL tests connect to ``CATALOG_CORE_POSTGRES_URL``; without it they are skipped, unless
+``CATALOG_CORE_REQUIRE_POSTGRES=1`` (set by CI), which turns the skip into a failure. Each test
+gets a schema of its own, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +32,25 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("CATALOG_CORE_HYPOTHESIS_PROFILE", "dev"))
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
+POSTGRES_HOWTO = (
+    "PostgreSQL tests are off: set CATALOG_CORE_POSTGRES_URL (for example "
+    "postgresql://postgres@127.0.0.1:5432/test) to run them"
+)
+
+
+def postgres_url() -> str:
+    """Return the test server's URL, or skip (fail, when CI requires PostgreSQL)."""
+    url = os.environ.get("CATALOG_CORE_POSTGRES_URL")
+    if url:
+        return url
+    if os.environ.get("CATALOG_CORE_REQUIRE_POSTGRES") == "1":
+        pytest.fail(POSTGRES_HOWTO + " (CATALOG_CORE_REQUIRE_POSTGRES=1 forbids skipping)")
+    pytest.skip(POSTGRES_HOWTO)
+
+
+def fresh_schema() -> str:
+    return f"cc_test_{uuid.uuid4().hex[:16]}"
 
 
 def make_repository(kind: str, path: Path) -> cc.Repository:
@@ -35,7 +58,15 @@ def make_repository(kind: str, path: Path) -> cc.Repository:
         return cc.MemoryRepository()
     if kind == "sqlite":
         return cc.SQLiteRepository(path / "catalog.db")
+    if kind == "postgres":
+        return cc.PostgresRepository(postgres_url(), schema=fresh_schema(), max_size=16)
     raise ValueError(kind)
+
+
+def dispose_repository(repository: cc.Repository) -> None:
+    if isinstance(repository, cc.PostgresRepository):
+        repository.drop_schema()
+    repository.close()
 
 
 @pytest.fixture
@@ -53,7 +84,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def repo(backend: str, tmp_path: Path) -> Iterator[cc.Repository]:
     repository = make_repository(backend, tmp_path)
     yield repository
-    repository.close()
+    dispose_repository(repository)
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_r1_another_accounts_product_behaves_like_an_unknown_id(catalog: cc.Cata
 
 
 def test_r1_an_account_must_be_a_non_empty_string(catalog: cc.Catalog) -> None:
-    for account in ("", None, 42, "\ud800"):
+    for account in ("", None, 42, "\ud800", "nul\x00", "line\nbreak"):
         with pytest.raises(cc.ValidationFailed) as caught:
             catalog.get(account, "p1")  # type: ignore[arg-type]
         assert codes_and_paths(caught.value) == [("VALIDATION_FAILED", "account")]

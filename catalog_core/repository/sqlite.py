@@ -30,7 +30,15 @@ from typing import Any, Final, Literal
 import sqlite_utils
 
 from catalog_core.images import Blob
-from catalog_core.model import Image, Product, from_epoch_ms, to_epoch_ms
+from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
+from catalog_core.repository._rows import (
+    blob_refs_of_images,
+    dt_or_none,
+    dumps,
+    images_from_json,
+    images_to_json,
+    ms_or_none,
+)
 from catalog_core.repository.base import Change
 
 __all__ = ["SQLiteRepository"]
@@ -59,25 +67,6 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _ms(moment: datetime | None) -> int | None:
-    return None if moment is None else to_epoch_ms(moment)
-
-
-def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else from_epoch_ms(ms)
-
-
-def _images_to_json(images: tuple[Image, ...]) -> str:
-    return json.dumps(
-        [
-            [i.source_url, i.classifications] if i.classifications else [i.source_url]
-            for i in images
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
 def _row_to_product(row: Sequence[Any]) -> Product:
     return Product(
         account=row[0],
@@ -86,14 +75,11 @@ def _row_to_product(row: Sequence[Any]) -> Product:
         description=row[3],
         metadata=None if row[4] is None else json.loads(row[4]),
         valid_for_days=row[5],
-        expires_at=_dt(row[6]),
-        last_used_at=_dt(row[7]),
+        expires_at=dt_or_none(row[6]),
+        last_used_at=dt_or_none(row[7]),
         created_at=from_epoch_ms(row[8]),
         updated_at=from_epoch_ms(row[9]),
-        images=tuple(
-            Image(entry[0], order, entry[1] if len(entry) > 1 else None)
-            for order, entry in enumerate(json.loads(row[10]))
-        ),
+        images=images_from_json(json.loads(row[10])),
         version=row[11],
     )
 
@@ -104,26 +90,16 @@ def _product_params(product: Product) -> tuple[Any, ...]:
         product.external_id,
         product.title,
         product.description,
-        None
-        if product.metadata is None
-        else json.dumps(product.metadata, ensure_ascii=False, separators=(",", ":")),
+        None if product.metadata is None else dumps(product.metadata),
         product.valid_for_days,
-        _ms(product.expires_at),
-        _ms(product.last_used_at),
+        ms_or_none(product.expires_at),
+        ms_or_none(product.last_used_at),
         to_epoch_ms(product.created_at),
         to_epoch_ms(product.updated_at),
-        _images_to_json(product.images),
+        dumps(images_to_json(product.images)),
         product.version,
         int(product.one_shot),
     )
-
-
-def _blob_refs_of_images_json(text: str) -> set[str]:
-    return {
-        entry[0][len("upload://") :]
-        for entry in json.loads(text)
-        if entry[0].startswith("upload://")
-    }
 
 
 class SQLiteRepository:
@@ -363,7 +339,7 @@ class SQLiteRepository:
                     (cutoff, _PURGE_BATCH),
                 ).fetchall()
                 for account, _, images in rows:
-                    self._adjust_refs(conn, account, _blob_refs_of_images_json(images), -1)
+                    self._adjust_refs(conn, account, blob_refs_of_images(json.loads(images)), -1)
                 conn.executemany(
                     "DELETE FROM products WHERE account = ? AND external_id = ?",
                     [(account, external_id) for account, external_id, _ in rows],

@@ -122,13 +122,15 @@ def check_external_id(value: object, limits: Limits, *, path: str = "externalId"
 
 
 def check_account(account: object) -> str:
-    """Return ``account`` when it is a non-empty valid string.
+    """Return ``account`` when it is a non-empty string without control characters or surrogates.
 
     Raises:
         ValidationFailed: at path ``account``.
     """
     if not isinstance(account, str) or not account:
         raise ValidationFailed.at("account", "must be a non-empty string")
+    if _CONTROL.search(account):
+        raise ValidationFailed.at("account", "must not contain control characters")
     problem = _bad_text(account)
     if problem:
         raise ValidationFailed.at("account", problem)

@@ -1,0 +1,364 @@
+"""The PostgreSQL repository (psycopg 3, a connection pool): for catalogs that outgrow one machine.
+
+Design:
+
+- **Tenant first.** The account is the first column of every key and index, so the tables can be
+  distributed by account (Citus) and every query of one account touches one shard.
+- **No lost update.** Every read-merge-write locks the product's row (``SELECT … FOR UPDATE``)
+  before reading it. A create, which has no row to lock, inserts with ``ON CONFLICT DO NOTHING``
+  and starts over when a concurrent writer created the row first. Blob reference counts are
+  updated in SHA-256 order so that two writes never wait on each other in a cycle; a deadlock or
+  serialization failure reported by the server is retried. Only standard SQL and
+  ``ON CONFLICT`` are used (no advisory locks), so PostgreSQL-compatible engines run it too.
+- **Exact text.** Titles, descriptions, metadata and images are kept as one JSON document with
+  every non-ASCII and control character escaped, so that what PostgreSQL cannot hold in ``text``
+  (the NUL character) round-trips too. Timestamps are integer milliseconds. Ids use the ``C``
+  collation: listing order is code-point order whatever the database's locale.
+- **Keyset listing** on ``(account, external_id)`` and a **purge in bounded batches** per account
+  (a loose index scan finds the accounts, then each account's expired products are read through the
+  ``(account, expires_at)`` index, 500 at a time).
+- **Schema.** Created on first use unless ``create_schema=False``; for databases where the
+  application may not run DDL, :meth:`PostgresRepository.schema_sql` (or
+  ``catalog-core schema-sql``) prints the statements for an administrator to run ahead of time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+from catalog_core.images import Blob
+from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
+from catalog_core.repository._postgres_schema import (
+    DEFAULT_SCHEMA,
+    SCHEMA_VERSION,
+    check_schema_name,
+    schema_sql,
+)
+from catalog_core.repository._rows import (
+    blob_refs_of_images,
+    dt_or_none,
+    dumps,
+    images_from_json,
+    images_to_json,
+    ms_or_none,
+)
+from catalog_core.repository.base import Change
+
+__all__ = ["DEFAULT_SCHEMA", "PostgresRepository"]
+
+_PURGE_BATCH: Final = 500
+_RETRIED: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+_COLUMNS: Final = (
+    "account, external_id, data, valid_for_days, expires_at, last_used_at, created_at, "
+    "updated_at, version"
+)
+
+
+def _data(product: Product) -> str:
+    return dumps(
+        {
+            "title": product.title,
+            "description": product.description,
+            "metadata": product.metadata,
+            "images": images_to_json(product.images),
+        },
+        ascii_only=True,
+    )
+
+
+def _row_to_product(row: Sequence[Any]) -> Product:
+    data = json.loads(row[2])
+    return Product(
+        account=row[0],
+        external_id=row[1],
+        title=data["title"],
+        description=data["description"],
+        metadata=data["metadata"],
+        valid_for_days=row[3],
+        expires_at=dt_or_none(row[4]),
+        last_used_at=dt_or_none(row[5]),
+        created_at=from_epoch_ms(row[6]),
+        updated_at=from_epoch_ms(row[7]),
+        images=images_from_json(data["images"]),
+        version=row[8],
+    )
+
+
+def _product_params(product: Product) -> dict[str, Any]:
+    return {
+        "account": product.account,
+        "external_id": product.external_id,
+        "one_shot": product.one_shot,
+        "data": _data(product),
+        "valid_for_days": product.valid_for_days,
+        "expires_at": ms_or_none(product.expires_at),
+        "last_used_at": ms_or_none(product.last_used_at),
+        "created_at": to_epoch_ms(product.created_at),
+        "updated_at": to_epoch_ms(product.updated_at),
+        "version": product.version,
+    }
+
+
+class _CreatedConcurrently(Exception):
+    """Another writer created the row between our read and our insert: run the change again."""
+
+
+class PostgresRepository:
+    """Products and blobs in PostgreSQL (or a compatible engine), through a psycopg pool.
+
+    Args:
+        conninfo: a libpq connection string or ``postgresql://`` URL.
+        schema: the schema holding the tables (a lower-case SQL identifier).
+        min_size: connections the pool keeps open.
+        max_size: connections the pool opens at most.
+        create_schema: create the schema and tables when missing; with ``False`` the repository
+            only checks that an administrator created them (see :meth:`schema_sql`).
+        pool: an existing ``psycopg_pool.ConnectionPool`` to use instead of opening one; it is
+            left open on :meth:`close`.
+        connect_timeout: seconds to wait for the first connection before giving up.
+
+    Raises:
+        psycopg_pool.PoolTimeout: the server could not be reached within ``connect_timeout``.
+        RuntimeError: the tables are missing (with ``create_schema=False``), belong to another
+            schema version, or the database does not store text as UTF-8.
+    """
+
+    def __init__(
+        self,
+        conninfo: str = "",
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        min_size: int = 1,
+        max_size: int = 10,
+        create_schema: bool = True,
+        pool: ConnectionPool | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.schema = check_schema_name(schema)
+        self._owns_pool = pool is None
+        self._pool: ConnectionPool = pool or ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            open=True,
+            name="catalog_core",
+        )
+        s = self.schema
+        self._select = (
+            f"SELECT {_COLUMNS} FROM {s}.products WHERE account = %s AND external_id = %s"
+        )
+        self._insert = (
+            f"INSERT INTO {s}.products (account, external_id, one_shot, data, valid_for_days, "
+            "expires_at, last_used_at, created_at, updated_at, version) VALUES (%(account)s, "
+            "%(external_id)s, %(one_shot)s, %(data)s, %(valid_for_days)s, %(expires_at)s, "
+            "%(last_used_at)s, %(created_at)s, %(updated_at)s, %(version)s) "
+            "ON CONFLICT (account, external_id) DO NOTHING"
+        )
+        self._update = (
+            f"UPDATE {s}.products SET data = %(data)s, valid_for_days = %(valid_for_days)s, "
+            "expires_at = %(expires_at)s, last_used_at = %(last_used_at)s, "
+            "created_at = %(created_at)s, updated_at = %(updated_at)s, version = %(version)s "
+            "WHERE account = %(account)s AND external_id = %(external_id)s"
+        )
+        try:
+            self._pool.wait(timeout=connect_timeout)
+            self._prepare_schema(create_schema)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def schema_sql(schema: str = DEFAULT_SCHEMA) -> str:
+        """Return the statements that create the schema, for an administrator to run beforehand."""
+        return schema_sql(schema)
+
+    def _prepare_schema(self, create: bool) -> None:
+        with self._pool.connection() as conn:
+            encoding = conn.execute("SHOW server_encoding").fetchone()
+            if encoding is None or encoding[0].upper() not in ("UTF8", "UTF-8"):
+                found = encoding and encoding[0]
+                raise RuntimeError(f"the database stores text as {found}; catalog_core needs UTF8")
+            if create:
+                try:
+                    conn.execute(self.schema_sql(self.schema).encode())
+                except (pg_errors.UniqueViolation, pg_errors.DuplicateObject):
+                    # Two processes created the same schema at once: the other one won.
+                    conn.rollback()
+        with self._pool.connection() as conn:
+            try:
+                row = conn.execute(
+                    f"SELECT value FROM {self.schema}.catalog_meta WHERE key = 'schema_version'"
+                ).fetchone()
+            except pg_errors.UndefinedTable:
+                raise RuntimeError(
+                    f"the catalog tables do not exist in schema {self.schema!r}; create them with "
+                    "PostgresRepository.schema_sql() or `catalog-core schema-sql`"
+                ) from None
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"schema {self.schema!r} holds catalog schema {row and row[0]}; this version of "
+                f"catalog_core reads schema {SCHEMA_VERSION}"
+            )
+
+    # -- the contract -----------------------------------------------------------------------
+
+    def get(self, account: str, external_id: str) -> Product | None:
+        """See :meth:`Repository.get`."""
+        with self._pool.connection() as conn:
+            row = conn.execute(self._select, (account, external_id)).fetchone()
+        return None if row is None else _row_to_product(row)
+
+    def write(self, account: str, external_id: str, change: Change) -> Product | None:
+        """See :meth:`Repository.write`."""
+        delay = 0.001
+        while True:
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    return self._write_once(conn, account, external_id, change)
+            except (_CreatedConcurrently, *_RETRIED):
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    def _write_once(
+        self, conn: psycopg.Connection[Any], account: str, external_id: str, change: Change
+    ) -> Product | None:
+        row = conn.execute(self._select + " FOR UPDATE", (account, external_id)).fetchone()
+        old = None if row is None else _row_to_product(row)
+        result = change(old)
+        new = result.product
+        if new is not None and (new.account, new.external_id) != (account, external_id):
+            raise ValueError("a write must keep the product's account and external id")
+        if new is None:
+            if old is not None:
+                conn.execute(
+                    f"DELETE FROM {self.schema}.products WHERE account = %s AND external_id = %s",
+                    (account, external_id),
+                )
+        elif old is None:
+            if conn.execute(self._insert, _product_params(new)).rowcount != 1:
+                raise _CreatedConcurrently
+        else:
+            conn.execute(self._update, _product_params(new))
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {self.schema}.blobs (account, sha256, mime_type, data, refs) "
+                "VALUES (%s, %s, %s, %s, 0) ON CONFLICT (account, sha256) DO NOTHING",
+                [(account, b.sha256, b.mime_type, b.data) for b in sorted(result.blobs, key=_sha)],
+            )
+        before = old.blob_refs if old else frozenset()
+        after = new.blob_refs if new else frozenset()
+        deltas = dict.fromkeys(after - before, 1) | dict.fromkeys(before - after, -1)
+        self._adjust_refs(conn, account, deltas.items())
+        return new
+
+    def _adjust_refs(
+        self, conn: psycopg.Connection[Any], account: str, deltas: Iterable[tuple[str, int]]
+    ) -> None:
+        # In SHA-256 order, so that concurrent writes lock blob rows in one order (no deadlock).
+        for sha, delta in sorted(deltas):
+            cursor = conn.execute(
+                f"UPDATE {self.schema}.blobs SET refs = refs + %s "
+                "WHERE account = %s AND sha256 = %s",
+                (delta, account, sha),
+            )
+            if cursor.rowcount != 1:
+                raise ValueError(f"product refers to blob {sha} that was neither stored nor given")
+
+    def list_live(
+        self, account: str, *, after: str | None, limit: int, now: datetime
+    ) -> Sequence[Product]:
+        """See :meth:`Repository.list_live`."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM {self.schema}.products "
+                "WHERE account = %s AND NOT one_shot AND external_id > %s "
+                "AND (expires_at IS NULL OR expires_at > %s) "
+                "ORDER BY external_id LIMIT %s",
+                (account, after or "", to_epoch_ms(now), limit),
+            ).fetchall()
+        return [_row_to_product(row) for row in rows]
+
+    def _accounts(self, conn: psycopg.Connection[Any], table: str) -> list[str]:
+        """Every account of ``table``, by a loose index scan of its primary key."""
+        s = self.schema
+        rows = conn.execute(
+            f"WITH RECURSIVE a(account) AS ("
+            f" (SELECT account FROM {s}.{table} ORDER BY account LIMIT 1)"
+            f" UNION ALL SELECT (SELECT t.account FROM {s}.{table} t WHERE t.account > a.account"
+            f" ORDER BY t.account LIMIT 1) FROM a WHERE a.account IS NOT NULL)"
+            f" SELECT account FROM a WHERE account IS NOT NULL"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def purge_expired(self, now: datetime) -> int:
+        """See :meth:`Repository.purge_expired`."""
+        cutoff = to_epoch_ms(now)
+        removed = 0
+        s = self.schema
+        with self._pool.connection() as conn:
+            accounts = self._accounts(conn, "products")
+        for account in accounts:
+            while True:
+                with self._pool.connection() as conn, conn.transaction():
+                    rows = conn.execute(
+                        f"DELETE FROM {s}.products p USING (SELECT external_id FROM {s}.products"
+                        " WHERE account = %s AND expires_at <= %s ORDER BY expires_at LIMIT %s"
+                        " FOR UPDATE SKIP LOCKED) x"
+                        " WHERE p.account = %s AND p.external_id = x.external_id"
+                        " AND p.expires_at <= %s RETURNING p.data",
+                        (account, cutoff, _PURGE_BATCH, account, cutoff),
+                    ).fetchall()
+                    deltas: dict[str, int] = {}
+                    for (data,) in rows:
+                        for sha in blob_refs_of_images(json.loads(data)["images"]):
+                            deltas[sha] = deltas.get(sha, 0) - 1
+                    self._adjust_refs(conn, account, deltas.items())
+                removed += len(rows)
+                if len(rows) < _PURGE_BATCH:
+                    break
+        with self._pool.connection() as conn:
+            blob_accounts = self._accounts(conn, "blobs")
+        for account in blob_accounts:
+            while True:
+                with self._pool.connection() as conn, conn.transaction():
+                    deleted = conn.execute(
+                        f"DELETE FROM {s}.blobs b USING (SELECT sha256 FROM {s}.blobs"
+                        " WHERE account = %s AND refs = 0 LIMIT %s FOR UPDATE SKIP LOCKED) x"
+                        " WHERE b.account = %s AND b.sha256 = x.sha256 AND b.refs = 0",
+                        (account, _PURGE_BATCH, account),
+                    ).rowcount
+                if deleted < _PURGE_BATCH:
+                    break
+        return removed
+
+    def get_blob(self, account: str, sha256: str) -> Blob | None:
+        """See :meth:`Repository.get_blob`."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT sha256, data, mime_type FROM {self.schema}.blobs "
+                "WHERE account = %s AND sha256 = %s",
+                (account, sha256),
+            ).fetchone()
+        return None if row is None else Blob(row[0], bytes(row[1]), row[2])
+
+    def drop_schema(self) -> None:
+        """Drop the schema and everything in it: for tests and teardown, never undoable."""
+        with self._pool.connection() as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+    def close(self) -> None:
+        """Close the pool this repository opened (a pool you passed stays open)."""
+        if self._owns_pool:
+            self._pool.close()
+
+
+def _sha(blob: Blob) -> str:
+    return blob.sha256

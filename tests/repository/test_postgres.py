@@ -1,0 +1,302 @@
+"""What only the PostgreSQL backend has: pools, processes, schema management, tenant-first keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import catalog_core as cc
+from tests.conftest import fresh_schema, postgres_url
+from tests.helpers import JPEG, FakeClock
+
+IMAGES = [{"source": {"url": "https://cdn.example/a.jpg"}}]
+
+
+@pytest.fixture
+def url() -> str:
+    return postgres_url()
+
+
+@pytest.fixture
+def schema(url: str) -> Iterator[str]:
+    name = fresh_schema()
+    yield name
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture
+def repo(url: str, schema: str) -> Iterator[cc.PostgresRepository]:
+    repository = cc.PostgresRepository(url, schema=schema, max_size=16)
+    yield repository
+    repository.close()
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    import catalog_core as cc
+
+    url, schema, worker, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    repo = cc.PostgresRepository(url, schema=schema, max_size=4)
+    catalog = cc.Catalog(repo)
+    for k in range(rounds):
+        for external_id in ("hot-1", "hot-2"):
+            catalog.upsert("acme", {"externalId": external_id, "title": f"{worker}-{k}"})
+            catalog.use("acme", {"externalId": external_id})
+        catalog.upsert("acme", {"externalId": f"new-{k}", "images": IMAGES})
+    repo.close()
+    print("done")
+    """
+).replace("IMAGES", repr(IMAGES))
+
+
+def test_r27_several_processes_never_lose_an_update(
+    repo: cc.PostgresRepository, url: str, schema: str
+) -> None:
+    """R27: processes with pools of their own write the same products, and create the same ids."""
+    catalog = cc.Catalog(repo)
+    for external_id in ("hot-1", "hot-2"):
+        catalog.upsert("acme", {"externalId": external_id, "images": IMAGES})
+    processes, rounds = 4, 40
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, schema, str(n), str(rounds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in range(processes)
+    ]
+    for worker in workers:
+        out, err = worker.communicate(timeout=180)
+        assert worker.returncode == 0, err
+        assert out.strip() == "done"
+    for external_id in ("hot-1", "hot-2"):
+        assert catalog.get("acme", external_id).version == 1 + processes * rounds * 2
+    # Every process created or updated new-k: one create and (processes - 1) updates each.
+    for k in range(rounds):
+        assert catalog.get("acme", f"new-{k}").version == processes
+
+
+def test_r27_many_threads_on_many_connections_never_lose_an_update(
+    repo: cc.PostgresRepository,
+) -> None:
+    catalog = cc.Catalog(repo)
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    threads, rounds = 12, 15
+
+    def work(n: int) -> None:
+        for k in range(rounds):
+            catalog.upsert("acme", {"externalId": "p", "metadata": {"by": n, "k": k}})
+            catalog.upsert("acme", {"externalId": f"race-{k}", "images": IMAGES})
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+    assert catalog.get("acme", "p").version == 1 + threads * rounds
+    assert {catalog.get("acme", f"race-{k}").version for k in range(rounds)} == {threads}
+
+
+def test_r27_writes_sharing_blobs_in_opposite_orders_do_not_deadlock(
+    repo: cc.PostgresRepository,
+) -> None:
+    """Blob reference counts are locked in one order, whatever the order of the images."""
+    catalog = cc.Catalog(repo)
+    files = {"a": cc.Upload(JPEG), "b": cc.Upload(JPEG + b"\x01")}
+    forward = [{"source": {"fileKey": "a"}}, {"source": {"fileKey": "b"}}]
+
+    def work(n: int) -> None:
+        images = forward if n % 2 else forward[::-1]
+        for k in range(10):
+            catalog.upsert("acme", {"externalId": f"p{n}-{k % 3}", "images": images}, files=files)
+            catalog.upsert("acme", {"externalId": f"p{n}-{k % 3}", "images": IMAGES})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
+    assert catalog.purge_expired() == 0
+
+
+def test_every_key_and_index_starts_with_the_account(
+    repo: cc.PostgresRepository, url: str, schema: str
+) -> None:
+    """Tables can be distributed by account: the tenant column leads every key and index."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT t.relname, i.relname, a.attname FROM pg_index x "
+            "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = x.indkey[0] "
+            "WHERE n.nspname = %s AND t.relname <> 'catalog_meta'",
+            (schema,),
+        ).fetchall()
+    assert {(table, index) for table, index, _ in rows} >= {
+        ("products", "products_pkey"),
+        ("products", "products_listing"),
+        ("products", "products_expiry"),
+        ("blobs", "blobs_pkey"),
+        ("blobs", "blobs_orphans"),
+    }
+    assert {column for _, _, column in rows} == {"account"}
+
+
+def test_r24_ids_sort_in_code_point_order_whatever_the_database_locale(
+    repo: cc.PostgresRepository,
+) -> None:
+    catalog = cc.Catalog(repo)
+    ids = ["b", "B", "a", "Z", "é", "e", "ä", "😀", "ｚ", "a b", "a-b", "a_b", "10", "9"]
+    for external_id in ids:
+        catalog.upsert("acme", {"externalId": external_id, "images": IMAGES})
+    assert [p.external_id for p in catalog.list("acme").items] == sorted(ids)
+
+
+def test_r7_r9_text_postgresql_cannot_hold_still_round_trips(repo: cc.PostgresRepository) -> None:
+    """NUL and other control characters are valid in titles and metadata (R7, R9)."""
+    catalog = cc.Catalog(repo, clock=FakeClock())
+    product = catalog.upsert(
+        "acme",
+        {
+            "externalId": "p",
+            "title": "nul\x00 tab\t bell\x07",
+            "description": "line\nbreak \u2028 é 😀",
+            "metadata": {"k\x00": ["\x00", "\x1f"], "n": 10**300, "f": 0.1},
+            "images": [
+                {"source": {"url": "https://cdn.example/a.jpg"}, "classifications": {"x": "\x00"}}
+            ],
+        },
+    ).product
+    assert catalog.get("acme", "p") == product
+
+
+def test_a_schema_created_ahead_of_time_is_used_without_ddl(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(cc.PostgresRepository.schema_sql(schema).encode())
+    repository = cc.PostgresRepository(url, schema=schema, create_schema=False)
+    catalog = cc.Catalog(repository)
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    assert catalog.get("acme", "p").version == 1
+    repository.close()
+
+
+def test_a_missing_schema_without_ddl_rights_is_a_clear_error(url: str, schema: str) -> None:
+    with pytest.raises(RuntimeError, match="schema-sql"):
+        cc.PostgresRepository(url, schema=schema, create_schema=False)
+
+
+def test_a_schema_of_another_version_is_refused(
+    repo: cc.PostgresRepository, url: str, schema: str
+) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"UPDATE {schema}.catalog_meta SET value = '999'")
+    with pytest.raises(RuntimeError, match="schema 999"):
+        cc.PostgresRepository(url, schema=schema)
+
+
+@pytest.mark.parametrize("bad", ["Shop", "1shop", "shop;drop", "", "a" * 64])
+def test_a_schema_name_must_be_a_plain_identifier(url: str, bad: str) -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        cc.PostgresRepository(url, schema=bad)
+
+
+def test_an_unreachable_server_fails_within_the_connect_timeout() -> None:
+    with pytest.raises(psycopg.OperationalError):
+        cc.PostgresRepository("postgresql://postgres@127.0.0.1:1/test", connect_timeout=0.5)
+
+
+def test_open_repository_reads_the_schema_from_the_url(url: str, schema: str) -> None:
+    separator = "&" if "?" in url else "?"
+    repository = cc.open_repository(f"{url}{separator}schema={schema}")
+    assert isinstance(repository, cc.PostgresRepository)
+    assert repository.schema == schema
+    repository.close()
+
+
+def test_r21_the_purge_works_per_account_in_batches(repo: cc.PostgresRepository) -> None:
+    clock = FakeClock()
+    catalog = cc.Catalog(repo, clock=clock)
+    with repo._pool.connection() as conn, conn.cursor() as cur:
+        # 1,203 expired products in one account, written in one go to keep the test fast.
+        cur.executemany(
+            f"INSERT INTO {repo.schema}.products (account, external_id, one_shot, data, "
+            "valid_for_days, expires_at, last_used_at, created_at, updated_at, version) "
+            "VALUES ('bulk', %s, false, %s, 1, 0, NULL, 0, 0, 1)",
+            [
+                (
+                    f"p{n:04d}",
+                    '{"title":null,"description":null,"metadata":null,"images":[["https://x.example/a"]]}',
+                )
+                for n in range(1203)
+            ],
+        )
+    for account in ("a", "b", "c"):
+        catalog.upsert(account, {"externalId": "ttl", "images": IMAGES, "validForDays": 1})
+        catalog.upsert(account, {"externalId": "kept", "images": IMAGES})
+    clock.advance(days=1)
+    assert catalog.purge_expired() == 1203 + 3
+    assert [p.external_id for p in catalog.list("a").items] == ["kept"]
+    assert catalog.list("bulk").items == ()
+
+
+def test_the_command_line_works_on_a_postgresql_url(url: str, schema: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from catalog_core.cli import main
+
+    separator = "&" if "?" in url else "?"
+    target = f"{url}{separator}schema={schema}"
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(
+        '{"externalId": "p", "images": [{"source": {"url": "https://x.example/a"}}]}\n'
+    )
+    runner = CliRunner()
+    imported = runner.invoke(main, ["--db", target, "import", "--account", "acme", str(lines)])
+    assert imported.exit_code == 0, imported.output
+    assert imported.stdout.startswith("created 1, updated 0, rejected 0")
+    listed = runner.invoke(main, ["--db", target, "list", "--account", "acme"])
+    assert listed.exit_code == 0
+    assert [line[:17] for line in listed.stdout.splitlines()] == ['{"externalId": "p']
+
+
+def _run_without_url(**extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_CORE_")}
+    env.update(extra)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            f"{__file__}::test_every_key_and_index_starts_with_the_account",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_without_a_url_the_postgresql_tests_skip_and_say_how_to_enable_them(url: str) -> None:
+    result = _run_without_url()
+    assert result.returncode == 0, result.stdout
+    assert "1 skipped" in result.stdout
+    assert "set CATALOG_CORE_POSTGRES_URL" in result.stdout
+
+
+def test_when_ci_requires_postgresql_a_missing_url_fails_instead(url: str) -> None:
+    result = _run_without_url(CATALOG_CORE_REQUIRE_POSTGRES="1")
+    assert result.returncode == 1, result.stdout
+    assert "1 error" in result.stdout or "1 failed" in result.stdout
+    assert "forbids skipping" in result.stdout
