@@ -69,20 +69,29 @@ class MemoryRepository:
             new = result.product
             if new is not None and (new.account, new.external_id) != (account, external_id):
                 raise ValueError("a write must keep the product's account and external id")
+            before = old.blob_refs if old else frozenset()
+            after = new.blob_refs if new else frozenset()
+            given = {blob.sha256 for blob in result.blobs}
+            for sha in after - before:
+                if sha not in given and (account, sha) not in self._blobs:
+                    raise ValueError(
+                        f"product refers to blob {sha} that was neither stored nor given"
+                    )
+            # Checked: from here on nothing raises, so the write is all or nothing (R26).
             for blob in result.blobs:
-                self._blobs.setdefault((account, blob.sha256), blob)
-                self._refs.setdefault((account, blob.sha256), 0)
-            self._adjust_refs(account, old, new)
-            self._store(account, external_id, old, new)
+                key = (account, blob.sha256)
+                if key not in self._blobs:
+                    self._blobs[key] = blob
+                    self._refs[key] = 0
+                    self._orphans.add(key)  # until a product refers to it
+            self._adjust_refs(account, before, after)
+            if old is not None or new is not None:
+                self._store(account, external_id, old, new)
             return None if new is None else _detached(new)
 
-    def _adjust_refs(self, account: str, old: Product | None, new: Product | None) -> None:
-        before = old.blob_refs if old else frozenset()
-        after = new.blob_refs if new else frozenset()
+    def _adjust_refs(self, account: str, before: frozenset[str], after: frozenset[str]) -> None:
         for sha in after - before:
             key = (account, sha)
-            if key not in self._blobs:
-                raise ValueError(f"product refers to blob {sha} that was neither stored nor given")
             self._refs[key] += 1
             self._orphans.discard(key)
         for sha in before - after:
@@ -133,7 +142,7 @@ class MemoryRepository:
                 product = self._products.get(account, {}).get(external_id)
                 # Entries left by later writes are stale: only the current expiry counts.
                 if product is not None and product.expires_at == expires:
-                    self._adjust_refs(account, product, None)
+                    self._adjust_refs(account, product.blob_refs, frozenset())
                     self._store(account, external_id, product, None)
                     removed += 1
             for key in self._orphans:

@@ -1,0 +1,1073 @@
+"""The backend conformance suite: the storage behaviour every rule of the rule book relies on.
+
+A backend's test file subclasses :class:`RepositoryContract` under a name pytest collects and says
+how to make (and, if need be, dispose of) a repository::
+
+    class TestMyRepository(RepositoryContract):
+        def make_repository(self, tmp_path):
+            return MyRepository(tmp_path / "catalog.db")
+
+Each test drives the :class:`~catalog_core.Repository` methods directly, or a
+:class:`~catalog_core.Catalog` on the repository with a :class:`FakeClock`, and names in its
+docstring the rule of ``SPEC.md`` it pins. A backend whose storage can be opened twice (a file, a
+server) should also override :meth:`RepositoryContract.make_second_repository`, so that writers on
+separate handles are tested against each other.
+
+Beyond the protocol's docstrings, the suite expects what the shipped backends do with a write that
+is inconsistent in itself (a product stored under another key, or naming a blob that was neither
+stored nor given): refuse it with ``ValueError`` and store nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import pathlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import attrs
+import pytest
+
+import catalog_core as cc
+from catalog_core.images import make_blob
+from catalog_core.repository.base import Change
+from catalog_core.testing.clock import START, FakeClock
+
+__all__ = ["RepositoryContract"]
+
+ACCOUNT: Final = "acme"
+OTHER: Final = "globex"
+URL: Final = "https://cdn.example/front.jpg"
+IMAGES: Final = ({"source": {"url": URL}},)
+_URL_IMAGES: Final = (cc.Image(URL, 0),)
+_MS: Final = timedelta(milliseconds=1)
+_DAY: Final = timedelta(days=1)
+_MAX_BLOB_BYTES: Final = 10 * 2**20
+
+# The leading bytes each recognised image type is sniffed from (R15).
+_MAGIC: Final = {
+    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01",
+    "image/png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    "image/webp": b"RIFF\x24\x00\x00\x00WEBPVP8 ",
+    "image/heic": b"\x00\x00\x00\x18ftypheic",
+    "image/avif": b"\x00\x00\x00\x1cftypavif",
+}
+
+# Ids whose code-point order differs from case-insensitive, UTF-16 and normalised orders (R24).
+LISTING_IDS: Final = (
+    "B",
+    "a",
+    "é",
+    "e\u0301",
+    "😀",
+    "ｚ",
+    "a-",
+    "a0",
+    "A",
+    "aa",
+    "~",
+    "\U0010fffd",
+)
+# Ids a backend could trim, fold, normalise or truncate (R2); all are valid and all distinct.
+UNICODE_IDS: Final = (
+    "😀",
+    "商品-42",
+    "é",
+    "e\u0301",
+    "Case",
+    "case",
+    " padded ",
+    "שלום",
+    "zero\u200bwidth",
+    "_ANON_is-an-ordinary-id",
+    "_anon",
+    "x" * 256,
+    "😀" * 256,
+    "\U0010fffd",
+)
+# Metadata a backend could mangle: empty keys, nesting, big ints, floats, escapes (R9).
+UNICODE_METADATA: Final[dict[str, Any]] = {
+    "": "an empty key",
+    "名前": {"ネスト": ["😀", "e\u0301", "é", "\u200b", {"": ""}]},
+    "big": int("9" * 4299),
+    "negative big": -int("8" * 4299),
+    "ints": [0, -1, 2**63, -(2**63) - 1, 2**64],
+    "floats": [0.1, -0.0, 2.5, 1e308, 5e-324, 1.7976931348623157e308, 123456789.12345679],
+    "plain": [True, False, None, "", []],
+    "escapes": "\"'\\/\n\t\u2028",
+    "deep": {"a": {"b": {"c": {"d": {"e": {"f": ["g", {"h": "ℏ"}]}}}}}},
+}
+CLASSIFICATIONS: Final[dict[str, Any]] = {"颜色": "红", "": {"😀": [1, 2.5, None, True]}}
+
+
+class _Refused(Exception):
+    """Raised by a test's change to refuse a write."""
+
+
+def _compact_size(value: object) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def _canonical(value: object) -> str:
+    """JSON text that tells ``1`` from ``1.0`` and ``True`` from ``1``, whatever the key order."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _blob(n: int, mime_type: str = "image/jpeg", size: int = 64) -> cc.Blob:
+    """Return the ``n``-th distinct valid image of ``mime_type``."""
+    head = _MAGIC[mime_type] + n.to_bytes(8, "big")
+    return make_blob(f"file-{n}", head + bytes(max(0, size - len(head))), max_bytes=_MAX_BLOB_BYTES)
+
+
+def _product(
+    external_id: str,
+    *,
+    account: str = ACCOUNT,
+    images: tuple[cc.Image, ...] = _URL_IMAGES,
+    expires_at: datetime | None = None,
+    version: int = 1,
+    at: datetime = START,
+    **fields: Any,
+) -> cc.Product:
+    return cc.Product(
+        account=account,
+        external_id=external_id,
+        created_at=at,
+        updated_at=at,
+        images=images,
+        expires_at=expires_at,
+        version=version,
+        **fields,
+    )
+
+
+def _images_of(*blobs: cc.Blob) -> tuple[cc.Image, ...]:
+    return tuple(cc.Image(blob.source_url, order) for order, blob in enumerate(blobs))
+
+
+def _storing(product: cc.Product | None, *blobs: cc.Blob) -> Change:
+    """Return a change that stores ``product`` and ``blobs`` whatever is stored now."""
+
+    def change(_: cc.Product | None) -> cc.Write:
+        return cc.Write(product, blobs)
+
+    return change
+
+
+def _put(repository: cc.Repository, product: cc.Product, *blobs: cc.Blob) -> cc.Product:
+    stored = repository.write(product.account, product.external_id, _storing(product, *blobs))
+    assert stored is not None
+    return stored
+
+
+def _drop(repository: cc.Repository, account: str, external_id: str) -> None:
+    assert repository.write(account, external_id, lambda _: cc.Write(None)) is None
+
+
+def _ids(products: Sequence[cc.Product]) -> list[str]:
+    return [p.external_id for p in products]
+
+
+def _live_ids(
+    repository: cc.Repository, account: str = ACCOUNT, now: datetime = START
+) -> list[str]:
+    return _ids(repository.list_live(account, after=None, limit=1000, now=now))
+
+
+def _increment(stored: cc.Product | None) -> cc.Write:
+    """A read-merge-write: one more version and one more count in the metadata."""
+    assert stored is not None
+    assert stored.metadata is not None
+    count = stored.metadata["n"] + 1
+    return cc.Write(attrs.evolve(stored, version=stored.version + 1, metadata={"n": count}))
+
+
+def _in_threads(work: Callable[[int], None], threads: int) -> None:
+    """Run ``work(0)`` ... ``work(threads - 1)`` at once; re-raise the first failure."""
+    start = threading.Barrier(threads, timeout=30)
+
+    def run(n: int) -> None:
+        start.wait()
+        work(n)
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(run, n) for n in range(threads)]
+        for future in futures:
+            future.result()
+
+
+def _json_of_size(size: int, key: str = "k", **extra: Any) -> dict[str, Any]:
+    """Return a JSON object of exactly ``size`` bytes as compact UTF-8 JSON, of many widths."""
+    value: dict[str, Any] = {**extra, key: ""}
+    filler = 'é😀€"\\a\n'  # 2-, 4-, 3-byte characters and escapes that take 2 bytes each
+    while _compact_size(value) + _compact_size(filler) < size:
+        value[key] += filler
+    value[key] += "a" * (size - _compact_size(value))
+    assert _compact_size(value) == size
+    return value
+
+
+class RepositoryContract:
+    """Subclass in a test file named ``Test*`` and override :meth:`make_repository`.
+
+    Every ``test_*`` method here pins one storage behaviour the rules depend on; the docstring of
+    each names the rule. Tests that need writers on separate handles of the same storage use
+    :meth:`make_second_repository`, which by default returns the first handle.
+    """
+
+    def make_repository(self, tmp_path: pathlib.Path) -> cc.Repository:
+        """Return a new, empty repository; ``tmp_path`` is the test's own directory."""
+        raise NotImplementedError("override make_repository in the backend's test class")
+
+    def dispose_repository(self, repository: cc.Repository) -> None:
+        """Release a repository made by this class; closes it by default."""
+        repository.close()
+
+    def make_second_repository(self, first: cc.Repository, tmp_path: pathlib.Path) -> cc.Repository:
+        """Return another handle on the storage of ``first`` (by default ``first`` itself)."""
+        return first
+
+    @pytest.fixture
+    def repository(self, tmp_path: pathlib.Path) -> Iterator[cc.Repository]:
+        """A new repository from :meth:`make_repository`, disposed of after the test."""
+        repository = self.make_repository(tmp_path)
+        try:
+            yield repository
+        finally:
+            self.dispose_repository(repository)
+
+    def _with_second(
+        self, first: cc.Repository, tmp_path: pathlib.Path, use: Callable[[cc.Repository], None]
+    ) -> None:
+        second = self.make_second_repository(first, tmp_path)
+        try:
+            use(second)
+        finally:
+            if second is not first:
+                self.dispose_repository(second)
+
+    # -- R26: atomic writes -----------------------------------------------------------------
+
+    def test_r26_write_hands_the_change_the_stored_product_and_returns_what_it_stored(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26: the change sees the stored product (expired or not); write returns the result."""
+        seen: list[cc.Product | None] = []
+        first = _product("p", expires_at=START)
+
+        def create(stored: cc.Product | None) -> cc.Write:
+            seen.append(stored)
+            return cc.Write(first)
+
+        assert repository.write(ACCOUNT, "p", create) == first
+        second = attrs.evolve(first, title="second", version=2)
+
+        def update(stored: cc.Product | None) -> cc.Write:
+            seen.append(stored)
+            return cc.Write(second)
+
+        assert repository.write(ACCOUNT, "p", update) == second
+        assert seen == [None, first]  # the expired product is handed over, not hidden
+        assert repository.get(ACCOUNT, "p") == second
+
+        def delete(stored: cc.Product | None) -> cc.Write:
+            seen.append(stored)
+            return cc.Write(None)
+
+        assert repository.write(ACCOUNT, "p", delete) is None
+        assert seen[-1] == second
+        assert repository.get(ACCOUNT, "p") is None
+        assert _live_ids(repository) == []
+
+    def test_r26_a_change_that_raises_stores_nothing_and_its_exception_propagates(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26: a change that raises leaves product, listing and blobs as they were."""
+        before = _put(repository, _product("p"))
+        blob = _blob(1)
+        error = _Refused("no")
+
+        def change(stored: cc.Product | None) -> cc.Write:
+            new = _product("p" if stored else "q", images=_images_of(blob), version=2)
+            cc.Write(new, (blob,))  # built, never handed over
+            raise error
+
+        with pytest.raises(_Refused) as raised:
+            repository.write(ACCOUNT, "p", change)
+        assert raised.value is error
+        with pytest.raises(_Refused):
+            repository.write(ACCOUNT, "q", change)
+        assert repository.get(ACCOUNT, "p") == before
+        assert repository.get(ACCOUNT, "q") is None
+        assert repository.get_blob(ACCOUNT, blob.sha256) is None
+        assert _live_ids(repository) == ["p"]
+        assert repository.purge_expired(START + 1000 * _DAY) == 0
+
+    def test_r26_a_write_with_blobs_stores_the_product_and_its_blobs_together(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26, R15: a product and the blobs it names are stored by the same write."""
+        jpeg, png = _blob(1), _blob(2, "image/png")
+        product = _product("p", images=(*_images_of(jpeg, png), cc.Image(URL, 2)))
+        assert _put(repository, product, jpeg, png) == product
+        assert repository.get(ACCOUNT, "p") == product
+        assert repository.get_blob(ACCOUNT, jpeg.sha256) == jpeg
+        assert repository.get_blob(ACCOUNT, png.sha256) == png
+
+    def test_r26_a_write_stored_under_another_key_is_refused_and_stores_nothing(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26, R1: a product may only be stored under its own account and id."""
+        blob = _blob(1)
+        wrong_id = _product("q", images=_images_of(blob))
+        wrong_account = _product("p", account=OTHER, images=_images_of(blob))
+        for product in (wrong_id, wrong_account):
+            with pytest.raises(ValueError, match="account and external id"):
+                repository.write(ACCOUNT, "p", _storing(product, blob))
+        for account in (ACCOUNT, OTHER):
+            assert repository.get(account, "p") is None
+            assert repository.get(account, "q") is None
+            assert repository.get_blob(account, blob.sha256) is None
+
+    def test_r26_a_write_naming_a_blob_never_given_is_refused_and_stores_not_even_its_blobs(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26, R15: a refused write stores none of the blobs that came with it."""
+        given, missing = _blob(1), _blob(2)
+        product = _product("p", images=_images_of(given, missing))
+        with pytest.raises(ValueError, match="neither stored nor given"):
+            repository.write(ACCOUNT, "p", lambda _: cc.Write(product, (given,)))
+        assert repository.get(ACCOUNT, "p") is None
+        assert repository.get_blob(ACCOUNT, given.sha256) is None
+        assert repository.get_blob(ACCOUNT, missing.sha256) is None
+
+    def test_r25_r26_deleting_a_key_with_nothing_stored_is_a_harmless_no_op(
+        self, repository: cc.Repository
+    ) -> None:
+        """R25, R26: a change may return ``Write(None)`` for a key that holds nothing."""
+        kept = _put(repository, _product("kept"))
+        assert repository.write(ACCOUNT, "ghost", lambda _: cc.Write(None)) is None
+        assert repository.write(OTHER, "kept", lambda _: cc.Write(None)) is None
+        assert repository.get(ACCOUNT, "ghost") is None
+        assert repository.get(ACCOUNT, "kept") == kept
+        assert _live_ids(repository) == ["kept"]
+
+    def test_r26_only_a_write_changes_what_is_stored_not_the_objects_handed_out(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26: products read back are copies; changing them changes nothing stored."""
+
+        def product() -> cc.Product:
+            return _product(
+                "p", metadata={"k": {"nested": [1]}}, images=(cc.Image(URL, 0, {"c": {"d": [1]}}),)
+            )
+
+        for handed_out in (
+            _put(repository, product()),
+            repository.get(ACCOUNT, "p"),
+            repository.list_live(ACCOUNT, after=None, limit=1, now=START)[0],
+        ):
+            assert handed_out is not None
+            _try_to_mutate(handed_out.metadata)
+            _try_to_mutate(handed_out.images[0].classifications)
+        assert repository.get(ACCOUNT, "p") == product()
+
+    def test_r26_a_rejected_catalog_request_changes_nothing(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26, R28, R30: every refused upsert, use and delete leaves the storage untouched."""
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        before = catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)}).product
+        blob = _blob(7, "image/png")
+        upload = {"f": cc.Upload(blob.data)}
+        with_file = {"externalId": "p", "images": [{"source": {"fileKey": "f"}}], "title": "x"}
+        refused: list[Callable[[], object]] = [
+            lambda: catalog.upsert(ACCOUNT, with_file, files=upload, if_version=7),
+            lambda: catalog.upsert(ACCOUNT, {**with_file, "externalId": "new"}, upload, 1),
+            lambda: catalog.upsert(ACCOUNT, {"externalId": "p", "images": []}),
+            lambda: catalog.use(ACCOUNT, {"externalId": "missing"}),
+            lambda: catalog.delete(ACCOUNT, "p", if_version=2),
+            lambda: catalog.delete(ACCOUNT, "missing"),
+        ]
+        for request in refused:
+            with pytest.raises(cc.CatalogError):
+                request()
+            assert repository.get(ACCOUNT, "p") == before
+            assert repository.get(ACCOUNT, "new") is None
+            assert repository.get(ACCOUNT, "missing") is None
+            assert repository.get_blob(ACCOUNT, blob.sha256) is None
+        assert _live_ids(repository) == ["p"]
+
+    # -- R28, R27: versions and concurrent writers ------------------------------------------
+
+    def test_r28_versions_start_at_one_and_grow_by_one_with_every_write(
+        self, repository: cc.Repository
+    ) -> None:
+        """R28: version 1 on create, +1 on every upsert and use, 1 again after a re-create."""
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        writes: list[Callable[[], cc.UpsertResult | cc.UseResult]] = [
+            lambda: catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)}),
+            lambda: catalog.upsert(ACCOUNT, {"externalId": "p"}),
+            lambda: catalog.use(ACCOUNT, {"externalId": "p"}),
+            lambda: catalog.use(ACCOUNT, {"externalId": "p", "title": "inline"}),
+            lambda: catalog.upsert(ACCOUNT, {"externalId": "p", "metadata": {"k": 1}}),
+        ]
+        for expected, write in enumerate(writes, start=1):
+            assert write().product.version == expected
+            stored = repository.get(ACCOUNT, "p")
+            assert stored is not None
+            assert stored.version == expected
+        catalog.delete(ACCOUNT, "p", if_version=len(writes))
+        assert catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)}).created
+        assert catalog.get(ACCOUNT, "p").version == 1
+
+    def test_r28_a_stale_expected_version_on_upsert_or_delete_changes_nothing(
+        self, repository: cc.Repository
+    ) -> None:
+        """R28: a version mismatch is VERSION_CONFLICT naming the current version; no write."""
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
+        current = catalog.upsert(ACCOUNT, {"externalId": "p", "title": "two"}).product
+        for attempt in (
+            lambda: catalog.upsert(ACCOUNT, {"externalId": "p", "title": "x"}, if_version=1),
+            lambda: catalog.upsert(ACCOUNT, {"externalId": "p", "title": "x"}, if_version=3),
+            lambda: catalog.delete(ACCOUNT, "p", if_version=1),
+        ):
+            with pytest.raises(cc.VersionConflict) as conflict:
+                attempt()
+            assert [d.to_wire() for d in conflict.value.details] == [
+                {"path": "version", "message": "current version is 2"}
+            ]
+            assert repository.get(ACCOUNT, "p") == current
+        assert catalog.upsert(ACCOUNT, {"externalId": "p"}, if_version=2).product.version == 3
+        catalog.delete(ACCOUNT, "p", if_version=3)
+        assert repository.get(ACCOUNT, "p") is None
+
+    def test_r27_concurrent_read_merge_writes_on_one_key_never_lose_an_update(
+        self, repository: cc.Repository
+    ) -> None:
+        """R27: 8 threads x 25 read-merge-writes on one key; every one of them counts."""
+        threads, rounds = 8, 25
+        _put(repository, _product("hot", metadata={"n": 0}))
+
+        def work(_: int) -> None:
+            for _ in range(rounds):
+                repository.write(ACCOUNT, "hot", _increment)
+
+        _in_threads(work, threads)
+        stored = repository.get(ACCOUNT, "hot")
+        assert stored is not None
+        assert stored.metadata == {"n": threads * rounds}
+        assert stored.version == 1 + threads * rounds
+
+    def test_r27_catalog_writers_on_two_handles_of_the_same_storage_never_lose_an_update(
+        self, repository: cc.Repository, tmp_path: pathlib.Path
+    ) -> None:
+        """R27, R28: upserts and uses through two handles; final version is 1 + every write."""
+        threads, rounds = 6, 20
+        catalogs = [cc.Catalog(repository, clock=FakeClock())]
+        catalogs[0].upsert(ACCOUNT, {"externalId": "hot", "images": list(IMAGES)})
+
+        def race(second: cc.Repository) -> None:
+            catalogs.append(cc.Catalog(second, clock=FakeClock()))
+
+            def work(n: int) -> None:
+                catalog = catalogs[n % 2]
+                for k in range(rounds):
+                    if k % 2:
+                        catalog.use(ACCOUNT, {"externalId": "hot"})
+                    else:
+                        catalog.upsert(ACCOUNT, {"externalId": "hot", "metadata": {"by": n}})
+
+            _in_threads(work, threads)
+            for catalog in catalogs:
+                assert catalog.get(ACCOUNT, "hot").version == 1 + threads * rounds
+
+        self._with_second(repository, tmp_path, race)
+
+    # -- R1: tenant isolation ---------------------------------------------------------------
+
+    def test_r1_the_same_external_id_in_two_accounts_names_two_independent_products(
+        self, repository: cc.Repository
+    ) -> None:
+        """R1: get, write, list_live, purge counts and get_blob are per account."""
+        shared = _blob(1)
+        mine = _put(
+            repository,
+            _product("p", images=_images_of(shared), title="mine", expires_at=START + _DAY),
+            shared,
+        )
+        theirs = _put(
+            repository,
+            _product("p", account=OTHER, images=_images_of(shared), title="theirs"),
+            shared,
+        )
+        assert repository.get(ACCOUNT, "p") == mine
+        assert repository.get(OTHER, "p") == theirs
+        _put(repository, attrs.evolve(mine, title="mine again", version=2))
+        assert repository.get(OTHER, "p") == theirs
+        _put(repository, _product("q", account=OTHER))
+        assert _live_ids(repository) == ["p"]
+        assert _live_ids(repository, OTHER) == ["p", "q"]
+        assert repository.purge_expired(START + _DAY) == 1
+        assert repository.get(ACCOUNT, "p") is None
+        assert repository.get(OTHER, "p") == theirs
+        assert repository.get_blob(ACCOUNT, shared.sha256) is None  # its last product is gone
+        assert repository.get_blob(OTHER, shared.sha256) == shared
+        _drop(repository, OTHER, "q")
+        assert _live_ids(repository, OTHER) == ["p"]
+
+    def test_r1_a_product_of_one_account_is_invisible_from_another_in_every_method(
+        self, repository: cc.Repository
+    ) -> None:
+        """R1: another account's id behaves exactly like an id nobody has used."""
+        blob = _blob(1)
+        product = _put(repository, _product("p", images=_images_of(blob)), blob)
+        seen: list[cc.Product | None] = []
+
+        def peek(stored: cc.Product | None) -> cc.Write:
+            seen.append(stored)
+            raise _Refused
+
+        assert repository.get(OTHER, "p") is None
+        assert repository.list_live(OTHER, after=None, limit=10, now=START) == []
+        assert repository.list_live(OTHER, after="a", limit=10, now=START) == []
+        assert repository.get_blob(OTHER, blob.sha256) is None
+        with pytest.raises(_Refused):
+            repository.write(OTHER, "p", peek)
+        assert seen == [None]
+
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        with pytest.raises(cc.ProductNotFound):
+            catalog.get(OTHER, "p")
+        with pytest.raises(cc.ProductNotFound):
+            catalog.use(OTHER, {"externalId": "p"})
+        with pytest.raises(cc.ProductNotFound):
+            catalog.delete(OTHER, "p")
+        with pytest.raises(cc.VersionConflict):
+            catalog.upsert(OTHER, {"externalId": "p", "images": list(IMAGES)}, if_version=1)
+        assert catalog.list(OTHER).items == ()
+        created = catalog.upsert(OTHER, {"externalId": "p", "images": list(IMAGES)})
+        assert created.created
+        assert created.product.version == 1
+        assert repository.get(ACCOUNT, "p") == product
+        assert catalog.get(ACCOUNT, "p") == product
+
+    def test_r1_an_account_and_an_id_are_two_parts_of_the_key_never_joined_into_one(
+        self, repository: cc.Repository
+    ) -> None:
+        """R1: ("ab", "c") and ("a", "bc") are unrelated, as are accounts that prefix others."""
+        keys = [("ab", "c"), ("a", "bc"), ("a:b", "c"), ("a", "b:c"), ("a", "c"), ("abc", "c")]
+        blobs = {key: _blob(n) for n, key in enumerate(keys)}
+        for key in keys:
+            account, external_id = key
+            _put(
+                repository,
+                _product(external_id, account=account, images=_images_of(blobs[key])),
+                blobs[key],
+            )
+        for key in keys:
+            account, external_id = key
+            stored = repository.get(account, external_id)
+            assert stored is not None
+            assert (stored.account, stored.external_id) == key
+            for other in keys:
+                found = repository.get_blob(account, blobs[other].sha256)
+                assert (found is not None) == (other[0] == account)
+        assert _live_ids(repository, "a") == ["b:c", "bc", "c"]
+        assert _live_ids(repository, "ab") == ["c"]
+        assert _live_ids(repository, "abc") == ["c"]
+
+    # -- R24: listing -----------------------------------------------------------------------
+
+    def test_r24_list_live_is_in_code_point_order_of_external_id(
+        self, repository: cc.Repository
+    ) -> None:
+        """R24: code-point order, not case-folded, UTF-16, normalised or locale order."""
+        for external_id in reversed(LISTING_IDS):
+            _put(repository, _product(external_id))
+        for external_id in ("0", "b", "ｙ"):
+            _put(repository, _product(external_id, account=OTHER))
+        assert _live_ids(repository) == sorted(LISTING_IDS)
+        assert _live_ids(repository, OTHER) == ["0", "b", "ｙ"]
+
+    def test_r24_after_is_exclusive_and_limit_bounds_the_page(
+        self, repository: cc.Repository
+    ) -> None:
+        """R24: a page holds up to ``limit`` products with ids strictly after ``after``."""
+        for external_id in LISTING_IDS:
+            _put(repository, _product(external_id))
+        ordered = sorted(LISTING_IDS)
+
+        def page(after: str | None, limit: int) -> list[str]:
+            return _ids(repository.list_live(ACCOUNT, after=after, limit=limit, now=START))
+
+        assert page(None, 1) == ordered[:1]
+        assert page(None, 5) == ordered[:5]
+        assert page(None, len(ordered) + 10) == ordered
+        for index, after in enumerate(ordered):
+            assert page(after, 2) == ordered[index + 1 : index + 3]
+        assert page("a.", 1) == ["a0"]  # an id that is not stored: the next one after it
+        assert page("\U0010ffff", 5) == []
+
+    def test_r24_r22c_list_live_skips_one_shot_products_and_only_those(
+        self, repository: cc.Repository
+    ) -> None:
+        """R24, R22c: ``_anon_`` ids are never listed; ids that merely look alike are."""
+        one_shot = "_anon_" + "k" * 24
+        ids = [one_shot, "_anon_", "_ANON_x", "_anon", "x_anon_", "_anon-x"]
+        for external_id in ids:
+            _put(repository, _product(external_id, expires_at=START + _DAY))
+        assert _live_ids(repository) == ["_ANON_x", "_anon", "_anon-x", "x_anon_"]
+        assert repository.list_live(ACCOUNT, after="_", limit=1, now=START)[0].external_id == (
+            "_ANON_x"
+        )
+        stored = repository.get(ACCOUNT, one_shot)
+        assert stored is not None
+        assert stored.one_shot
+
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        used = catalog.use(ACCOUNT, {"images": list(IMAGES)}).product
+        assert catalog.get(ACCOUNT, used.external_id) == used
+        assert [p.external_id for p in catalog.list(ACCOUNT).items] == _live_ids(repository)
+
+    def test_r24_a_walk_through_all_pages_while_others_write_returns_each_lasting_product_once(
+        self, repository: cc.Repository, tmp_path: pathlib.Path
+    ) -> None:
+        """R24: products that exist for the whole walk come exactly once, in order."""
+        lasting = [f"k{n:02d}" for n in range(40)]
+        for external_id in lasting:
+            _put(repository, _product(external_id))
+        catalog = cc.Catalog(repository, clock=FakeClock())
+
+        def walk(second: cc.Repository) -> None:
+            stop = threading.Event()
+            progress = threading.Condition()
+            writes = [0]
+
+            def churn(worker: int) -> None:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    target = lasting[(n * 7 + worker) % len(lasting)]
+                    # New ids right beside lasting ones, created and deleted between pages, and
+                    # updates of the lasting products themselves.
+                    _put(second, _product(f"{target}-{worker}"))
+                    second.write(ACCOUNT, target, lambda s: cc.Write(_touched(s)))
+                    _drop(second, ACCOUNT, f"{target}-{worker}")
+                    _put(second, _product(f"{target}+{worker}"))
+                    _drop(second, ACCOUNT, f"{target}+{worker}")
+                    with progress:
+                        writes[0] += 1
+                        progress.notify_all()
+
+            walked: list[str] = []
+            pages = 0
+            with ThreadPoolExecutor(2) as pool:
+                churners = [pool.submit(churn, worker) for worker in range(2)]
+
+                def moved(since: int) -> bool:
+                    return writes[0] > since or any(c.done() for c in churners)
+
+                try:
+                    cursor = None
+                    while True:
+                        page = catalog.list(ACCOUNT, limit=3, cursor=cursor)
+                        pages += 1
+                        assert page.count <= 3
+                        walked += [p.external_id for p in page.items]
+                        if page.next_cursor is None:
+                            break
+                        cursor = page.next_cursor
+                        with progress:  # let at least one round of writes land between pages
+                            seen = writes[0]
+                            progress.wait_for(functools.partial(moved, seen), timeout=5)
+                finally:
+                    stop.set()
+                for churner in churners:
+                    churner.result()
+            assert writes[0] >= pages - 1  # the walk really was interleaved with writes
+            assert walked == sorted(walked)
+            assert len(walked) == len(set(walked))
+            assert set(lasting) <= set(walked)
+            assert all(w in lasting or w[:3] in lasting for w in walked)
+
+        self._with_second(repository, tmp_path, walk)
+
+    # -- R20: expired products are invisible before any purge ------------------------------
+
+    def test_r20_list_live_skips_products_expired_at_now_from_expires_at_on(
+        self, repository: cc.Repository
+    ) -> None:
+        """R20: expired when ``now >= expiresAt``; live one millisecond before."""
+        expires = START + _DAY
+        for external_id in ("a", "c", "e"):
+            _put(repository, _product(external_id, expires_at=expires))
+        for external_id in ("b", "d"):
+            _put(repository, _product(external_id, expires_at=expires + _MS))
+        _put(repository, _product("f"))
+        assert _live_ids(repository, now=expires - _MS) == ["a", "b", "c", "d", "e", "f"]
+        assert _live_ids(repository, now=expires) == ["b", "d", "f"]
+        assert _live_ids(repository, now=expires + _MS) == ["f"]
+        # Expired products do not use up the page: the limit counts live ones.
+        page = repository.list_live(ACCOUNT, after=None, limit=2, now=expires)
+        assert _ids(page) == ["b", "d"]
+        assert _ids(repository.list_live(ACCOUNT, after="b", limit=1, now=expires)) == ["d"]
+        stored = repository.get(ACCOUNT, "a")  # get hands out what is stored, expired or not
+        assert stored is not None
+        assert stored.expires_at == expires
+
+    def test_r20_the_catalog_treats_an_expired_product_as_absent_before_any_purge(
+        self, repository: cc.Repository
+    ) -> None:
+        """R20, R4, R23, R25: from expiresAt on, get, use, delete and list see nothing."""
+        clock = FakeClock()
+        catalog = cc.Catalog(repository, clock=clock)
+        old = catalog.upsert(
+            ACCOUNT, {"externalId": "p", "images": list(IMAGES), "validForDays": 1}
+        ).product
+        catalog.upsert(ACCOUNT, {"externalId": "q", "images": list(IMAGES)})
+        assert old.expires_at == START + _DAY
+        clock.now = START + _DAY - _MS
+        assert catalog.get(ACCOUNT, "p") == old
+        assert [p.external_id for p in catalog.list(ACCOUNT).items] == ["p", "q"]
+        clock.now = START + _DAY
+        with pytest.raises(cc.ProductNotFound):
+            catalog.get(ACCOUNT, "p")
+        with pytest.raises(cc.ProductNotFound):
+            catalog.use(ACCOUNT, {"externalId": "p"})
+        with pytest.raises(cc.ProductNotFound):
+            catalog.delete(ACCOUNT, "p")
+        assert [p.external_id for p in catalog.list(ACCOUNT).items] == ["q"]
+        assert [p.external_id for p in catalog.list(ACCOUNT, limit=1).items] == ["q"]
+        assert repository.get(ACCOUNT, "p") == old  # still stored: no purge has run
+        fresh = catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
+        assert fresh.created
+        assert fresh.product.version == 1
+        assert fresh.product.created_at == START + _DAY
+        assert fresh.product.valid_for_days is None
+
+    # -- R21, R15: the purge ----------------------------------------------------------------
+
+    def test_r21_purge_removes_exactly_the_expired_products_and_returns_their_count(
+        self, repository: cc.Repository
+    ) -> None:
+        """R21: expired at now (expiresAt <= now) in every account; nothing else."""
+        now = START + _DAY
+        expired = [
+            (ACCOUNT, "long-ago", now - 30 * _DAY),
+            (ACCOUNT, "just-now", now),
+            (OTHER, "other-account", now - _MS),
+            (ACCOUNT, "_anon_" + "a" * 24, now - _MS),
+        ]
+        kept = [
+            (ACCOUNT, "soon", now + _MS),
+            (ACCOUNT, "forever", None),
+            (OTHER, "later", now + _DAY),
+        ]
+        for account, external_id, expires in expired + kept:
+            _put(repository, _product(external_id, account=account, expires_at=expires))
+        assert repository.purge_expired(now - _DAY) == 1
+        assert repository.purge_expired(now) == len(expired) - 1
+        for account, external_id, _ in expired:
+            assert repository.get(account, external_id) is None
+        for account, external_id, _ in kept:
+            assert repository.get(account, external_id) is not None
+        assert repository.purge_expired(now) == 0
+        assert _live_ids(repository, now=now) == ["forever", "soon"]
+
+    def test_r21_only_the_current_lifetime_counts_for_the_purge(
+        self, repository: cc.Repository
+    ) -> None:
+        """R21, R19: a write that moves expiresAt moves the purge with it, either way."""
+        first = START + _DAY
+        extended = _put(repository, _product("extended", expires_at=first))
+        _put(repository, attrs.evolve(extended, expires_at=first + _DAY, version=2))
+        forever = _put(repository, _product("made-permanent", expires_at=first))
+        _put(repository, attrs.evolve(forever, expires_at=None, version=2))
+        shortened = _put(repository, _product("shortened", expires_at=first + _DAY))
+        _put(repository, attrs.evolve(shortened, expires_at=first, version=2))
+        recreated = _put(repository, _product("recreated", expires_at=first))
+        _drop(repository, ACCOUNT, "recreated")
+        _put(repository, attrs.evolve(recreated, expires_at=first + _DAY))
+
+        assert repository.purge_expired(first) == 1
+        assert _live_ids(repository, now=first) == ["extended", "made-permanent", "recreated"]
+        assert repository.purge_expired(first + _DAY) == 2
+        assert _live_ids(repository, now=first + _DAY) == ["made-permanent"]
+
+    def test_r21_r15_a_blob_no_product_refers_to_is_removed_by_the_purge_and_not_before(
+        self, repository: cc.Repository
+    ) -> None:
+        """R21, R15: dropped blobs stay until the purge; blobs still named stay after it."""
+        dropped, deleted, named = _blob(1), _blob(2, "image/webp"), _blob(3, "image/heic")
+        p = _put(repository, _product("p", images=_images_of(dropped, named)), dropped, named)
+        _put(repository, _product("q", images=_images_of(deleted)), deleted)
+        _put(repository, attrs.evolve(p, images=_images_of(named), version=2))
+        _drop(repository, ACCOUNT, "q")
+        for blob in (dropped, deleted, named):
+            assert repository.get_blob(ACCOUNT, blob.sha256) == blob
+        assert repository.purge_expired(START) == 0
+        assert repository.get_blob(ACCOUNT, dropped.sha256) is None
+        assert repository.get_blob(ACCOUNT, deleted.sha256) is None
+        assert repository.get_blob(ACCOUNT, named.sha256) == named
+
+    def test_r21_r15_a_blob_shared_by_two_products_stays_until_both_are_gone(
+        self, repository: cc.Repository
+    ) -> None:
+        """R21, R15: the same bytes named twice are one blob, kept while anything names it."""
+        shared = _blob(1)
+        _put(repository, _product("p", images=_images_of(shared)), shared)
+        q = _product("q", images=_images_of(shared, shared), expires_at=START + _DAY)
+        _put(repository, q, shared)  # given again: still one blob
+        _drop(repository, ACCOUNT, "p")
+        assert repository.purge_expired(START) == 0
+        assert repository.get_blob(ACCOUNT, shared.sha256) == shared
+        assert repository.purge_expired(START + _DAY) == 1  # q, and with it the blob's last use
+        assert repository.get_blob(ACCOUNT, shared.sha256) is None
+
+    def test_r21_r15_an_orphaned_blob_named_again_before_the_purge_survives_it(
+        self, repository: cc.Repository
+    ) -> None:
+        """R21, R15: a product may name a blob that is stored, unreferenced, and not purged."""
+        blob = _blob(1)
+        p = _put(repository, _product("p", images=_images_of(blob)), blob)
+        _put(repository, attrs.evolve(p, images=_URL_IMAGES, version=2))
+        _put(repository, _product("q", images=_images_of(blob)))  # not given again: stored
+        assert repository.purge_expired(START) == 0
+        assert repository.get_blob(ACCOUNT, blob.sha256) == blob
+        _drop(repository, ACCOUNT, "q")
+        repository.purge_expired(START)
+        assert repository.get_blob(ACCOUNT, blob.sha256) is None
+
+    def test_r21_r15_a_blob_given_with_a_write_that_names_it_nowhere_is_removed_by_the_purge(
+        self, repository: cc.Repository
+    ) -> None:
+        """R21, R15: a blob no product refers to is removed by the purge, however it came."""
+        unnamed = _blob(1)
+        _put(repository, _product("p"), unnamed)
+        repository.purge_expired(START)
+        assert repository.get_blob(ACCOUNT, unnamed.sha256) is None
+
+    def test_r21_purging_an_empty_repository_removes_nothing(
+        self, repository: cc.Repository
+    ) -> None:
+        """R21: the count is 0 when nothing has expired, or nothing is stored at all."""
+        assert repository.purge_expired(START) == 0
+        assert repository.purge_expired(datetime(2999, 1, 1, tzinfo=UTC)) == 0
+        _put(repository, _product("forever"))
+        assert repository.purge_expired(datetime(2999, 1, 1, tzinfo=UTC)) == 0
+        assert _live_ids(repository) == ["forever"]
+
+    def test_r21_the_purge_works_through_more_than_one_batch(
+        self, repository: cc.Repository
+    ) -> None:
+        """R21: over 500 expired products and over 500 orphan blobs, all gone in one call."""
+        expired, with_blobs = 1003, 503
+        expires = START + _DAY
+        blobs = [_blob(n, size=16) for n in range(with_blobs)]
+        for n in range(expired):
+            images = _images_of(blobs[n]) if n < with_blobs else _URL_IMAGES
+            given = (blobs[n],) if n < with_blobs else ()
+            _put(repository, _product(f"p{n:04d}", images=images, expires_at=expires), *given)
+        kept = _blob(with_blobs)
+        _put(repository, _product("kept", images=_images_of(kept)), kept)
+        _put(repository, _product("later", expires_at=expires + _MS))
+        assert repository.purge_expired(expires) == expired
+        assert _live_ids(repository, now=expires) == ["kept", "later"]
+        assert repository.get(ACCOUNT, "p0000") is None
+        assert repository.get(ACCOUNT, f"p{expired - 1:04d}") is None
+        assert repository.get_blob(ACCOUNT, blobs[0].sha256) is None
+        assert repository.get_blob(ACCOUNT, blobs[-1].sha256) is None
+        assert repository.get_blob(ACCOUNT, kept.sha256) == kept
+
+    # -- R31: timestamps --------------------------------------------------------------------
+
+    def test_r31_millisecond_timestamps_round_trip_exactly(self, repository: cc.Repository) -> None:
+        """R31: odd milliseconds, the epoch and far dates read back equal, in UTC."""
+        odd = datetime(2026, 5, 13, 10, 0, 0, 1000, tzinfo=UTC)
+        products = [
+            _product(
+                "odd",
+                at=odd,
+                last_used_at=odd + 998 * _MS,
+                expires_at=datetime(2100, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+                valid_for_days=365,
+            ),
+            attrs.evolve(
+                _product("far", at=datetime(2100, 1, 1, 0, 0, 0, 999000, tzinfo=UTC)),
+                created_at=datetime(1970, 1, 1, tzinfo=UTC),
+                last_used_at=datetime(2999, 12, 31, 23, 59, 59, 1000, tzinfo=UTC),
+            ),
+            _product("leap", at=datetime(2028, 2, 29, 23, 59, 59, 999000, tzinfo=UTC)),
+        ]
+        for product in products:
+            _put(repository, product)
+        for product in products:
+            stored = repository.get(ACCOUNT, product.external_id)
+            assert stored == product
+            for moment in (stored.created_at, stored.updated_at, stored.last_used_at):
+                assert moment is None or moment.utcoffset() == timedelta(0)
+        listed = repository.list_live(ACCOUNT, after=None, limit=10, now=START)
+        assert sorted(listed, key=lambda p: p.external_id) == sorted(
+            products, key=lambda p: p.external_id
+        )
+
+        clock = FakeClock(datetime(2026, 5, 13, 10, 0, 0, 999999, tzinfo=UTC))
+        catalog = cc.Catalog(repository, clock=clock)
+        created = catalog.upsert(
+            ACCOUNT, {"externalId": "c", "images": list(IMAGES), "validForDays": 365}
+        ).product
+        clock.advance(microseconds=1002)
+        used = catalog.use(ACCOUNT, {"externalId": "c"}).product
+        assert created.created_at == datetime(2026, 5, 13, 10, 0, 0, 999000, tzinfo=UTC)
+        assert used.last_used_at == datetime(2026, 5, 13, 10, 0, 1, 1000, tzinfo=UTC)
+        assert catalog.get(ACCOUNT, "c") == used
+        assert repository.get(ACCOUNT, "c") == used
+
+    # -- R2, R9, R16: unicode and big values ------------------------------------------------
+
+    def test_r2_unicode_external_ids_round_trip_exactly_and_stay_distinct(
+        self, repository: cc.Repository
+    ) -> None:
+        """R2: emoji, CJK, combining marks, case, spaces and 256 characters, never altered."""
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        for external_id in UNICODE_IDS:
+            payload = {"externalId": external_id, "images": list(IMAGES), "title": external_id}
+            assert catalog.upsert(ACCOUNT, payload).created
+        for external_id in UNICODE_IDS:
+            stored = catalog.get(ACCOUNT, external_id)
+            assert stored.external_id == external_id
+            assert stored.title == external_id
+        listed: list[str] = []
+        cursor = None
+        while True:
+            page = catalog.list(ACCOUNT, limit=5, cursor=cursor)
+            listed += [p.external_id for p in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert listed == sorted(UNICODE_IDS)
+        raw = _put(repository, _product("e\u0301\u0301", account="账户 😀"))
+        assert repository.get("账户 😀", "e\u0301\u0301") == raw
+        assert repository.get("账户 😀", "é\u0301") is None
+
+    def test_r9_r16_unicode_metadata_and_classifications_round_trip_exactly(
+        self, repository: cc.Repository
+    ) -> None:
+        """R9, R16: nested unicode, empty keys, big ints and floats keep their values and types."""
+        image = cc.Image(URL, 0, CLASSIFICATIONS)
+        product = _product("raw", metadata=UNICODE_METADATA, images=(image, cc.Image(URL, 1)))
+        _put(repository, product)
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        payload = {
+            "externalId": "catalog",
+            "metadata": UNICODE_METADATA,
+            "images": [
+                {"source": {"url": URL}, "classifications": CLASSIFICATIONS},
+                {"source": {"url": URL}},
+            ],
+        }
+        written = catalog.upsert(ACCOUNT, payload).product
+        for stored in (
+            repository.get(ACCOUNT, "raw"),
+            repository.get(ACCOUNT, "catalog"),
+            *repository.list_live(ACCOUNT, after=None, limit=2, now=START),
+        ):
+            assert stored is not None
+            assert stored.metadata == UNICODE_METADATA
+            assert _canonical(stored.metadata) == _canonical(UNICODE_METADATA)
+            assert stored.images[0].classifications == CLASSIFICATIONS
+            assert _canonical(stored.images[0].classifications) == _canonical(CLASSIFICATIONS)
+            assert stored.images[1].classifications is None
+        assert repository.get(ACCOUNT, "raw") == product
+        assert repository.get(ACCOUNT, "catalog") == written
+
+    def test_r9_metadata_of_exactly_the_size_limit_round_trips(
+        self, repository: cc.Repository
+    ) -> None:
+        """R9, R33: 16,384 bytes of compact UTF-8 JSON metadata is accepted and kept whole."""
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        metadata = _json_of_size(catalog.limits.max_metadata_bytes, nested={"ключ": [1, 2.5]})
+        written = catalog.upsert(
+            ACCOUNT, {"externalId": "p", "images": list(IMAGES), "metadata": metadata}
+        ).product
+        assert catalog.get(ACCOUNT, "p") == written
+        stored = repository.get(ACCOUNT, "p")
+        assert stored is not None
+        assert stored.metadata == metadata
+        assert _compact_size(stored.metadata) == 16_384
+
+    def test_r8_r16_twenty_images_with_classifications_at_the_size_limit_round_trip(
+        self, repository: cc.Repository
+    ) -> None:
+        """R8, R16, R33: 20 images, each with 4,096 bytes of classifications, in order."""
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        limit = catalog.limits.max_classifications_bytes
+        images = [
+            {
+                "source": {"url": f"https://cdn.example/{n}.jpg"},
+                "classifications": _json_of_size(limit, key=f"k{n}", index=n),
+            }
+            for n in range(catalog.limits.max_images)
+        ]
+        written = catalog.upsert(ACCOUNT, {"externalId": "p", "images": images}).product
+        stored = repository.get(ACCOUNT, "p")
+        assert stored == written
+        assert stored is not None
+        assert [i.order for i in stored.images] == list(range(20))
+        assert [i.source_url for i in stored.images] == [e["source"]["url"] for e in images]
+        assert [i.classifications for i in stored.images] == [e["classifications"] for e in images]
+
+    # -- R15: blobs -------------------------------------------------------------------------
+
+    def test_r15_get_blob_returns_the_stored_bytes_and_mime_type_exactly_or_none(
+        self, repository: cc.Repository
+    ) -> None:
+        """R15: every recognised type, every byte value, a large file; None when unknown."""
+        blobs = [_blob(n, mime_type) for n, mime_type in enumerate(_MAGIC)]
+        every_byte = _MAGIC["image/png"] + bytes(range(256)) * 4
+        blobs.append(make_blob("bytes", every_byte, max_bytes=_MAX_BLOB_BYTES))
+        blobs.append(_blob(99, "image/jpeg", size=2**20 + 3))
+        blobs.append(cc.Blob(hashlib.sha256(b"as given").hexdigest(), b"as given", "image/heif"))
+        _put(repository, _product("p", images=_images_of(*blobs)), *blobs)
+        for blob in blobs:
+            stored = repository.get_blob(ACCOUNT, blob.sha256)
+            assert stored == blob
+            assert stored is not None
+            assert type(stored.data) is bytes
+        assert repository.get_blob(ACCOUNT, hashlib.sha256(b"unknown").hexdigest()) is None
+        assert repository.get_blob(ACCOUNT, "") is None
+
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        uploaded = _MAGIC["image/webp"] + b"\x00\xff" * 100
+        product = catalog.upsert(
+            ACCOUNT,
+            {"externalId": "q", "images": [{"source": {"fileKey": "f"}}]},
+            files={"f": cc.Upload(uploaded, "image/png")},  # the claimed type is not trusted
+        ).product
+        sha = hashlib.sha256(uploaded).hexdigest()
+        assert product.images[0].source_url == f"upload://{sha}"
+        assert repository.get_blob(ACCOUNT, sha) == cc.Blob(sha, uploaded, "image/webp")
+
+
+def _touched(stored: cc.Product | None) -> cc.Product:
+    assert stored is not None
+    return attrs.evolve(stored, version=stored.version + 1)
+
+
+def _try_to_mutate(value: object) -> None:
+    """Change ``value`` in place if it lets us (a read-only mapping is fine too)."""
+    if isinstance(value, dict):
+        for key in list(value):
+            _try_to_mutate(value[key])
+        value["added"] = True
+    elif isinstance(value, list):
+        for item in value:
+            _try_to_mutate(item)
+        value.append("added")
