@@ -89,6 +89,19 @@ class Catalog:
         """Return the catalog's current time, UTC, truncated to whole milliseconds."""
         return truncate_to_ms(self._clock())
 
+    def _write_time(self, stored: Product | None) -> datetime:
+        """Return the time of a write, read while the repository holds the key's lock.
+
+        Reading the clock before the lock would let a writer that read it earlier commit later,
+        and a product's timestamps would go backwards (R11, R19). Never earlier than the stored
+        product's own timestamps either, so clocks that disagree between processes cannot
+        reorder a product's history.
+        """
+        now = self.now()
+        if stored is None:
+            return now
+        return max(now, stored.updated_at, stored.last_used_at or now)
+
     # -- writes -----------------------------------------------------------------------------
 
     def upsert(
@@ -121,11 +134,11 @@ class Catalog:
         images, blobs, file_warnings = self._resolve_images(command, uploads)
         external_id = command.external_id
         assert external_id is not None  # decode_upsert refuses a missing id on an upsert
-        now = self.now()
         created = False
 
         def change(stored: Product | None) -> Write:
             nonlocal created
+            now = self._write_time(stored)
             existing = _live(stored, now)
             product = merge(
                 existing, command, images, now, account=account, external_id=external_id
@@ -191,16 +204,16 @@ class Catalog:
         warnings += item_warnings
         images, blobs, file_warnings = self._resolve_images(command, uploads)
         warnings += file_warnings
-        now = self.now()
 
         if command.external_id is None:
-            return self._use_one_shot(account, command, images, blobs, now, warnings)
+            return self._use_one_shot(account, command, images, blobs, warnings)
 
         external_id = command.external_id
         created = False
 
         def change(stored: Product | None) -> Write:
             nonlocal created
+            now = self._write_time(stored)
             existing = _live(stored, now)
             if command.is_reference:
                 if existing is None:
@@ -229,13 +242,13 @@ class Catalog:
         command: UpsertCommand,
         images: tuple[Image, ...] | None,
         blobs: tuple[Blob, ...],
-        now: datetime,
         warnings: tuple[PayloadWarning, ...],
     ) -> UseResult:
         while True:
             external_id = new_one_shot_id()
 
             def change(stored: Product | None, external_id: str = external_id) -> Write:
+                now = self._write_time(stored)
                 if _live(stored, now) is not None:
                     raise _OneShotIdTaken
                 product = merge(
@@ -268,10 +281,9 @@ class Catalog:
         account = check_account(account)
         external_id = _check_id(external_id, self.limits)
         if_version = _check_version(if_version)
-        now = self.now()
 
         def change(stored: Product | None) -> Write:
-            existing = _live(stored, now)
+            existing = _live(stored, self._write_time(stored))
             if existing is None:
                 raise ProductNotFound.for_id(external_id)
             _expect_version(existing, if_version, external_id)

@@ -1226,3 +1226,40 @@ def test_r33_limits_refuse_nonsense_values() -> None:
         cc.Limits(max_images=0)
     with pytest.raises(ValueError, match="larger"):
         cc.Limits(max_file_bytes=100, max_request_bytes=100)
+
+
+def test_r11_r27_a_writer_that_read_the_clock_first_never_writes_an_older_time_last(
+    repo: cc.Repository,
+) -> None:
+    """R11, R27: the clock is read under the key's lock, so timestamps only move forward.
+
+    Writer A's clock stalls right after it is read (as a preempted thread would); writer B starts
+    meanwhile with a later clock. Whatever order they commit in, the stored history is ordered.
+    """
+    import threading
+    from datetime import timedelta
+
+    from tests.helpers import START
+
+    a_read = threading.Event()
+
+    def stalling_clock() -> Any:
+        a_read.set()
+        threading.Event().wait(0.3)  # B runs now, unless A already holds the key's lock
+        return START
+
+    catalog_a = cc.Catalog(repo, clock=stalling_clock)
+    catalog_b = cc.Catalog(repo, clock=lambda: START + timedelta(seconds=1))
+    writer_a = threading.Thread(
+        target=catalog_a.upsert, args=("acme", {"externalId": "p", "images": [image()]})
+    )
+    writer_a.start()
+    a_read.wait(5)
+    catalog_b.upsert("acme", {"externalId": "p", "images": [image("b")]})
+    writer_a.join(5)
+
+    final = catalog_b.get("acme", "p")
+    assert final.version == 2
+    assert final.updated_at >= final.created_at
+    # B's write at START + 1 s is in the history, so the last write cannot be dated before it.
+    assert final.updated_at >= START + timedelta(seconds=1)
