@@ -248,9 +248,12 @@ class PostgresRepository:
         else:
             conn.execute(self._update, _product_params(new))
         with conn.cursor() as cur:
+            # DO UPDATE (not DO NOTHING) locks a blob that already exists, so a concurrent purge
+            # cannot delete it as an orphan between this insert and the reference count below.
             cur.executemany(
-                f"INSERT INTO {self.schema}.blobs (account, sha256, mime_type, data, refs) "
-                "VALUES (%s, %s, %s, %s, 0) ON CONFLICT (account, sha256) DO NOTHING",
+                f"INSERT INTO {self.schema}.blobs AS b (account, sha256, mime_type, data, refs) "
+                "VALUES (%s, %s, %s, %s, 0) "
+                "ON CONFLICT (account, sha256) DO UPDATE SET refs = b.refs",
                 [(account, b.sha256, b.mime_type, b.data) for b in sorted(result.blobs, key=_sha)],
             )
         before = old.blob_refs if old else frozenset()

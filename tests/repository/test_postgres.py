@@ -300,3 +300,41 @@ def test_when_ci_requires_postgresql_a_missing_url_fails_instead(url: str) -> No
     assert result.returncode == 1, result.stdout
     assert "1 error" in result.stdout or "1 failed" in result.stdout
     assert "forbids skipping" in result.stdout
+
+
+def test_r26_r27_writes_and_purges_racing_over_one_blob_never_fail(
+    repo: cc.PostgresRepository,
+) -> None:
+    """A purge deleting an orphan blob cannot pull it from under a write that names it again."""
+    import threading
+    import time
+
+    catalog = cc.Catalog(repo)
+    stop = time.monotonic() + 3
+    errors: list[BaseException] = []
+    uploaded = {"externalId": "p", "images": [{"source": {"fileKey": "f"}}]}
+
+    def writer(n: int) -> None:
+        while time.monotonic() < stop and not errors:
+            try:
+                catalog.upsert(
+                    "acme", {**uploaded, "externalId": f"p{n}"}, files={"f": cc.Upload(JPEG)}
+                )
+                catalog.upsert("acme", {"externalId": f"p{n}", "images": IMAGES})
+            except BaseException as exc:
+                errors.append(exc)
+
+    def purger() -> None:
+        while time.monotonic() < stop and not errors:
+            try:
+                catalog.purge_expired()
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    threads += [threading.Thread(target=purger) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
