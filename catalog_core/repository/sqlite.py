@@ -45,6 +45,8 @@ __all__ = ["SQLiteRepository"]
 
 SCHEMA_VERSION: Final = 1
 _PURGE_BATCH: Final = 500
+#: Connections kept open between operations; more are opened while more threads work at once.
+_MAX_IDLE: Final = 8
 _COLUMNS: Final = (
     "account, external_id, title, description, metadata, valid_for_days, expires_at, "
     "last_used_at, created_at, updated_at, images, version"
@@ -106,10 +108,12 @@ class SQLiteRepository:
     """Products and blobs in one SQLite file (or an existing ``sqlite_utils.Database``).
 
     Args:
-        db: a path, or an open ``sqlite_utils.Database``. With a path each thread gets its own
-            connection; a ``Database`` you pass is one connection, shared under a lock (open it
-            with ``check_same_thread=False`` to use it from several threads). ``":memory:"`` is one
-            shared connection too.
+        db: a path, or an open ``sqlite_utils.Database``. With a path the repository keeps a
+            small pool of connections: each operation borrows one, so threads never share a
+            connection and at most a few idle ones stay open. A ``Database`` you pass is one
+            connection, shared under a lock (open it with ``check_same_thread=False`` to use it
+            from several threads). ``":memory:"`` and ``""`` (a private temporary database) are
+            one shared connection too.
         durability: ``"normal"`` (``synchronous=NORMAL``, the default) or ``"full"``
             (``synchronous=FULL``); see the module documentation.
         busy_timeout: seconds a writer waits for the write lock before this repository gives up
@@ -129,7 +133,7 @@ class SQLiteRepository:
         self._synchronous = durability.upper()
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
-        self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []
         self._connections: list[sqlite3.Connection] = []
         self._path: str | None
         self._shared: sqlite3.Connection | None
@@ -138,7 +142,7 @@ class SQLiteRepository:
             self._configure(db.conn)
         else:
             self._path = os.fspath(db)
-            self._shared = self._connect() if self._path == ":memory:" else None
+            self._shared = self._connect() if self._path in ("", ":memory:") else None
         with self._transaction() as conn:
             self._create_schema(sqlite_utils.Database(conn))
 
@@ -166,13 +170,27 @@ class SQLiteRepository:
         self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
-    def _conn(self) -> sqlite3.Connection:
+    @contextmanager
+    def _borrow(self) -> Iterator[sqlite3.Connection]:
+        """Lend a connection for one operation: the shared one under the lock, else a pooled one."""
         if self._shared is not None:
-            return self._shared
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+            with self._lock:
+                yield self._shared
+            return
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                if len(self._idle) < _MAX_IDLE and conn in self._connections:
+                    self._idle.append(conn)
+                else:
+                    conn.close()
+                    if conn in self._connections:
+                        self._connections.remove(conn)
 
     def _retry(self, action: Any) -> Any:
         deadline = time.monotonic() + self._busy_timeout
@@ -193,8 +211,7 @@ class SQLiteRepository:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """Hold the write lock from the first read to the commit (``BEGIN IMMEDIATE``)."""
-        with self._lock if self._shared is not None else _NO_LOCK:
-            conn = self._conn()
+        with self._borrow() as conn:
             self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
                 yield conn
@@ -204,11 +221,6 @@ class SQLiteRepository:
                 raise
             else:
                 self._retry(conn.commit)
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock if self._shared is not None else _NO_LOCK:
-            yield self._conn()
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -260,7 +272,7 @@ class SQLiteRepository:
 
     def get(self, account: str, external_id: str) -> Product | None:
         """See :meth:`Repository.get`."""
-        with self._reading() as conn:
+        with self._borrow() as conn:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM products WHERE account = ? AND external_id = ?",
                 (account, external_id),
@@ -317,7 +329,7 @@ class SQLiteRepository:
         self, account: str, *, after: str | None, limit: int, now: datetime
     ) -> Sequence[Product]:
         """See :meth:`Repository.list_live`."""
-        with self._reading() as conn:
+        with self._borrow() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM products INDEXED BY products_listing "
                 "WHERE account = ? AND one_shot = 0 AND external_id > ? "
@@ -360,7 +372,7 @@ class SQLiteRepository:
 
     def get_blob(self, account: str, sha256: str) -> Blob | None:
         """See :meth:`Repository.get_blob`."""
-        with self._reading() as conn:
+        with self._borrow() as conn:
             row = conn.execute(
                 "SELECT sha256, data, mime_type FROM blobs WHERE account = ? AND sha256 = ?",
                 (account, sha256),
@@ -373,15 +385,4 @@ class SQLiteRepository:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
-        self._local = threading.local()
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LOCK: Final = _NoLock()
+            self._idle.clear()

@@ -158,16 +158,18 @@ def _pragma(path: Path, name: str) -> object:
 def test_the_file_runs_in_wal_mode_with_normal_sync_by_default(tmp_path: Path) -> None:
     repo = cc.SQLiteRepository(tmp_path / "d.db")
     assert _pragma(tmp_path / "d.db", "journal_mode") == "wal"
-    conn = repo._conn()
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with repo._borrow() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     full = cc.SQLiteRepository(tmp_path / "f.db", durability="full")
-    assert full._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    with full._borrow() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     with pytest.raises(ValueError, match="durability"):
         cc.SQLiteRepository(tmp_path / "x.db", durability="extra")  # type: ignore[arg-type]
 
 
 def _plan(repo: cc.SQLiteRepository, sql: str, params: tuple[object, ...]) -> str:
-    rows = repo._conn().execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    with repo._borrow() as conn:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
     return " | ".join(str(row[-1]) for row in rows)
 
 
@@ -177,7 +179,8 @@ def test_r21_r24_listing_and_purging_read_through_indexes_not_scans(tmp_path: Pa
     catalog = cc.Catalog(repo)
     for n in range(50):
         catalog.upsert("acme", {"externalId": f"p{n}", "images": IMAGES, "validForDays": 1 + n % 3})
-    repo._conn().execute("ANALYZE")
+    with repo._borrow() as conn:
+        conn.execute("ANALYZE")
 
     listing = _plan(
         repo,
@@ -244,8 +247,27 @@ def test_close_releases_every_connection(tmp_path: Path) -> None:
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda _: catalog.get("acme", "p"), range(6)))
     opened = list(repo._connections)
-    assert len(opened) >= 2
+    assert opened
     repo.close()
     for conn in opened:
         with pytest.raises(sqlite3.ProgrammingError):
             conn.execute("SELECT 1")
+
+
+def test_threads_that_come_and_go_do_not_pile_up_connections(tmp_path: Path) -> None:
+    """A thread-per-request server must not leave one open connection per thread it ever ran."""
+    repo = cc.SQLiteRepository(tmp_path / "t.db")
+    catalog = cc.Catalog(repo)
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    for _ in range(60):
+        thread = threading.Thread(target=catalog.get, args=("acme", "p"))
+        thread.start()
+        thread.join()
+    assert len(repo._connections) <= 8
+
+
+def test_an_empty_path_is_one_private_database_shared_by_all_threads() -> None:
+    catalog = cc.Catalog(cc.SQLiteRepository(""))
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda _: catalog.get("acme", "p").version, range(4))) == [1] * 4
