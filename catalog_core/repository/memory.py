@@ -51,6 +51,7 @@ class MemoryRepository:
         self._products: dict[str, dict[str, Product]] = {}
         self._listed_ids: dict[str, list[str]] = {}
         self._expiry: list[tuple[datetime, str, str]] = []
+        self._expiry_floor = 1024  # compact the heap when it doubles past this
         self._blobs: dict[tuple[str, str], Blob] = {}
         self._refs: dict[tuple[str, str], int] = {}
         self._orphans: set[tuple[str, str]] = set()
@@ -109,12 +110,25 @@ class MemoryRepository:
             del products[external_id]
         else:
             products[external_id] = new
-            if new.expires_at is not None:
+            if new.expires_at is not None and (old is None or old.expires_at != new.expires_at):
                 heapq.heappush(self._expiry, (new.expires_at, account, external_id))
+                if len(self._expiry) > 2 * self._expiry_floor:
+                    self._compact_expiry()
         if new is not None and not new.one_shot and old is None:
             bisect.insort(listed, external_id)
         elif new is None and old is not None and not old.one_shot:
             del listed[bisect.bisect_left(listed, external_id)]
+
+    def _compact_expiry(self) -> None:
+        """Drop the heap entries later writes left stale, so its size follows the products."""
+        self._expiry = [
+            (product.expires_at, account, external_id)
+            for account, products in self._products.items()
+            for external_id, product in products.items()
+            if product.expires_at is not None
+        ]
+        heapq.heapify(self._expiry)
+        self._expiry_floor = max(1024, len(self._expiry))
 
     def list_live(
         self, account: str, *, after: str | None, limit: int, now: datetime
@@ -125,8 +139,8 @@ class MemoryRepository:
             products = self._products.get(account, {})
             start = 0 if after is None else bisect.bisect_right(listed, after)
             page: list[Product] = []
-            for external_id in listed[start:]:
-                product = products[external_id]
+            for index in range(start, len(listed)):  # no slice: a page must not copy the index
+                product = products[listed[index]]
                 if not product.is_expired(now):
                     page.append(_detached(product))
                     if len(page) == limit:
