@@ -109,9 +109,10 @@ def test_r9_json_nested_deeper_than_64_levels_is_refused(catalog: cc.Catalog) ->
             value = {"k": value}
         return value
 
-    assert catalog.upsert("acme", {"externalId": "p", "images": [IMAGE], "metadata": nested(64)})
+    # nested(n) holds n + 1 levels of objects: 64 levels are accepted, 65 are not.
+    assert catalog.upsert("acme", {"externalId": "p", "images": [IMAGE], "metadata": nested(63)})
     with pytest.raises(cc.ValidationFailed) as caught:
-        catalog.upsert("acme", {"externalId": "p", "metadata": nested(66)})
+        catalog.upsert("acme", {"externalId": "p", "metadata": nested(64)})
     assert paths(caught.value) == ["metadata"]
 
 
@@ -181,3 +182,43 @@ def test_r9_an_int_too_long_for_json_text_fails_validation(catalog: cc.Catalog) 
             {"externalId": "p", "images": [{**IMAGE, "classifications": {"n": -(10**5000)}}]},
         )
     assert paths(caught.value) == ["images.0.classifications"]
+
+
+def test_r32_split_multipart_refuses_what_is_not_a_multipart_body() -> None:
+    from catalog_core.wire import split_multipart
+
+    limits = cc.Limits(max_file_bytes=100, max_request_bytes=200)
+    cases: list[tuple[Any, str]] = [
+        (None, "body"),
+        ({"data": "{}", "f": "\ud800"}, "f"),
+        ({"data": "{}", "f": 3}, "f"),
+        ({"data": "{}", 7: b"x"}, "body"),
+    ]
+    for fields, path in cases:
+        with pytest.raises(cc.ValidationFailed) as caught:
+            split_multipart(fields, limits)
+        assert paths(caught.value) == [path]
+    with pytest.raises(cc.PayloadTooLarge):  # every part counts, not only data (R33)
+        split_multipart({"data": "{}", "f": cc.Upload(b"x" * 150), "g": b"y" * 60}, limits)
+
+
+def test_r31_product_from_wire_refuses_products_the_rules_could_not_make(
+    catalog: cc.Catalog,
+) -> None:
+    wire = cc.to_wire(catalog.upsert("acme", {"externalId": "p", "images": [IMAGE]}).product)
+    assert cc.product_from_wire(wire, account="acme") == catalog.get("acme", "p")
+    image = {"sourceUrl": "https://cdn.example/a.jpg", "order": 0}
+    cases: list[tuple[Any, str]] = [
+        (None, "body"),
+        ([], "body"),
+        ({1: 2}, "body"),
+        ({**wire, "externalId": ""}, "externalId"),
+        ({**wire, "validForDays": 9999}, "validForDays"),
+        ({**wire, "images": [{**image, "order": 7}]}, "images.0.order"),
+        ({**wire, "images": [{**image, "alt": "x"}]}, "images.0"),
+        ({**wire, "metadata": {"a": {1, 2}}}, "metadata"),
+    ]
+    for data, path in cases:
+        with pytest.raises(cc.ValidationFailed) as caught:
+            cc.product_from_wire(data, account="acme")
+        assert path in paths(caught.value), (data, paths(caught.value))

@@ -34,6 +34,7 @@ __all__ = [
     "check_external_id",
     "decode_try_on",
     "decode_upsert",
+    "json_value_problem",
     "load_body",
     "split_multipart",
 ]
@@ -356,6 +357,11 @@ class _Decoder:
         return tuple(result)
 
 
+def json_value_problem(value: object) -> str | None:
+    """Return why ``value`` is not plain JSON that compact UTF-8 text can carry, else ``None``."""
+    return _compact_json(value)[1]
+
+
 def _compact_json(value: object) -> tuple[bytes | None, str | None]:
     """Return ``value`` as compact UTF-8 JSON (how sizes are measured), or why it cannot be."""
     problem = _json_problem(value, 0)
@@ -373,7 +379,7 @@ def _compact_json(value: object) -> tuple[bytes | None, str | None]:
 
 def _json_problem(value: object, depth: int) -> str | None:
     """Return why ``value`` is not a plain JSON value, or ``None`` when it is."""
-    if depth > _JSON_MAX_DEPTH:
+    if depth >= _JSON_MAX_DEPTH:  # depth 0 is the first level
         return f"must be nested at most {_JSON_MAX_DEPTH} levels deep"
     if value is None or isinstance(value, str | bool | int):
         return None
@@ -509,18 +515,37 @@ def split_multipart(
         The JSON object of ``data`` and the other parts as uploads.
 
     Raises:
-        ValidationFailed: ``data`` is missing or is not a JSON object (path ``data``).
+        PayloadTooLarge: the parts together are over ``limits.max_request_bytes``.
+        ValidationFailed: ``data`` is missing or is not a JSON object (path ``data``), or a part
+            is not text, bytes or an upload.
     """
+    if not isinstance(fields, Mapping):
+        raise ValidationFailed.at("body", "must be the parts of a multipart body")
+    size = sum(
+        len(part.data) if isinstance(part, Upload) else len(part)
+        for part in fields.values()
+        if isinstance(part, str | bytes | Upload)
+    )
+    if size > limits.max_request_bytes:
+        raise PayloadTooLarge(
+            f"The request body is {size} bytes; the limit is {limits.max_request_bytes} bytes."
+        )
     if "data" not in fields:
         raise ValidationFailed.at("data", "is required: the JSON payload goes in the data field")
-    data = fields["data"]
-    raw = data.data if isinstance(data, Upload) else data
-    body = load_body(raw, limits, path="data")
-    files = {
-        name: part
-        if isinstance(part, Upload)
-        else Upload(part.encode() if isinstance(part, str) else part)
-        for name, part in fields.items()
-        if name != "data"
-    }
-    return body, files
+    files: dict[str, Upload] = {}
+    for name, part in fields.items():
+        if not isinstance(name, str) or not name:
+            raise ValidationFailed.at("body", "part names must be non-empty strings")
+        if isinstance(part, Upload):
+            files[name] = part
+        elif isinstance(part, bytes):
+            files[name] = Upload(part)
+        elif isinstance(part, str):
+            try:
+                files[name] = Upload(part.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise ValidationFailed.at(name, "must be valid Unicode text") from None
+        else:
+            raise ValidationFailed.at(name, "must be text, bytes or an Upload")
+    data = files.pop("data")
+    return load_body(data.data, limits, path="data"), files

@@ -16,7 +16,9 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from catalog_core.errors import Detail, ValidationFailed
+from catalog_core.limits import Limits
 from catalog_core.model import Image, Page, Product
+from catalog_core.wire.decode import check_external_id, json_value_problem
 
 __all__ = [
     "format_timestamp",
@@ -93,7 +95,11 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(
         Image,
         make_dict_structure_fn(
-            Image, converter, source_url=source_url, classifications=classifications
+            Image,
+            converter,
+            _cattrs_forbid_extra_keys=True,
+            source_url=source_url,
+            classifications=classifications,
         ),
     )
     renamed = {
@@ -122,6 +128,7 @@ def make_converter() -> cattrs.Converter:
 
 
 _CONVERTER: Final = make_converter()
+_LIMITS: Final = Limits()
 
 
 def to_wire(product: Product) -> dict[str, Any]:
@@ -143,18 +150,49 @@ def page_to_wire(page: Page) -> dict[str, Any]:
 def product_from_wire(data: Mapping[str, Any], *, account: str, version: int = 1) -> Product:
     """Read a product back from its wire form; the account and version are not in it (R31).
 
+    The result must be a product the rules could have made: a valid id, ``validForDays`` in
+    range, images ordered ``0, 1, …`` and plain JSON metadata and classifications.
+
     Raises:
-        ValidationFailed: ``data`` is not a product in the form of R31; details name the fields.
+        ValidationFailed: ``data`` is not such a product; details name the fields.
     """
+    if not isinstance(data, Mapping) or not all(isinstance(key, str) for key in data):
+        raise ValidationFailed.at("body", "must be a JSON object")
     if "account" in data or "version" in data:
         raise ValidationFailed.at("body", "account and version are not part of the wire form")
     try:
-        return _CONVERTER.structure({**data, "account": account, "version": version}, Product)
+        product: Product = _CONVERTER.structure(
+            {**data, "account": account, "version": version}, Product
+        )
     except cattrs.BaseValidationError as exc:
         raise ValidationFailed.of(
             Detail(path or "body", message)
             for path, message in map(_split_cattrs, cattrs.transform_error(exc))
         ) from None
+    details = _product_problems(product)
+    if details:
+        raise ValidationFailed.of(details)
+    return product
+
+
+def _product_problems(product: Product) -> list[Detail]:
+    details = check_external_id(product.external_id, _LIMITS)
+    if product.valid_for_days is not None and not 1 <= product.valid_for_days <= 365:
+        details.append(Detail("validForDays", "must be from 1 to 365"))
+    if product.version < 1:
+        details.append(Detail("version", "must be at least 1"))
+    if product.metadata is not None:
+        problem = json_value_problem(product.metadata)
+        if problem:
+            details.append(Detail("metadata", problem))
+    for index, image in enumerate(product.images):
+        if image.order != index:
+            details.append(Detail(f"images.{index}.order", f"must be {index}"))
+        if image.classifications is not None:
+            problem = json_value_problem(image.classifications)
+            if problem:
+                details.append(Detail(f"images.{index}.classifications", problem))
+    return details
 
 
 def _split_cattrs(message: str) -> tuple[str, str]:
