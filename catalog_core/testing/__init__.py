@@ -4,10 +4,29 @@ Needs the ``testing`` extra (hypothesis and pytest): ``pip install 'catalog-core
 
 - :class:`RepositoryContract` — subclass it in a test file to run every storage behaviour the
   rules depend on against a backend.
+- :func:`make_catalog_state_machine` — a hypothesis stateful test that drives a
+  :class:`~catalog_core.Catalog` on a backend and a separately written reference model through
+  random operations and checks they agree after every step.
+- :mod:`catalog_core.testing.strategies` — hypothesis strategies for payloads, use items,
+  products, accounts and ids.
 - :class:`FakeClock` — a clock the tests move by hand.
 """
 
+from catalog_core.testing import strategies
 from catalog_core.testing.clock import START, FakeClock
 from catalog_core.testing.contract import RepositoryContract
+from catalog_core.testing.state_machine import (
+    CatalogStateMachine,
+    ReferenceCatalog,
+    make_catalog_state_machine,
+)
 
-__all__ = ["START", "FakeClock", "RepositoryContract"]
+__all__ = [
+    "START",
+    "CatalogStateMachine",
+    "FakeClock",
+    "ReferenceCatalog",
+    "RepositoryContract",
+    "make_catalog_state_machine",
+    "strategies",
+]

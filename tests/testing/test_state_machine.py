@@ -1,0 +1,262 @@
+"""The differential state machine on all three shipped backends, and proof it catches faults.
+
+The CI profile (``CATALOG_CORE_HYPOTHESIS_PROFILE=ci``) runs 200 examples of up to 50 steps per
+backend; the dev profile runs 20.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import attrs
+import psycopg
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+import catalog_core as cc
+from catalog_core.repository.base import Change
+from catalog_core.testing import state_machine
+from catalog_core.testing.clock import FakeClock
+from catalog_core.testing.state_machine import (
+    CatalogStateMachine,
+    ReferenceCatalog,
+    make_catalog_state_machine,
+)
+from tests.conftest import fresh_schema, postgres_url
+
+PROFILE = os.environ.get("CATALOG_CORE_HYPOTHESIS_PROFILE", "dev")
+STATE_MACHINE = settings(
+    max_examples=200 if PROFILE == "ci" else 20,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+# -- the shipped backends -------------------------------------------------------------------------
+
+_DIRECTORIES: dict[int, Path] = {}
+
+
+def sqlite_repository() -> cc.Repository:
+    """A fresh SQLite file in a directory of its own, for one example."""
+    directory = Path(tempfile.mkdtemp(prefix="catalog-state-machine-"))
+    repository = cc.SQLiteRepository(directory / "catalog.db")
+    _DIRECTORIES[id(repository)] = directory
+    return repository
+
+
+def dispose_sqlite(repository: cc.Repository) -> None:
+    repository.close()
+    shutil.rmtree(_DIRECTORIES.pop(id(repository)), ignore_errors=True)
+
+
+TestMemoryRepositoryAgreesWithTheReferenceModel = make_catalog_state_machine(
+    cc.MemoryRepository
+).TestCase
+TestMemoryRepositoryAgreesWithTheReferenceModel.settings = STATE_MACHINE
+
+TestSQLiteRepositoryAgreesWithTheReferenceModel = make_catalog_state_machine(
+    sqlite_repository, dispose=dispose_sqlite
+).TestCase
+TestSQLiteRepositoryAgreesWithTheReferenceModel.settings = STATE_MACHINE
+
+
+def test_the_postgresql_repository_agrees_with_the_reference_model() -> None:
+    """The same differential test on PostgreSQL, in a schema of its own emptied before each
+    example (cheaper than a schema per example) and dropped at the end."""
+    url = postgres_url()
+    schema = fresh_schema()
+    keeper = cc.PostgresRepository(url, schema=schema, max_size=1)
+
+    def postgres_repository() -> cc.Repository:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"TRUNCATE {schema}.products, {schema}.blobs")
+        return cc.PostgresRepository(url, schema=schema, max_size=2)
+
+    try:
+        machine = make_catalog_state_machine(postgres_repository)
+        run_state_machine_as_test(machine, settings=STATE_MACHINE)
+    finally:
+        keeper.drop_schema()
+        keeper.close()
+
+
+# -- faulty backends ------------------------------------------------------------------------------
+
+THE_BEGINNING_OF_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+
+class ExpiredListingRepository(cc.MemoryRepository):
+    """Lists expired products: its listing ignores ``now`` (breaks R20, R24)."""
+
+    def list_live(
+        self, account: str, *, after: str | None, limit: int, now: datetime
+    ) -> Sequence[cc.Product]:
+        return super().list_live(account, after=after, limit=limit, now=THE_BEGINNING_OF_TIME)
+
+
+class StaleVersionRepository(cc.MemoryRepository):
+    """Stores every update but keeps the old version number (breaks R28)."""
+
+    def write(self, account: str, external_id: str, change: Change) -> cc.Product | None:
+        def stale(stored: cc.Product | None) -> cc.Write:
+            result = change(stored)
+            if stored is None or result.product is None:
+                return result
+            return cc.Write(attrs.evolve(result.product, version=stored.version), result.blobs)
+
+        return super().write(account, external_id, stale)
+
+
+class StaleMetadataRepository(cc.MemoryRepository):
+    """Loses the metadata of an update: it keeps what was stored before (breaks R6, R9)."""
+
+    def write(self, account: str, external_id: str, change: Change) -> cc.Product | None:
+        def stale(stored: cc.Product | None) -> cc.Write:
+            result = change(stored)
+            if stored is None or result.product is None:
+                return result
+            kept = attrs.evolve(result.product, metadata=stored.metadata)
+            return cc.Write(kept, result.blobs)
+
+        return super().write(account, external_id, stale)
+
+
+class OrphanKeepingRepository(cc.MemoryRepository):
+    """A purge that removes expired products but keeps orphan blobs (breaks R15, R21)."""
+
+    def purge_expired(self, now: datetime) -> int:
+        with self._lock:
+            orphans, self._orphans = self._orphans, set()
+            removed = super().purge_expired(now)
+            self._orphans |= orphans
+        return removed
+
+
+#: Generation only (no shrinking), nothing saved. A run stops at its first failure: each fault
+#: here is found within a few dozen examples (most often under ten), so the generous bound costs
+#: nothing unless the machine stops catching it. The honest backends above pass the same machine.
+CATCHING = settings(
+    max_examples=500,
+    stateful_step_count=50,
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    report_multiple_bugs=False,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@pytest.mark.parametrize(
+    "faulty",
+    [
+        ExpiredListingRepository,
+        StaleVersionRepository,
+        StaleMetadataRepository,
+        OrphanKeepingRepository,
+    ],
+)
+def test_the_state_machine_catches_a_faulty_backend(faulty: type[cc.MemoryRepository]) -> None:
+    """R20, R24 (expired products listed), R28 (versions lost), R6/R9 (an update lost), R21
+    (orphan blobs kept): each backend fault makes the machine fail."""
+    machine = make_catalog_state_machine(faulty)
+    with pytest.raises(AssertionError, match="disagrees with the reference model"):
+        run_state_machine_as_test(machine, settings=CATCHING)
+
+
+# -- the machine itself ---------------------------------------------------------------------------
+
+
+def test_the_reference_model_shares_no_code_with_the_library() -> None:
+    """The model is written from the rule book: the state machine module imports none of the
+    library's rules, wire, catalog or repository modules, and the model's class touches the
+    library only for the ``Upload`` values it is handed."""
+    tree = ast.parse(inspect.getsource(state_machine))
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    forbidden = ("catalog_core.rules", "catalog_core.wire", "catalog_core.catalog")
+    assert not [name for name in imported if name and name.startswith(forbidden)]
+    assert not [name for name in imported if name and "repository" in name]
+    model_source = inspect.getsource(ReferenceCatalog)
+    assert set(re.findall(r"\bcc\.\w+", model_source)) == {"cc.Upload"}
+
+
+def test_make_catalog_state_machine_returns_a_subclass_with_a_test_case() -> None:
+    machine = make_catalog_state_machine(cc.MemoryRepository)
+    assert issubclass(machine, CatalogStateMachine)
+    assert machine.__name__ == "CatalogStateMachineOnMemoryRepository"
+    assert hasattr(machine.TestCase, "runTest")
+
+
+def test_the_dispose_callback_receives_every_repository_it_was_given() -> None:
+    made: list[cc.Repository] = []
+    disposed: list[cc.Repository] = []
+
+    def factory() -> cc.Repository:
+        made.append(cc.MemoryRepository())
+        return made[-1]
+
+    machine = make_catalog_state_machine(factory, dispose=disposed.append)
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=3, stateful_step_count=5, database=None, phases=[Phase.generate]
+        ),
+    )
+    assert made
+    assert disposed == made
+
+
+def test_r19_r20_the_model_expires_at_max_of_updated_and_used_plus_days() -> None:
+    """R19, R20: the model's own arithmetic on a hand-made history."""
+    day = 86_400_000
+    model = ReferenceCatalog(max_request_bytes=1000)
+    image = {"images": [{"source": {"url": "https://cdn.example/a.jpg"}}]}
+    created = model.use("acme", {"externalId": "a", **image}, {}, now=0)
+    assert created[1]["product"]["validForDays"] == 15  # R22b
+    assert created[1]["product"]["expiresAt"] == "1970-01-16T00:00:00.000Z"
+    assert model.use("acme", {"externalId": "a"}, {}, now=day)[1]["version"] == 2  # R22a
+    assert model.get("acme", "a", now=16 * day - 1)[0] == "ok"
+    assert model.get("acme", "a", now=16 * day) == ("error", "PRODUCT_NOT_FOUND", 404)
+    assert model.purge(now=16 * day) == 1
+
+
+@pytest.mark.parametrize("second_write", ["upsert", "reference use"])
+def test_r11_r22_a_write_after_the_clock_steps_back_keeps_the_history_in_order(
+    second_write: str,
+) -> None:
+    """R11, R22 and the decision for a clock that steps back (docs/rules.md): the write is stamped
+    no earlier than the product's own timestamps, in the library and in the model alike."""
+    start = datetime(2001, 1, 1, tzinfo=UTC)
+    clock = FakeClock(start)
+    catalog = cc.Catalog(cc.MemoryRepository(), clock=clock)
+    model = ReferenceCatalog(max_request_bytes=catalog.limits.max_request_bytes)
+    payload = {"externalId": "x", "images": [{"source": {"url": "https://cdn.example/a.jpg"}}]}
+    catalog.upsert("acme", payload)
+    model.upsert("acme", payload, {}, now=state_machine.epoch_ms(start))
+
+    clock.advance(milliseconds=-1)  # an NTP step back
+    now = state_machine.epoch_ms(clock.now)
+    if second_write == "upsert":
+        product = catalog.upsert("acme", {"externalId": "x"}).product
+        expected = model.upsert("acme", {"externalId": "x"}, {}, now=now)
+    else:
+        product = catalog.use("acme", {"externalId": "x"}).product
+        expected = model.use("acme", {"externalId": "x"}, {}, now=now)
+
+    assert cc.to_wire(product) == expected[1]["product"]
+    assert product.updated_at >= start
+    assert (product.last_used_at or start) >= start
