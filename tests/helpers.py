@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from catalog_core.testing.clock import START, FakeClock
+from catalog_core.testing.strategies import R29_STATUS
 
 __all__ = [
     "AVIF",
@@ -23,24 +24,6 @@ WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 32
 HEIC = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 32
 AVIF = b"\x00\x00\x00\x1cftypavif" + b"\x00" * 32
 
-#: Every error code of R29 and its HTTP status.
-R29_STATUS = {
-    "VALIDATION_FAILED": 400,
-    "EXTERNAL_ID_REQUIRED": 400,
-    "PRODUCT_IMAGES_REQUIRED": 400,
-    "INVALID_IMAGE_INPUT": 400,
-    "MULTIPART_FILE_NOT_FOUND": 400,
-    "INVALID_IMAGE": 400,
-    "MISSING_API_KEY": 401,
-    "INVALID_API_KEY": 401,
-    "PRODUCT_NOT_FOUND": 404,
-    "RESERVED_EXTERNAL_ID": 409,
-    "VERSION_CONFLICT": 412,
-    "FILE_TOO_LARGE": 413,
-    "PAYLOAD_TOO_LARGE": 413,
-    "UNSUPPORTED_MEDIA_TYPE": 415,
-    "RATE_LIMITED": 429,
-}
 #: The keys of a product on the wire, in order (R31); ``account`` and ``version`` are not there.
 R31_PRODUCT_KEYS = (
     "externalId",
