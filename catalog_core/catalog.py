@@ -165,7 +165,11 @@ class Catalog:
         Raises:
             CatalogError: nothing is written.
         """
-        return self._use(account, item, files, prefix="", warnings=())
+        account = check_account(account)
+        uploads = _check_files(files)
+        _check_request_size(item, uploads, self.limits)
+        body = load_body(item, self.limits)
+        return self._use(account, body, uploads, prefix="", warnings=())
 
     def try_on(
         self,
@@ -181,7 +185,7 @@ class Catalog:
         Raises:
             CatalogError: nothing is written.
         """
-        check_account(account)
+        account = check_account(account)
         uploads = _check_files(files)
         _check_request_size(body, uploads, self.limits)
         item, prefix, warnings = decode_try_on(load_body(body, self.limits))
@@ -190,16 +194,13 @@ class Catalog:
     def _use(
         self,
         account: str,
-        item: Mapping[str, Any] | bytes | str,
-        files: Mapping[str, Upload] | None,
+        body: Mapping[str, Any],
+        uploads: Mapping[str, Upload],
         *,
         prefix: str,
         warnings: tuple[PayloadWarning, ...],
     ) -> UseResult:
-        account = check_account(account)
-        uploads = _check_files(files)
-        _check_request_size(item, uploads, self.limits)
-        body = load_body(item, self.limits, path=prefix.rstrip(".") or "body")
+        """Apply a checked product item: the account, files, size and JSON are already checked."""
         command, item_warnings = decode_upsert(body, self.limits, for_use=True, prefix=prefix)
         warnings += item_warnings
         images, blobs, file_warnings = self._resolve_images(command, uploads)
