@@ -49,10 +49,17 @@ INSERT INTO {s}.catalog_meta (key, value) VALUES ('schema_version', '{version}')
 
 
 def check_schema_name(schema: str) -> str:
+    """Return ``schema`` when it is a lower-case SQL identifier PostgreSQL lets users create.
+
+    Raises:
+        ValueError: not ``[a-z_][a-z0-9_]*`` of at most 63 characters, or starting with ``pg_``.
+    """
     if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema):
         raise ValueError(
             f"schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*), not {schema!r}"
         )
+    if schema.startswith("pg_"):
+        raise ValueError(f"schema names starting with pg_ are reserved by PostgreSQL: {schema!r}")
     return schema
 
 
@@ -62,4 +69,5 @@ def schema_sql(schema: str = DEFAULT_SCHEMA) -> str:
     Raises:
         ValueError: ``schema`` is not a lower-case SQL identifier.
     """
-    return _SCHEMA_SQL.format(s=check_schema_name(schema), version=SCHEMA_VERSION)
+    quoted = f'"{check_schema_name(schema)}"'  # quoted: a reserved word is a valid schema name
+    return _SCHEMA_SQL.format(s=quoted, version=SCHEMA_VERSION)

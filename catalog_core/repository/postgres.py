@@ -24,11 +24,12 @@ Design:
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -55,6 +56,7 @@ from catalog_core.repository.base import Change
 __all__ = ["DEFAULT_SCHEMA", "PostgresRepository"]
 
 _PURGE_BATCH: Final = 500
+_T = TypeVar("_T")
 _RETRIED: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 _COLUMNS: Final = (
     "account, external_id, data, valid_for_days, expires_at, last_used_at, created_at, "
@@ -151,7 +153,7 @@ class PostgresRepository:
             open=True,
             name="catalog_core",
         )
-        s = self.schema
+        s = self._quoted = f'"{self.schema}"'  # quoted: a reserved word is a valid schema name
         self._select = (
             f"SELECT {_COLUMNS} FROM {s}.products WHERE account = %s AND external_id = %s"
         )
@@ -195,7 +197,7 @@ class PostgresRepository:
         with self._pool.connection() as conn:
             try:
                 row = conn.execute(
-                    f"SELECT value FROM {self.schema}.catalog_meta WHERE key = 'schema_version'"
+                    f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'schema_version'"
                 ).fetchone()
             except pg_errors.UndefinedTable:
                 raise RuntimeError(
@@ -216,16 +218,25 @@ class PostgresRepository:
             row = conn.execute(self._select, (account, external_id)).fetchone()
         return None if row is None else _row_to_product(row)
 
-    def write(self, account: str, external_id: str, change: Change) -> Product | None:
-        """See :meth:`Repository.write`."""
+    def _in_transaction(self, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """Run ``work`` in a transaction; run it again after a deadlock or a serialization failure.
+
+        Also again when a concurrent create got in first (``_CreatedConcurrently``).
+        """
         delay = 0.001
         while True:
             try:
                 with self._pool.connection() as conn, conn.transaction():
-                    return self._write_once(conn, account, external_id, change)
+                    return work(conn)
             except (_CreatedConcurrently, *_RETRIED):
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
+
+    def write(self, account: str, external_id: str, change: Change) -> Product | None:
+        """See :meth:`Repository.write`."""
+        return self._in_transaction(
+            lambda conn: self._write_once(conn, account, external_id, change)
+        )
 
     def _write_once(
         self, conn: psycopg.Connection[Any], account: str, external_id: str, change: Change
@@ -239,7 +250,7 @@ class PostgresRepository:
         if new is None:
             if old is not None:
                 conn.execute(
-                    f"DELETE FROM {self.schema}.products WHERE account = %s AND external_id = %s",
+                    f"DELETE FROM {self._quoted}.products WHERE account = %s AND external_id = %s",
                     (account, external_id),
                 )
         elif old is None:
@@ -247,19 +258,25 @@ class PostgresRepository:
                 raise _CreatedConcurrently
         else:
             conn.execute(self._update, _product_params(new))
-        with conn.cursor() as cur:
-            # DO UPDATE (not DO NOTHING) locks a blob that already exists, so a concurrent purge
-            # cannot delete it as an orphan between this insert and the reference count below.
-            cur.executemany(
-                f"INSERT INTO {self.schema}.blobs AS b (account, sha256, mime_type, data, refs) "
-                "VALUES (%s, %s, %s, %s, 0) "
-                "ON CONFLICT (account, sha256) DO UPDATE SET refs = b.refs",
-                [(account, b.sha256, b.mime_type, b.data) for b in sorted(result.blobs, key=_sha)],
-            )
         before = old.blob_refs if old else frozenset()
         after = new.blob_refs if new else frozenset()
         deltas = dict.fromkeys(after - before, 1) | dict.fromkeys(before - after, -1)
-        self._adjust_refs(conn, account, deltas.items())
+        given = {blob.sha256: blob for blob in result.blobs}
+        # One pass in SHA-256 order over every blob the write touches, so that concurrent writes
+        # and purges lock blob rows in one order and never wait on each other in a cycle.
+        for sha in sorted(deltas.keys() | given.keys()):
+            blob = given.get(sha)
+            if blob is None:
+                self._adjust_refs(conn, account, [(sha, deltas[sha])])
+                continue
+            # DO UPDATE (not DO NOTHING) locks a blob that already exists, so a concurrent purge
+            # cannot delete it as an orphan between this write and its commit.
+            conn.execute(
+                f"INSERT INTO {self._quoted}.blobs AS b (account, sha256, mime_type, data, refs) "
+                "VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (account, sha256) DO UPDATE SET refs = b.refs + EXCLUDED.refs",
+                (account, sha, blob.mime_type, blob.data, deltas.get(sha, 0)),
+            )
         return new
 
     def _adjust_refs(
@@ -268,7 +285,7 @@ class PostgresRepository:
         # In SHA-256 order, so that concurrent writes lock blob rows in one order (no deadlock).
         for sha, delta in sorted(deltas):
             cursor = conn.execute(
-                f"UPDATE {self.schema}.blobs SET refs = refs + %s "
+                f"UPDATE {self._quoted}.blobs SET refs = refs + %s "
                 "WHERE account = %s AND sha256 = %s",
                 (delta, account, sha),
             )
@@ -281,7 +298,7 @@ class PostgresRepository:
         """See :meth:`Repository.list_live`."""
         with self._pool.connection() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM {self.schema}.products "
+                f"SELECT {_COLUMNS} FROM {self._quoted}.products "
                 "WHERE account = %s AND NOT one_shot AND external_id > %s "
                 "AND (expires_at IS NULL OR expires_at > %s) "
                 "ORDER BY external_id LIMIT %s",
@@ -291,7 +308,7 @@ class PostgresRepository:
 
     def _accounts(self, conn: psycopg.Connection[Any], table: str) -> list[str]:
         """Every account of ``table``, by a loose index scan of its primary key."""
-        s = self.schema
+        s = self._quoted
         rows = conn.execute(
             f"WITH RECURSIVE a(account) AS ("
             f" (SELECT account FROM {s}.{table} ORDER BY account LIMIT 1)"
@@ -305,48 +322,53 @@ class PostgresRepository:
         """See :meth:`Repository.purge_expired`."""
         cutoff = to_epoch_ms(now)
         removed = 0
-        s = self.schema
+        s = self._quoted
         with self._pool.connection() as conn:
             accounts = self._accounts(conn, "products")
+
+        def purge_products(conn: psycopg.Connection[Any], account: str) -> int:
+            rows = conn.execute(
+                f"DELETE FROM {s}.products p USING (SELECT external_id FROM {s}.products"
+                " WHERE account = %s AND expires_at <= %s ORDER BY expires_at LIMIT %s"
+                " FOR UPDATE SKIP LOCKED) x"
+                " WHERE p.account = %s AND p.external_id = x.external_id"
+                " AND p.expires_at <= %s RETURNING p.data",
+                (account, cutoff, _PURGE_BATCH, account, cutoff),
+            ).fetchall()
+            deltas: dict[str, int] = {}
+            for (data,) in rows:
+                for sha in blob_refs_of_images(json.loads(data)["images"]):
+                    deltas[sha] = deltas.get(sha, 0) - 1
+            self._adjust_refs(conn, account, deltas.items())
+            return len(rows)
+
+        def purge_blobs(conn: psycopg.Connection[Any], account: str) -> int:
+            return conn.execute(
+                f"DELETE FROM {s}.blobs b USING (SELECT sha256 FROM {s}.blobs"
+                " WHERE account = %s AND refs = 0 LIMIT %s FOR UPDATE SKIP LOCKED) x"
+                " WHERE b.account = %s AND b.sha256 = x.sha256 AND b.refs = 0",
+                (account, _PURGE_BATCH, account),
+            ).rowcount
+
         for account in accounts:
-            while True:
-                with self._pool.connection() as conn, conn.transaction():
-                    rows = conn.execute(
-                        f"DELETE FROM {s}.products p USING (SELECT external_id FROM {s}.products"
-                        " WHERE account = %s AND expires_at <= %s ORDER BY expires_at LIMIT %s"
-                        " FOR UPDATE SKIP LOCKED) x"
-                        " WHERE p.account = %s AND p.external_id = x.external_id"
-                        " AND p.expires_at <= %s RETURNING p.data",
-                        (account, cutoff, _PURGE_BATCH, account, cutoff),
-                    ).fetchall()
-                    deltas: dict[str, int] = {}
-                    for (data,) in rows:
-                        for sha in blob_refs_of_images(json.loads(data)["images"]):
-                            deltas[sha] = deltas.get(sha, 0) - 1
-                    self._adjust_refs(conn, account, deltas.items())
-                removed += len(rows)
-                if len(rows) < _PURGE_BATCH:
+            batch = functools.partial(purge_products, account=account)
+            while (count := self._in_transaction(batch)) > 0:
+                removed += count
+                if count < _PURGE_BATCH:
                     break
         with self._pool.connection() as conn:
             blob_accounts = self._accounts(conn, "blobs")
         for account in blob_accounts:
-            while True:
-                with self._pool.connection() as conn, conn.transaction():
-                    deleted = conn.execute(
-                        f"DELETE FROM {s}.blobs b USING (SELECT sha256 FROM {s}.blobs"
-                        " WHERE account = %s AND refs = 0 LIMIT %s FOR UPDATE SKIP LOCKED) x"
-                        " WHERE b.account = %s AND b.sha256 = x.sha256 AND b.refs = 0",
-                        (account, _PURGE_BATCH, account),
-                    ).rowcount
-                if deleted < _PURGE_BATCH:
-                    break
+            orphans = functools.partial(purge_blobs, account=account)
+            while self._in_transaction(orphans) == _PURGE_BATCH:
+                pass
         return removed
 
     def get_blob(self, account: str, sha256: str) -> Blob | None:
         """See :meth:`Repository.get_blob`."""
         with self._pool.connection() as conn:
             row = conn.execute(
-                f"SELECT sha256, data, mime_type FROM {self.schema}.blobs "
+                f"SELECT sha256, data, mime_type FROM {self._quoted}.blobs "
                 "WHERE account = %s AND sha256 = %s",
                 (account, sha256),
             ).fetchone()
@@ -355,13 +377,9 @@ class PostgresRepository:
     def drop_schema(self) -> None:
         """Drop the schema and everything in it: for tests and teardown, never undoable."""
         with self._pool.connection() as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+            conn.execute(f"DROP SCHEMA IF EXISTS {self._quoted} CASCADE")
 
     def close(self) -> None:
         """Close the pool this repository opened (a pool you passed stays open)."""
         if self._owns_pool:
             self._pool.close()
-
-
-def _sha(blob: Blob) -> str:
-    return blob.sha256

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 from catalog_core.repository.base import Repository
 
@@ -32,13 +32,17 @@ def open_repository(url: str, **options: Any) -> Repository:
     if scheme in ("postgresql", "postgres"):
         from catalog_core.repository.postgres import PostgresRepository
 
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        schemas = [value for key, value in query if key == "schema"]
-        rest = urlencode([(key, value) for key, value in query if key != "schema"])
-        if schemas:
-            options.setdefault("schema", schemas[-1])
-        return PostgresRepository(urlunsplit(parts._replace(query=rest)), **options)
+        # Cut the schema parameter out of the query text and leave every other byte of the URL
+        # as written: rebuilding it would lose the // of postgresql:///db or re-escape values.
+        base, _, query = url.partition("?")
+        kept = []
+        for pair in query.split("&") if query else []:
+            key, _, value = pair.partition("=")
+            if unquote(key) == "schema":
+                options.setdefault("schema", unquote(value))
+            else:
+                kept.append(pair)
+        return PostgresRepository(base + ("?" + "&".join(kept) if kept else ""), **options)
     if scheme == "sqlite":
         from catalog_core.repository.sqlite import SQLiteRepository
 

@@ -831,6 +831,21 @@ class RepositoryContract:
         assert repository.purge_expired(START + _DAY) == 1  # q, and with it the blob's last use
         assert repository.get_blob(ACCOUNT, shared.sha256) is None
 
+    def test_r21_r15_purging_one_of_two_products_sharing_a_blob_keeps_the_blob(
+        self, repository: cc.Repository
+    ) -> None:
+        """R21, R15: the purge lowers a shared blob's count; the live product keeps its bytes."""
+        shared = _blob(1)
+        _put(repository, _product("p", images=_images_of(shared)), shared)
+        _put(repository, _product("q", images=_images_of(shared), expires_at=START + _DAY), shared)
+        assert repository.purge_expired(START + _DAY) == 1
+        assert repository.get_blob(ACCOUNT, shared.sha256) == shared
+        assert repository.purge_expired(START + 2 * _DAY) == 0
+        assert repository.get_blob(ACCOUNT, shared.sha256) == shared
+        kept = repository.get(ACCOUNT, "p")
+        assert kept is not None
+        assert kept.blob_refs == {shared.sha256}
+
     def test_r21_r15_an_orphaned_blob_named_again_before_the_purge_survives_it(
         self, repository: cc.Repository
     ) -> None:

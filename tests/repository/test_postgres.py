@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -338,3 +339,88 @@ def test_r26_r27_writes_and_purges_racing_over_one_blob_never_fail(
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_open_repository_keeps_a_socket_style_url_and_escaped_parameters(url: str) -> None:
+    """postgresql:///db has an empty host; %20 is a space to libpq, never a +."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    schema = fresh_schema()
+    socketless = (
+        f"postgresql:///{parts.path.lstrip('/')}?host={parts.hostname}&port={parts.port or 5432}"
+        f"&user={parts.username}&application_name=catalog%20core&schema={schema}"
+    )
+    repository = cc.open_repository(socketless)
+    assert isinstance(repository, cc.PostgresRepository)
+    try:
+        with repository._pool.connection() as conn:
+            row = conn.execute("SHOW application_name").fetchone()
+        assert row == ("catalog core",)
+        assert repository.schema == schema
+    finally:
+        repository.drop_schema()
+        repository.close()
+
+
+def test_a_reserved_word_is_a_valid_schema_name_and_pg_names_are_refused(url: str) -> None:
+    repository = cc.PostgresRepository(url, schema="order")
+    try:
+        cc.Catalog(repository).upsert("acme", {"externalId": "p", "images": IMAGES})
+        assert cc.Catalog(repository).get("acme", "p").version == 1
+    finally:
+        repository.drop_schema()
+        repository.close()
+    with pytest.raises(ValueError, match="pg_"):
+        cc.PostgresRepository(url, schema="pg_catalog_core")
+
+
+def test_r21_r27_purges_racing_writers_that_shuffle_shared_images_never_fail(
+    repo: cc.PostgresRepository,
+) -> None:
+    """Blob rows are locked in one order by writes and purges alike: no deadlock escapes."""
+    import random
+    import threading
+    import time
+
+    clock = FakeClock()
+    catalog = cc.Catalog(repo, clock=clock)
+    files = {f"f{n}": cc.Upload(JPEG + bytes([n])) for n in range(6)}
+    stop = time.monotonic() + 3
+    errors: list[BaseException] = []
+
+    def writer(seed: int) -> None:
+        chance = random.Random(seed)
+        while time.monotonic() < stop and not errors:
+            keys = chance.sample(sorted(files), k=chance.randint(1, 4))
+            payload = {
+                "externalId": f"p{chance.randrange(8)}",
+                "images": [{"source": {"fileKey": key}} for key in keys],
+                "validForDays": chance.choice([None, 1]),
+            }
+            try:
+                catalog.upsert(chance.choice(["a", "b"]), payload, files=files)
+            except BaseException as exc:
+                errors.append(exc)
+
+    def purger() -> None:
+        while time.monotonic() < stop and not errors:
+            try:
+                repo.purge_expired(clock.now + timedelta(days=2))
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    threads += [threading.Thread(target=purger) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with psycopg.connect(repo._pool.conninfo) as conn:
+        drift = conn.execute(
+            f'SELECT b.sha256, b.refs, (SELECT count(*) FROM "{repo.schema}".products p '
+            "WHERE p.account = b.account AND p.data LIKE '%' || b.sha256 || '%') "
+            f'FROM "{repo.schema}".blobs b'
+        ).fetchall()
+    assert [row for row in drift if row[1] != row[2]] == []
