@@ -152,6 +152,9 @@ class PostgresRepository:
             max_size=max_size,
             open=True,
             name="catalog_core",
+            # Reads are one statement each: autocommit saves them a COMMIT round trip. Writes
+            # open their transaction explicitly.
+            kwargs={"autocommit": True},
         )
         s = self._quoted = f'"{self.schema}"'  # quoted: a reserved word is a valid schema name
         self._select = (
@@ -193,7 +196,8 @@ class PostgresRepository:
                     conn.execute(self.schema_sql(self.schema).encode())
                 except (pg_errors.UniqueViolation, pg_errors.DuplicateObject):
                     # Two processes created the same schema at once: the other one won.
-                    conn.rollback()
+                    if not conn.autocommit:
+                        conn.rollback()
         with self._pool.connection() as conn:
             try:
                 row = conn.execute(
