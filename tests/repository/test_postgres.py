@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -39,6 +41,29 @@ def repo(url: str, schema: str) -> Iterator[cc.PostgresRepository]:
     repository = cc.PostgresRepository(url, schema=schema, max_size=16)
     yield repository
     repository.close()
+
+
+def race_for(seconds: float, *steps: Callable[[], None]) -> list[BaseException]:
+    """Run each step in a loop on a thread of its own for ``seconds``; return what they raised.
+
+    Every loop stops at the first failure of any of them.
+    """
+    stop = time.monotonic() + seconds
+    errors: list[BaseException] = []
+
+    def loop(step: Callable[[], None]) -> None:
+        while time.monotonic() < stop and not errors:
+            try:
+                step()
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=loop, args=(step,)) for step in steps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 WORKER = textwrap.dedent(
@@ -307,38 +332,20 @@ def test_r26_r27_writes_and_purges_racing_over_one_blob_never_fail(
     repo: cc.PostgresRepository,
 ) -> None:
     """A purge deleting an orphan blob cannot pull it from under a write that names it again."""
-    import threading
-    import time
-
     catalog = cc.Catalog(repo)
-    stop = time.monotonic() + 3
-    errors: list[BaseException] = []
-    uploaded = {"externalId": "p", "images": [{"source": {"fileKey": "f"}}]}
+    uploaded = {"images": [{"source": {"fileKey": "f"}}]}
 
-    def writer(n: int) -> None:
-        while time.monotonic() < stop and not errors:
-            try:
-                catalog.upsert(
-                    "acme", {**uploaded, "externalId": f"p{n}"}, files={"f": cc.Upload(JPEG)}
-                )
-                catalog.upsert("acme", {"externalId": f"p{n}", "images": IMAGES})
-            except BaseException as exc:
-                errors.append(exc)
+    def writer(n: int) -> Callable[[], None]:
+        def step() -> None:
+            catalog.upsert(
+                "acme", {**uploaded, "externalId": f"p{n}"}, files={"f": cc.Upload(JPEG)}
+            )
+            catalog.upsert("acme", {"externalId": f"p{n}", "images": IMAGES})
 
-    def purger() -> None:
-        while time.monotonic() < stop and not errors:
-            try:
-                catalog.purge_expired()
-            except BaseException as exc:
-                errors.append(exc)
+        return step
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
-    threads += [threading.Thread(target=purger) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    purges = [catalog.purge_expired, catalog.purge_expired]
+    assert race_for(3, *(writer(n) for n in range(3)), *purges) == []
 
 
 def test_open_repository_keeps_a_socket_style_url_and_escaped_parameters(url: str) -> None:
@@ -380,43 +387,29 @@ def test_r21_r27_purges_racing_writers_that_shuffle_shared_images_never_fail(
 ) -> None:
     """Blob rows are locked in one order by writes and purges alike: no deadlock escapes."""
     import random
-    import threading
-    import time
 
     clock = FakeClock()
     catalog = cc.Catalog(repo, clock=clock)
     files = {f"f{n}": cc.Upload(JPEG + bytes([n])) for n in range(6)}
-    stop = time.monotonic() + 3
-    errors: list[BaseException] = []
 
-    def writer(seed: int) -> None:
+    def writer(seed: int) -> Callable[[], None]:
         chance = random.Random(seed)
-        while time.monotonic() < stop and not errors:
+
+        def step() -> None:
             keys = chance.sample(sorted(files), k=chance.randint(1, 4))
             payload = {
                 "externalId": f"p{chance.randrange(8)}",
                 "images": [{"source": {"fileKey": key}} for key in keys],
                 "validForDays": chance.choice([None, 1]),
             }
-            try:
-                catalog.upsert(chance.choice(["a", "b"]), payload, files=files)
-            except BaseException as exc:
-                errors.append(exc)
+            catalog.upsert(chance.choice(["a", "b"]), payload, files=files)
 
-    def purger() -> None:
-        while time.monotonic() < stop and not errors:
-            try:
-                repo.purge_expired(clock.now + timedelta(days=2))
-            except BaseException as exc:
-                errors.append(exc)
+        return step
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
-    threads += [threading.Thread(target=purger) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    def purge() -> None:
+        repo.purge_expired(clock.now + timedelta(days=2))
+
+    assert race_for(3, *(writer(n) for n in range(8)), purge, purge) == []
     with psycopg.connect(repo._pool.conninfo) as conn:
         drift = conn.execute(
             f'SELECT b.sha256, b.refs, (SELECT count(*) FROM "{repo.schema}".products p '
