@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from catalog_core.testing.clock import START, FakeClock
-from catalog_core.testing.strategies import R29_STATUS
+from catalog_core.testing.strategies import IMAGE_HEADERS, R29_STATUS
 
 __all__ = [
     "AVIF",
@@ -17,12 +17,12 @@ __all__ = [
     "FakeClock",
 ]
 
-# Smallest byte strings each recognised image type is sniffed from (R15).
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00\x01" + b"\x00" * 32
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 32
-WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 32
-HEIC = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 32
-AVIF = b"\x00\x00\x00\x1cftypavif" + b"\x00" * 32
+# Small images of each recognised type (R15): the kit's leading bytes, then some padding.
+JPEG = IMAGE_HEADERS["image/jpeg"] + b"\x00" * 32
+PNG = IMAGE_HEADERS["image/png"] + b"\x00" * 32
+WEBP = IMAGE_HEADERS["image/webp"] + b"\x00" * 32
+HEIC = IMAGE_HEADERS["image/heic"] + b"\x00" * 32
+AVIF = IMAGE_HEADERS["image/avif"] + b"\x00" * 32
 
 #: The keys of a product on the wire, in order (R31); ``account`` and ``version`` are not there.
 R31_PRODUCT_KEYS = (

@@ -37,6 +37,7 @@ import catalog_core as cc
 from catalog_core.images import make_blob
 from catalog_core.repository.base import Change
 from catalog_core.testing.clock import START, FakeClock
+from catalog_core.testing.strategies import IMAGE_HEADERS
 
 __all__ = ["RepositoryContract"]
 
@@ -50,13 +51,7 @@ _DAY: Final = timedelta(days=1)
 _MAX_BLOB_BYTES: Final = 10 * 2**20
 
 # The leading bytes each recognised image type is sniffed from (R15).
-_MAGIC: Final = {
-    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01",
-    "image/png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
-    "image/webp": b"RIFF\x24\x00\x00\x00WEBPVP8 ",
-    "image/heic": b"\x00\x00\x00\x18ftypheic",
-    "image/avif": b"\x00\x00\x00\x1cftypavif",
-}
+_MAGIC: Final = {mime: head for mime, head in IMAGE_HEADERS.items() if mime != "image/heif"}
 
 # Ids whose code-point order differs from case-insensitive, UTF-16 and normalised orders (R24).
 LISTING_IDS: Final = (

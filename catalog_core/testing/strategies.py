@@ -36,6 +36,7 @@ from hypothesis.errors import InvalidArgument
 import catalog_core as cc
 
 __all__ = [
+    "IMAGE_HEADERS",
     "R29_STATUS",
     "RULE_BOOK_LIMITS",
     "InvalidUpsertRequest",
@@ -93,15 +94,17 @@ _SOURCE_KEYS: Final = frozenset({"url", "fileKey"})
 _CONTROLS: Final = [chr(c) for c in range(0x20)] + ["\x7f"]  # R2
 _MAX_VALID_FOR_DAYS: Final = 365  # R10
 
-# The leading bytes each recognised image type is sniffed from (R15); each is 12 bytes or more.
-_IMAGE_HEADS: Final = (
-    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01",  # JPEG, exactly 12 bytes
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",  # PNG
-    b"RIFF\x24\x00\x00\x00WEBPVP8 ",  # WebP
-    b"\x00\x00\x00\x18ftypheic",  # HEIC
-    b"\x00\x00\x00\x18ftypmif1",  # HEIF
-    b"\x00\x00\x00\x1cftypavif",  # AVIF
-)
+#: The leading bytes each recognised image type is sniffed from (R15), by the MIME type the
+#: catalog stores; each is 12 bytes or more. The kit's contract and strategies both draw on it.
+IMAGE_HEADERS: Final[Mapping[str, bytes]] = {
+    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01",  # exactly 12 bytes
+    "image/png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    "image/webp": b"RIFF\x24\x00\x00\x00WEBPVP8 ",
+    "image/heic": b"\x00\x00\x00\x18ftypheic",
+    "image/heif": b"\x00\x00\x00\x18ftypmif1",
+    "image/avif": b"\x00\x00\x00\x1cftypavif",
+}
+_IMAGE_HEADS: Final = tuple(IMAGE_HEADERS.values())
 # Bytes that are not one of those images (R15), all of them small.
 _NOT_IMAGES: Final = (
     b"",
