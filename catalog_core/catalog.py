@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,7 +109,7 @@ class Catalog:
         account: str,
         payload: Mapping[str, Any] | bytes | str,
         files: Mapping[str, Upload] | None = None,
-        if_version: int | None = None,
+        if_version: int | Collection[int] | None = None,
     ) -> UpsertResult:
         """Create or update the product the payload names (R4-R18).
 
@@ -117,7 +117,8 @@ class Catalog:
             account: the tenant.
             payload: the JSON object, or the raw JSON body as ``bytes`` or ``str``.
             files: the file parts of a multipart request, by part name (R14, R32).
-            if_version: the version the caller expects the product to have (R28).
+            if_version: the version the caller expects the product to have (R28), or a
+                collection of versions any of which will do (an empty one never matches).
 
         Returns:
             The product after the write, whether it was created, and the payload's warnings.
@@ -271,8 +272,16 @@ class Catalog:
             assert product is not None
             return UseResult(product, True, warnings)
 
-    def delete(self, account: str, external_id: str, if_version: int | None = None) -> None:
+    def delete(
+        self,
+        account: str,
+        external_id: str,
+        if_version: int | Collection[int] | None = None,
+    ) -> None:
         """Delete a live product (R25).
+
+        ``if_version`` is the version the caller expects, or a collection of acceptable versions,
+        as for :meth:`upsert`.
 
         Raises:
             ProductNotFound: no live product has that id.
@@ -384,27 +393,49 @@ def _live(product: Product | None, now: datetime) -> Product | None:
     return None if product is None or product.is_expired(now) else product
 
 
-def _expect_version(existing: Product | None, if_version: int | None, external_id: str) -> None:
+def _expect_version(
+    existing: Product | None, if_version: int | frozenset[int] | None, external_id: str
+) -> None:
     if if_version is None:
         return
+    if isinstance(if_version, int):
+        expected = f"version {if_version}"
+    elif if_version:
+        expected = "one of versions " + ", ".join(str(v) for v in sorted(if_version))
+    else:
+        expected = "a version, but no version can match"
     if existing is None:
         raise VersionConflict(
-            f"Product '{external_id}' does not exist; expected version {if_version}.",
+            f"Product '{external_id}' does not exist; expected {expected}.",
             [Detail("version", "no live product has this id")],
         )
-    if existing.version != if_version:
+    if existing.version != if_version and not (
+        isinstance(if_version, frozenset) and existing.version in if_version
+    ):
         raise VersionConflict(
-            f"Product '{external_id}' is at version {existing.version}, not {if_version}.",
+            f"Product '{external_id}' is at version {existing.version}; expected {expected}.",
             [Detail("version", f"current version is {existing.version}")],
         )
 
 
-def _check_version(value: object) -> int | None:
+def _check_version(value: object) -> int | frozenset[int] | None:
+    """Return ``if_version`` checked: ``None``, a positive int, or a frozenset of them."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationFailed.at("ifVersion", "must be a positive integer")
-    return value
+    if _positive_int(value):
+        assert isinstance(value, int)
+        return value
+    if isinstance(value, Collection) and not isinstance(value, str | bytes | bytearray | Mapping):
+        versions = list(value)
+        if all(_positive_int(v) for v in versions):
+            return frozenset(versions)
+    raise ValidationFailed.at(
+        "ifVersion", "must be a positive integer or a collection of positive integers"
+    )
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _check_id(external_id: object, limits: Limits) -> str:

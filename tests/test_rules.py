@@ -1023,6 +1023,44 @@ def test_r28_an_expected_version_guards_upsert_and_delete(catalog: cc.Catalog) -
         catalog.upsert("acme", {"externalId": "p1"}, if_version=True)  # type: ignore[arg-type]
 
 
+def test_r28_a_collection_of_expected_versions_matches_any_of_them(catalog: cc.Catalog) -> None:
+    create(catalog)
+    assert catalog.upsert("acme", {"externalId": "p1"}, if_version={1, 5}).product.version == 2
+    assert catalog.upsert("acme", {"externalId": "p1"}, if_version=[2]).product.version == 3
+
+    with pytest.raises(cc.VersionConflict) as caught:
+        catalog.upsert("acme", {"externalId": "p1", "title": "x"}, if_version=frozenset({1, 2}))
+    assert caught.value.message == "Product 'p1' is at version 3; expected one of versions 1, 2."
+    assert [(d.path, d.message) for d in caught.value.details] == [
+        ("version", "current version is 3")
+    ]
+    with pytest.raises(cc.VersionConflict) as caught:  # an empty collection never matches
+        catalog.delete("acme", "p1", if_version=())
+    assert caught.value.message == (
+        "Product 'p1' is at version 3; expected a version, but no version can match."
+    )
+    with pytest.raises(cc.VersionConflict) as caught:
+        catalog.upsert("acme", {"externalId": "new", "images": [image()]}, if_version={1})
+    assert caught.value.message == "Product 'new' does not exist; expected one of versions 1."
+    assert catalog.get("acme", "p1").title is None  # nothing was written
+    catalog.delete("acme", "p1", if_version=(3, 4))
+    with pytest.raises(cc.ProductNotFound):
+        catalog.get("acme", "p1")
+
+
+@pytest.mark.parametrize("bad", [{1, 0}, [True], ["1"], "12", b"1", {1: 1}, 1.0, -1], ids=repr)
+def test_r28_an_expected_version_that_is_not_positive_ints_is_a_validation_error(
+    catalog: cc.Catalog, bad: object
+) -> None:
+    create(catalog)
+    with pytest.raises(cc.ValidationFailed) as caught:
+        catalog.upsert("acme", {"externalId": "p1", "title": "x"}, if_version=bad)  # type: ignore[arg-type]
+    assert codes_and_paths(caught.value) == [("VALIDATION_FAILED", "ifVersion")]
+    with pytest.raises(cc.ValidationFailed):
+        catalog.delete("acme", "p1", if_version=bad)  # type: ignore[arg-type]
+    assert catalog.get("acme", "p1").version == 1
+
+
 # -- errors and the wire ------------------------------------------------------------------------
 
 
