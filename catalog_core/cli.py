@@ -5,12 +5,16 @@ Products go in as JSON Lines (one upsert payload per line) and come out in their
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
+import socket
 import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -75,15 +79,21 @@ def _database_errors() -> tuple[type[BaseException], ...]:
     return (*errors, psycopg.Error)
 
 
-def _open_catalog(ctx: click.Context) -> cc.Catalog:
-    """Open the catalog of ``--db``, closed when the command ends.
+def _open_catalog(
+    ctx: click.Context, target: str | None = None, *, close: bool = True
+) -> cc.Catalog:
+    """Open the catalog of ``target`` (default: the group's ``--db``).
 
-    Opened here rather than in the group so that ``--help`` never creates a database.
+    Opened here rather than in the group so that ``--help`` never creates a database. The
+    repository is closed when the command ends, unless ``close`` is false (the server closes it
+    itself, after its last request).
 
     Raises:
         click.ClickException: the path or URL does not name a usable catalog.
     """
-    target: str = ctx.find_root().params["db"]
+    if target is None:
+        target = ctx.find_root().params["db"]
+    assert target is not None
     if "://" not in target and Path(target).is_dir():
         raise click.ClickException(
             f"cannot open the catalog database '{target}': it is a directory"
@@ -100,9 +110,27 @@ def _open_catalog(ctx: click.Context) -> cc.Catalog:
     try:
         repository = cc.open_repository(target)
     except failures as exc:
-        raise click.ClickException(f"cannot open the catalog database '{target}': {exc}") from None
-    ctx.find_root().call_on_close(repository.close)
+        raise click.ClickException(
+            f"cannot open the catalog database '{_redact(target)}': {exc}"
+        ) from None
+    if close:
+        ctx.find_root().call_on_close(repository.close)
     return cc.Catalog(repository)
+
+
+def _redact(target: str) -> str:
+    """Return a database path or URL fit to print: a password in a URL becomes ``***``."""
+    if "://" not in target:
+        return target
+    try:
+        parts = urlsplit(target)
+        password = parts.password
+    except ValueError:
+        return target.split("://", 1)[0] + "://***"
+    if not password:
+        return target
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @click.group(cls=_CatalogGroup)
@@ -270,3 +298,139 @@ def purge(ctx: click.Context) -> None:
     """
     purged = _open_catalog(ctx).purge_expired()
     click.echo(json.dumps({"purged": purged}))
+
+
+def _api_key_pair(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for value in values:
+        key, sep, account = value.partition("=")
+        if not sep or not key or not account:
+            raise click.BadParameter("give KEY=ACCOUNT, both non-empty")
+        try:
+            check_account(account)
+        except cc.CatalogError as exc:
+            raise click.BadParameter(f"account: {exc.details[0].message}") from None
+        if key in keys:
+            raise click.BadParameter("each key may be given once")  # never echo the key
+        keys[key] = account
+    return keys
+
+
+@main.command("serve")
+@click.option(
+    "--db",
+    "target",
+    default=None,
+    help="The catalog to serve, as for the group's --db (which it overrides).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="The port to listen on; 0 picks a free one (printed at start).",
+)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    metavar="KEY=ACCOUNT",
+    callback=_api_key_pair,
+    help="Accept only these keys, each for its account (repeatable). Without it any key is "
+    "accepted and is its own account.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Requests per account per minute; past it, 429 RATE_LIMITED with Retry-After. Off "
+    "by default.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    help="Seconds to let requests in flight complete after SIGTERM or Ctrl+C.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    target: str | None,
+    host: str,
+    port: int,
+    api_keys: dict[str, str],
+    rate_limit: int | None,
+    shutdown_timeout: int,
+    log_level: str,
+) -> None:
+    """Serve the catalog over HTTP as the public products endpoints, under /tryon/v1.
+
+    POST/GET /tryon/v1/products and GET/DELETE /tryon/v1/products/{externalId}, with the
+    OpenAPI document at /tryon/v1/openapi.json. Needs the server extra
+    (pip install 'catalog-core[server]'). SIGTERM or Ctrl+C stops it after the requests in
+    flight complete; API keys never appear in its log.
+    """
+    try:
+        import uvicorn
+
+        from catalog_core.server import API_BASE, create_app
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the server needs the server extra: pip install 'catalog-core[server]' ({exc})"
+        ) from None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    target = target or ctx.find_root().params["db"]
+    assert target is not None
+    catalog = _open_catalog(ctx, target, close=False)
+    app = create_app(
+        catalog,
+        api_keys=api_keys or None,
+        rate_limit=rate_limit,
+        close_on_shutdown=True,
+    )
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        log_config=_log_config(log_level),
+        timeout_graceful_shutdown=shutdown_timeout,
+        server_header=False,
+    )
+    bound = sock.getsockname()[1]
+    shown_host = f"[{host}]" if family == socket.AF_INET6 else host
+    keys = f"{len(api_keys)} API keys" if api_keys else "any API key, each its own account"
+    limit = f"{rate_limit} requests per account per minute" if rate_limit else "no rate limit"
+    click.echo(
+        f"catalog-core serving http://{shown_host}:{bound}{API_BASE} from {_redact(target)} "
+        f"({keys}; {limit}); Ctrl+C stops it",
+    )
+    sys.stdout.flush()
+    # A second Ctrl+C during the graceful shutdown ends it at once, quietly.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """Return uvicorn's logging setup with the server's own logger on the same handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["catalog_core"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config

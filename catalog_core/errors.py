@@ -48,6 +48,7 @@ __all__ = [
     "UnsupportedMediaType",
     "ValidationFailed",
     "VersionConflict",
+    "error_classes",
     "error_for_code",
     "sort_details",
 ]
@@ -252,6 +253,11 @@ _BY_CODE: dict[str, type[CatalogError]] = {
         RateLimited,
     )
 }
+
+
+def error_classes() -> tuple[type[CatalogError], ...]:
+    """Return the class of every code of R29, in the rule book's order."""
+    return tuple(_BY_CODE.values())
 
 
 def error_for_code(code: str) -> type[CatalogError]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,13 +37,30 @@ def test_the_api_tour_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     assert (tmp_path / "catalog.db").exists()
 
 
+def test_the_quickstart_starts_the_server_on_the_embedded_default_first() -> None:
+    first = code_blocks("bash")[0].strip()
+    assert first.endswith("&& .venv/bin/catalog-core serve")  # no --db: ./catalog.db
+    assert "pip install '.[server]'" in first
+
+
 def test_ci_runs_exactly_the_readmes_test_command() -> None:
-    quickstart = code_blocks("bash")
-    assert len(quickstart) >= 2
-    first, second = quickstart[0].strip(), quickstart[1].strip()
-    assert "catalog-core" in first
-    assert "import" in first
-    assert "list" in first
-    assert "pytest" in second
+    (test_command,) = [b.strip() for b in code_blocks("bash") if "pytest" in b]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    assert second in ci
+    assert test_command in ci
+
+
+def test_the_readmes_import_example_runs_and_prints_what_the_readme_says(tmp_path: Path) -> None:
+    (command,) = [b.strip() for b in code_blocks("bash") if " import " in b]
+    scripts = str(Path(sys.executable).parent) + "/"
+    command = command.replace(".venv/bin/", scripts).replace(
+        "examples/catalog.jsonl", str(ROOT / "examples" / "catalog.jsonl")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_CORE_")}
+    ran = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    lines = ran.stdout.splitlines()
+    assert lines[0] == "created 26, updated 5, rejected 5"
+    assert "created 26, updated 5, rejected 5" in README
+    listed = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(listed) == 26

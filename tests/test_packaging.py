@@ -47,6 +47,9 @@ def test_the_wheel_holds_the_package_the_kit_and_the_type_marker(wheel: Path) ->
         "catalog_core/testing/state_machine.py",
         "catalog_core/repository/postgres.py",
         "catalog_core/cli.py",
+        "catalog_core/server/__init__.py",
+        "catalog_core/server/app.py",
+        "catalog_core/server/openapi.py",
     ):
         assert expected in names
     assert not any(name.startswith("tests/") for name in names)
@@ -54,6 +57,9 @@ def test_the_wheel_holds_the_package_the_kit_and_the_type_marker(wheel: Path) ->
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "Provides-Extra: testing" in text
     assert "Provides-Extra: postgres" in text
+    assert "Provides-Extra: server" in text
+    assert "Requires-Dist: starlette" in text
+    assert "extra == 'server'" in text
 
 
 def test_the_kit_imports_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:

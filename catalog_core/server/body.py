@@ -1,0 +1,184 @@
+"""Request bodies for the server: the content type, a size-bounded read, and multipart parts.
+
+The body is read from the ASGI stream and never past the request limit (R33): a declared
+``Content-Length`` over the limit is refused before a byte is read, and a body that grows past it
+is refused at the chunk that crosses it. Multipart bodies are parsed by python-multipart as they
+arrive; this module only collects the parts as raw bytes, so that the JSON of ``data`` is decoded
+strictly as UTF-8 by the wire layer rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Final, Literal
+
+import attrs
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from catalog_core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from catalog_core.model import Upload
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+__all__ = ["DEFAULT_MAX_PARTS", "BodyKind", "body_kind", "check_declared_length", "read_body"]
+
+#: The most parts a multipart body may have; each part is a file the request could name.
+DEFAULT_MAX_PARTS: Final = 1000
+
+BodyKind = Literal["json", "multipart"]
+
+
+@attrs.frozen
+class Body:
+    """A read request body: the raw JSON, or the multipart parts by name."""
+
+    kind: BodyKind
+    raw: bytes = b""
+    parts: dict[str, Upload] = attrs.field(factory=dict)
+
+
+def body_kind(content_type: str | None) -> tuple[BodyKind, bytes]:
+    """Return what a ``Content-Type`` announces, and the multipart boundary (else ``b""``).
+
+    Raises:
+        UnsupportedMediaType: the type is missing, or neither JSON nor multipart form data.
+        ValidationFailed: a multipart type without a boundary (path ``body``).
+    """
+    media_type, options = parse_options_header(content_type or "")
+    if media_type == b"application/json":
+        return "json", b""
+    if media_type == b"multipart/form-data":
+        boundary = options.get(b"boundary", b"")
+        if not boundary:
+            raise ValidationFailed.at("body", "a multipart/form-data body needs a boundary")
+        return "multipart", boundary
+    shown = media_type.decode("latin-1") or "none"
+    raise UnsupportedMediaType(
+        f"Content-Type {shown} is not supported: send application/json, or "
+        "multipart/form-data with the JSON in a field named data."
+    )
+
+
+def check_declared_length(content_length: str | None, limit: int) -> None:
+    """Refuse a body whose declared length is over ``limit``, before reading it.
+
+    Raises:
+        PayloadTooLarge: ``Content-Length`` is over the limit.
+    """
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise PayloadTooLarge(
+            f"The request body is {int(content_length)} bytes; the limit is {limit} bytes."
+        )
+
+
+async def _bounded(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(
+                f"The request body is over the limit of {limit} bytes; it was not read further."
+            )
+        if chunk:
+            yield chunk
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes],
+    kind: BodyKind,
+    boundary: bytes,
+    *,
+    limit: int,
+    max_parts: int = DEFAULT_MAX_PARTS,
+) -> Body:
+    """Read a body of ``kind`` from ``chunks``, never past ``limit`` bytes.
+
+    Raises:
+        PayloadTooLarge: the body is over ``limit``.
+        ValidationFailed: a multipart body is malformed, ends early, repeats a part name, or has
+            more than ``max_parts`` parts (path ``body``, or the repeated part's name).
+    """
+    if kind == "json":
+        return Body("json", raw=b"".join([chunk async for chunk in _bounded(chunks, limit)]))
+    collector = _PartCollector(max_parts)
+    parser = MultipartParser(boundary, collector.callbacks())
+    try:
+        async for chunk in _bounded(chunks, limit):
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise ValidationFailed.at("body", f"is not valid multipart/form-data ({exc})") from None
+    if not collector.ended:
+        raise ValidationFailed.at("body", "the multipart body ends before its closing boundary")
+    return Body("multipart", parts=collector.parts)
+
+
+class _PartCollector:
+    """python-multipart callbacks that keep each part's name, type and bytes."""
+
+    def __init__(self, max_parts: int) -> None:
+        self.max_parts = max_parts
+        self.parts: dict[str, Upload] = {}
+        self.ended = False
+        self._count = 0
+        self._headers: dict[bytes, bytes] = {}
+        self._field = bytearray()
+        self._value = bytearray()
+        self._data = bytearray()
+        self._name = ""
+        self._type: str | None = None
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def _part_begin(self) -> None:
+        self._count += 1
+        if self._count > self.max_parts:
+            raise ValidationFailed.at("body", f"must hold at most {self.max_parts} parts")
+        self._headers = {}
+        self._data = bytearray()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[bytes(self._field).lower()] = bytes(self._value)
+        self._field = bytearray()
+        self._value = bytearray()
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        raw_name = options.get(b"name")
+        if not raw_name:
+            raise ValidationFailed.at("body", "every part needs a Content-Disposition name")
+        try:
+            self._name = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationFailed.at("body", "part names must be UTF-8") from None
+        if self._name in self.parts:
+            raise ValidationFailed.at(self._name, "is given more than once")
+        content_type = self._headers.get(b"content-type")
+        self._type = None if content_type is None else content_type.decode("latin-1")
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        self._data += data[start:end]
+
+    def _part_end(self) -> None:
+        self.parts[self._name] = Upload(bytes(self._data), self._type)
+
+    def _end(self) -> None:
+        self.ended = True

@@ -1,0 +1,58 @@
+"""ETags and ``If-Match`` (R28): a product's version as a strong entity tag, and preconditions.
+
+A product at version 3 has the ETag ``"3"``. ``If-Match`` holds ``*`` (the product must exist) or
+a list of entity tags compared strongly (RFC 9110 §13.1.1): weak tags and tags this server never
+sends match nothing, so a request that carries only those fails with ``VERSION_CONFLICT``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+from catalog_core.errors import ValidationFailed
+
+__all__ = ["ANY", "IfMatch", "etag", "parse_if_match"]
+
+ANY: Final = "*"
+
+#: ``None`` (no header), :data:`ANY`, or the versions a list of entity tags names.
+IfMatch = Literal["*"] | frozenset[int] | None
+
+# entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text; lists by commas.
+_TAG: Final = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(,|$)')
+_VERSION: Final = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def etag(version: int) -> str:
+    """Return the strong entity tag of a product version: ``"3"``."""
+    return f'"{version}"'
+
+
+def parse_if_match(values: list[str]) -> IfMatch:
+    """Return the precondition of the ``If-Match`` header lines ``values``.
+
+    Raises:
+        ValidationFailed: at path ``If-Match`` when the header is not ``*`` or a list of entity
+            tags (for example a bare ``3`` without quotes).
+    """
+    if not values:
+        return None
+    text = ", ".join(values).strip(" \t")
+    if text == ANY:
+        return ANY
+    versions: set[int] = set()
+    position = 0
+    while position < len(text):
+        match = _TAG.match(text, position)
+        if match is None or match.end() == position:
+            raise ValidationFailed.at(
+                "If-Match", 'must be * or a list of entity tags as sent in ETag, such as "3"'
+            )
+        weak, opaque = match.group(1), match.group(2)
+        if not weak and _VERSION.fullmatch(opaque):
+            versions.add(int(opaque))
+        position = match.end()
+    if not text:
+        raise ValidationFailed.at("If-Match", "must not be empty")
+    return frozenset(versions)

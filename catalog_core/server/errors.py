@@ -1,0 +1,32 @@
+"""The errors only the server can meet: a path it does not serve, a method a path does not allow.
+
+They complete the tree of :mod:`catalog_core.errors` for HTTP and have the same wire shape, so a
+client handles every answer of the server the same way.
+"""
+
+from __future__ import annotations
+
+from catalog_core.errors import CatalogError
+
+__all__ = ["MethodNotAllowed", "RouteNotFound", "ServerError"]
+
+
+class RouteNotFound(CatalogError, LookupError):
+    """No endpoint has this path."""
+
+    code = "ROUTE_NOT_FOUND"
+    status = 404
+
+
+class MethodNotAllowed(CatalogError):
+    """The path exists but not with this method; the response's ``Allow`` header lists them."""
+
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+
+
+class ServerError(CatalogError):
+    """Something failed that is not the request's fault; the server's log has the traceback."""
+
+    code = "INTERNAL"
+    status = 500

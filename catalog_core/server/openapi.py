@@ -1,0 +1,466 @@
+"""The OpenAPI 3.1 document of the server, generated from the catalog's limits and error codes.
+
+Sizes come from the served catalog's :class:`~catalog_core.Limits` and error codes from the error
+classes, so the document cannot drift from what the server enforces. Where a rule depends on
+state (a create needs an image, a ``fileKey`` must name a part of the same request, an ``If-Match``
+must name the current version) or on a measure JSON Schema has no word for (metadata bytes as
+compact UTF-8), the schema describes the shape and the operation's description names the rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from catalog_core import __version__
+from catalog_core.catalog import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from catalog_core.errors import CatalogError, error_classes
+from catalog_core.limits import Limits
+from catalog_core.server.errors import MethodNotAllowed, RouteNotFound, ServerError
+from catalog_core.wire.decode import MAX_VALID_FOR_DAYS
+
+__all__ = ["OPENAPI_PATH", "URL_PATTERN", "openapi_document", "server_error_classes"]
+
+OPENAPI_PATH: Final = "/tryon/v1/openapi.json"
+
+_TEXT: Final = r"[^\x00-\x1f\x7f]"
+# An absolute http(s) URL with a host and a port from 0 to 65535 (R13); no spaces or controls.
+# The host part admits what a URL parser may still refuse (a malformed IPv6 literal, a non-ASCII
+# name that normalises to a delimiter): the server reports those as VALIDATION_FAILED.
+_NOT_IN_HOST: Final = r"\x00-\x20\x7f/?#@:\[\]"
+_PORT: Final = (
+    r"0*(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+URL_PATTERN: Final = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://"
+    r"(?:[^\x00-\x20\x7f/?#]*@)?"
+    rf"(?:[^{_NOT_IN_HOST}]+|\[[^\x00-\x20\x7f/?#@\[\]]+\])"
+    rf"(?::(?:{_PORT})?)?"
+    r"(?:[/?#][^\x00-\x20\x7f]*)?$"
+)
+_TIMESTAMP: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+_ETAG_LIST: Final = (
+    r'^(\*|[ \t]*(W/)?"[!#-~\x80-\xff]*"[ \t]*(,[ \t]*(W/)?"[!#-~\x80-\xff]*"[ \t]*)*)$'
+)
+
+
+def server_error_classes() -> tuple[type[CatalogError], ...]:
+    """Return every error class the server can answer with: R29's and the server's own."""
+    return (*error_classes(), RouteNotFound, MethodNotAllowed, ServerError)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(status: int, description: str) -> dict[str, Any]:
+    codes = [cls.code for cls in server_error_classes() if cls.status == status]
+    return {
+        "description": f"{description} Codes: {', '.join(codes)}.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "allOf": [
+                        _ref("Error"),
+                        {
+                            "properties": {
+                                "code": {"enum": codes},
+                                "status": {"const": status},
+                            }
+                        },
+                    ]
+                }
+            }
+        },
+    }
+
+
+_WARNING_HEADERS: Final = {
+    "Catalog-Warnings": {
+        "description": (
+            "The request's warnings (deprecated shapes, unknown fields, unused file parts) as a "
+            "JSON array of {code, path, message}, cut to 4 KiB; absent when there are none."
+        ),
+        "schema": {"type": "string"},
+    },
+    "Catalog-Warnings-Count": {
+        "description": "How many warnings the request had; absent when there are none.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+}
+_ETAG_HEADER: Final = {
+    "description": 'The product\'s version as a strong entity tag ("3"), for If-Match (R28).',
+    "required": True,
+    "schema": {"type": "string", "pattern": '^"[1-9][0-9]*"$'},
+}
+_IF_MATCH: Final = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": (
+        'Write only when the product is at one of these versions ("3", as sent in ETag), or '
+        "exists at all (*). Weak and foreign tags match nothing. A mismatch answers 412 "
+        "VERSION_CONFLICT and writes nothing."
+    ),
+    "schema": {"type": "string", "pattern": _ETAG_LIST},
+}
+_EXTERNAL_ID_PARAMETER: Final = {
+    "name": "externalId",
+    "in": "path",
+    "required": True,
+    "description": "The product's id, percent-encoded. Ids starting with _anon_ are one-shot.",
+    "schema": {"$ref": "#/components/schemas/ExternalId"},
+}
+
+
+def _schemas(limits: Limits) -> dict[str, Any]:
+    nullable_text = {"type": ["string", "null"]}
+    timestamp = {"type": "string", "format": "date-time", "pattern": _TIMESTAMP}
+    return {
+        "ExternalId": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": limits.max_external_id_length,
+            "pattern": f"^{_TEXT}*$",
+        },
+        "Error": {
+            "type": "object",
+            "required": ["code", "message", "status"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "status": {"type": "integer"},
+                "details": {"type": "array", "minItems": 1, "items": _ref("Detail")},
+            },
+            "additionalProperties": False,
+        },
+        "Detail": {
+            "type": "object",
+            "required": ["path", "message"],
+            "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+            "additionalProperties": False,
+        },
+        "Image": {
+            "type": "object",
+            "required": ["sourceUrl", "order"],
+            "properties": {
+                "sourceUrl": {
+                    "type": "string",
+                    "description": "The URL as given, or upload://<sha256> for uploaded bytes.",
+                },
+                "order": {"type": "integer", "minimum": 0},
+                "classifications": {"type": "object", "minProperties": 1},
+            },
+            "additionalProperties": False,
+        },
+        "Product": {
+            "type": "object",
+            "description": "The product on the wire (R31): exactly these keys, in this order.",
+            "required": [
+                "externalId",
+                "title",
+                "description",
+                "metadata",
+                "validForDays",
+                "expiresAt",
+                "lastUsedAt",
+                "createdAt",
+                "updatedAt",
+                "images",
+            ],
+            "properties": {
+                "externalId": _ref("ExternalId"),
+                "title": {**nullable_text, "maxLength": limits.max_title_length},
+                "description": {**nullable_text, "maxLength": limits.max_description_length},
+                "metadata": {"type": ["object", "null"]},
+                "validForDays": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "maximum": MAX_VALID_FOR_DAYS,
+                },
+                "expiresAt": {"oneOf": [timestamp, {"type": "null"}]},
+                "lastUsedAt": {"oneOf": [timestamp, {"type": "null"}]},
+                "createdAt": timestamp,
+                "updatedAt": timestamp,
+                "images": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": limits.max_images,
+                    "items": _ref("Image"),
+                },
+            },
+            "additionalProperties": False,
+        },
+        "Page": {
+            "type": "object",
+            "required": ["items", "nextCursor", "hasMore", "count"],
+            "properties": {
+                "items": {"type": "array", "maxItems": MAX_PAGE_SIZE, "items": _ref("Product")},
+                "nextCursor": {"type": ["string", "null"]},
+                "hasMore": {"type": "boolean"},
+                "count": {"type": "integer", "minimum": 0, "maximum": MAX_PAGE_SIZE},
+            },
+            "additionalProperties": False,
+        },
+        "Url": {"type": "string", "maxLength": limits.max_url_length, "pattern": URL_PATTERN},
+        "FileKey": {"type": "string", "minLength": 1},
+        "ImageSource": {
+            "type": "object",
+            "description": "Exactly one of url and fileKey (R12); other keys are ignored.",
+            "properties": {"url": _ref("Url"), "fileKey": _ref("FileKey")},
+            "oneOf": [{"required": ["url"]}, {"required": ["fileKey"]}],
+        },
+        "Classifications": {"type": ["object", "null"]},
+        "ImageInput": {
+            "description": (
+                "{source, classifications?}; the flat {url} / {fileKey} entry is deprecated "
+                "and answered with a warning (R17)."
+            ),
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["source"],
+                    "properties": {
+                        "source": _ref("ImageSource"),
+                        "classifications": _ref("Classifications"),
+                    },
+                    "not": {"anyOf": [{"required": ["url"]}, {"required": ["fileKey"]}]},
+                },
+                {
+                    "type": "object",
+                    "deprecated": True,
+                    "properties": {
+                        "url": _ref("Url"),
+                        "fileKey": _ref("FileKey"),
+                        "classifications": _ref("Classifications"),
+                    },
+                    "oneOf": [{"required": ["url"]}, {"required": ["fileKey"]}],
+                    "not": {"required": ["source"]},
+                },
+            ],
+        },
+        "UpsertBody": {
+            "type": "object",
+            "description": (
+                "Omitted fields keep their value on update (R6); null clears title, description "
+                "and metadata and makes validForDays lifetime (R10). Unknown keys are ignored "
+                "with a warning (R18). A create needs at least one image (R5). metadata is at "
+                f"most {limits.max_metadata_bytes} bytes and each classifications object at "
+                f"most {limits.max_classifications_bytes} bytes, as compact UTF-8 JSON (R9, R16)."
+            ),
+            "required": ["externalId"],
+            "properties": {
+                "externalId": {
+                    "allOf": [_ref("ExternalId")],
+                    "not": {"pattern": "^_anon_"},
+                    "description": "Ids starting with _anon_ are reserved (409, R3).",
+                },
+                "title": {**nullable_text, "maxLength": limits.max_title_length},
+                "description": {**nullable_text, "maxLength": limits.max_description_length},
+                "metadata": {"type": ["object", "null"]},
+                "validForDays": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "maximum": MAX_VALID_FOR_DAYS,
+                },
+                "images": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": limits.max_images,
+                    "items": _ref("ImageInput"),
+                    "description": "Replaces the whole list, in this order (R8).",
+                },
+                "imageUrls": {
+                    "type": "array",
+                    "deprecated": True,
+                    "minItems": 1,
+                    "maxItems": limits.max_images,
+                    "items": _ref("Url"),
+                },
+            },
+            "not": {"required": ["images", "imageUrls"]},
+        },
+        "MultipartUpsertBody": {
+            "type": "object",
+            "description": (
+                "The JSON payload in the data field; every other part is a file that an image "
+                "names by fileKey (R14, R32). Parts no image names are ignored with a warning."
+            ),
+            "required": ["data"],
+            "properties": {"data": _ref("UpsertBody")},
+            "additionalProperties": {"type": "string", "contentMediaType": "image/*"},
+        },
+    }
+
+
+def _product_response(description: str, *, created: bool) -> dict[str, Any]:
+    headers: dict[str, Any] = {"ETag": _ETAG_HEADER, **_WARNING_HEADERS}
+    if created:
+        headers["Location"] = {
+            "description": "The new product's URL.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {"application/json": {"schema": _ref("Product")}},
+    }
+
+
+def openapi_document(limits: Limits, *, rate_limited: bool = False) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document of a server on a catalog with ``limits``.
+
+    Args:
+        limits: the served catalog's limits, which bound every size in the document.
+        rate_limited: whether the server answers ``429 RATE_LIMITED`` (``--rate-limit``).
+    """
+    common = {
+        "400": _error(400, "A malformed request."),
+        "401": _error(401, "No x-api-key, or one the server does not know."),
+    }
+    if rate_limited:
+        common["429"] = _error(429, "Over the account's rate limit; see Retry-After.")
+        common["429"]["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait.",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        }
+    common["500"] = _error(500, "A failure of the server, logged with its traceback.")
+    not_found = {"404": _error(404, "No live product has this id in the account.")}
+    conflict = {"412": _error(412, "If-Match names no current version of the product.")}
+    too_large = {
+        "413": _error(
+            413,
+            f"A file over {limits.max_file_bytes} bytes, or a body over "
+            f"{limits.max_request_bytes} bytes.",
+        )
+    }
+    upsert_responses = {
+        "200": _product_response("Updated: the whole product after the write.", created=False),
+        "201": _product_response("Created: the whole product.", created=True),
+        **common,
+        "409": _error(409, "The id starts with the reserved _anon_ prefix."),
+        **conflict,
+        **too_large,
+        "415": _error(415, "A body that is neither JSON nor multipart/form-data."),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "catalog_core: the Try-On API's products endpoints",
+            "version": __version__,
+            "description": (
+                "A local, stateful stand-in for the public products endpoints, served by "
+                "`catalog-core serve`. Every error is {code, message, status, details?} with the "
+                "HTTP status equal to status."
+            ),
+        },
+        "security": [{"ApiKey": []}],
+        "paths": {
+            "/tryon/v1/products": {
+                "post": {
+                    "operationId": "upsertProduct",
+                    "summary": "Create or update a product, matched on (account, externalId).",
+                    "parameters": [_IF_MATCH],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": _ref("UpsertBody")},
+                            "multipart/form-data": {
+                                "schema": _ref("MultipartUpsertBody"),
+                                "encoding": {"data": {"contentType": "application/json"}},
+                            },
+                        },
+                    },
+                    "responses": upsert_responses,
+                },
+                "get": {
+                    "operationId": "listProducts",
+                    "summary": "One page of the account's live products, in order of id (R24).",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_PAGE_SIZE,
+                                "default": DEFAULT_PAGE_SIZE,
+                            },
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "description": "nextCursor of the previous page; opaque.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "One page.",
+                            "headers": _WARNING_HEADERS,
+                            "content": {"application/json": {"schema": _ref("Page")}},
+                        },
+                        **common,
+                    },
+                },
+            },
+            "/tryon/v1/products/{externalId}": {
+                "parameters": [_EXTERNAL_ID_PARAMETER],
+                "get": {
+                    "operationId": "getProduct",
+                    "summary": "The live product (R23).",
+                    "responses": {
+                        "200": {
+                            "description": "The product.",
+                            "headers": {"ETag": _ETAG_HEADER, **_WARNING_HEADERS},
+                            "content": {"application/json": {"schema": _ref("Product")}},
+                        },
+                        **common,
+                        **not_found,
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteProduct",
+                    "summary": "Delete the live product (R25).",
+                    "parameters": [_IF_MATCH],
+                    "responses": {
+                        "204": {"description": "Deleted.", "headers": _WARNING_HEADERS},
+                        **common,
+                        **not_found,
+                        **conflict,
+                    },
+                },
+            },
+            OPENAPI_PATH: {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-api-key",
+                    "description": (
+                        "Names the account. Without --api-key any key is its own account."
+                    ),
+                }
+            },
+            "schemas": _schemas(limits),
+        },
+    }

@@ -1,0 +1,743 @@
+"""The server's HTTP surface, against real server processes: routes, errors, keys, limits, headers.
+
+Every answer that is not a success must be the R29 error shape with the HTTP status equal to its
+``status``; these tests send what clients get wrong (methods, paths, types, sizes, keys, headers,
+query strings, multipart bodies) and what they rely on (ETags, warnings, graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import select
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+import catalog_core as cc
+from catalog_core.server import create_app
+from tests.conftest import fresh_schema, postgres_url
+from tests.helpers import JPEG, PNG, R29_STATUS
+from tests.server.conftest import Server
+
+IMAGE = {"source": {"url": "https://cdn.example/front.jpg"}}
+MiB = 2**20
+Client = Callable[[Server, str], httpx.Client]
+SERVER_CODES = {"ROUTE_NOT_FOUND": 404, "METHOD_NOT_ALLOWED": 405, "INTERNAL": 500}
+
+
+def assert_error(response: httpx.Response, code: str, *paths: str) -> dict[str, Any]:
+    """The response is the R29 error ``code``, its HTTP status is its ``status``, as JSON."""
+    assert response.headers["content-type"] == "application/json", response.text
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == response.status_code == {**R29_STATUS, **SERVER_CODES}[code]
+    assert set(body) <= {"code", "message", "status", "details"}
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    if paths:
+        assert [d["path"] for d in body["details"]] == list(paths), body
+    return body
+
+
+def raw(server: Server, request: bytes, timeout: float = 30) -> bytes:
+    """Send ``request`` bytes on a fresh connection and return everything until it closes."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+# -- routes and methods -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/tryon/v1", "/tryon/v1/", "/tryon/v1/productz", "/tryon/v2/products", "/products"],
+)
+def test_r29_an_unknown_path_is_404_route_not_found(
+    shared_server: Server, key: str, client: Client, path: str
+) -> None:
+    response = client(shared_server, key).get(shared_server.root + path)
+    body = assert_error(response, "ROUTE_NOT_FOUND")
+    assert path in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/products", "GET, HEAD, POST"),
+        ("PATCH", "/products", "GET, HEAD, POST"),
+        ("DELETE", "/products", "GET, HEAD, POST"),
+        ("POST", "/products/p1", "DELETE, GET, HEAD"),
+        ("PUT", "/products/p1", "DELETE, GET, HEAD"),
+        ("OPTIONS", "/products/p1", "DELETE, GET, HEAD"),
+        ("POST", "/openapi.json", "GET, HEAD"),
+    ],
+)
+def test_r29_a_method_a_path_does_not_serve_is_405_with_allow(
+    shared_server: Server, key: str, client: Client, method: str, path: str, allowed: str
+) -> None:
+    response = client(shared_server, key).request(method, path)
+    assert_error(response, "METHOD_NOT_ALLOWED")
+    assert sorted(response.headers["allow"].split(", ")) == allowed.split(", ")
+
+
+def test_r23_head_of_a_product_sends_its_etag_and_no_body(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    http = client(shared_server, key)
+    http.post("/products", json={"externalId": "p1", "images": [IMAGE]})
+    head = http.head("/products/p1")
+    assert head.status_code == 200
+    assert head.headers["etag"] == '"1"'
+    assert head.content == b""
+
+
+# -- the API key ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": ""}], ids=["absent", "empty"])
+def test_r29_a_request_without_an_api_key_is_401_missing_api_key(
+    shared_server: Server, headers: dict[str, str]
+) -> None:
+    for method, path in (("GET", "/products"), ("GET", "/products/p"), ("DELETE", "/products/p")):
+        response = httpx.request(method, shared_server.base + path, headers=headers)
+        assert_error(response, "MISSING_API_KEY")
+    response = httpx.post(shared_server.base + "/products", json={}, headers=headers)
+    assert_error(response, "MISSING_API_KEY")
+    assert_error(httpx.get(shared_server.root + "/nowhere"), "MISSING_API_KEY")
+
+
+def test_r1_without_a_key_table_each_key_is_its_own_account(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    mine, theirs = client(shared_server, key), client(shared_server, key + "-other")
+    assert mine.post("/products", json={"externalId": "p", "images": [IMAGE]}).status_code == 201
+    assert_error(theirs.get("/products/p"), "PRODUCT_NOT_FOUND")
+    assert theirs.get("/products").json()["count"] == 0
+    # Keys differ only in case: still two accounts, never one.
+    assert_error(client(shared_server, key.upper()).get("/products/p"), "PRODUCT_NOT_FOUND")
+
+
+def test_r1_with_a_key_table_only_its_keys_pass_each_to_its_account_and_none_is_logged(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    server = start(
+        "--db",
+        str(tmp_path / "catalog.db"),
+        "--api-key",
+        "sekrit-key-one=acme",
+        "--api-key",
+        "sekrit-key-two=acme",
+        "--api-key",
+        "sekrit-key-three=globex",
+        "--log-level",
+        "debug",
+    )
+    one, two = client(server, "sekrit-key-one"), client(server, "sekrit-key-two")
+    three = client(server, "sekrit-key-three")
+    assert one.post("/products", json={"externalId": "p", "images": [IMAGE]}).status_code == 201
+    assert two.get("/products/p").status_code == 200  # the same account, acme
+    assert_error(three.get("/products/p"), "PRODUCT_NOT_FOUND")  # globex
+    unknown = client(server, "sekrit-key-unknown")
+    assert_error(unknown.get("/products"), "INVALID_API_KEY")
+    assert_error(unknown.post("/products", json={"externalId": "q"}), "INVALID_API_KEY")
+    two_keys = httpx.get(
+        server.base + "/products",
+        headers=[("x-api-key", "sekrit-key-one"), ("x-api-key", "sekrit-key-three")],
+    )
+    assert_error(two_keys, "INVALID_API_KEY")
+    assert_error(httpx.get(server.base + "/products"), "MISSING_API_KEY")
+    assert_error(three.get("/products/%00"), "VALIDATION_FAILED", "externalId")
+    assert server.stop() == -signal.SIGTERM
+    log = server.log()
+    assert "GET /tryon/v1/products" in log  # the access log is on...
+    assert "sekrit" not in log  # ...and no key, known or not, is in it
+
+
+# -- content types and sizes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/xml", "image/jpeg"],
+)
+def test_r29_r32_a_body_neither_json_nor_multipart_is_415(
+    shared_server: Server, key: str, client: Client, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    body = json.dumps({"externalId": "p", "images": [IMAGE]})
+    response = client(shared_server, key).post("/products", content=body, headers=headers)
+    assert_error(response, "UNSUPPORTED_MEDIA_TYPE")
+    assert_error(client(shared_server, key).get("/products/p"), "PRODUCT_NOT_FOUND")
+
+
+def test_r32_json_with_a_charset_parameter_is_json(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    response = client(shared_server, key).post(
+        "/products",
+        content=json.dumps({"externalId": "p", "images": [IMAGE]}),
+        headers={"content-type": "Application/JSON; charset=utf-8"},
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [(b"[1]", "body"), (b"{", "body"), (b"", "body"), (b'{"externalId": "\xff"}', "body")],
+)
+def test_r30_a_json_body_that_is_not_a_json_object_is_400_at_body(
+    shared_server: Server, key: str, client: Client, body: bytes, path: str
+) -> None:
+    response = client(shared_server, key).post(
+        "/products", content=body, headers={"content-type": "application/json"}
+    )
+    assert_error(response, "VALIDATION_FAILED", path)
+
+
+def test_r30_r33_a_declared_length_over_the_limit_is_413_before_the_body_is_read(
+    shared_server: Server,
+) -> None:
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: k\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 33554433\r\n\r\n{"
+    )
+    answer = raw(shared_server, head)  # one byte of the 32 MiB + 1 is sent: no waiting for it
+    assert status_of(answer) == 413
+    assert b"connection: close" in answer.lower()
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_r30_r33_a_streamed_body_over_the_limit_is_413_and_is_not_read_further(
+    shared_server: Server,
+) -> None:
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: k\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"%x\r\n" % MiB + b" " * MiB + b"\r\n"
+    sent, answer, refused = 0, b"", False
+    with socket.create_connection(("127.0.0.1", shared_server.port), timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            while sent < 128 * MiB:  # four times the limit, if the server kept reading
+                sock.sendall(chunk)
+                sent += MiB
+                if select.select([sock], [], [], 0)[0]:
+                    answer += sock.recv(65536)
+        except (BrokenPipeError, ConnectionResetError):
+            refused = True
+        try:
+            while data := sock.recv(65536):
+                answer += data
+        except ConnectionResetError:
+            refused = True
+    assert refused, "the server read the whole oversized body"
+    assert sent < 128 * MiB
+    assert status_of(answer) == 413
+    assert b'"code":"PAYLOAD_TOO_LARGE"' in answer
+
+
+def test_r15_r33_one_file_over_the_file_limit_is_413_file_too_large(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    big = JPEG + b"\x00" * (10 * MiB)
+    response = client(shared_server, key).post(
+        "/products",
+        data={"data": json.dumps({"externalId": "p", "images": [{"source": {"fileKey": "f"}}]})},
+        files={"f": ("f.jpg", big, "image/jpeg")},
+    )
+    assert_error(response, "FILE_TOO_LARGE", "images.0.source.fileKey")
+
+
+# -- multipart ----------------------------------------------------------------------------------
+
+
+def multipart(*parts: tuple[bytes, bytes], boundary: bytes = b"XyZ", close: bool = True) -> bytes:
+    """A multipart body of (headers, content) parts, closed by its final boundary or not."""
+    body = b"".join(b"--" + boundary + b"\r\n" + h + b"\r\n\r\n" + c + b"\r\n" for h, c in parts)
+    return body + (b"--" + boundary + b"--\r\n" if close else b"")
+
+
+def field(name: bytes, content: bytes, extra: bytes = b"") -> tuple[bytes, bytes]:
+    return b'Content-Disposition: form-data; name="' + name + b'"' + extra, content
+
+
+def post_multipart(http: httpx.Client, body: bytes, boundary: str = "XyZ") -> httpx.Response:
+    return http.post(
+        "/products",
+        content=body,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+
+
+DATA = json.dumps({"externalId": "p", "images": [{"source": {"fileKey": "f"}}]}).encode()
+
+
+def test_r32_a_data_part_sent_as_a_file_is_read_as_json_and_parts_keep_their_bytes(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    http = client(shared_server, key)
+    body = multipart(
+        field(b"data", DATA, b'; filename="data.json"\r\nContent-Type: application/json'),
+        field(b"f", PNG, b'; filename="f.png"\r\nContent-Type: image/png'),
+    )
+    response = post_multipart(http, body)
+    assert response.status_code == 201, response.text
+    assert response.json()["images"][0]["sourceUrl"].startswith("upload://")
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (multipart(field(b"f", PNG)), "data"),
+        (multipart(field(b"data", b"[1]"), field(b"f", PNG)), "data"),
+        (multipart(field(b"data", b'{"externalId": "\xff"}')), "data"),
+        (multipart(field(b"data", DATA), field(b"f", PNG), close=False), "body"),
+        (multipart(field(b"data", DATA), field(b"f", PNG), field(b"f", JPEG)), "f"),
+        (multipart((b"Content-Type: text/plain", DATA)), "body"),
+        (multipart(field(b"\xff", DATA)), "body"),
+        (b"not multipart at all", "body"),
+    ],
+    ids=[
+        "no data",
+        "data not an object",
+        "data not utf-8",
+        "no closing boundary",
+        "a part name twice",
+        "a part without a name",
+        "a part name not utf-8",
+        "garbage",
+    ],
+)
+def test_r32_a_malformed_multipart_body_is_400_validation_failed(
+    shared_server: Server, key: str, client: Client, body: bytes, path: str
+) -> None:
+    http = client(shared_server, key)
+    assert_error(post_multipart(http, body), "VALIDATION_FAILED", path)
+    assert_error(http.get("/products/p"), "PRODUCT_NOT_FOUND")
+
+
+def test_r32_multipart_without_a_boundary_is_400_at_body(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    response = client(shared_server, key).post(
+        "/products", content=b"x", headers={"content-type": "multipart/form-data"}
+    )
+    assert_error(response, "VALIDATION_FAILED", "body")
+
+
+def test_r32_a_multipart_body_of_thousands_of_parts_is_refused_past_one_thousand(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    http = client(shared_server, key)
+    parts = [field(b"data", DATA), field(b"f", PNG)]
+    accepted = post_multipart(
+        http, multipart(*parts, *(field(b"x%d" % n, b"") for n in range(998)))
+    )
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.headers["catalog-warnings-count"] == "998"  # UNUSED_FILE, one per part
+    refused = post_multipart(
+        http, multipart(*parts, *(field(b"x%d" % n, b"") for n in range(5000)))
+    )
+    body = assert_error(refused, "VALIDATION_FAILED", "body")
+    assert body["details"][0]["message"] == "must hold at most 1000 parts"
+
+
+def test_r14_a_file_key_in_a_json_request_is_multipart_file_not_found(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    response = client(shared_server, key).post(
+        "/products", content=DATA, headers={"content-type": "application/json"}
+    )
+    assert_error(response, "MULTIPART_FILE_NOT_FOUND", "images.0.source.fileKey")
+
+
+# -- ids in paths, query strings ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("external_id", ["a/b", "ü ß", "50%", "a?b#c", "_ANON_x", "x" * 256])
+def test_r2_any_id_round_trips_through_the_path_percent_encoded(
+    shared_server: Server, key: str, client: Client, external_id: str
+) -> None:
+    http = client(shared_server, key)
+    created = http.post("/products", json={"externalId": external_id, "images": [IMAGE]})
+    assert created.status_code == 201, created.text
+    path = shared_server.root + created.headers["location"]
+    assert http.get(path).json()["externalId"] == external_id
+    assert http.delete(path).status_code == 204
+    assert_error(http.get(path), "PRODUCT_NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/products/", "VALIDATION_FAILED"),
+        ("/products/a%00b", "VALIDATION_FAILED"),
+        ("/products/" + "x" * 257, "VALIDATION_FAILED"),
+        ("/products/_anon_abc", "PRODUCT_NOT_FOUND"),
+    ],
+)
+def test_r2_r3_r23_a_malformed_id_in_the_path_is_400_and_an_anon_id_may_be_read(
+    shared_server: Server, key: str, client: Client, path: str, code: str
+) -> None:
+    http = client(shared_server, key)
+    assert_error(http.get(path), code)
+    assert_error(http.delete(path), code)
+
+
+@pytest.mark.parametrize(
+    ("query", "path"),
+    [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=1.5", "limit"),
+        ("limit=", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=%EF%BC%91", "limit"),  # a full-width digit one
+        ("limit=99999999999999999999", "limit"),
+        ("limit=1&limit=2", "limit"),
+        ("cursor=", "cursor"),
+        ("cursor=abc.def", "cursor"),
+        ("cursor=a&cursor=b", "cursor"),
+    ],
+)
+def test_r24_a_bad_limit_or_cursor_is_400_at_its_name(
+    shared_server: Server, key: str, client: Client, query: str, path: str
+) -> None:
+    response = client(shared_server, key).get(f"/products?{query}")
+    assert_error(response, "VALIDATION_FAILED", path)
+
+
+def test_r18_r24_unknown_query_parameters_are_ignored_with_a_warning(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    response = client(shared_server, key).get("/products?limit=5&sort=desc&sort=asc")
+    assert response.status_code == 200
+    assert json.loads(response.headers["catalog-warnings"]) == [
+        {"code": "UNKNOWN_FIELD", "path": "sort", "message": "unknown query parameter ignored"}
+    ]
+
+
+# -- warnings and ETags -------------------------------------------------------------------------
+
+
+def test_r17_r18_r32_warnings_of_an_accepted_request_are_in_its_headers(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    http = client(shared_server, key)
+    data = {
+        "externalId": "p",
+        "images": [{"url": "https://cdn.example/a.jpg", "alt": "x"}],
+        'colour\u00e9,"': 1,
+    }
+    response = http.post(
+        "/products",
+        data={"data": json.dumps(data)},
+        files={"spare": ("s.jpg", JPEG, "image/jpeg")},
+    )
+    assert response.status_code == 201, response.text
+    warnings = json.loads(response.headers["catalog-warnings"])
+    assert [(w["code"], w["path"]) for w in warnings] == [
+        ("UNKNOWN_FIELD", 'colour\u00e9,"'),
+        ("UNKNOWN_FIELD", "images.0.alt"),
+        ("DEPRECATED_IMAGE_SHAPE", "images.0"),
+        ("UNUSED_FILE", "spare"),
+    ]
+    assert response.headers["catalog-warnings-count"] == "4"
+    quiet = http.post("/products", json={"externalId": "p", "title": "t"})
+    assert "catalog-warnings" not in quiet.headers
+    urls = http.post("/products", json={"externalId": "q", "imageUrls": ["https://a.example/"]})
+    assert json.loads(urls.headers["catalog-warnings"])[0]["code"] == "DEPRECATED_IMAGE_URLS"
+
+
+def test_r18_thousands_of_warnings_are_cut_to_a_header_clients_accept_and_counted_in_full(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    body = {"externalId": "p", "images": [IMAGE]} | {
+        f"unknown-{n}-" + "x" * 300: n for n in range(3000)
+    }
+    response = client(shared_server, key).post("/products", json=body)
+    assert response.status_code == 201
+    header = response.headers["catalog-warnings"]
+    assert len(header.encode()) <= 4096
+    shown = json.loads(header)
+    assert 0 < len(shown) < 3000
+    assert all(w["path"].endswith("…") for w in shown)  # long paths are cut too
+    assert response.headers["catalog-warnings-count"] == "3000"
+
+
+@pytest.mark.parametrize(
+    ("if_match", "status"),
+    [
+        ('"2"', 200),
+        ('"1", "2"', 200),
+        ('"9", "2", "x"', 200),
+        ("*", 200),
+        ('W/"2"', 412),
+        ('"1"', 412),
+        ('"abc"', 412),
+        ('"02"', 412),
+        ("2", 400),
+        ('"2', 400),
+        ("", 400),
+        ('"2",,x', 400),
+    ],
+)
+def test_r28_if_match_on_an_upsert(
+    shared_server: Server, key: str, client: Client, if_match: str, status: int
+) -> None:
+    http = client(shared_server, key)
+    http.post("/products", json={"externalId": "p", "images": [IMAGE]})
+    http.post("/products", json={"externalId": "p", "title": "v2"})
+    response = http.post(
+        "/products", json={"externalId": "p", "title": "v3"}, headers={"if-match": if_match}
+    )
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.headers["etag"] == '"3"'
+        return
+    if status == 412:
+        assert_error(response, "VERSION_CONFLICT", "version")
+    else:
+        assert_error(response, "VALIDATION_FAILED", "If-Match")
+    assert http.get("/products/p").json()["title"] == "v2"
+
+
+def test_r28_r30_if_match_star_on_a_missing_product_fails_last(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    http = client(shared_server, key)
+    star = {"if-match": "*"}
+    assert_error(
+        http.post("/products", json={"externalId": "p"}, headers=star), "PRODUCT_IMAGES_REQUIRED"
+    )
+    assert_error(
+        http.post("/products", json={"externalId": "p", "title": 1}, headers=star),
+        "VALIDATION_FAILED",
+        "title",
+    )
+    refused = http.post("/products", json={"externalId": "p", "images": [IMAGE]}, headers=star)
+    assert assert_error(refused, "VERSION_CONFLICT")["details"] == [
+        {"path": "version", "message": "no live product has this id"}
+    ]
+    assert_error(http.get("/products/p"), "PRODUCT_NOT_FOUND")
+
+
+def test_r25_r28_if_match_on_a_delete(shared_server: Server, key: str, client: Client) -> None:
+    http = client(shared_server, key)
+    http.post("/products", json={"externalId": "p", "images": [IMAGE]})
+    assert_error(http.delete("/products/p", headers={"if-match": '"2"'}), "VERSION_CONFLICT")
+    assert_error(http.delete("/products/p", headers={"if-match": "2"}), "VALIDATION_FAILED")
+    assert http.delete("/products/p", headers={"if-match": "*"}).status_code == 204
+    assert_error(http.delete("/products/p", headers={"if-match": "*"}), "PRODUCT_NOT_FOUND")
+    assert_error(http.delete("/products/p", headers={"if-match": '"1"'}), "PRODUCT_NOT_FOUND")
+
+
+# -- rate limit ---------------------------------------------------------------------------------
+
+
+def test_r29_past_the_rate_limit_an_account_gets_429_with_retry_after(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    server = start("--db", str(tmp_path / "catalog.db"), "--rate-limit", "3")
+    first, second = client(server, "gk_first"), client(server, "gk_second")
+    statuses = [first.get("/products").status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    limited = first.post("/products", json={"externalId": "p", "images": [IMAGE]})
+    assert_error(limited, "RATE_LIMITED")
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert_error(first.get("/products"), "RATE_LIMITED")
+    assert_error(first.get("/products/p"), "RATE_LIMITED")  # nothing was written
+    assert second.get("/products").status_code == 200  # the limit is per account
+    assert httpx.get(server.base + "/openapi.json").status_code == 200  # and not for the document
+
+
+# -- the embedded default, shutdown and failures ------------------------------------------------
+
+
+def test_without_db_the_server_keeps_its_catalog_in_catalog_db_of_the_working_directory(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    server = start()
+    http = client(server, "gk_default")
+    assert http.post("/products", json={"externalId": "p", "images": [IMAGE]}).status_code == 201
+    assert server.stop() == -signal.SIGTERM
+    repository = cc.SQLiteRepository(tmp_path / "catalog.db")
+    try:
+        assert cc.Catalog(repository).get("gk_default", "p").version == 1
+    finally:
+        repository.close()
+
+
+def test_r26_on_sigterm_a_request_in_flight_completes_and_is_kept(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    db = str(tmp_path / "catalog.db")
+    server = start("--db", db)
+    body = json.dumps({"externalId": "in-flight", "images": [IMAGE]}).encode()
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+        b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 ")  # the app is reading the body now
+        sock.sendall(body[:10])
+        server.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: "Shutting down" in server.log(), "the shutdown to begin")
+        with pytest.raises(ConnectionRefusedError):  # no new connections...
+            socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+        sock.sendall(body[10:])  # ...but the one in flight completes
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert status_of(answer) == 201, answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["externalId"] == "in-flight"
+    assert server.process.wait(timeout=30) == -signal.SIGTERM
+    assert "Application shutdown complete" in server.log()
+
+    again = start("--db", db)
+    assert client(again, "gk_k").get("/products/in-flight").status_code == 200
+
+
+def test_r26_a_request_still_unfinished_when_the_shutdown_times_out_writes_nothing(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    db = str(tmp_path / "catalog.db")
+    server = start("--db", db, "--shutdown-timeout", "1")
+    body = json.dumps({"externalId": "never", "images": [IMAGE]}).encode()
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+        b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 ")
+        sock.sendall(body[:-1])  # one byte short, for ever
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == -signal.SIGTERM
+    again = start("--db", db)
+    assert_error(client(again, "gk_k").get("/products/never"), "PRODUCT_NOT_FOUND")
+
+
+class _BrokenRepository(cc.MemoryRepository):
+    """A repository whose reads fail as a broken disk would: not the request's fault."""
+
+    def get(self, account: str, external_id: str) -> cc.Product | None:
+        raise OSError("disk on fire")
+
+
+def test_r29_an_unexpected_failure_is_500_internal_in_the_error_shape_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app(cc.Catalog(_BrokenRepository()))
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await http.get("/tryon/v1/products/p", headers={"x-api-key": "sekrit-500"})
+
+    response = anyio.run(call)
+    body = assert_error(response, "INTERNAL")
+    assert "disk" not in body["message"]  # the cause is in the log, not in the answer
+    failures = [r for r in caplog.records if r.name == "catalog_core.server"]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None
+    assert "GET /tryon/v1/products/p" in failures[0].getMessage()
+    assert "sekrit" not in caplog.text
+
+
+def test_serve_refuses_bad_options_with_a_usage_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from catalog_core.cli import main
+
+    runner = CliRunner()
+    for args in (
+        ["--api-key", "sekrit-without-equals-sign"],
+        ["--api-key", "=acme"],
+        ["--api-key", "sekrit-key="],
+        ["--api-key", "sekrit-key=a", "--api-key", "sekrit-key=b"],
+        ["--api-key", "sekrit-key=bad\naccount"],
+        ["--rate-limit", "0"],
+        ["--port", "70000"],
+    ):
+        result = runner.invoke(main, ["--db", str(tmp_path / "c.db"), "serve", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "sekrit" not in result.output  # a key is never echoed, even a malformed one
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_serve_on_a_port_in_use_exits_1_with_one_clean_line(tmp_path: Path) -> None:
+    from tests.server.conftest import SCRIPT
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(SCRIPT), "serve", "--db", str(tmp_path / "c.db"), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert re.fullmatch(rf"Error: cannot listen on 127\.0\.0\.1:{port}: .+\n", result.stderr)
+
+
+def test_r2_an_id_with_a_slash_may_be_sent_raw_or_percent_encoded(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    http = client(shared_server, key)
+    http.post("/products", json={"externalId": "shirts/red", "images": [IMAGE]})
+    assert http.get("/products/shirts/red").json()["externalId"] == "shirts/red"
+    assert http.get("/products/shirts%2Fred").json()["externalId"] == "shirts/red"
+
+
+def test_a_password_in_the_database_url_is_never_printed(
+    start: Callable[..., Server], client: Client
+) -> None:
+    url, schema = postgres_url(), fresh_schema()
+    scheme, rest = url.split("://", 1)
+    user, host = rest.split("@", 1)
+    with_password = f"{scheme}://{user}:hunter2-sekrit@{host}?schema={schema}"
+    server = start("--db", with_password)
+    try:
+        assert client(server, "gk_k").get("/products").status_code == 200
+        assert server.stop() == -signal.SIGTERM
+        log = server.log()
+        assert f"{user}:***@" in log.splitlines()[0]
+        assert "hunter2" not in log
+    finally:
+        repository = cc.PostgresRepository(url, schema=schema)
+        repository.drop_schema()
+        repository.close()
