@@ -11,7 +11,7 @@
 from typing import TYPE_CHECKING
 
 from catalog_core._unset import UNSET, Unset
-from catalog_core.catalog import Catalog
+from catalog_core.catalog import ANY_VERSION, AnyVersion, Catalog
 from catalog_core.errors import (
     CatalogError,
     Detail,
@@ -64,7 +64,9 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ANY_VERSION",
     "UNSET",
+    "AnyVersion",
     "Blob",
     "Catalog",
     "CatalogError",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from catalog_core._unset import UNSET
 from catalog_core.commands import UpsertCommand
@@ -46,10 +47,26 @@ from catalog_core.wire.decode import (
     load_body,
 )
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Catalog"]
+__all__ = ["ANY_VERSION", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "AnyVersion", "Catalog"]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+
+
+class AnyVersion(enum.Enum):
+    """The type of :data:`ANY_VERSION`."""
+
+    ANY_VERSION = "*"
+
+    def __repr__(self) -> str:
+        return "ANY_VERSION"
+
+
+#: ``if_version=ANY_VERSION``: the product must exist, at whatever version (HTTP ``If-Match: *``).
+ANY_VERSION: Final = AnyVersion.ANY_VERSION
+
+#: What ``if_version`` takes: one version, a collection of them, or :data:`ANY_VERSION`.
+ExpectedVersion = int | Collection[int] | AnyVersion
 
 
 def _utc_now() -> datetime:
@@ -109,7 +126,7 @@ class Catalog:
         account: str,
         payload: Mapping[str, Any] | bytes | str,
         files: Mapping[str, Upload] | None = None,
-        if_version: int | Collection[int] | None = None,
+        if_version: ExpectedVersion | None = None,
     ) -> UpsertResult:
         """Create or update the product the payload names (R4-R18).
 
@@ -117,8 +134,9 @@ class Catalog:
             account: the tenant.
             payload: the JSON object, or the raw JSON body as ``bytes`` or ``str``.
             files: the file parts of a multipart request, by part name (R14, R32).
-            if_version: the version the caller expects the product to have (R28), or a
-                collection of versions any of which will do (an empty one never matches).
+            if_version: the version the caller expects the product to have (R28), a
+                collection of versions any of which will do (an empty one never matches), or
+                :data:`ANY_VERSION` for "it must exist" (an update that never creates).
 
         Returns:
             The product after the write, whether it was created, and the payload's warnings.
@@ -276,12 +294,13 @@ class Catalog:
         self,
         account: str,
         external_id: str,
-        if_version: int | Collection[int] | None = None,
+        if_version: ExpectedVersion | None = None,
     ) -> None:
         """Delete a live product (R25).
 
-        ``if_version`` is the version the caller expects, or a collection of acceptable versions,
-        as for :meth:`upsert`.
+        ``if_version`` is the version the caller expects, a collection of acceptable versions, or
+        :data:`ANY_VERSION` (which adds nothing: a delete needs a live product anyway), as for
+        :meth:`upsert`.
 
         Raises:
             ProductNotFound: no live product has that id.
@@ -394,34 +413,43 @@ def _live(product: Product | None, now: datetime) -> Product | None:
 
 
 def _expect_version(
-    existing: Product | None, if_version: int | frozenset[int] | None, external_id: str
+    existing: Product | None,
+    if_version: int | frozenset[int] | AnyVersion | None,
+    external_id: str,
 ) -> None:
     if if_version is None:
         return
+    if if_version is ANY_VERSION:
+        if existing is None:
+            raise VersionConflict(
+                f"Product '{external_id}' does not exist; expected it at any version.",
+                [Detail("version", "no live product has this id")],
+            )
+        return
     if isinstance(if_version, int):
-        expected = f"version {if_version}"
+        expected = f"; expected version {if_version}."
     elif if_version:
-        expected = "one of versions " + ", ".join(str(v) for v in sorted(if_version))
+        expected = "; expected one of versions " + ", ".join(map(str, sorted(if_version))) + "."
     else:
-        expected = "a version, but no version can match"
+        expected = ", and no expected version was given that could match."
     if existing is None:
         raise VersionConflict(
-            f"Product '{external_id}' does not exist; expected {expected}.",
+            f"Product '{external_id}' does not exist{expected}",
             [Detail("version", "no live product has this id")],
         )
     if existing.version != if_version and not (
         isinstance(if_version, frozenset) and existing.version in if_version
     ):
         raise VersionConflict(
-            f"Product '{external_id}' is at version {existing.version}; expected {expected}.",
+            f"Product '{external_id}' is at version {existing.version}{expected}",
             [Detail("version", f"current version is {existing.version}")],
         )
 
 
-def _check_version(value: object) -> int | frozenset[int] | None:
-    """Return ``if_version`` checked: ``None``, a positive int, or a frozenset of them."""
-    if value is None:
-        return None
+def _check_version(value: object) -> int | frozenset[int] | AnyVersion | None:
+    """Return ``if_version`` checked: ``None``, ``ANY_VERSION``, a positive int, or a frozenset."""
+    if value is None or value is ANY_VERSION:
+        return value
     if _positive_int(value):
         assert isinstance(value, int)
         return value
@@ -430,7 +458,8 @@ def _check_version(value: object) -> int | frozenset[int] | None:
         if all(_positive_int(v) for v in versions):
             return frozenset(versions)
     raise ValidationFailed.at(
-        "ifVersion", "must be a positive integer or a collection of positive integers"
+        "ifVersion",
+        "must be a positive integer, a collection of positive integers, or ANY_VERSION",
     )
 
 

@@ -6,8 +6,8 @@ Products go in as JSON Lines (one upsert payload per line) and come out in their
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
+import re
 import socket
 import sqlite3
 import sys
@@ -30,6 +30,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 # \x0b and \x0c, which JSON refuses, and so hide a bad line.
 _JSON_WHITESPACE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
+_QUERY_PASSWORD = re.compile(r"((?:^|&)(?:password|passfile|sslpassword)=)[^&]*", re.IGNORECASE)
 
 
 class _CatalogGroup(click.Group):
@@ -119,7 +120,7 @@ def _open_catalog(
 
 
 def _redact(target: str) -> str:
-    """Return a database path or URL fit to print: a password in a URL becomes ``***``."""
+    """Return a database path or URL fit to print: every password in a URL becomes ``***``."""
     if "://" not in target:
         return target
     try:
@@ -127,10 +128,11 @@ def _redact(target: str) -> str:
         password = parts.password
     except ValueError:
         return target.split("://", 1)[0] + "://***"
-    if not password:
-        return target
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if password:
+        netloc = netloc.replace(f":{password}@", ":***@", 1)
+    query = _QUERY_PASSWORD.sub(r"\1***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 @click.group(cls=_CatalogGroup)
@@ -303,11 +305,17 @@ def purge(ctx: click.Context) -> None:
 def _api_key_pair(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str]:
+    """Parse ``KEY=ACCOUNT`` pairs, never echoing a key back (it would land in a CI log)."""
     keys: dict[str, str] = {}
     for value in values:
-        key, sep, account = value.partition("=")
+        # The last '=' splits: keys are often base64 and end in '=', account names rarely hold one.
+        key, sep, account = value.rpartition("=")
         if not sep or not key or not account:
             raise click.BadParameter("give KEY=ACCOUNT, both non-empty")
+        if not all("!" <= c <= "~" for c in key):
+            raise click.BadParameter(
+                "a key must be visible ASCII without spaces, as an HTTP header carries it"
+            )
         try:
             check_account(account)
         except cc.CatalogError as exc:
@@ -384,6 +392,7 @@ def serve(
         import uvicorn
 
         from catalog_core.server import API_BASE, create_app
+        from catalog_core.server.logs import log_config
     except ImportError as exc:
         raise click.ClickException(
             f"the server needs the server extra: pip install 'catalog-core[server]' ({exc})"
@@ -395,6 +404,7 @@ def serve(
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     target = target or ctx.find_root().params["db"]
     assert target is not None
+    ctx.call_on_close(sock.close)
     catalog = _open_catalog(ctx, target, close=False)
     app = create_app(
         catalog,
@@ -405,7 +415,7 @@ def serve(
     config = uvicorn.Config(
         app,
         log_level=log_level,
-        log_config=_log_config(log_level),
+        log_config=log_config(log_level),
         timeout_graceful_shutdown=shutdown_timeout,
         server_header=False,
     )
@@ -418,19 +428,11 @@ def serve(
         f"({keys}; {limit}); Ctrl+C stops it",
     )
     sys.stdout.flush()
-    # A second Ctrl+C during the graceful shutdown ends it at once, quietly.
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[sock])
-
-
-def _log_config(level: str) -> dict[str, Any]:
-    """Return uvicorn's logging setup with the server's own logger on the same handler."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["catalog_core"] = {
-        "handlers": ["default"],
-        "level": "INFO",
-        "propagate": False,
-    }
-    return config
+    try:
+        # A second Ctrl+C during the graceful shutdown ends it at once, quietly.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        # The application closes the catalog when it shuts down; this covers a server that
+        # failed before it started. Closing twice is harmless.
+        catalog.repository.close()

@@ -8,6 +8,8 @@ import sys
 import catalog_core as cc
 
 DOCUMENTED = {
+    "ANY_VERSION",
+    "AnyVersion",
     "UNSET",
     "Blob",
     "Catalog",

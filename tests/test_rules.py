@@ -1037,7 +1037,7 @@ def test_r28_a_collection_of_expected_versions_matches_any_of_them(catalog: cc.C
     with pytest.raises(cc.VersionConflict) as caught:  # an empty collection never matches
         catalog.delete("acme", "p1", if_version=())
     assert caught.value.message == (
-        "Product 'p1' is at version 3; expected a version, but no version can match."
+        "Product 'p1' is at version 3, and no expected version was given that could match."
     )
     with pytest.raises(cc.VersionConflict) as caught:
         catalog.upsert("acme", {"externalId": "new", "images": [image()]}, if_version={1})

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final
-from urllib.parse import quote
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Final, TypeVar
+from urllib.parse import quote, unquote_to_bytes
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import QueryParams
+from starlette.datastructures import Headers, QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
@@ -23,14 +25,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from catalog_core.catalog import DEFAULT_PAGE_SIZE, Catalog
+from catalog_core.catalog import ANY_VERSION, DEFAULT_PAGE_SIZE, AnyVersion, Catalog
 from catalog_core.errors import (
     CatalogError,
-    PayloadTooLarge,
     ValidationFailed,
-    VersionConflict,
 )
-from catalog_core.model import PayloadWarning, Product, Upload, UpsertResult
+from catalog_core.model import PayloadWarning, Upload, UpsertResult
 from catalog_core.server.body import (
     DEFAULT_MAX_PARTS,
     Body,
@@ -39,11 +39,16 @@ from catalog_core.server.body import (
     read_body,
 )
 from catalog_core.server.conditions import ANY, IfMatch, etag, parse_if_match
-from catalog_core.server.errors import MethodNotAllowed, RouteNotFound, ServerError
+from catalog_core.server.errors import (
+    MethodNotAllowed,
+    RouteNotFound,
+    ServerError,
+    ServiceUnavailable,
+)
 from catalog_core.server.gate import ACCOUNT_SCOPE_KEY, Gate
 from catalog_core.server.openapi import OPENAPI_PATH, openapi_document
 from catalog_core.server.responses import error_response, json_response, warnings_headers
-from catalog_core.wire.decode import load_body, split_multipart
+from catalog_core.wire.decode import check_account, split_multipart
 from catalog_core.wire.encode import page_to_wire, to_wire
 
 __all__ = ["API_BASE", "create_app"]
@@ -53,9 +58,12 @@ PRODUCTS_PATH: Final = f"{API_BASE}/products"
 PRODUCT_PATH: Final = f"{API_BASE}/products/{{external_id:path}}"
 
 logger = logging.getLogger("catalog_core.server")
+_T = TypeVar("_T")
 
-# How often an `If-Match: *` upsert re-reads a product that changed under it before giving up.
-_ANY_MATCH_ATTEMPTS: Final = 8
+# How long a shutdown waits for catalog calls still running in worker threads.
+_DRAIN_SECONDS: Final = 60.0
+# How long an early answer waits for the rest of a body it will not use.
+_DRAIN_BODY_SECONDS: Final = 10.0
 
 
 def create_app(
@@ -81,12 +89,17 @@ def create_app(
     """
     if api_keys is not None:
         for key, account in api_keys.items():
-            if not key or not account:
-                raise ValueError("API keys and the accounts they map to must be non-empty")
+            if not _is_header_token(key):
+                raise ValueError("API keys must be non-empty visible ASCII, without spaces")
+            try:
+                check_account(account)
+            except CatalogError as exc:
+                raise ValueError(f"the account of an API key is not valid: {exc.message}") from None
     for name, value in (("rate_limit", rate_limit), ("max_parts", max_parts)):
         if value is not None and (isinstance(value, bool) or value < 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    endpoints = _Endpoints(catalog, max_parts)
+    calls = _CatalogCalls()
+    endpoints = _Endpoints(catalog, calls, max_parts)
     document = openapi_document(catalog.limits, rate_limited=rate_limit is not None)
 
     async def openapi(request: Request) -> Response:
@@ -95,8 +108,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        # A request the shutdown cancelled may still be writing in a worker thread: let it
+        # commit or roll back before the catalog closes, and let no new call start.
+        await anyio.to_thread.run_sync(calls.drain, _DRAIN_SECONDS)
         if close_on_shutdown:
-            await run_in_threadpool(catalog.repository.close)
+            catalog.repository.close()
 
     app = Starlette(
         routes=[
@@ -106,7 +122,7 @@ def create_app(
             Route(OPENAPI_PATH, openapi, methods=["GET"], name="openapi"),
         ],
         middleware=[
-            Middleware(_Guard),
+            Middleware(_Guard, limit=catalog.limits.max_request_bytes),
             Middleware(
                 Gate,
                 api_keys=api_keys,
@@ -121,11 +137,47 @@ def create_app(
     return app
 
 
+class _CatalogCalls:
+    """Runs the catalog's blocking calls in Starlette's thread pool, and knows which still run.
+
+    A cancelled request stops waiting for its thread, but the thread goes on; :meth:`drain`
+    waits for every running call to end and refuses new ones, so the catalog is closed under
+    no one (R26).
+    """
+
+    def __init__(self) -> None:
+        self._idle = threading.Condition()
+        self._running = 0
+        self._closing = False
+
+    async def run(self, func: Callable[..., _T], *args: Any) -> _T:
+        def call() -> _T:
+            with self._idle:
+                if self._closing:
+                    raise ServiceUnavailable("The server is shutting down.")
+                self._running += 1
+            try:
+                return func(*args)
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
+
+        return await run_in_threadpool(call)
+
+    def drain(self, timeout: float) -> None:
+        with self._idle:
+            self._closing = True
+            if not self._idle.wait_for(lambda: self._running == 0, timeout):
+                logger.error("%d catalog calls still running at shutdown", self._running)
+
+
 class _Endpoints:
     """The endpoint functions, bound to one catalog."""
 
-    def __init__(self, catalog: Catalog, max_parts: int) -> None:
+    def __init__(self, catalog: Catalog, calls: _CatalogCalls, max_parts: int) -> None:
         self.catalog = catalog
+        self.calls = calls
         self.max_parts = max_parts
 
     async def products(self, request: Request) -> Response:
@@ -149,9 +201,13 @@ class _Endpoints:
             request.stream(), kind, boundary, limit=limit, max_parts=self.max_parts
         )
         condition = parse_if_match(request.headers.getlist("if-match"))
-        result = await run_in_threadpool(self._upsert, _account(request), body, condition)
+        query_warnings = _unknown_parameters(request.query_params, set())
+        result = await self.calls.run(self._upsert, _account(request), body, condition)
         product = result.product
-        headers = {"ETag": etag(product.version), **warnings_headers(result.warnings)}
+        headers = {
+            "ETag": etag(product.version),
+            **warnings_headers([*result.warnings, *query_warnings]),
+        }
         if result.created:
             headers["Location"] = f"{PRODUCTS_PATH}/{quote(product.external_id, safe='')}"
         return json_response(to_wire(product), 201 if result.created else 200, headers)
@@ -161,40 +217,7 @@ class _Endpoints:
         payload: Mapping[str, Any] | bytes = body.raw
         if body.kind == "multipart":
             payload, files = split_multipart(body.parts, self.catalog.limits)
-        if condition != ANY:
-            return self.catalog.upsert(account, payload, files, if_version=_versions(condition))
-        return self._upsert_if_exists(account, load_body(payload, self.catalog.limits), files)
-
-    def _upsert_if_exists(
-        self, account: str, payload: Mapping[str, Any], files: dict[str, Upload] | None
-    ) -> UpsertResult:
-        """Upsert under ``If-Match: *``: only a product that exists may be written.
-
-        The catalog's guard takes a version, so this reads the current one and writes against
-        it, reading again when a concurrent write moved it; a missing product is written against
-        no version at all, which fails with ``VERSION_CONFLICT`` after every other check (R30).
-        """
-        external_id = payload.get("externalId")
-        conflict: VersionConflict | None = None
-        for _ in range(_ANY_MATCH_ATTEMPTS):
-            current = self._current(account, external_id)
-            expected: int | frozenset[int] = frozenset() if current is None else current.version
-            try:
-                return self.catalog.upsert(account, payload, files, if_version=expected)
-            except VersionConflict as exc:
-                if current is None and self._current(account, external_id) is None:
-                    raise
-                conflict = exc
-        assert conflict is not None
-        raise conflict
-
-    def _current(self, account: str, external_id: object) -> Product | None:
-        if not isinstance(external_id, str):
-            return None
-        try:
-            return self.catalog.get(account, external_id)
-        except CatalogError:
-            return None
+        return self.catalog.upsert(account, payload, files, if_version=_versions(condition))
 
     async def list_products(self, request: Request) -> Response:
         """``GET /products?limit=&cursor=``: one page in code-point order of id (R24)."""
@@ -203,14 +226,14 @@ class _Endpoints:
         limit_text = _one_parameter(params, "limit")
         cursor = _one_parameter(params, "cursor")
         limit = DEFAULT_PAGE_SIZE if limit_text is None else _page_size(limit_text)
-        page = await run_in_threadpool(self.catalog.list, _account(request), limit, cursor)
+        page = await self.calls.run(self.catalog.list, _account(request), limit, cursor)
         return json_response(page_to_wire(page), headers=warnings_headers(warnings))
 
     async def get(self, request: Request) -> Response:
         """``GET /products/{externalId}``: the live product, with its version as ETag (R23)."""
         warnings = _unknown_parameters(request.query_params, set())
-        external_id = request.path_params["external_id"]
-        product = await run_in_threadpool(self.catalog.get, _account(request), external_id)
+        external_id = _path_id(request)
+        product = await self.calls.run(self.catalog.get, _account(request), external_id)
         headers = {"ETag": etag(product.version), **warnings_headers(warnings)}
         return json_response(to_wire(product), headers=headers)
 
@@ -218,11 +241,36 @@ class _Endpoints:
         """``DELETE /products/{externalId}``: 204, or 404 for an unknown id (R25)."""
         warnings = _unknown_parameters(request.query_params, set())
         condition = parse_if_match(request.headers.getlist("if-match"))
-        # A delete needs a live product anyway, so `*` adds nothing to it.
-        versions = None if condition == ANY else _versions(condition)
-        external_id = request.path_params["external_id"]
-        await run_in_threadpool(self.catalog.delete, _account(request), external_id, versions)
+        external_id = _path_id(request)
+        await self.calls.run(
+            self.catalog.delete, _account(request), external_id, _versions(condition)
+        )
         return Response(status_code=204, headers=warnings_headers(warnings))
+
+
+def _path_id(request: Request) -> str:
+    """Return the ``{externalId}`` of the path, its percent-encoding decoded as strict UTF-8.
+
+    The server's own decoding replaces bytes that are not UTF-8, which would let ``%FF`` and
+    ``%FE`` name the same product; the raw path tells them apart (R2).
+
+    Raises:
+        ValidationFailed: at ``externalId`` when the decoded bytes are not UTF-8.
+    """
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes):  # an ASGI server that does not send it
+        external_id: str = request.path_params["external_id"]
+        return external_id
+    try:
+        path = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed.at("externalId", "must be UTF-8 text, percent-encoded") from None
+    return path.removeprefix(PRODUCTS_PATH + "/")
+
+
+def _is_header_token(value: object) -> bool:
+    """Whether ``value`` can arrive intact in a header: visible ASCII, at least one character."""
+    return isinstance(value, str) and bool(value) and all("\x21" <= c <= "\x7e" for c in value)
 
 
 def _account(request: Request) -> str:
@@ -230,10 +278,12 @@ def _account(request: Request) -> str:
     return account
 
 
-def _versions(condition: IfMatch) -> int | frozenset[int] | None:
-    """Return ``if_version`` for the catalog: one version as an int, several as a set."""
-    if condition is None or condition == ANY:
+def _versions(condition: IfMatch) -> int | frozenset[int] | AnyVersion | None:
+    """Return ``if_version`` for the catalog: ``*``, one version as an int, several as a set."""
+    if condition is None:
         return None
+    if condition == ANY:
+        return ANY_VERSION
     assert isinstance(condition, frozenset)
     if len(condition) == 1:
         (version,) = condition
@@ -264,9 +314,6 @@ def _unknown_parameters(params: QueryParams, known: set[str]) -> list[PayloadWar
 
 async def _catalog_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CatalogError)
-    if isinstance(exc, PayloadTooLarge):
-        # The rest of the body is never read: end the connection rather than drain it.
-        return error_response(exc, {"Connection": "close"})
     return error_response(exc)
 
 
@@ -287,34 +334,85 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 class _Guard:
-    """ASGI middleware: an unexpected exception becomes a logged 500 in the error shape.
+    """ASGI middleware: the last word on every answer, whatever went wrong.
 
-    Starlette's own error middleware would answer in plain text and re-raise; this one answers
-    as every other error does and logs the traceback once, with the method and path but never
-    the request's headers (where the API key is).
+    - An unexpected exception becomes a logged 500 in the error shape. Starlette's own error
+      middleware would answer in plain text and re-raise; this one logs the traceback once, with
+      the method and path but never the request's headers (where the API key is).
+    - A request the shutdown cancels is answered 503 ``UNAVAILABLE`` when nothing was sent yet.
+    - An answer ready before the request's body was read (a 401, a 415, a bad multipart part)
+      first reads the rest of the body, so that the client, still sending, gets to read the
+      answer, but never past the request limit, never for a client that waits for
+      ``100 Continue``, and never for long: otherwise the answer carries ``Connection: close``
+      and the connection ends, the body unread (R33).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the application, guarding its answer."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        declared = (
+            int(length) if length is not None and length.isascii() and length.isdigit() else None
+        )
+        body_read = "transfer-encoding" not in headers and declared in (None, 0)
+        waits_for_continue = headers.get("expect", "").lower() == "100-continue"
+        received, asked, started, stopping = 0, False, False, False
+
+        async def tracked_receive() -> Message:
+            nonlocal body_read, received, asked
+            asked = True
+            message = await receive()
+            received += len(message.get("body", b""))
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                body_read = True
+            return message
+
+        async def drain() -> bool:
+            """Read what is left of the body, within bounds; whether all of it was read."""
+            if stopping or (waits_for_continue and not asked) or (declared or 0) > self.limit:
+                return False
+            with anyio.move_on_after(_DRAIN_BODY_SECONDS):
+                while not body_read and received <= self.limit:
+                    if (await tracked_receive())["type"] == "http.disconnect":
+                        return False
+            return body_read and received <= self.limit
 
         async def watch(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if not body_read and not await drain():
+                    message = {**message, "headers": [*message["headers"], _CLOSE]}
             await send(message)
 
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, tracked_receive, watch)
         except ClientDisconnect:
             logger.info("client went away during %s %s", scope["method"], scope["path"])
+        except anyio.get_cancelled_exc_class():
+            # Only the shutdown cancels a request. Answering ends this request's task: the
+            # cancellation has done its work, and re-raising would only log a traceback.
+            logger.warning("stopped by the shutdown: %s %s", scope["method"], scope["path"])
+            stopping = True
+            if not started:
+                with anyio.CancelScope(shield=True):
+                    await error_response(_STOPPED)(scope, receive, watch)
         except Exception:
             logger.exception("request failed: %s %s", scope["method"], scope["path"])
             if not started:
                 error = ServerError("The server failed to handle the request.")
-                await error_response(error)(scope, receive, send)
+                await error_response(error)(scope, receive, watch)
+
+
+_CLOSE: Final = (b"connection", b"close")
+_STOPPED: Final = ServiceUnavailable(
+    "The server stopped before it finished this request. A write it was making was completed "
+    "or rolled back whole: read the product to know which."
+)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from catalog_core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -26,6 +26,9 @@ __all__ = ["DEFAULT_MAX_PARTS", "BodyKind", "body_kind", "check_declared_length"
 
 #: The most parts a multipart body may have; each part is a file the request could name.
 DEFAULT_MAX_PARTS: Final = 1000
+
+# RFC 2046 §5.1.1 allows 70; python-multipart takes up to 256, and clients never need more.
+_MAX_BOUNDARY: Final = 256
 
 BodyKind = Literal["json", "multipart"]
 
@@ -51,8 +54,10 @@ def body_kind(content_type: str | None) -> tuple[BodyKind, bytes]:
         return "json", b""
     if media_type == b"multipart/form-data":
         boundary = options.get(b"boundary", b"")
-        if not boundary:
-            raise ValidationFailed.at("body", "a multipart/form-data body needs a boundary")
+        if not 1 <= len(boundary) <= _MAX_BOUNDARY:
+            raise ValidationFailed.at(
+                "body", f"a multipart/form-data body needs a boundary of 1 to {_MAX_BOUNDARY} bytes"
+            )
         return "multipart", boundary
     shown = media_type.decode("latin-1") or "none"
     raise UnsupportedMediaType(
@@ -67,7 +72,12 @@ def check_declared_length(content_length: str | None, limit: int) -> None:
     Raises:
         PayloadTooLarge: ``Content-Length`` is over the limit.
     """
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+    if (
+        content_length is not None
+        and content_length.isascii()
+        and content_length.isdigit()
+        and int(content_length) > limit
+    ):
         raise PayloadTooLarge(
             f"The request body is {int(content_length)} bytes; the limit is {limit} bytes."
         )
@@ -103,12 +113,12 @@ async def read_body(
     if kind == "json":
         return Body("json", raw=b"".join([chunk async for chunk in _bounded(chunks, limit)]))
     collector = _PartCollector(max_parts)
-    parser = MultipartParser(boundary, collector.callbacks())
-    try:
+    try:  # every failure of the parser is the body's: FormParserError is the base of them all
+        parser = MultipartParser(boundary, collector.callbacks())
         async for chunk in _bounded(chunks, limit):
             parser.write(chunk)
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:
         raise ValidationFailed.at("body", f"is not valid multipart/form-data ({exc})") from None
     if not collector.ended:
         raise ValidationFailed.at("body", "the multipart body ends before its closing boundary")

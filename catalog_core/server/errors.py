@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from catalog_core.errors import CatalogError
 
-__all__ = ["MethodNotAllowed", "RouteNotFound", "ServerError"]
+__all__ = ["MethodNotAllowed", "RouteNotFound", "ServerError", "ServiceUnavailable"]
 
 
 class RouteNotFound(CatalogError, LookupError):
@@ -30,3 +30,10 @@ class ServerError(CatalogError):
 
     code = "INTERNAL"
     status = 500
+
+
+class ServiceUnavailable(CatalogError):
+    """The server is shutting down: it stopped before it could finish the request."""
+
+    code = "UNAVAILABLE"
+    status = 503

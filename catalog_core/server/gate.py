@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from catalog_core.errors import CatalogError, InvalidApiKey, MissingApiKey, RateLimited
 from catalog_core.server.responses import error_response
+from catalog_core.wire.decode import check_account
 
 __all__ = ["ACCOUNT_SCOPE_KEY", "Gate"]
 
@@ -81,7 +82,10 @@ class Gate:
             raise InvalidApiKey("Send one x-api-key header, not several.")
         (key,) = distinct
         if self.api_keys is None:
-            return key
+            try:  # the key is the account: it must be one the catalog accepts
+                return check_account(key)
+            except CatalogError:
+                raise InvalidApiKey("The API key is not valid.") from None
         account = self.api_keys.get(key)
         if account is None:
             raise InvalidApiKey("The API key is not valid.")

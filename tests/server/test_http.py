@@ -12,6 +12,7 @@ import re
 import select
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -128,6 +129,7 @@ def test_r29_a_request_without_an_api_key_is_401_missing_api_key(
         assert_error(response, "MISSING_API_KEY")
     response = httpx.post(shared_server.base + "/products", json={}, headers=headers)
     assert_error(response, "MISSING_API_KEY")
+    assert "connection" not in response.headers  # a small body is read: the connection lives
     assert_error(httpx.get(shared_server.root + "/nowhere"), "MISSING_API_KEY")
 
 
@@ -627,7 +629,7 @@ def test_r26_on_sigterm_a_request_in_flight_completes_and_is_kept(
     assert client(again, "gk_k").get("/products/in-flight").status_code == 200
 
 
-def test_r26_a_request_still_unfinished_when_the_shutdown_times_out_writes_nothing(
+def test_r26_a_body_still_arriving_when_the_shutdown_times_out_is_dropped_and_writes_nothing(
     start: Callable[..., Server], tmp_path: Path, client: Client
 ) -> None:
     db = str(tmp_path / "catalog.db")
@@ -729,15 +731,232 @@ def test_a_password_in_the_database_url_is_never_printed(
     url, schema = postgres_url(), fresh_schema()
     scheme, rest = url.split("://", 1)
     user, host = rest.split("@", 1)
-    with_password = f"{scheme}://{user}:hunter2-sekrit@{host}?schema={schema}"
+    with_password = f"{scheme}://{user}:hunter2-sekrit@{host}?schema={schema}&password=hunter3"
     server = start("--db", with_password)
     try:
         assert client(server, "gk_k").get("/products").status_code == 200
         assert server.stop() == -signal.SIGTERM
         log = server.log()
         assert f"{user}:***@" in log.splitlines()[0]
-        assert "hunter2" not in log
+        assert "password=***" in log.splitlines()[0]
+        assert "hunter" not in log
     finally:
         repository = cc.PostgresRepository(url, schema=schema)
         repository.drop_schema()
         repository.close()
+
+
+@pytest.mark.parametrize("encoded", ["%ff", "%fe", "%ed%a0%80", "a%c3"])
+def test_r2_a_path_id_that_is_not_utf8_is_400_and_never_another_products_id(
+    shared_server: Server, key: str, client: Client, encoded: str
+) -> None:
+    http = client(shared_server, key)
+    http.post("/products", json={"externalId": "\ufffd", "images": [IMAGE]})
+    http.post("/products", json={"externalId": "a\ufffd", "images": [IMAGE]})
+    for method in ("GET", "DELETE", "HEAD"):
+        response = http.request(method, f"/products/{encoded}")
+        assert response.status_code == 400, (method, response.text)
+        if method != "HEAD":
+            assert_error(response, "VALIDATION_FAILED", "externalId")
+    assert http.get("/products/%EF%BF%BD").status_code == 200  # U+FFFD itself, sent as UTF-8
+    assert http.get("/products/a%EF%BF%BD").status_code == 200
+
+
+def test_r32_a_boundary_longer_than_the_parser_takes_is_400_at_body(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    http = client(shared_server, key)
+    for boundary in ("B" * 257, "B" * 5000):
+        response = post_multipart(http, multipart(field(b"data", DATA)), boundary=boundary)
+        assert_error(response, "VALIDATION_FAILED", "body")
+    longest = "B" * 256
+    body = multipart(field(b"data", DATA), field(b"f", PNG), boundary=longest.encode())
+    assert post_multipart(http, body, boundary=longest).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("content_type", "api_key", "path", "code"),
+    [
+        ("text/plain", "k", "/products", "UNSUPPORTED_MEDIA_TYPE"),
+        ("application/json", None, "/products", "MISSING_API_KEY"),
+        ("application/json", "k", "/nowhere", "ROUTE_NOT_FOUND"),
+        ("application/json", "k", "/products/p", "METHOD_NOT_ALLOWED"),
+    ],
+)
+def test_r33_a_body_answered_before_it_is_read_is_never_read_further(
+    shared_server: Server, content_type: str, api_key: str | None, path: str, code: str
+) -> None:
+    """Whatever refuses a request early, the body behind it is not drained (R33)."""
+    head = (
+        f"POST /tryon/v1{path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n"
+        + ("" if api_key is None else f"x-api-key: {api_key}\r\n")
+    ).encode()
+
+    # A client that asks before it sends (Expect: 100-continue, as curl does for big bodies)
+    # gets the answer at once, and is never asked for the body.
+    answer = raw(
+        shared_server, head + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % (16 * MiB)
+    )
+    assert answer.startswith(b"HTTP/1.1 %d " % {**R29_STATUS, **SERVER_CODES}[code])
+    assert b'"code":"' + code.encode() + b'"' in answer
+    assert b"connection: close" in answer.lower()
+
+    # A client that streams its body regardless has its connection closed, not drained. (The
+    # answer may then be lost to the reset: that is what the Expect header above is for.)
+    chunk = b"%x\r\n" % MiB + b" " * MiB + b"\r\n"
+    sent, answer, refused = 0, b"", False
+    with socket.create_connection(("127.0.0.1", shared_server.port), timeout=30) as sock:
+        sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            while sent < 256 * MiB:
+                sock.sendall(chunk)
+                sent += MiB
+            while data := sock.recv(65536):
+                answer += data
+        except (BrokenPipeError, ConnectionResetError):
+            refused = True
+    assert refused, f"the server read all {sent >> 20} MiB of a body it had refused"
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 4")
+
+
+def test_a_get_with_a_body_answers_and_closes_rather_than_read_it(
+    shared_server: Server, key: str
+) -> None:
+    head = (
+        f"GET /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: {key}\r\n"
+        "Content-Length: 1000000000\r\n\r\n"
+    ).encode()
+    answer = raw(shared_server, head)  # no byte of the body is sent: the answer must not wait
+    assert status_of(answer) == 200
+    assert b"connection: close" in answer.lower()
+
+
+def test_r1_a_key_that_cannot_be_an_account_is_401_invalid_api_key(shared_server: Server) -> None:
+    answer = raw(
+        shared_server,
+        b"GET /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: a\tb\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    assert status_of(answer) == 401
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["code"] == "INVALID_API_KEY"
+
+
+def test_r1_a_key_table_key_may_hold_equals_signs_as_base64_keys_do(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    server = start("--db", str(tmp_path / "catalog.db"), "--api-key", "Zm9vYmFy===acme")
+    assert client(server, "Zm9vYmFy==").get("/products").status_code == 200
+    assert_error(client(server, "Zm9vYmFy").get("/products"), "INVALID_API_KEY")
+
+
+def test_serve_refuses_a_key_no_header_could_carry(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from catalog_core.cli import main
+
+    for key in ("sekrit ké", "sekrit key", "sekrit\tkey"):
+        result = CliRunner().invoke(
+            main, ["--db", str(tmp_path / "c.db"), "serve", "--api-key", f"{key}=acme"]
+        )
+        assert result.exit_code == 2
+        assert "visible ASCII" in result.output
+        assert "sekrit" not in result.output
+
+
+def test_create_app_refuses_keys_and_accounts_it_could_never_serve() -> None:
+    catalog = cc.Catalog(cc.MemoryRepository())
+    for keys in ({"": "acme"}, {"ké": "acme"}, {"k": ""}, {"k": "a\nb"}):
+        with pytest.raises(ValueError, match="API key"):
+            create_app(catalog, api_keys=keys)
+    for bad in ({"rate_limit": 0}, {"max_parts": 0}, {"rate_limit": True}):
+        with pytest.raises(ValueError, match="positive"):
+            create_app(catalog, **bad)  # type: ignore[arg-type]
+
+
+def test_r18_unknown_query_parameters_of_a_post_are_warned_about_too(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    response = client(shared_server, key).post(
+        "/products?dryRun=1", json={"externalId": "p", "images": [IMAGE]}
+    )
+    assert response.status_code == 201
+    assert json.loads(response.headers["catalog-warnings"]) == [
+        {"code": "UNKNOWN_FIELD", "path": "dryRun", "message": "unknown query parameter ignored"}
+    ]
+
+
+def test_listing_cursors_are_cut_out_of_the_access_log(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    server = start("--db", str(tmp_path / "catalog.db"))
+    http = client(server, "gk_logged")
+    for n in range(3):
+        http.post("/products", json={"externalId": f"p{n}", "images": [IMAGE]})
+    cursor = http.get("/products", params={"limit": 1}).json()["nextCursor"]
+    assert http.get("/products", params={"limit": 1, "cursor": cursor}).status_code == 200
+    assert http.get(f"/products?cursor={cursor}&limit=1").status_code == 200
+    server.stop()
+    log = server.log()
+    assert "GET /tryon/v1/products?limit=1&cursor=… HTTP/1.1" in log
+    assert "GET /tryon/v1/products?cursor=…&limit=1 HTTP/1.1" in log
+    assert cursor not in log
+
+
+def test_the_log_level_applies_to_the_server_and_its_parser(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    server = start("--db", str(tmp_path / "catalog.db"), "--log-level", "error")
+    http = client(server, "gk_quiet")
+    assert http.get("/products").status_code == 200
+    garbage = post_multipart(http, b"--XyZ\r\nno headers end here")
+    assert_error(garbage, "VALIDATION_FAILED", "body")
+    server.stop()
+    assert server.log().splitlines()[1:] == []  # only the start line, on stdout
+
+
+def test_ctrl_c_stops_the_server_gracefully_with_status_0(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start("--db", str(tmp_path / "catalog.db"))
+    assert server.stop(signal.SIGINT) == 0
+    assert "Application shutdown complete" in server.log()
+    assert "Traceback" not in server.log()
+
+
+def test_r26_a_write_still_running_when_the_shutdown_times_out_is_answered_503_and_kept_whole(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    """The answer cannot wait past the timeout; the write itself is never cut in half."""
+    db = tmp_path / "catalog.db"
+    server = start("--db", str(db), "--shutdown-timeout", "1")
+    body = json.dumps({"externalId": "slow", "images": [IMAGE]}).encode()
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+        b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    blocker = sqlite3.connect(db, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # the server's write waits for this lock
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+            sock.sendall(head)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 100 ")
+            sock.sendall(body)
+            time.sleep(0.5)  # the request is in the catalog now, waiting for the lock
+            server.process.send_signal(signal.SIGTERM)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert status_of(answer) == 503, answer
+        error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+        assert error["code"] == "UNAVAILABLE"
+        assert error["status"] == 503
+        time.sleep(0.5)
+        assert server.process.poll() is None  # still waiting for the write to end
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert server.process.wait(timeout=60) == -signal.SIGTERM
+    assert "Traceback" not in server.log()
+    again = start("--db", str(db))
+    assert client(again, "gk_k").get("/products/slow").status_code == 200  # whole, not half

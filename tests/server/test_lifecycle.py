@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -220,3 +221,28 @@ def test_r15_an_uploaded_image_and_the_same_bytes_again_are_one_blob(
         urls.append(response.json()["images"][0])
     assert urls[0] == urls[1]
     assert urls[0]["classifications"] == {"view": "front"}
+
+
+def test_r27_r28_concurrent_if_match_star_updates_all_land_and_none_is_lost(
+    start: Callable[..., Server], served_db: str, client: Callable[[Server, str], httpx.Client]
+) -> None:
+    server = start("--db", served_db)
+    setup = client(server, "gk_racer")
+    assert setup.post("/products", json={"externalId": "hot", "images": [FRONT]}).status_code == 201
+    writers, each = 8, 15
+
+    def write(worker: int) -> list[int]:
+        with httpx.Client(
+            base_url=server.base, headers={"x-api-key": "gk_racer", "if-match": "*"}, timeout=60
+        ) as http:
+            return [
+                http.post(
+                    "/products", json={"externalId": "hot", "title": f"{worker}-{n}"}
+                ).status_code
+                for n in range(each)
+            ]
+
+    with ThreadPoolExecutor(writers) as pool:
+        statuses = [s for batch in pool.map(write, range(writers)) for s in batch]
+    assert statuses == [200] * (writers * each)
+    assert setup.get("/products/hot").headers["etag"] == f'"{1 + writers * each}"'
