@@ -362,6 +362,10 @@ def test_r12_an_entry_with_no_source_at_all_is_invalid_input(catalog: cc.Catalog
         "https://cdn example/a.jpg",
         "https://[::1/a.jpg",
         "https://cdn.example:99999/a.jpg",
+        "http://[::1]x/a.jpg",  # text after a bracketed host, which urlsplit overlooks
+        "http://x[::1]/a.jpg",
+        "http://[::1][x]/a.jpg",
+        "http://[v1.a@b]/a.jpg",
         "javascript:alert(1)",
         42,
         None,
@@ -384,6 +388,14 @@ def test_r13_a_url_is_stored_as_given(catalog: cc.Catalog) -> None:
         create(catalog, "p2", images=[{"source": {"url": exactly_2048}}]).images[0].source_url
         == exactly_2048
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1]/a.jpg", "https://u:p@[2001:db8::7]:8443/a", "http://[v1.x]/", "http://h/[1]"],
+)
+def test_r13_a_bracketed_ip_literal_is_a_host(catalog: cc.Catalog, url: str) -> None:
+    assert create(catalog, images=[{"source": {"url": url}}]).images[0].source_url == url
 
 
 def test_r14_a_file_key_must_name_a_file_part(catalog: cc.Catalog) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote_to_bytes
 import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.datastructures import Headers, QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -26,10 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog_core.catalog import ANY_VERSION, DEFAULT_PAGE_SIZE, AnyVersion, Catalog
-from catalog_core.errors import (
-    CatalogError,
-    ValidationFailed,
-)
+from catalog_core.errors import CatalogError, ValidationFailed
 from catalog_core.model import PayloadWarning, Upload, UpsertResult
 from catalog_core.server.body import (
     DEFAULT_MAX_PARTS,
@@ -55,10 +53,23 @@ __all__ = ["API_BASE", "create_app"]
 
 API_BASE: Final = "/tryon/v1"
 PRODUCTS_PATH: Final = f"{API_BASE}/products"
-PRODUCT_PATH: Final = f"{API_BASE}/products/{{external_id:path}}"
+PRODUCT_PATH: Final = f"{API_BASE}/products/{{external_id:catalog_id}}"
 
 logger = logging.getLogger("catalog_core.server")
 _T = TypeVar("_T")
+
+
+class _IdConvertor(PathConvertor):
+    """Starlette's ``path`` convertor, line feeds included.
+
+    ``.*`` stops at a line feed, so an id holding one would be no route at all (404) rather than
+    the malformed id it is (400, R2). The id itself is read from the raw path (:func:`_path_id`).
+    """
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("catalog_id", _IdConvertor())
 
 # How long a shutdown waits for catalog calls still running in worker threads.
 _DRAIN_SECONDS: Final = 60.0
@@ -85,7 +96,8 @@ def create_app(
             the requests in flight have completed.
 
     Raises:
-        ValueError: a key or an account is empty, or ``rate_limit``/``max_parts`` is not positive.
+        ValueError: a key is not visible ASCII (no header could carry it), an account is not
+            one the catalog takes, or ``rate_limit``/``max_parts`` is not a positive integer.
     """
     if api_keys is not None:
         for key, account in api_keys.items():
@@ -100,7 +112,9 @@ def create_app(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     calls = _CatalogCalls()
     endpoints = _Endpoints(catalog, calls, max_parts)
-    document = openapi_document(catalog.limits, rate_limited=rate_limit is not None)
+    document = openapi_document(
+        catalog.limits, rate_limited=rate_limit is not None, max_parts=max_parts
+    )
 
     async def openapi(request: Request) -> Response:
         return json_response(document)
@@ -299,9 +313,10 @@ def _one_parameter(params: QueryParams, name: str) -> str | None:
 
 
 def _page_size(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 4:
+    # Leading zeros are fine (0050 is 50); a run of digits long enough to be costly is not.
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 4:
         raise ValidationFailed.at("limit", "must be an integer from 1 to 200")
-    return int(text)
+    return int(text.lstrip("0") or "0")
 
 
 def _unknown_parameters(params: QueryParams, known: set[str]) -> list[PayloadWarning]:

@@ -4,48 +4,107 @@ Sizes come from the served catalog's :class:`~catalog_core.Limits` and error cod
 classes, so the document cannot drift from what the server enforces. Where a rule depends on
 state (a create needs an image, a ``fileKey`` must name a part of the same request, an ``If-Match``
 must name the current version) or on a measure JSON Schema has no word for (metadata bytes as
-compact UTF-8), the schema describes the shape and the operation's description names the rule.
+compact UTF-8, an integer written ``2.0``), the schema describes the shape and a description
+names the rule. Every URL and If-Match value the patterns admit, the server accepts.
 """
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from typing import Any, Final
 
 from catalog_core import __version__
 from catalog_core.catalog import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from catalog_core.errors import CatalogError, error_classes
 from catalog_core.limits import Limits
-from catalog_core.server.errors import MethodNotAllowed, RouteNotFound, ServerError
+from catalog_core.server.body import DEFAULT_MAX_PARTS
+from catalog_core.server.errors import (
+    MethodNotAllowed,
+    RouteNotFound,
+    ServerError,
+    ServiceUnavailable,
+)
 from catalog_core.wire.decode import MAX_VALID_FOR_DAYS
 
-__all__ = ["OPENAPI_PATH", "URL_PATTERN", "openapi_document", "server_error_classes"]
+__all__ = [
+    "IF_MATCH_PATTERN",
+    "OPENAPI_PATH",
+    "URL_PATTERN",
+    "openapi_document",
+    "server_error_classes",
+]
 
 OPENAPI_PATH: Final = "/tryon/v1/openapi.json"
 
 _TEXT: Final = r"[^\x00-\x1f\x7f]"
-# An absolute http(s) URL with a host and a port from 0 to 65535 (R13); no spaces or controls.
-# The host part admits what a URL parser may still refuse (a malformed IPv6 literal, a non-ASCII
-# name that normalises to a delimiter): the server reports those as VALIDATION_FAILED.
-_NOT_IN_HOST: Final = r"\x00-\x20\x7f/?#@:\[\]"
+
+
+def _normalising_to_delimiters() -> str:
+    """Return, as a regex class body, the characters whose NFKC form holds / ? # @ or :.
+
+    The URL parser refuses a host or user part that holds one (``urllib.parse`` checks the NFKC
+    form of every non-ASCII netloc), so the URL pattern leaves them out; they are computed from
+    the same Unicode tables the parser uses.
+    """
+    found: list[str] = []
+    for code in range(0x80, sys.maxunicode + 1):
+        char = chr(code)
+        if unicodedata.decomposition(char) and any(
+            delimiter in unicodedata.normalize("NFKC", char) for delimiter in "/?#@:"
+        ):
+            found.append(f"\\u{code:04x}" if code <= 0xFFFF else char)
+    return "".join(found)
+
+
+# An absolute http(s) URL with a host (R13), as the server's URL parser reads it: no spaces or
+# controls; a host that is a name or a bracketed IPv6 (or IPvFuture) literal; a port from 0 to
+# 65535, possibly empty. A URL this pattern admits is accepted, and one it refuses is refused
+# except when the URL parser overlooks text around a bracketed literal.
+_NOT_IN_NETLOC: Final = r"\x00-\x20\x7f/?#\[\]" + _normalising_to_delimiters()
+_H16: Final = r"[0-9A-Fa-f]{1,4}"
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32: Final = rf"(?:{_H16}:{_H16}|{_OCTET}(?:\.{_OCTET}){{3}})"
+_IPV6: Final = (
+    "(?:"
+    + "|".join(  # RFC 3986, section 3.2.2
+        [
+            rf"(?:{_H16}:){{6}}{_LS32}",
+            rf"::(?:{_H16}:){{5}}{_LS32}",
+            rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+            rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+            rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+            rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+        ]
+    )
+    + ")"
+)
+_IP_LITERAL: Final = (
+    rf"\[(?:{_IPV6}(?:%[^{_NOT_IN_NETLOC}@%]+)?|v[0-9A-Fa-f]+\.[^{_NOT_IN_NETLOC}@]+)\]"
+)
 _PORT: Final = (
     r"0*(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 )
 URL_PATTERN: Final = (
     r"^[Hh][Tt][Tt][Pp][Ss]?://"
-    r"(?:[^\x00-\x20\x7f/?#]*@)?"
-    rf"(?:[^{_NOT_IN_HOST}]+|\[[^\x00-\x20\x7f/?#@\[\]]+\])"
+    rf"(?:[^{_NOT_IN_NETLOC}]*@)?"
+    rf"(?:[^{_NOT_IN_NETLOC}@:]+|{_IP_LITERAL})"
     rf"(?::(?:{_PORT})?)?"
     r"(?:[/?#][^\x00-\x20\x7f]*)?$"
 )
 _TIMESTAMP: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
-_ETAG_LIST: Final = (
-    r'^(\*|[ \t]*(W/)?"[!#-~\x80-\xff]*"[ \t]*(,[ \t]*(W/)?"[!#-~\x80-\xff]*"[ \t]*)*)$'
-)
+# If-Match as the server reads it (conditions.parse_if_match): `*`, or entity tags separated by
+# commas, the last one optionally followed by a comma; blanks around the value are not part of it.
+_ENTITY_TAG: Final = r'[ \t]*(W/)?"[!#-~\x80-\xff]*"[ \t]*'
+IF_MATCH_PATTERN: Final = rf"^[ \t]*(\*|{_ENTITY_TAG}(,{_ENTITY_TAG})*,?)[ \t]*$"
 
 
 def server_error_classes() -> tuple[type[CatalogError], ...]:
     """Return every error class the server can answer with: R29's and the server's own."""
-    return (*error_classes(), RouteNotFound, MethodNotAllowed, ServerError)
+    return (*error_classes(), RouteNotFound, MethodNotAllowed, ServerError, ServiceUnavailable)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -101,7 +160,7 @@ _IF_MATCH: Final = {
         "exists at all (*). Weak and foreign tags match nothing. A mismatch answers 412 "
         "VERSION_CONFLICT and writes nothing."
     ),
-    "schema": {"type": "string", "pattern": _ETAG_LIST},
+    "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
 }
 _EXTERNAL_ID_PARAMETER: Final = {
     "name": "externalId",
@@ -112,9 +171,30 @@ _EXTERNAL_ID_PARAMETER: Final = {
 }
 
 
-def _schemas(limits: Limits) -> dict[str, Any]:
+def _schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
     nullable_text = {"type": ["string", "null"]}
     timestamp = {"type": "string", "format": "date-time", "pattern": _TIMESTAMP}
+    product_properties = {
+        "externalId": _ref("ExternalId"),
+        "title": {**nullable_text, "maxLength": limits.max_title_length},
+        "description": {**nullable_text, "maxLength": limits.max_description_length},
+        "metadata": {"type": ["object", "null"]},
+        "validForDays": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "maximum": MAX_VALID_FOR_DAYS,
+        },
+        "expiresAt": {"oneOf": [timestamp, {"type": "null"}]},
+        "lastUsedAt": {"oneOf": [timestamp, {"type": "null"}]},
+        "createdAt": timestamp,
+        "updatedAt": timestamp,
+        "images": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": limits.max_images,
+            "items": _ref("Image"),
+        },
+    }
     return {
         "ExternalId": {
             "type": "string",
@@ -155,39 +235,8 @@ def _schemas(limits: Limits) -> dict[str, Any]:
         "Product": {
             "type": "object",
             "description": "The product on the wire (R31): exactly these keys, in this order.",
-            "required": [
-                "externalId",
-                "title",
-                "description",
-                "metadata",
-                "validForDays",
-                "expiresAt",
-                "lastUsedAt",
-                "createdAt",
-                "updatedAt",
-                "images",
-            ],
-            "properties": {
-                "externalId": _ref("ExternalId"),
-                "title": {**nullable_text, "maxLength": limits.max_title_length},
-                "description": {**nullable_text, "maxLength": limits.max_description_length},
-                "metadata": {"type": ["object", "null"]},
-                "validForDays": {
-                    "type": ["integer", "null"],
-                    "minimum": 1,
-                    "maximum": MAX_VALID_FOR_DAYS,
-                },
-                "expiresAt": {"oneOf": [timestamp, {"type": "null"}]},
-                "lastUsedAt": {"oneOf": [timestamp, {"type": "null"}]},
-                "createdAt": timestamp,
-                "updatedAt": timestamp,
-                "images": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": limits.max_images,
-                    "items": _ref("Image"),
-                },
-            },
+            "required": list(product_properties),
+            "properties": product_properties,
             "additionalProperties": False,
         },
         "Page": {
@@ -261,6 +310,10 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                     "type": ["integer", "null"],
                     "minimum": 1,
                     "maximum": MAX_VALID_FOR_DAYS,
+                    "description": (
+                        "Days, written as a JSON integer: 30.0 and 3e1 are refused (R10), "
+                        "though JSON Schema counts them as integers."
+                    ),
                 },
                 "images": {
                     "type": "array",
@@ -283,11 +336,14 @@ def _schemas(limits: Limits) -> dict[str, Any]:
             "type": "object",
             "description": (
                 "The JSON payload in the data field; every other part is a file that an image "
-                "names by fileKey (R14, R32). Parts no image names are ignored with a warning."
+                "names by fileKey (R14, R32). Parts no image names are ignored with a warning. "
+                f"Every part has a non-empty name; there are at most {max_parts} parts."
             ),
             "required": ["data"],
             "properties": {"data": _ref("UpsertBody")},
             "additionalProperties": {"type": "string", "contentMediaType": "image/*"},
+            "propertyNames": {"minLength": 1},
+            "maxProperties": max_parts,
         },
     }
 
@@ -307,12 +363,15 @@ def _product_response(description: str, *, created: bool) -> dict[str, Any]:
     }
 
 
-def openapi_document(limits: Limits, *, rate_limited: bool = False) -> dict[str, Any]:
+def openapi_document(
+    limits: Limits, *, rate_limited: bool = False, max_parts: int = DEFAULT_MAX_PARTS
+) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of a server on a catalog with ``limits``.
 
     Args:
         limits: the served catalog's limits, which bound every size in the document.
         rate_limited: whether the server answers ``429 RATE_LIMITED`` (``--rate-limit``).
+        max_parts: the most parts the server reads in a multipart body.
     """
     common = {
         "400": _error(400, "A malformed request."),
@@ -328,6 +387,11 @@ def openapi_document(limits: Limits, *, rate_limited: bool = False) -> dict[str,
             }
         }
     common["500"] = _error(500, "A failure of the server, logged with its traceback.")
+    common["503"] = _error(
+        503,
+        "The server is shutting down and stopped before it finished the request; a write it "
+        "was making was completed or rolled back whole.",
+    )
     not_found = {"404": _error(404, "No live product has this id in the account.")}
     conflict = {"412": _error(412, "If-Match names no current version of the product.")}
     too_large = {
@@ -461,6 +525,6 @@ def openapi_document(limits: Limits, *, rate_limited: bool = False) -> dict[str,
                     ),
                 }
             },
-            "schemas": _schemas(limits),
+            "schemas": _schemas(limits, max_parts),
         },
     }

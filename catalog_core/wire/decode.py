@@ -47,6 +47,8 @@ _CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _URL_FORBIDDEN: Final = re.compile("[\x00-\x20\x7f\ud800-\udfff]")
 _JSON_MAX_DEPTH: Final = 64
+# A host and port with no brackets, or one bracketed literal (an IPv6 address) and a port.
+_BRACKETS_WHOLE: Final = re.compile(r"[^\[\]]*|\[[^\[\]]*\](?::[^\[\]]*)?")
 
 
 def _reject_constant(name: str) -> Any:
@@ -230,6 +232,8 @@ class _Decoder:
         except ValueError:
             host = None
             split = None
+        if split is not None and not _BRACKETS_WHOLE.fullmatch(split.netloc.rpartition("@")[2]):
+            host = None  # urlsplit reads the first [...] of a host and overlooks text around it
         if split is None or split.scheme.lower() not in ("http", "https") or not host:
             self.fail("must be an absolute http or https URL with a host", *parts)
             return None

@@ -7,6 +7,7 @@ query strings, multipart bodies) and what they rely on (ETags, warnings, gracefu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import select
@@ -15,7 +16,7 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,32 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30) -> N
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def posting(server: Server, payload: dict[str, Any]) -> Iterator[tuple[socket.socket, bytes]]:
+    """Open a JSON upsert whose body the server is ready to read, and hand it over unsent.
+
+    The request asks ``Expect: 100-continue``, so once ``100 Continue`` arrives the server is
+    in the endpoint, reading the body: the moment to act on a request in flight.
+    """
+    body = json.dumps(payload).encode()
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+        b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(head)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 ")
+        yield sock, body
+
+
+def read_all(sock: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
 
 
 # -- routes and methods -----------------------------------------------------------------------
@@ -423,6 +450,8 @@ def test_r2_r3_r23_a_malformed_id_in_the_path_is_400_and_an_anon_id_may_be_read(
         ("limit=-1", "limit"),
         ("limit=%EF%BC%91", "limit"),  # a full-width digit one
         ("limit=99999999999999999999", "limit"),
+        ("limit=" + "0" * 5000, "limit"),  # past Python's int-from-text limit: still a 400
+        ("limit=00000201", "limit"),
         ("limit=1&limit=2", "limit"),
         ("cursor=", "cursor"),
         ("cursor=abc.def", "cursor"),
@@ -434,6 +463,16 @@ def test_r24_a_bad_limit_or_cursor_is_400_at_its_name(
 ) -> None:
     response = client(shared_server, key).get(f"/products?{query}")
     assert_error(response, "VALIDATION_FAILED", path)
+
+
+def test_r24_a_limit_with_leading_zeros_is_that_number(
+    shared_server: Server, key: str, client: Client
+) -> None:
+    http = client(shared_server, key)
+    for n in range(3):
+        http.post("/products", json={"externalId": f"p{n}", "images": [IMAGE]})
+    assert http.get("/products?limit=0002").json()["count"] == 2
+    assert http.get("/products?limit=00000000000000000001").json()["count"] == 1
 
 
 def test_r18_r24_unknown_query_parameters_are_ignored_with_a_warning(
@@ -602,24 +641,14 @@ def test_r26_on_sigterm_a_request_in_flight_completes_and_is_kept(
 ) -> None:
     db = str(tmp_path / "catalog.db")
     server = start("--db", db)
-    body = json.dumps({"externalId": "in-flight", "images": [IMAGE]}).encode()
-    head = (
-        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
-        b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
-    )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(head)
-        assert sock.recv(4096).startswith(b"HTTP/1.1 100 ")  # the app is reading the body now
+    with posting(server, {"externalId": "in-flight", "images": [IMAGE]}) as (sock, body):
         sock.sendall(body[:10])
         server.process.send_signal(signal.SIGTERM)
         wait_for(lambda: "Shutting down" in server.log(), "the shutdown to begin")
         with pytest.raises(ConnectionRefusedError):  # no new connections...
             socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
         sock.sendall(body[10:])  # ...but the one in flight completes
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = read_all(sock)
     assert status_of(answer) == 201, answer
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["externalId"] == "in-flight"
     assert server.process.wait(timeout=30) == -signal.SIGTERM
@@ -634,18 +663,13 @@ def test_r26_a_body_still_arriving_when_the_shutdown_times_out_is_dropped_and_wr
 ) -> None:
     db = str(tmp_path / "catalog.db")
     server = start("--db", db, "--shutdown-timeout", "1")
-    body = json.dumps({"externalId": "never", "images": [IMAGE]}).encode()
-    head = (
-        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
-        b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
-    )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(head)
-        assert sock.recv(4096).startswith(b"HTTP/1.1 100 ")
+    with posting(server, {"externalId": "never", "images": [IMAGE]}) as (sock, body):
         sock.sendall(body[:-1])  # one byte short, for ever
         server.process.send_signal(signal.SIGTERM)
+        answer = read_all(sock)
         assert server.process.wait(timeout=30) == -signal.SIGTERM
+    assert status_of(answer) == 503
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["code"] == "UNAVAILABLE"
     again = start("--db", db)
     assert_error(client(again, "gk_k").get("/products/never"), "PRODUCT_NOT_FOUND")
 
@@ -929,24 +953,14 @@ def test_r26_a_write_still_running_when_the_shutdown_times_out_is_answered_503_a
     """The answer cannot wait past the timeout; the write itself is never cut in half."""
     db = tmp_path / "catalog.db"
     server = start("--db", str(db), "--shutdown-timeout", "1")
-    body = json.dumps({"externalId": "slow", "images": [IMAGE]}).encode()
-    head = (
-        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
-        b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
-    )
     blocker = sqlite3.connect(db, isolation_level=None)
     try:
         blocker.execute("BEGIN IMMEDIATE")  # the server's write waits for this lock
-        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
-            sock.sendall(head)
-            assert sock.recv(4096).startswith(b"HTTP/1.1 100 ")
+        with posting(server, {"externalId": "slow", "images": [IMAGE]}) as (sock, body):
             sock.sendall(body)
             time.sleep(0.5)  # the request is in the catalog now, waiting for the lock
             server.process.send_signal(signal.SIGTERM)
-            answer = b""
-            while chunk := sock.recv(65536):
-                answer += chunk
+            answer = read_all(sock)
         assert status_of(answer) == 503, answer
         error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
         assert error["code"] == "UNAVAILABLE"
