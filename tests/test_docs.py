@@ -64,3 +64,11 @@ def test_the_readmes_import_example_runs_and_prints_what_the_readme_says(tmp_pat
     assert "created 26, updated 5, rejected 5" in README
     listed = [json.loads(line) for line in lines if line.startswith("{")]
     assert len(listed) == 26
+
+
+def test_the_readme_lists_every_command_of_the_command_line() -> None:
+    from catalog_core.cli import main
+
+    table = README.split("## The command line", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([a-z-]+)", table, flags=re.MULTILINE))
+    assert listed == set(main.commands)
