@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import socket
 import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import click
 
@@ -30,7 +29,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 # \x0b and \x0c, which JSON refuses, and so hide a bad line.
 _JSON_WHITESPACE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
-_QUERY_PASSWORD = re.compile(r"((?:^|&)(?:password|passfile|sslpassword)=)[^&]*", re.IGNORECASE)
+# libpq parameters whose values are secrets, matched after percent-decoding, as libpq reads them.
+_SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword"})
 
 
 class _CatalogGroup(click.Group):
@@ -131,8 +131,12 @@ def _redact(target: str) -> str:
     netloc = parts.netloc
     if password:
         netloc = netloc.replace(f":{password}@", ":***@", 1)
-    query = _QUERY_PASSWORD.sub(r"\1***", parts.query)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    query = "&".join(
+        f"{name}=***" if unquote_plus(name).lower() in _SECRET_PARAMETERS else pair
+        for pair in parts.query.split("&")
+        for name in [pair.partition("=")[0]]
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query if parts.query else ""))
 
 
 @click.group(cls=_CatalogGroup)
@@ -429,10 +433,10 @@ def serve(
     )
     sys.stdout.flush()
     try:
-        # A second Ctrl+C during the graceful shutdown ends it at once, quietly.
+        # A second Ctrl+C ends the graceful shutdown at once; its KeyboardInterrupt is not an error.
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.Server(config).run(sockets=[sock])
     finally:
-        # The application closes the catalog when it shuts down; this covers a server that
-        # failed before it started. Closing twice is harmless.
-        catalog.repository.close()
+        # The application closed the catalog at shutdown, unless uvicorn skipped that (a second
+        # Ctrl+C, a failed start): close it now, but never under a write still running.
+        app.state.close_catalog_if_idle()

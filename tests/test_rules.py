@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -990,8 +993,6 @@ def test_r26_a_change_that_raises_stores_nothing_and_propagates(
 
 
 def test_r27_concurrent_threads_never_lose_an_update(catalog: cc.Catalog) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     create(catalog)
     threads, per_thread = 8, 25
 
@@ -1060,7 +1061,67 @@ def test_r28_a_collection_of_expected_versions_matches_any_of_them(catalog: cc.C
         catalog.get("acme", "p1")
 
 
-@pytest.mark.parametrize("bad", [{1, 0}, [True], ["1"], "12", b"1", {1: 1}, 1.0, -1], ids=repr)
+def test_r28_any_version_updates_a_live_product_and_never_creates(
+    catalog: cc.Catalog, clock: FakeClock
+) -> None:
+    create(catalog, validForDays=1)
+    updated = catalog.upsert("acme", {"externalId": "p1", "title": "t"}, if_version=cc.ANY_VERSION)
+    assert (updated.created, updated.product.version) == (False, 2)
+
+    with pytest.raises(cc.VersionConflict) as caught:
+        catalog.upsert(
+            "acme", {"externalId": "new", "images": [image()]}, if_version=cc.ANY_VERSION
+        )
+    assert caught.value.message == "Product 'new' does not exist; expected it at any version."
+    assert [(d.path, d.message) for d in caught.value.details] == [
+        ("version", "no live product has this id")
+    ]
+    with pytest.raises(cc.ProductImagesRequired):  # R30: every other check comes first
+        catalog.upsert("acme", {"externalId": "new"}, if_version=cc.ANY_VERSION)
+    clock.advance(days=2)  # R20: an expired product is absent
+    with pytest.raises(cc.VersionConflict):
+        catalog.upsert("acme", {"externalId": "p1", "images": [image()]}, if_version=cc.ANY_VERSION)
+    with pytest.raises(cc.ProductNotFound):
+        catalog.delete("acme", "p1", if_version=cc.ANY_VERSION)
+    create(catalog, "p2")
+    catalog.delete("acme", "p2", if_version=cc.ANY_VERSION)
+    assert repr(cc.ANY_VERSION) == "ANY_VERSION"
+
+
+def test_r27_r28_any_version_never_creates_however_deletes_race_it(catalog: cc.Catalog) -> None:
+    """The existence check is in the write's own transaction, not a read before it."""
+    create(catalog)
+    stop = threading.Event()
+
+    def churn() -> int:
+        rounds = 0
+        while not stop.is_set():
+            with contextlib.suppress(cc.ProductNotFound):
+                catalog.delete("acme", "p1")
+            create(catalog)
+            rounds += 1
+        return rounds
+
+    def guarded(_: int) -> list[bool | None]:
+        outcomes: list[bool | None] = []
+        payload = {"externalId": "p1", "title": "guarded", "images": [image()]}
+        for _ in range(40):
+            try:
+                outcomes.append(catalog.upsert("acme", payload, if_version=cc.ANY_VERSION).created)
+            except cc.VersionConflict:
+                outcomes.append(None)  # absent at that moment: refused, never created
+        return outcomes
+
+    with ThreadPoolExecutor(4) as pool:
+        churner = pool.submit(churn)
+        outcomes = [o for batch in pool.map(guarded, range(3)) for o in batch]
+        stop.set()
+        assert churner.result() > 0
+    assert True not in outcomes
+    assert False in outcomes  # some landed on a live product
+
+
+@pytest.mark.parametrize("bad", [{1, 0}, [True], ["1"], "12", b"1", {1: 1}, 1.0, -1, "*"], ids=repr)
 def test_r28_an_expected_version_that_is_not_positive_ints_is_a_validation_error(
     catalog: cc.Catalog, bad: object
 ) -> None:

@@ -119,14 +119,30 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return json_response(document)
 
+    def close_catalog_if_idle() -> bool:
+        """Close the catalog unless a call still runs in it; whether it was closed.
+
+        Closing under a running call could crash the process (SQLite) or cut a transaction: a
+        call left running is left to finish, and its transaction commits or rolls back whole.
+        """
+        if not calls.drain(0):
+            logger.error(
+                "%d catalog calls still running: the catalog is left open for them to end",
+                calls.running,
+            )
+            return False
+        catalog.repository.close()
+        return True
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        calls.open()
         yield
         # A request the shutdown cancelled may still be writing in a worker thread: let it
         # commit or roll back before the catalog closes, and let no new call start.
         await anyio.to_thread.run_sync(calls.drain, _DRAIN_SECONDS)
         if close_on_shutdown:
-            catalog.repository.close()
+            close_catalog_if_idle()
 
     app = Starlette(
         routes=[
@@ -148,6 +164,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # an unknown path is a 404, never a redirect
+    app.state.close_catalog_if_idle = close_catalog_if_idle
     return app
 
 
@@ -164,6 +181,11 @@ class _CatalogCalls:
         self._running = 0
         self._closing = False
 
+    def open(self) -> None:
+        """Take calls again (a new lifespan of the same application)."""
+        with self._idle:
+            self._closing = False
+
     async def run(self, func: Callable[..., _T], *args: Any) -> _T:
         def call() -> _T:
             with self._idle:
@@ -179,11 +201,17 @@ class _CatalogCalls:
 
         return await run_in_threadpool(call)
 
-    def drain(self, timeout: float) -> None:
+    def drain(self, timeout: float) -> bool:
+        """Refuse new calls, wait up to ``timeout`` seconds for running ones; whether none runs."""
         with self._idle:
             self._closing = True
-            if not self._idle.wait_for(lambda: self._running == 0, timeout):
-                logger.error("%d catalog calls still running at shutdown", self._running)
+            return self._idle.wait_for(lambda: self._running == 0, timeout)
+
+    @property
+    def running(self) -> int:
+        """How many calls run now."""
+        with self._idle:
+            return self._running
 
 
 class _Endpoints:
@@ -223,7 +251,8 @@ class _Endpoints:
             **warnings_headers([*result.warnings, *query_warnings]),
         }
         if result.created:
-            headers["Location"] = f"{PRODUCTS_PATH}/{quote(product.external_id, safe='')}"
+            root = request.scope.get("root_path", "")
+            headers["Location"] = f"{root}{PRODUCTS_PATH}/{quote(product.external_id, safe='')}"
         return json_response(to_wire(product), 201 if result.created else 200, headers)
 
     def _upsert(self, account: str, body: Body, condition: IfMatch) -> UpsertResult:
@@ -271,15 +300,17 @@ def _path_id(request: Request) -> str:
     Raises:
         ValidationFailed: at ``externalId`` when the decoded bytes are not UTF-8.
     """
+    decoded: str = request.path_params["external_id"]
     raw = request.scope.get("raw_path")
     if not isinstance(raw, bytes):  # an ASGI server that does not send it
-        external_id: str = request.path_params["external_id"]
-        return external_id
+        return decoded
     try:
         path = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationFailed.at("externalId", "must be UTF-8 text, percent-encoded") from None
-    return path.removeprefix(PRODUCTS_PATH + "/")
+    # The raw path holds the prefix the application is mounted under (root_path) too.
+    prefix = request.scope.get("root_path", "") + PRODUCTS_PATH + "/"
+    return path.removeprefix(prefix) if path.startswith(prefix) else decoded
 
 
 def _is_header_token(value: object) -> bool:
@@ -402,9 +433,11 @@ class _Guard:
         async def watch(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 if not body_read and not await drain():
                     message = {**message, "headers": [*message["headers"], _CLOSE]}
+                await send(message)
+                started = True  # only now: a cancellation during the drain sent nothing yet
+                return
             await send(message)
 
         try:

@@ -54,7 +54,7 @@ class Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 401 or 429 in the error shape, or pass the request on with its account."""
-        if scope["type"] != "http" or scope["path"] in self.public_paths:
+        if scope["type"] != "http" or _route_path(scope) in self.public_paths:
             await self.app(scope, receive, send)
             return
         try:
@@ -100,3 +100,10 @@ class Gate:
             return None
         reset_at, _ = self.limiter.get_window_stats(self.rate, account)
         return max(1, math.ceil(reset_at - time.time()))
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the prefix the application is mounted under (``root_path``)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path

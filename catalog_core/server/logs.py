@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
-from typing import Any, Final
+from typing import Any
+from urllib.parse import unquote_plus
 
 __all__ = ["RedactCursors", "log_config"]
 
-_CURSOR: Final = re.compile(r"((?:^|[?&])cursor=)[^&]*")
+
+def _without_cursors(target: str) -> str:
+    """Return a request target with the value of every ``cursor`` parameter replaced by ``…``.
+
+    Names are compared percent-decoded, as the server reads them (``%63ursor`` is ``cursor``).
+    """
+    path, mark, query = target.partition("?")
+    if not mark:
+        return target
+    pairs = []
+    for pair in query.split("&"):
+        name = pair.partition("=")[0]
+        pairs.append(f"{name}=…" if unquote_plus(name) == "cursor" else pair)
+    return f"{path}?{'&'.join(pairs)}"
 
 
 class RedactCursors(logging.Filter):
@@ -24,7 +37,7 @@ class RedactCursors(logging.Filter):
         """Rewrite the request target argument of an access record; keep every record."""
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], _CURSOR.sub(r"\1…", args[2]), *args[3:])
+            record.args = (*args[:2], _without_cursors(args[2]), *args[3:])
         return True
 
 
