@@ -174,7 +174,7 @@ _EXTERNAL_ID_PARAMETER: Final = {
 def _schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
     nullable_text = {"type": ["string", "null"]}
     timestamp = {"type": "string", "format": "date-time", "pattern": _TIMESTAMP}
-    product_properties = {
+    product_properties: dict[str, dict[str, Any]] = {
         "externalId": _ref("ExternalId"),
         "title": {**nullable_text, "maxLength": limits.max_title_length},
         "description": {**nullable_text, "maxLength": limits.max_description_length},
@@ -303,13 +303,11 @@ def _schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
                     "not": {"pattern": "^_anon_"},
                     "description": "Ids starting with _anon_ are reserved (409, R3).",
                 },
-                "title": {**nullable_text, "maxLength": limits.max_title_length},
-                "description": {**nullable_text, "maxLength": limits.max_description_length},
-                "metadata": {"type": ["object", "null"]},
+                "title": product_properties["title"],
+                "description": product_properties["description"],
+                "metadata": product_properties["metadata"],
                 "validForDays": {
-                    "type": ["integer", "null"],
-                    "minimum": 1,
-                    "maximum": MAX_VALID_FOR_DAYS,
+                    **product_properties["validForDays"],
                     "description": (
                         "Days, written as a JSON integer: 30.0 and 3e1 are refused (R10), "
                         "though JSON Schema counts them as integers."

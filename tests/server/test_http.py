@@ -92,6 +92,24 @@ def posting(server: Server, payload: dict[str, Any]) -> Iterator[tuple[socket.so
         yield sock, body
 
 
+@contextlib.contextmanager
+def write_waiting_for_a_lock(server: Server, db: Path) -> Iterator[socket.socket]:
+    """An upsert of ``slow`` that is in the catalog, waiting for the SQLite write lock held here.
+
+    The lock is released when the block ends, and the write then goes on.
+    """
+    blocker = sqlite3.connect(db, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        with posting(server, {"externalId": "slow", "images": [IMAGE]}) as (sock, body):
+            sock.sendall(body)
+            time.sleep(0.5)  # the body is read at once: the request is in the catalog by now
+            yield sock
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
 def read_all(sock: socket.socket) -> bytes:
     answer = b""
     while chunk := sock.recv(65536):
@@ -961,23 +979,15 @@ def test_r26_a_write_still_running_when_the_shutdown_times_out_is_answered_503_a
     """The answer cannot wait past the timeout; the write itself is never cut in half."""
     db = tmp_path / "catalog.db"
     server = start("--db", str(db), "--shutdown-timeout", "1")
-    blocker = sqlite3.connect(db, isolation_level=None)
-    try:
-        blocker.execute("BEGIN IMMEDIATE")  # the server's write waits for this lock
-        with posting(server, {"externalId": "slow", "images": [IMAGE]}) as (sock, body):
-            sock.sendall(body)
-            time.sleep(0.5)  # the request is in the catalog now, waiting for the lock
-            server.process.send_signal(signal.SIGTERM)
-            answer = read_all(sock)
+    with write_waiting_for_a_lock(server, db) as sock:
+        server.process.send_signal(signal.SIGTERM)
+        answer = read_all(sock)
         assert status_of(answer) == 503, answer
         error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
         assert error["code"] == "UNAVAILABLE"
         assert error["status"] == 503
         time.sleep(0.5)
         assert server.process.poll() is None  # still waiting for the write to end
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
     assert server.process.wait(timeout=60) == -signal.SIGTERM
     assert "Traceback" not in server.log()
     again = start("--db", str(db))
@@ -990,21 +1000,13 @@ def test_r26_a_second_ctrl_c_during_a_write_ends_the_server_cleanly_and_the_writ
     """A second Ctrl+C skips the graceful wait, never the end of a write already running."""
     db = tmp_path / "catalog.db"
     server = start("--db", str(db))
-    blocker = sqlite3.connect(db, isolation_level=None)
-    try:
-        blocker.execute("BEGIN IMMEDIATE")  # the server's write waits for this lock
-        with posting(server, {"externalId": "slow", "images": [IMAGE]}) as (sock, body):
-            sock.sendall(body)
-            time.sleep(0.5)  # the request is in the catalog now, waiting for the lock
-            server.process.send_signal(signal.SIGINT)
-            wait_for(lambda: "Shutting down" in server.log(), "the shutdown to begin")
-            server.process.send_signal(signal.SIGINT)  # the second Ctrl+C
-            read_all(sock)
+    with write_waiting_for_a_lock(server, db) as sock:
+        server.process.send_signal(signal.SIGINT)
+        wait_for(lambda: "Shutting down" in server.log(), "the shutdown to begin")
+        server.process.send_signal(signal.SIGINT)  # the second Ctrl+C
+        read_all(sock)
         time.sleep(0.5)
         assert server.process.poll() is None  # the write still runs: the process waits for it
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
     assert server.process.wait(timeout=60) == 0
     log = server.log()
     assert "catalog calls still running" in log
