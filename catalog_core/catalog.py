@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from catalog_core._unset import UNSET
 from catalog_core.commands import UpsertCommand
@@ -451,7 +451,6 @@ def _check_version(value: object) -> int | frozenset[int] | AnyVersion | None:
     if value is None or value is ANY_VERSION:
         return value
     if _positive_int(value):
-        assert isinstance(value, int)
         return value
     if isinstance(value, Collection) and not isinstance(value, str | bytes | bytearray | Mapping):
         versions = list(value)
@@ -463,7 +462,7 @@ def _check_version(value: object) -> int | frozenset[int] | AnyVersion | None:
     )
 
 
-def _positive_int(value: object) -> bool:
+def _positive_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from catalog_core.catalog import ANY_VERSION, DEFAULT_PAGE_SIZE, AnyVersion, Catalog
+from catalog_core.catalog import DEFAULT_PAGE_SIZE, AnyVersion, Catalog
 from catalog_core.errors import CatalogError, ValidationFailed
 from catalog_core.model import PayloadWarning, Upload, UpsertResult
 from catalog_core.server.body import (
@@ -34,9 +34,10 @@ from catalog_core.server.body import (
     Body,
     body_kind,
     check_declared_length,
+    declared_length,
     read_body,
 )
-from catalog_core.server.conditions import ANY, IfMatch, etag, parse_if_match
+from catalog_core.server.conditions import etag, parse_if_match
 from catalog_core.server.errors import (
     MethodNotAllowed,
     RouteNotFound,
@@ -237,14 +238,14 @@ class _Endpoints:
     async def upsert(self, request: Request) -> Response:
         """``POST /products``: create (201) or update (200) from JSON or multipart (R32)."""
         limit = self.catalog.limits.max_request_bytes
-        check_declared_length(request.headers.get("content-length"), limit)
+        check_declared_length(declared_length(request.headers), limit)
         kind, boundary = body_kind(request.headers.get("content-type"))
         body = await read_body(
             request.stream(), kind, boundary, limit=limit, max_parts=self.max_parts
         )
-        condition = parse_if_match(request.headers.getlist("if-match"))
+        if_version = parse_if_match(request.headers.getlist("if-match"))
         query_warnings = _unknown_parameters(request.query_params, set())
-        result = await self.calls.run(self._upsert, _account(request), body, condition)
+        result = await self.calls.run(self._upsert, _account(request), body, if_version)
         product = result.product
         headers = {
             "ETag": etag(product.version),
@@ -255,12 +256,14 @@ class _Endpoints:
             headers["Location"] = f"{root}{PRODUCTS_PATH}/{quote(product.external_id, safe='')}"
         return json_response(to_wire(product), 201 if result.created else 200, headers)
 
-    def _upsert(self, account: str, body: Body, condition: IfMatch) -> UpsertResult:
+    def _upsert(
+        self, account: str, body: Body, if_version: int | frozenset[int] | AnyVersion | None
+    ) -> UpsertResult:
         files: dict[str, Upload] | None = None
         payload: Mapping[str, Any] | bytes = body.raw
         if body.kind == "multipart":
             payload, files = split_multipart(body.parts, self.catalog.limits)
-        return self.catalog.upsert(account, payload, files, if_version=_versions(condition))
+        return self.catalog.upsert(account, payload, files, if_version=if_version)
 
     async def list_products(self, request: Request) -> Response:
         """``GET /products?limit=&cursor=``: one page in code-point order of id (R24)."""
@@ -283,11 +286,9 @@ class _Endpoints:
     async def delete(self, request: Request) -> Response:
         """``DELETE /products/{externalId}``: 204, or 404 for an unknown id (R25)."""
         warnings = _unknown_parameters(request.query_params, set())
-        condition = parse_if_match(request.headers.getlist("if-match"))
+        if_version = parse_if_match(request.headers.getlist("if-match"))
         external_id = _path_id(request)
-        await self.calls.run(
-            self.catalog.delete, _account(request), external_id, _versions(condition)
-        )
+        await self.calls.run(self.catalog.delete, _account(request), external_id, if_version)
         return Response(status_code=204, headers=warnings_headers(warnings))
 
 
@@ -321,19 +322,6 @@ def _is_header_token(value: object) -> bool:
 def _account(request: Request) -> str:
     account: str = request.scope[ACCOUNT_SCOPE_KEY]
     return account
-
-
-def _versions(condition: IfMatch) -> int | frozenset[int] | AnyVersion | None:
-    """Return ``if_version`` for the catalog: ``*``, one version as an int, several as a set."""
-    if condition is None:
-        return None
-    if condition == ANY:
-        return ANY_VERSION
-    assert isinstance(condition, frozenset)
-    if len(condition) == 1:
-        (version,) = condition
-        return version
-    return condition
 
 
 def _one_parameter(params: QueryParams, name: str) -> str | None:
@@ -403,10 +391,7 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        length = headers.get("content-length")
-        declared = (
-            int(length) if length is not None and length.isascii() and length.isdigit() else None
-        )
+        declared = declared_length(headers)
         body_read = "transfer-encoding" not in headers and declared in (None, 0)
         waits_for_continue = headers.get("expect", "").lower() == "100-continue"
         received, asked, started, stopping = 0, False, False, False

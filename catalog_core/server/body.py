@@ -9,7 +9,7 @@ strictly as UTF-8 by the wire layer rather than guessed at.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
@@ -22,7 +22,14 @@ from catalog_core.model import Upload
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
-__all__ = ["DEFAULT_MAX_PARTS", "BodyKind", "body_kind", "check_declared_length", "read_body"]
+__all__ = [
+    "DEFAULT_MAX_PARTS",
+    "BodyKind",
+    "body_kind",
+    "check_declared_length",
+    "declared_length",
+    "read_body",
+]
 
 #: The most parts a multipart body may have; each part is a file the request could name.
 DEFAULT_MAX_PARTS: Final = 1000
@@ -66,21 +73,20 @@ def body_kind(content_type: str | None) -> tuple[BodyKind, bytes]:
     )
 
 
-def check_declared_length(content_length: str | None, limit: int) -> None:
+def declared_length(headers: Mapping[str, str]) -> int | None:
+    """Return the ``Content-Length`` a request declares, or ``None`` when it declares none."""
+    text = headers.get("content-length")
+    return int(text) if text is not None and text.isascii() and text.isdigit() else None
+
+
+def check_declared_length(declared: int | None, limit: int) -> None:
     """Refuse a body whose declared length is over ``limit``, before reading it.
 
     Raises:
-        PayloadTooLarge: ``Content-Length`` is over the limit.
+        PayloadTooLarge: the declared length is over the limit.
     """
-    if (
-        content_length is not None
-        and content_length.isascii()
-        and content_length.isdigit()
-        and int(content_length) > limit
-    ):
-        raise PayloadTooLarge(
-            f"The request body is {int(content_length)} bytes; the limit is {limit} bytes."
-        )
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
 
 
 async def _bounded(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:

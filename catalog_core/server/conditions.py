@@ -8,16 +8,12 @@ sends match nothing, so a request that carries only those fails with ``VERSION_C
 from __future__ import annotations
 
 import re
-from typing import Final, Literal
+from typing import Final
 
+from catalog_core.catalog import ANY_VERSION, AnyVersion
 from catalog_core.errors import ValidationFailed
 
-__all__ = ["ANY", "IfMatch", "etag", "parse_if_match"]
-
-ANY: Final = "*"
-
-#: ``None`` (no header), :data:`ANY`, or the versions a list of entity tags names.
-IfMatch = Literal["*"] | frozenset[int] | None
+__all__ = ["etag", "parse_if_match"]
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text; lists by commas.
 _TAG: Final = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(,|$)')
@@ -29,8 +25,11 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def parse_if_match(values: list[str]) -> IfMatch:
-    """Return the precondition of the ``If-Match`` header lines ``values``.
+def parse_if_match(values: list[str]) -> int | frozenset[int] | AnyVersion | None:
+    """Return the catalog's ``if_version`` for the ``If-Match`` header lines ``values``.
+
+    ``None`` without the header; :data:`~catalog_core.ANY_VERSION` for ``*``; the one version a
+    single usable tag names; else the set of versions the tags name (empty when none can match).
 
     Raises:
         ValidationFailed: at path ``If-Match`` when the header is not ``*`` or a list of entity
@@ -39,8 +38,10 @@ def parse_if_match(values: list[str]) -> IfMatch:
     if not values:
         return None
     text = ", ".join(values).strip(" \t")
-    if text == ANY:
-        return ANY
+    if not text:
+        raise ValidationFailed.at("If-Match", "must not be empty")
+    if text == "*":
+        return ANY_VERSION
     versions: set[int] = set()
     position = 0
     while position < len(text):
@@ -53,6 +54,6 @@ def parse_if_match(values: list[str]) -> IfMatch:
         if not weak and _VERSION.fullmatch(opaque):
             versions.add(int(opaque))
         position = match.end()
-    if not text:
-        raise ValidationFailed.at("If-Match", "must not be empty")
+    if len(versions) == 1:
+        return versions.pop()  # one version: the catalog's message names it as such
     return frozenset(versions)
