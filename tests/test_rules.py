@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -1098,14 +1099,20 @@ def test_r27_r28_any_version_never_creates_however_deletes_race_it(catalog: cc.C
         while not stop.is_set():
             with contextlib.suppress(cc.ProductNotFound):
                 catalog.delete("acme", "p1")
+            time.sleep(0.0005)  # leave the others a moment of absence, and one of presence
             create(catalog)
+            time.sleep(0.0005)
             rounds += 1
         return rounds
 
     def guarded(_: int) -> list[bool | None]:
         outcomes: list[bool | None] = []
         payload = {"externalId": "p1", "title": "guarded", "images": [image()]}
-        for _ in range(40):
+        deadline = time.monotonic() + 30
+        # Until both sides of the race were seen: the scheduler decides how soon, not the test.
+        while len(outcomes) < 40 or (
+            not {None, False} <= set(outcomes) and time.monotonic() < deadline
+        ):
             try:
                 outcomes.append(catalog.upsert("acme", payload, if_version=cc.ANY_VERSION).created)
             except cc.VersionConflict:
