@@ -42,7 +42,7 @@ from catalog_core.model import (
     UpsertResult,
     UseResult,
 )
-from catalog_core.repository.base import Repository, Write
+from catalog_core.repository.base import BatchRepository, Repository, Write
 from catalog_core.repository.memory import MemoryRepository
 from catalog_core.repository.sqlite import SQLiteRepository
 from catalog_core.repository.url import open_repository
@@ -67,6 +67,7 @@ __all__ = [
     "ANY_VERSION",
     "UNSET",
     "AnyVersion",
+    "BatchRepository",
     "Blob",
     "Catalog",
     "CatalogError",

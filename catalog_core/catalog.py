@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard
 
@@ -31,7 +31,7 @@ from catalog_core.model import (
     UseResult,
     truncate_to_ms,
 )
-from catalog_core.repository.base import Repository, Write
+from catalog_core.repository.base import Change, Repository, Write
 from catalog_core.rules import (
     ONE_SHOT_VALID_FOR_DAYS,
     USE_CREATED_VALID_FOR_DAYS,
@@ -146,29 +146,113 @@ class Catalog:
         """
         account = check_account(account)
         if_version = _check_version(if_version)
+        prepared = self._prepare_upsert(payload, files)
+        product = self.repository.write(
+            account, prepared.external_id, prepared.change(account, if_version)
+        )
+        assert product is not None
+        return prepared.result(product)
+
+    def upsert_many(
+        self,
+        account: str,
+        payloads: Iterable[Mapping[str, Any] | bytes | str],
+        *,
+        batch_size: int = 500,
+    ) -> Iterator[UpsertResult | CatalogError]:
+        """Upsert many payloads, ``batch_size`` of them per transaction (a bulk import).
+
+        Each payload is its own upsert under the rules of :meth:`upsert`: a payload that is
+        refused changes nothing and the others still apply, and a later payload naming the same
+        id sees the earlier one's result. Payloads are read lazily, a batch at a time, so an
+        import of any size runs in constant memory.
+
+        Args:
+            account: the tenant of every payload.
+            payloads: JSON objects, or raw JSON bodies as ``bytes`` or ``str``.
+            batch_size: payloads per transaction, at least 1. On a repository without
+                ``write_many`` (:class:`~catalog_core.BatchRepository`) each payload is written
+                by itself.
+
+        Yields:
+            For each payload in order, its :class:`~catalog_core.UpsertResult`, or the
+            :class:`~catalog_core.CatalogError` that refused it. A result is yielded once its
+            batch has committed.
+
+        Raises:
+            ValidationFailed: at ``account`` or ``batchSize``, before anything is read.
+        """
+        account = check_account(account)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationFailed.at("batchSize", "must be a positive integer")
+        return self._upsert_batches(account, payloads, batch_size)
+
+    def _upsert_batches(
+        self,
+        account: str,
+        payloads: Iterable[Mapping[str, Any] | bytes | str],
+        batch_size: int,
+    ) -> Iterator[UpsertResult | CatalogError]:
+        write_many = getattr(self.repository, "write_many", None)
+        batch: list[_PreparedUpsert | CatalogError] = []
+        for payload in payloads:
+            try:
+                batch.append(self._prepare_upsert(payload, None))
+            except CatalogError as exc:
+                batch.append(exc)
+            if len(batch) == batch_size:
+                yield from self._write_batch(account, batch, write_many)
+                batch = []
+        if batch:
+            yield from self._write_batch(account, batch, write_many)
+
+    def _write_batch(
+        self,
+        account: str,
+        batch: list[_PreparedUpsert | CatalogError],
+        write_many: Callable[[str, list[tuple[str, Change]]], list[Any]] | None,
+    ) -> list[UpsertResult | CatalogError]:
+        prepared = [p for p in batch if isinstance(p, _PreparedUpsert)]
+        outcomes: list[Any]
+        if write_many is not None:
+            outcomes = write_many(account, [(p.external_id, p.change(account)) for p in prepared])
+        else:
+            outcomes = []
+            for p in prepared:
+                try:
+                    outcome = self.repository.write(account, p.external_id, p.change(account))
+                except CatalogError as exc:
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(outcome)
+        done = iter(zip(prepared, outcomes, strict=True))
+        results: list[UpsertResult | CatalogError] = []
+        for item in batch:
+            if isinstance(item, CatalogError):
+                results.append(item)
+                continue
+            p, outcome = next(done)
+            if isinstance(outcome, CatalogError):
+                results.append(outcome)
+            elif isinstance(outcome, Product):
+                results.append(p.result(outcome))
+            else:  # pragma: no cover - a change that raised anything else is a defect
+                raise outcome if isinstance(outcome, Exception) else TypeError(repr(outcome))
+        return results
+
+    def _prepare_upsert(
+        self, payload: Mapping[str, Any] | bytes | str, files: Mapping[str, Upload] | None
+    ) -> _PreparedUpsert:
+        """Check and decode an upsert outside any transaction (R30 up to the stored state)."""
         uploads = _check_files(files)
         _check_request_size(payload, uploads, self.limits)
         body = load_body(payload, self.limits)
         command, warnings = decode_upsert(body, self.limits)
         images, blobs, file_warnings = self._resolve_images(command, uploads)
-        external_id = command.external_id
-        assert external_id is not None  # decode_upsert refuses a missing id on an upsert
-        created = False
-
-        def change(stored: Product | None) -> Write:
-            nonlocal created
-            now = self._write_time(stored)
-            existing = _live(stored, now)
-            product = merge(
-                existing, command, images, now, account=account, external_id=external_id
-            )
-            _expect_version(existing, if_version, external_id)
-            created = existing is None
-            return Write(product, blobs)
-
-        product = self.repository.write(account, external_id, change)
-        assert product is not None
-        return UpsertResult(product, created, warnings + file_warnings)
+        assert command.external_id is not None  # decode_upsert refuses a missing id on an upsert
+        return _PreparedUpsert(
+            self, command, command.external_id, images, blobs, warnings + file_warnings
+        )
 
     def use(
         self,
@@ -405,6 +489,55 @@ class Catalog:
                 blobs[entry.file_key] = blob
             images.append(Image(blob.source_url, order, entry.classifications))
         return tuple(images), tuple(blobs.values()), warnings
+
+
+class _PreparedUpsert:
+    """A checked, decoded upsert waiting for its transaction: what :meth:`Catalog.upsert` writes."""
+
+    __slots__ = ("blobs", "catalog", "command", "created", "external_id", "images", "warnings")
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        command: UpsertCommand,
+        external_id: str,
+        images: tuple[Image, ...] | None,
+        blobs: tuple[Blob, ...],
+        warnings: tuple[PayloadWarning, ...],
+    ) -> None:
+        self.catalog = catalog
+        self.command = command
+        self.external_id = external_id
+        self.images = images
+        self.blobs = blobs
+        self.warnings = warnings
+        self.created = False
+
+    def change(
+        self, account: str, if_version: int | frozenset[int] | AnyVersion | None = None
+    ) -> Change:
+        """Return the repository change: merge into the live product, then check the version."""
+
+        def change(stored: Product | None) -> Write:
+            now = self.catalog._write_time(stored)
+            existing = _live(stored, now)
+            product = merge(
+                existing,
+                self.command,
+                self.images,
+                now,
+                account=account,
+                external_id=self.external_id,
+            )
+            _expect_version(existing, if_version, self.external_id)
+            self.created = existing is None
+            return Write(product, self.blobs)
+
+        return change
+
+    def result(self, product: Product) -> UpsertResult:
+        """Return the upsert's result once ``product`` is stored."""
+        return UpsertResult(product, self.created, self.warnings)
 
 
 def _live(product: Product | None, now: datetime) -> Product | None:

@@ -10,7 +10,8 @@ import json
 import socket
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -181,8 +182,9 @@ def _show_line(item: tuple[int, bytes] | None) -> str | None:
 def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, strict: bool) -> None:
     """Upsert the products of FILE, JSON Lines with one upsert payload per line ('-' for stdin).
 
-    Each line is its own write: a rejected line is reported with its number and error code and
-    changes nothing, and the lines after it are still imported. Accepted lines that used a
+    Each line is its own upsert: a rejected line is reported with its number and error code and
+    changes nothing, and the lines after it are still imported. Lines are written 500 to a
+    transaction, so an interrupted import keeps whole batches only. Accepted lines that used a
     deprecated shape or an unknown field are listed after the rejections as warnings. Blank
     lines are skipped. A progress bar is drawn on stderr when it is a terminal.
     """
@@ -200,24 +202,38 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
         hidden=not sys.stderr.isatty(),
         item_show_func=_show_line,
     )
-    with progress as bar:
-        # The bar counts bytes, not lines, so this loop drives it instead of iterating it.
+    # Lines are upserted in batches, one transaction each (Catalog.upsert_many); each result is
+    # matched to its line through this queue of (line number, bytes read up to it).
+    pending: deque[tuple[int, bytes, int]] = deque()
+    skipped = 0
+
+    def payloads() -> Iterator[bytes]:
+        nonlocal skipped
         for number, raw in lines:
             line = raw.removeprefix(_BOM) if number == 1 else raw  # Windows editors write a BOM
             if line.strip(_JSON_WHITESPACE):
-                try:
-                    result = catalog.upsert(account, line)
-                except cc.CatalogError as exc:
-                    rejected.append({"line": number, "code": exc.code, "message": exc.message})
+                pending.append((number, raw, skipped + len(raw)))
+                skipped = 0
+                yield line
+            else:
+                skipped += len(raw)  # blank lines are skipped; the bar counts them with the next
+
+    with progress as bar:
+        # The bar counts bytes, not lines, so this loop drives it instead of iterating it.
+        for result in catalog.upsert_many(account, payloads()):
+            number, raw, size = pending.popleft()
+            if isinstance(result, cc.CatalogError):
+                rejected.append({"line": number, "code": result.code, "message": result.message})
+            else:
+                if result.created:
+                    created += 1
                 else:
-                    if result.created:
-                        created += 1
-                    else:
-                        updated += 1
-                    warnings.extend(
-                        {"line": number, "code": w.code, "path": w.path} for w in result.warnings
-                    )
-            bar.update(len(raw), (number, raw))
+                    updated += 1
+                warnings.extend(
+                    {"line": number, "code": w.code, "path": w.path} for w in result.warnings
+                )
+            bar.update(size, (number, raw))
+        bar.update(skipped)
 
     if as_json:
         summary = {

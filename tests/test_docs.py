@@ -35,6 +35,8 @@ def test_the_api_tour_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     assert isinstance(one_shot, cc.UseResult)
     assert catalog.get("acme", one_shot.product.external_id) == one_shot.product
     assert (tmp_path / "catalog.db").exists()
+    assert namespace["bulk"] == ["ok", "EXTERNAL_ID_REQUIRED"]
+    assert [p.external_id for p in catalog.list("globex").items] == ["mug"]
 
 
 def test_the_quickstart_starts_the_server_on_the_embedded_default_first() -> None:

@@ -11,6 +11,7 @@ DOCUMENTED = {
     "ANY_VERSION",
     "AnyVersion",
     "UNSET",
+    "BatchRepository",
     "Blob",
     "Catalog",
     "CatalogError",

@@ -17,7 +17,7 @@ import attrs
 from catalog_core.images import Blob
 from catalog_core.model import Product
 
-__all__ = ["Change", "Repository", "Write"]
+__all__ = ["BatchRepository", "Change", "Repository", "Write"]
 
 
 @attrs.frozen
@@ -91,4 +91,31 @@ class Repository(Protocol):
 
     def close(self) -> None:
         """Release connections; the repository is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class BatchRepository(Repository, Protocol):
+    """A repository that can also apply many writes of one account in one transaction.
+
+    Optional: :meth:`Catalog.upsert_many <catalog_core.Catalog.upsert_many>` uses it when the
+    repository has it, and one :meth:`Repository.write` per item otherwise. The shipped SQL
+    backends have it; a batch costs them one transaction and a few statements instead of a
+    transaction per product.
+    """
+
+    def write_many(
+        self, account: str, changes: Sequence[tuple[str, Change]]
+    ) -> list[Product | Exception | None]:
+        """Apply ``(external_id, change)`` pairs of ``account`` in order, in one transaction.
+
+        Each change is what :meth:`Repository.write` takes, and sees the stored product of its key
+        as left by the earlier changes of the batch. A change that raises an ``Exception``
+        leaves its key untouched, its exception is its outcome, and the others still apply. If
+        storing fails, nothing of the batch is stored and the error propagates.
+
+        Returns:
+            One outcome per change, in order: the stored product, ``None`` for a delete, or the
+            exception the change raised.
+        """
         ...

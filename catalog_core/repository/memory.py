@@ -14,7 +14,8 @@ import attrs
 
 from catalog_core.images import Blob
 from catalog_core.model import Image, Product
-from catalog_core.repository.base import Change
+from catalog_core.repository._batch import apply_changes
+from catalog_core.repository.base import Change, Write
 
 __all__ = ["MemoryRepository"]
 
@@ -36,6 +37,10 @@ def _detached(product: Product) -> Product:
             for i in product.images
         ),
     )
+
+
+def _storing(write: Write) -> Change:
+    return lambda _: write
 
 
 class MemoryRepository:
@@ -89,6 +94,25 @@ class MemoryRepository:
             if old is not None or new is not None:
                 self._store(account, external_id, old, new)
             return None if new is None else _detached(new)
+
+    def write_many(
+        self, account: str, changes: Sequence[tuple[str, Change]]
+    ) -> list[Product | Exception | None]:
+        """See :meth:`BatchRepository.write_many`."""
+        with self._lock:
+            products = self._products.get(account, {})
+            stored = {i: _detached(products[i]) for i, _ in changes if i in products}
+            outcomes, written, blobs, deltas = apply_changes(account, changes, stored)
+            given = {blob.sha256 for blob in blobs}
+            for sha, delta in deltas.items():
+                if delta > 0 and sha not in given and (account, sha) not in self._blobs:
+                    raise ValueError(
+                        f"product refers to blob {sha} that was neither stored nor given"
+                    )
+            # Checked: each write below succeeds, so the batch is all or nothing (R26).
+            for external_id, new in written.items():
+                self.write(account, external_id, _storing(Write(new, tuple(blobs))))
+            return [_detached(o) if isinstance(o, Product) else o for o in outcomes]
 
     def _adjust_refs(self, account: str, before: frozenset[str], after: frozenset[str]) -> None:
         for sha in after - before:

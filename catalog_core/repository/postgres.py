@@ -37,6 +37,7 @@ from psycopg_pool import ConnectionPool
 
 from catalog_core.images import Blob
 from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
+from catalog_core.repository._batch import apply_changes
 from catalog_core.repository._postgres_schema import (
     DEFAULT_SCHEMA,
     SCHEMA_VERSION,
@@ -282,6 +283,60 @@ class PostgresRepository:
                 (account, sha, blob.mime_type, blob.data, deltas.get(sha, 0)),
             )
         return new
+
+    def write_many(
+        self, account: str, changes: Sequence[tuple[str, Change]]
+    ) -> list[Product | Exception | None]:
+        """See :meth:`BatchRepository.write_many`.
+
+        One transaction: the batch's existing rows are locked in id order with one statement,
+        the changes run in order, and the rows are written with pipelined ``executemany``. When
+        a concurrent writer created one of the batch's new rows first, the whole batch runs again.
+        """
+        return self._in_transaction(lambda conn: self._write_many_once(conn, account, changes))
+
+    def _write_many_once(
+        self, conn: psycopg.Connection[Any], account: str, changes: Sequence[tuple[str, Change]]
+    ) -> list[Product | Exception | None]:
+        ids = sorted(dict.fromkeys(external_id for external_id, _ in changes))
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM {self._quoted}.products "
+            "WHERE account = %s AND external_id = ANY(%s) ORDER BY external_id FOR UPDATE",
+            (account, ids),
+        ).fetchall()
+        stored: dict[str, Product | None] = {row[1]: _row_to_product(row) for row in rows}
+        outcomes, written, blobs, deltas = apply_changes(account, changes, stored)
+        with conn.cursor() as cur:
+            created = [p for i, p in written.items() if p is not None and stored.get(i) is None]
+            if created:
+                cur.executemany(self._insert, [_product_params(p) for p in created])
+                if cur.rowcount != len(created):
+                    raise _CreatedConcurrently
+            cur.executemany(
+                self._update,
+                [
+                    _product_params(p)
+                    for i, p in written.items()
+                    if p is not None and stored.get(i) is not None
+                ],
+            )
+            cur.executemany(
+                f"DELETE FROM {self._quoted}.products WHERE account = %s AND external_id = %s",
+                [(account, i) for i, p in written.items() if p is None and stored.get(i)],
+            )
+        given = {blob.sha256: blob for blob in blobs}
+        for sha in sorted(deltas.keys() | given.keys()):  # one order for every writer (no deadlock)
+            blob = given.get(sha)
+            if blob is None:
+                self._adjust_refs(conn, account, [(sha, deltas[sha])])
+                continue
+            conn.execute(
+                f"INSERT INTO {self._quoted}.blobs AS b (account, sha256, mime_type, data, refs) "
+                "VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (account, sha256) DO UPDATE SET refs = b.refs + EXCLUDED.refs",
+                (account, sha, blob.mime_type, blob.data, deltas.get(sha, 0)),
+            )
+        return outcomes
 
     def _adjust_refs(
         self, conn: psycopg.Connection[Any], account: str, deltas: Iterable[tuple[str, int]]

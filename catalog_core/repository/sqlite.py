@@ -31,6 +31,7 @@ import sqlite_utils
 
 from catalog_core.images import Blob
 from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
+from catalog_core.repository._batch import apply_changes
 from catalog_core.repository._rows import (
     blob_refs_of_images,
     dt_or_none,
@@ -312,6 +313,46 @@ class SQLiteRepository:
                     _product_params(new),
                 )
             return new
+
+    def write_many(
+        self, account: str, changes: Sequence[tuple[str, Change]]
+    ) -> list[Product | Exception | None]:
+        """See :meth:`BatchRepository.write_many`.
+
+        One ``BEGIN IMMEDIATE`` transaction: the stored products of every key are read with one
+        statement per 500 keys, the changes run in order, and the rows are written with
+        ``executemany``.
+        """
+        with self._transaction() as conn:
+            current: dict[str, Product | None] = {}
+            ids = list(dict.fromkeys(external_id for external_id, _ in changes))
+            for start in range(0, len(ids), _PURGE_BATCH):
+                chunk = ids[start : start + _PURGE_BATCH]
+                marks = ", ".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM products "
+                    f"WHERE account = ? AND external_id IN ({marks})",
+                    (account, *chunk),
+                ).fetchall()
+                current.update((row[1], _row_to_product(row)) for row in rows)
+            outcomes, stored, blobs, deltas = apply_changes(account, changes, current)
+            conn.executemany(
+                "INSERT OR IGNORE INTO blobs (account, sha256, mime_type, data, refs) "
+                "VALUES (?, ?, ?, ?, 0)",
+                [(account, b.sha256, b.mime_type, b.data) for b in blobs],
+            )
+            for sha, delta in deltas.items():
+                self._adjust_refs(conn, account, {sha}, delta)
+            conn.executemany(
+                "DELETE FROM products WHERE account = ? AND external_id = ?",
+                [(account, external_id) for external_id, new in stored.items() if new is None],
+            )
+            conn.executemany(
+                f"INSERT OR REPLACE INTO products ({_COLUMNS}, one_shot) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_product_params(new) for new in stored.values() if new is not None],
+            )
+            return outcomes
 
     @staticmethod
     def _adjust_refs(

@@ -460,6 +460,144 @@ class RepositoryContract:
         assert stored.metadata == {"n": threads * rounds}
         assert stored.version == 1 + threads * rounds
 
+    # -- write_many (BatchRepository, optional) ---------------------------------------------
+
+    @staticmethod
+    def _batching(repository: cc.Repository) -> cc.BatchRepository:
+        if not isinstance(repository, cc.BatchRepository):
+            pytest.skip("this repository has no write_many; Catalog.upsert_many writes one by one")
+        return repository
+
+    def test_r26_write_many_runs_the_changes_in_order_and_each_sees_the_ones_before(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26: one batch: later changes see earlier ones; a refused change alone stores nothing."""
+        batch = self._batching(repository)
+        _put(repository, _product("old", metadata={"n": 5}))
+        refused = _Refused("no")
+
+        def refuse(_: cc.Product | None) -> cc.Write:
+            raise refused
+
+        outcomes = batch.write_many(
+            ACCOUNT,
+            [
+                ("p", _storing(_product("p", metadata={"n": 0}))),
+                ("p", _increment),
+                ("old", _increment),
+                ("r", refuse),
+                ("q", _storing(_product("q"))),
+                ("q", _storing(None)),
+                ("p", _increment),
+            ],
+        )
+        assert [o.version if isinstance(o, cc.Product) else o for o in outcomes] == [
+            1,
+            2,
+            2,
+            refused,
+            1,
+            None,
+            3,
+        ]
+        p, old = repository.get(ACCOUNT, "p"), repository.get(ACCOUNT, "old")
+        assert p is not None
+        assert (p.version, p.metadata) == (3, {"n": 2})
+        assert p == outcomes[-1]
+        assert old is not None
+        assert old.metadata == {"n": 6}
+        assert repository.get(ACCOUNT, "q") is None
+        assert repository.get(ACCOUNT, "r") is None
+        assert _live_ids(repository) == ["old", "p"]
+        assert batch.write_many(ACCOUNT, []) == []
+
+    def test_r26_r15_write_many_stores_blobs_and_counts_references_across_the_batch(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26, R15, R21: references follow the batch's final products; the purge agrees."""
+        batch = self._batching(repository)
+        shared, dropped, unnamed = _blob(1), _blob(2), _blob(3)
+        batch.write_many(
+            ACCOUNT,
+            [
+                ("p", _storing(_product("p", images=_images_of(shared, dropped)), shared, dropped)),
+                ("q", _storing(_product("q", images=_images_of(shared)), shared)),
+                ("p", _storing(_product("p", images=_images_of(shared)), unnamed)),
+            ],
+        )
+        for blob in (shared, dropped, unnamed):
+            assert repository.get_blob(ACCOUNT, blob.sha256) == blob
+        assert repository.purge_expired(START + 1000 * _DAY) == 0
+        assert repository.get_blob(ACCOUNT, shared.sha256) == shared
+        assert repository.get_blob(ACCOUNT, dropped.sha256) is None
+        assert repository.get_blob(ACCOUNT, unnamed.sha256) is None
+        batch.write_many(ACCOUNT, [("p", _storing(None))])
+        repository.purge_expired(START + 1000 * _DAY)
+        assert repository.get_blob(ACCOUNT, shared.sha256) == shared  # q still names it
+        _drop(repository, ACCOUNT, "q")
+        repository.purge_expired(START + 1000 * _DAY)
+        assert repository.get_blob(ACCOUNT, shared.sha256) is None
+
+    def test_r26_a_batch_that_cannot_be_stored_stores_nothing_of_any_of_its_writes(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26: an inconsistent write in a batch refuses the whole batch with ValueError."""
+        batch = self._batching(repository)
+        given, missing = _blob(1), _blob(2)
+        before = _put(repository, _product("kept", metadata={"n": 0}))
+        for bad in (
+            ("q", lambda _: cc.Write(_product("q", images=_images_of(given, missing)), (given,))),
+            ("q", _storing(_product("elsewhere"))),
+        ):
+            with pytest.raises(ValueError, match=r"neither stored nor given|account and external"):
+                batch.write_many(
+                    ACCOUNT,
+                    [("kept", _increment), ("p", _storing(_product("p"), given)), bad],
+                )
+            assert repository.get(ACCOUNT, "kept") == before
+            assert repository.get(ACCOUNT, "p") is None
+            assert repository.get(ACCOUNT, "q") is None
+            assert repository.get_blob(ACCOUNT, given.sha256) is None
+
+    def test_r1_write_many_sees_and_writes_only_its_own_account(
+        self, repository: cc.Repository
+    ) -> None:
+        """R1: a batch of one account never sees nor changes the same id of another."""
+        batch = self._batching(repository)
+        theirs = _put(repository, _product("p", account=OTHER, metadata={"n": 7}))
+        seen: list[cc.Product | None] = []
+
+        def peek(stored: cc.Product | None) -> cc.Write:
+            seen.append(stored)
+            return cc.Write(_product("p", metadata={"n": 0}))
+
+        batch.write_many(ACCOUNT, [("p", peek)])
+        assert seen == [None]
+        assert repository.get(OTHER, "p") == theirs
+
+    def test_r27_batches_and_single_writes_racing_on_one_key_never_lose_an_update(
+        self, repository: cc.Repository
+    ) -> None:
+        """R27: 4 threads of batches of 5 increments and 2 of single ones; every one counts."""
+        batch = self._batching(repository)
+        _put(repository, _product("hot", metadata={"n": 0}))
+        rounds = 10
+
+        def work(n: int) -> None:
+            for _ in range(rounds):
+                if n < 4:
+                    batch.write_many(ACCOUNT, [("hot", _increment)] * 5 + [("cold", _increment)])
+                else:
+                    repository.write(ACCOUNT, "hot", _increment)
+
+        _put(repository, _product("cold", metadata={"n": 0}))
+        _in_threads(work, 6)
+        hot, cold = repository.get(ACCOUNT, "hot"), repository.get(ACCOUNT, "cold")
+        assert hot is not None
+        assert cold is not None
+        assert hot.metadata == {"n": 4 * rounds * 5 + 2 * rounds}
+        assert cold.metadata == {"n": 4 * rounds}
+
     def test_r27_catalog_writers_on_two_handles_of_the_same_storage_never_lose_an_update(
         self, repository: cc.Repository, tmp_path: pathlib.Path
     ) -> None:
