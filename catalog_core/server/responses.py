@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from starlette.responses import JSONResponse
 
+from catalog_core._json import dumps
 from catalog_core.errors import CatalogError
 from catalog_core.model import PayloadWarning
 
@@ -30,9 +31,8 @@ _MAX_PATH_CHARS: Final = 200
 
 class _CompactJSON(JSONResponse):
     def render(self, content: Any) -> bytes:
-        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         try:
-            return text.encode("utf-8")
+            return dumps(content)
         except UnicodeEncodeError:  # a lone surrogate the caller sent, echoed: escape it
             return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 

@@ -8,13 +8,13 @@ than refused, and one request yielding exactly one error chosen by the order of 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from catalog_core._json import dumps_where_floats_are, loads
 from catalog_core._unset import UNSET, Unset
 from catalog_core.commands import ImageInput, UpsertCommand
 from catalog_core.errors import (
@@ -47,18 +47,11 @@ _CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _URL_FORBIDDEN: Final = re.compile("[\x00-\x20\x7f\ud800-\udfff]")
 _JSON_MAX_DEPTH: Final = 64
+# A lower-case http(s) URL whose host is letters, digits, dots and hyphens, with no port or user:
+# accepted by the full check below, which it spares the common case (tested to agree).
+_PLAIN_URL: Final = re.compile(r"https?://[A-Za-z0-9.-]+(?:[/?#].*)?", re.ASCII | re.DOTALL)
 # A host and port with no brackets, or one bracketed literal (an IPv6 address) and a port.
 _BRACKETS_WHOLE: Final = re.compile(r"[^\[\]]*|\[[^\[\]]*\](?::[^\[\]]*)?")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_json(text: str | bytes) -> Any:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    return json.loads(text, parse_constant=_reject_constant)
 
 
 def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping[str, Any]:
@@ -87,7 +80,7 @@ def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping
             )
         raw = payload if isinstance(payload, str) else bytes(payload)
         try:
-            value = _parse_json(raw)
+            value = loads(raw)
         except (ValueError, RecursionError) as exc:
             # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
             raise ValidationFailed.at(path, f"must be a JSON object ({_short(exc)})") from None
@@ -188,7 +181,7 @@ class _Decoder:
         if problem is not None or encoded is None:
             self.fail(problem or "must be JSON", *parts)
             return None
-        copy: dict[str, Any] = json.loads(encoded)
+        copy: dict[str, Any] = loads(encoded)
         return copy
 
     def metadata(self, body: Mapping[str, Any]) -> dict[str, Any] | Unset | None:
@@ -225,6 +218,8 @@ class _Decoder:
         if _URL_FORBIDDEN.search(value):
             self.fail("must not contain spaces, control characters or lone surrogates", *parts)
             return None
+        if _PLAIN_URL.fullmatch(value):  # the common case, which the checks below accept
+            return value
         try:
             split = urlsplit(value)
             host = split.hostname
@@ -368,38 +363,59 @@ def json_value_problem(value: object) -> str | None:
 
 def _compact_json(value: object) -> tuple[bytes | None, str | None]:
     """Return ``value`` as compact UTF-8 JSON (how sizes are measured), or why it cannot be."""
-    problem = _json_problem(value, 0)
+    floats: list[float] = []
+    problem = _json_problem(value, 0, floats)
     if problem is not None:
         return None, problem
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except ValueError:  # an int past Python's int-to-text limit (4,300 digits)
-        return None, "must hold only numbers that JSON text can carry"
-    try:
-        return text.encode("utf-8"), None
+        return dumps_where_floats_are(value, floats), None
     except UnicodeEncodeError:
         return None, "must be valid Unicode (no lone surrogates)"
+    except ValueError:  # an int past Python's int-to-text limit (4,300 digits)
+        return None, "must hold only numbers that JSON text can carry"
 
 
-def _json_problem(value: object, depth: int) -> str | None:
-    """Return why ``value`` is not a plain JSON value, or ``None`` when it is."""
+_SCALARS: Final = frozenset({str, int, bool, type(None)})
+
+
+def _json_problem(value: object, depth: int, floats: list[float]) -> str | None:
+    """Return why ``value`` is not a plain JSON value, or ``None`` when it is.
+
+    Collects the floats it meets into ``floats``, so that they are not looked for again when the
+    value is written.
+    """
     if depth >= _JSON_MAX_DEPTH:  # depth 0 is the first level
         return f"must be nested at most {_JSON_MAX_DEPTH} levels deep"
+    kind = type(value)
+    if kind in _SCALARS:  # the exact types JSON parsing makes: the common case, checked first
+        return None
+    if kind is dict:
+        assert isinstance(value, dict)
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                return "must have only string keys"
+            if type(item) in _SCALARS and depth + 1 < _JSON_MAX_DEPTH:
+                continue
+            problem = _json_problem(item, depth + 1, floats)
+            if problem:
+                return problem
+        return None
     if value is None or isinstance(value, str | bool | int):
         return None
     if isinstance(value, float):
+        floats.append(value)
         return None if math.isfinite(value) else "must hold only finite numbers"
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 return "must have only string keys"
-            problem = _json_problem(item, depth + 1)
+            problem = _json_problem(item, depth + 1, floats)
             if problem:
                 return problem
         return None
     if isinstance(value, list):
         for item in value:
-            problem = _json_problem(item, depth + 1)
+            problem = _json_problem(item, depth + 1, floats)
             if problem:
                 return problem
         return None

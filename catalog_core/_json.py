@@ -1,0 +1,93 @@
+"""Compact JSON in and out, through orjson when it is installed and the standard library otherwise.
+
+Both paths give the same values and the same bytes: orjson is used only where it agrees with
+``json`` exactly, and anything else falls back to ``json``, so that every answer (and every error
+message) is the standard library's. Where they differ: orjson writes floats below 1e-4 without an
+exponent (``0.00001`` where ``json`` writes ``1e-05``); it refuses to write integers beyond 64 bits
+and reads them as floats; it neither writes nor reads lone surrogates; it reads no deep nesting.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+__all__ = ["HAS_ORJSON", "dumps", "dumps_where_floats_are", "loads"]
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - the test extra installs orjson; CI runs both paths
+    orjson = None  # type: ignore[assignment]
+
+HAS_ORJSON = orjson is not None
+_LONG_BYTES: Final = re.compile(rb"[0-9]{19}")
+_LONG_TEXT: Final = re.compile(r"[0-9]{19}", re.ASCII)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _std_loads(text: str | bytes) -> Any:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def _std_dumps(value: Any) -> bytes:
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+def _tiny_float(value: Any) -> bool:
+    """Whether ``value`` holds a float that orjson and ``json`` would write differently."""
+    kind = type(value)
+    if kind is float:
+        return bool(value != 0.0 and -1e-4 < value < 1e-4)
+    if kind is dict:
+        return any(_tiny_float(v) for v in value.values())
+    if kind is list:
+        return any(_tiny_float(v) for v in value)
+    return False
+
+
+def _fast_loads(text: str | bytes) -> Any:
+    # orjson reads an integer outside 64 bits as a float; such a number has 19 digits or more.
+    long = _LONG_BYTES.search(text) if isinstance(text, bytes) else _LONG_TEXT.search(text)
+    if long is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return _std_loads(text)  # the same value, or the standard library's error
+
+
+def _fast_dumps(value: Any) -> bytes:
+    if not _tiny_float(value):
+        try:
+            return orjson.dumps(value)
+        except TypeError:  # a surrogate, or an integer beyond 64 bits
+            pass
+    return _std_dumps(value)
+
+
+#: Parse JSON text (``str`` or UTF-8 ``bytes``) as ``json.loads`` does, refusing NaN and Infinity.
+loads: Callable[[str | bytes], Any] = _fast_loads if HAS_ORJSON else _std_loads
+#: Write compact UTF-8 JSON bytes as ``json.dumps(ensure_ascii=False, allow_nan=False)`` does.
+dumps: Callable[[Any], bytes] = _fast_dumps if HAS_ORJSON else _std_dumps
+
+
+def dumps_where_floats_are(value: Any, float_holders: Iterable[Any]) -> bytes:
+    """:data:`dumps` for a value whose floats can only be inside ``float_holders``.
+
+    Saves looking through the rest (a product's texts and URLs) for floats that orjson writes
+    differently.
+    """
+    if HAS_ORJSON and not any(_tiny_float(holder) for holder in float_holders):
+        try:
+            return orjson.dumps(value)
+        except TypeError:  # a surrogate, or an integer beyond 64 bits
+            pass
+    return _std_dumps(value)

@@ -1,0 +1,102 @@
+"""The hand-written fast paths of the wire layer agree with the general code they shortcut.
+
+``to_wire`` is written out by hand and must equal the converter's unstructuring (R31); the URL
+check accepts plain URLs through a regular expression and must never accept one that the full
+check refuses (R13).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+import catalog_core as cc
+from catalog_core.testing import strategies as cst
+from catalog_core.wire import decode
+from catalog_core.wire.encode import (
+    format_timestamp,
+    make_converter,
+    parse_timestamp,
+    to_wire,
+    to_wire_json,
+)
+from tests.server.test_openapi import _URL_PIECES
+
+CONVERTER = make_converter()
+
+
+@given(cst.products())
+def test_r31_the_hand_written_to_wire_is_the_converters_unstructuring(product: cc.Product) -> None:
+    assert to_wire(product) == CONVERTER.unstructure(product)
+    assert list(to_wire(product)) == list(CONVERTER.unstructure(product))  # key order too
+
+
+@given(cst.products())
+def test_r31_the_response_bytes_are_the_standard_librarys_compact_json(product: cc.Product) -> None:
+    import json
+
+    expected = json.dumps(to_wire(product), ensure_ascii=False, separators=(",", ":"))
+    assert to_wire_json(product) == expected.encode("utf-8")
+
+
+@given(
+    st.datetimes(timezones=st.just(UTC))
+    | st.datetimes(
+        min_value=datetime(2, 1, 1), max_value=datetime(9998, 1, 1), timezones=st.timezones()
+    )
+)
+def test_r31_timestamps_are_utc_with_three_fractional_digits(moment: datetime) -> None:
+    """R31, four-digit years included (year 999 is 0999, as the wire pattern requires)."""
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    expected = utc.isoformat(timespec="milliseconds") + "Z"
+    assert format_timestamp(moment) == expected
+    assert parse_timestamp(expected) == moment.astimezone(UTC).replace(
+        microsecond=moment.microsecond // 1000 * 1000
+    )
+
+
+def test_r31_an_offset_timestamp_is_written_in_utc() -> None:
+    moment = datetime(2026, 5, 13, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    assert format_timestamp(moment) == "2026-05-13T10:00:00.123Z"
+
+
+def full_check(url: str) -> bool:
+    """The URL check with its fast path turned off."""
+    fast, decode._PLAIN_URL = decode._PLAIN_URL, _NEVER  # type: ignore[misc]
+    try:
+        return _accepts(url)
+    finally:
+        decode._PLAIN_URL = fast  # type: ignore[misc]
+
+
+class _Never:
+    def fullmatch(self, _: str) -> None:
+        return None
+
+
+_NEVER = _Never()
+
+
+def _accepts(url: str) -> bool:
+    body = {"externalId": "p", "images": [{"source": {"url": url}}]}
+    try:
+        decode.decode_upsert(body, cc.Limits())
+    except cc.CatalogError:
+        return False
+    return True
+
+
+_AWKWARD = ["http://a..b/", "http://./", "https://-/x", "http://a/\\@b", "http://x#", "http://a:80/",
+            "http://a:99999/", "http://a:/", "http://a:x/", "http://u@a/", "http://[::1]/",
+            "http://[::1]x/", "HTTP://a/", "http://a\\b/", "http://é/"]  # fmt: skip
+
+
+@given(
+    st.from_regex(decode._PLAIN_URL, fullmatch=True)
+    | st.lists(_URL_PIECES, max_size=14).map("".join)
+    | st.sampled_from(_AWKWARD)
+)
+def test_r13_the_plain_url_shortcut_accepts_only_what_the_full_check_accepts(url: str) -> None:
+    assert _accepts(url) == full_check(url)

@@ -1,0 +1,85 @@
+"""The optional orjson path gives the standard library's values, bytes and errors (R9, R16, R31)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from catalog_core import _json
+
+pytestmark = pytest.mark.skipif(not _json.HAS_ORJSON, reason="the test extra installs orjson")
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.integers(min_value=-(2**64) - 5, max_value=-(2**63) + 5)
+    | st.integers(min_value=2**63 - 5, max_value=2**64 + 5)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=-1e-3, max_value=1e-3)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def std(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, with equal types all the way down (1 is not 1.0, True is not 1)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) and type(a) is type(b)
+
+
+@given(JSON_VALUES)
+def test_r9_r16_r31_both_paths_write_the_same_bytes(value: Any) -> None:
+    try:
+        expected: bytes | type[Exception] = _json._std_dumps(value)
+    except UnicodeEncodeError:
+        expected = UnicodeEncodeError
+    try:
+        got: bytes | type[Exception] = _json.dumps(value)
+    except UnicodeEncodeError:
+        got = UnicodeEncodeError
+    assert got == expected
+    floats = [value] if isinstance(value, float) else []
+    if expected is not UnicodeEncodeError and not isinstance(value, dict | list):
+        assert _json.dumps_where_floats_are(value, floats) == expected
+
+
+@given(JSON_VALUES, st.sampled_from(["bytes", "str"]))
+def test_r9_r16_r30_both_paths_read_the_same_values(value: Any, kind: str) -> None:
+    text = std(value)
+    raw: str | bytes = text if kind == "bytes" else text.decode("utf-8", "surrogatepass")
+    try:
+        expected: Any = _json._std_loads(raw)
+    except ValueError as exc:
+        expected = repr(exc)
+    try:
+        got: Any = _json.loads(raw)
+    except ValueError as exc:
+        got = repr(exc)
+    assert same(got, expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"NaN", b"[1, Infinity]", b"1e400", b'{"a": 1, "a": 2}', b"\xef\xbb\xbf{}", b"\xff",
+     b'"\\ud800"', b"[" * 300 + b"]" * 300, b"18446744073709551616", b"-9223372036854775809",
+     b"{", b"", b" 1 "],
+)  # fmt: skip
+def test_r30_awkward_bodies_read_the_same_on_both_paths(text: bytes) -> None:
+    outcomes = []
+    for loads in (_json._std_loads, _json.loads):
+        try:
+            outcomes.append(("value", json.dumps(loads(text))))
+        except (ValueError, RecursionError) as exc:
+            outcomes.append(("error", repr(exc)))
+    assert outcomes[0] == outcomes[1]
