@@ -10,11 +10,10 @@ and reads them as floats; it neither writes nor reads lone surrogates; it reads 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["HAS_ORJSON", "dumps", "dumps_where_floats_are", "loads"]
+__all__ = ["HAS_ORJSON", "dumps", "loads"]
 
 try:
     import orjson
@@ -22,8 +21,9 @@ except ImportError:  # pragma: no cover - the test extra installs orjson; CI run
     orjson = None  # type: ignore[assignment]
 
 HAS_ORJSON = orjson is not None
-_LONG_BYTES: Final = re.compile(rb"[0-9]{19}")
-_LONG_TEXT: Final = re.compile(r"[0-9]{19}", re.ASCII)
+# Digits become "0" and every other byte "x": a run of 19 zeros is a number of 19 digits or more.
+_DIGITS_AS_ZERO: Final = bytes(48 if 48 <= byte <= 57 else 120 for byte in range(256))
+_DIGIT_RUN: Final = b"0" * 19
 
 
 def _reject_constant(name: str) -> Any:
@@ -55,8 +55,8 @@ def _tiny_float(value: Any) -> bool:
 
 def _fast_loads(text: str | bytes) -> Any:
     # orjson reads an integer outside 64 bits as a float; such a number has 19 digits or more.
-    long = _LONG_BYTES.search(text) if isinstance(text, bytes) else _LONG_TEXT.search(text)
-    if long is None:
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if _DIGIT_RUN not in raw.translate(_DIGITS_AS_ZERO):  # much faster than a regex search
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -65,29 +65,18 @@ def _fast_loads(text: str | bytes) -> Any:
 
 
 def _fast_dumps(value: Any) -> bytes:
-    if not _tiny_float(value):
-        try:
-            return orjson.dumps(value)
-        except TypeError:  # a surrogate, or an integer beyond 64 bits
-            pass
-    return _std_dumps(value)
+    try:
+        text: bytes = orjson.dumps(value)
+    except TypeError:  # a surrogate, or an integer beyond 64 bits
+        return _std_dumps(value)
+    # Every float orjson writes differently has an exponent or four zeros after the point; only
+    # then (or when a text happens to hold those characters) is the value looked through.
+    if (b"e-" in text or b"0.0000" in text) and _tiny_float(value):
+        return _std_dumps(value)
+    return text
 
 
 #: Parse JSON text (``str`` or UTF-8 ``bytes``) as ``json.loads`` does, refusing NaN and Infinity.
 loads: Callable[[str | bytes], Any] = _fast_loads if HAS_ORJSON else _std_loads
 #: Write compact UTF-8 JSON bytes as ``json.dumps(ensure_ascii=False, allow_nan=False)`` does.
 dumps: Callable[[Any], bytes] = _fast_dumps if HAS_ORJSON else _std_dumps
-
-
-def dumps_where_floats_are(value: Any, float_holders: Iterable[Any]) -> bytes:
-    """:data:`dumps` for a value whose floats can only be inside ``float_holders``.
-
-    Saves looking through the rest (a product's texts and URLs) for floats that orjson writes
-    differently.
-    """
-    if HAS_ORJSON and not any(_tiny_float(holder) for holder in float_holders):
-        try:
-            return orjson.dumps(value)
-        except TypeError:  # a surrogate, or an integer beyond 64 bits
-            pass
-    return _std_dumps(value)

@@ -247,7 +247,7 @@ class Catalog:
         uploads = _check_files(files)
         _check_request_size(payload, uploads, self.limits)
         body = load_body(payload, self.limits)
-        command, warnings = decode_upsert(body, self.limits)
+        command, warnings = decode_upsert(body, self.limits, owned=body is not payload)
         images, blobs, file_warnings = self._resolve_images(command, uploads)
         assert command.external_id is not None  # decode_upsert refuses a missing id on an upsert
         return _PreparedUpsert(
@@ -451,6 +451,16 @@ class Catalog:
         self, command: UpsertCommand, files: Mapping[str, Upload]
     ) -> tuple[tuple[Image, ...] | None, tuple[Blob, ...], tuple[PayloadWarning, ...]]:
         """Turn image inputs into stored images and checked blobs (R14, R15, R32)."""
+        if not files and command.images is not UNSET and not command.file_keys:
+            # URLs only, no file parts: the common case of JSON bodies and bulk imports.
+            return (
+                tuple(
+                    Image(entry.url, order, entry.classifications)  # type: ignore[arg-type]
+                    for order, entry in enumerate(command.images)
+                ),
+                (),
+                (),
+            )
         used = set(command.file_keys)
         warnings = tuple(
             PayloadWarning("UNUSED_FILE", name, "no image names this file part; it was ignored")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -34,6 +34,7 @@ ANON_PREFIX = "_anon_"
 UPLOAD_SCHEME = "upload://"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND: Final = timedelta(milliseconds=1)
 
 
 def truncate_to_ms(moment: datetime) -> datetime:
@@ -50,12 +51,12 @@ def truncate_to_ms(moment: datetime) -> datetime:
 
 def to_epoch_ms(moment: datetime) -> int:
     """Return ``moment`` as whole milliseconds since the Unix epoch."""
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return (moment - _EPOCH) // _MILLISECOND
 
 
 def from_epoch_ms(ms: int) -> datetime:
     """Return the UTC datetime ``ms`` milliseconds after the Unix epoch."""
-    return _EPOCH + timedelta(milliseconds=ms)
+    return _EPOCH + timedelta(0, 0, 0, ms)
 
 
 @attrs.frozen

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from catalog_core._json import dumps as fast_dumps
 from catalog_core.model import UPLOAD_SCHEME, Image, from_epoch_ms, to_epoch_ms
 
 __all__ = [
@@ -21,7 +22,12 @@ __all__ = [
 
 def dumps(value: Any, *, ascii_only: bool = False) -> str:
     """Return compact JSON; ``ascii_only`` escapes every non-ASCII and control character."""
-    return json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":"))
+    if ascii_only:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    try:
+        return fast_dumps(value).decode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: SQLite text can hold it, JSON text escapes it
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def images_to_json(images: Iterable[Image]) -> list[list[Any]]:

@@ -29,6 +29,7 @@ from typing import Any, Final, Literal
 
 import sqlite_utils
 
+from catalog_core._json import loads
 from catalog_core.images import Blob
 from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
 from catalog_core.repository._batch import apply_changes
@@ -51,6 +52,18 @@ _MAX_IDLE: Final = 8
 _COLUMNS: Final = (
     "account, external_id, title, description, metadata, valid_for_days, expires_at, "
     "last_used_at, created_at, updated_at, images, version"
+)
+_INSERT: Final = (
+    f"INSERT INTO products ({_COLUMNS}, one_shot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# An update in place rewrites only the indexes whose columns change (the expiry index, mostly);
+# INSERT OR REPLACE would delete the row and rewrite every index.
+# SQLite rewrites an index when the SET clause names one of its columns, whatever the values: the
+# key (and one_shot, which follows from the id) stay out of it. Takes the first 12 insert params.
+_UPDATE: Final = (
+    "UPDATE products SET title = ?3, description = ?4, metadata = ?5, valid_for_days = ?6, "
+    "expires_at = ?7, last_used_at = ?8, created_at = ?9, updated_at = ?10, images = ?11, "
+    "version = ?12 WHERE account = ?1 AND external_id = ?2"
 )
 _INDEXES: Final = (
     # Listing walks one account's non-one-shot ids in order (R24): a partial index keeps
@@ -76,13 +89,13 @@ def _row_to_product(row: Sequence[Any]) -> Product:
         external_id=row[1],
         title=row[2],
         description=row[3],
-        metadata=None if row[4] is None else json.loads(row[4]),
+        metadata=None if row[4] is None else loads(row[4]),
         valid_for_days=row[5],
         expires_at=dt_or_none(row[6]),
         last_used_at=dt_or_none(row[7]),
         created_at=from_epoch_ms(row[8]),
         updated_at=from_epoch_ms(row[9]),
-        images=images_from_json(json.loads(row[10])),
+        images=images_from_json(loads(row[10])),
         version=row[11],
     )
 
@@ -306,12 +319,10 @@ class SQLiteRepository:
                     "DELETE FROM products WHERE account = ? AND external_id = ?",
                     (account, external_id),
                 )
+            elif row is None:
+                conn.execute(_INSERT, _product_params(new))
             else:
-                conn.execute(
-                    f"INSERT OR REPLACE INTO products ({_COLUMNS}, one_shot) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _product_params(new),
-                )
+                conn.execute(_UPDATE, _product_params(new)[:12])
             return new
 
     def write_many(
@@ -324,7 +335,7 @@ class SQLiteRepository:
         ``executemany``.
         """
         with self._transaction() as conn:
-            current: dict[str, Product | None] = {}
+            found: dict[str, Product | None] = {}
             ids = list(dict.fromkeys(external_id for external_id, _ in changes))
             for start in range(0, len(ids), _PURGE_BATCH):
                 chunk = ids[start : start + _PURGE_BATCH]
@@ -334,8 +345,8 @@ class SQLiteRepository:
                     f"WHERE account = ? AND external_id IN ({marks})",
                     (account, *chunk),
                 ).fetchall()
-                current.update((row[1], _row_to_product(row)) for row in rows)
-            outcomes, stored, blobs, deltas = apply_changes(account, changes, current)
+                found.update((row[1], _row_to_product(row)) for row in rows)
+            outcomes, written, blobs, deltas = apply_changes(account, changes, found)
             conn.executemany(
                 "INSERT OR IGNORE INTO blobs (account, sha256, mime_type, data, refs) "
                 "VALUES (?, ?, ?, ?, 0)",
@@ -345,12 +356,15 @@ class SQLiteRepository:
                 self._adjust_refs(conn, account, {sha}, delta)
             conn.executemany(
                 "DELETE FROM products WHERE account = ? AND external_id = ?",
-                [(account, external_id) for external_id, new in stored.items() if new is None],
+                [(account, external_id) for external_id, new in written.items() if new is None],
             )
             conn.executemany(
-                f"INSERT OR REPLACE INTO products ({_COLUMNS}, one_shot) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_product_params(new) for new in stored.values() if new is not None],
+                _INSERT,
+                [_product_params(p) for i, p in written.items() if p and found.get(i) is None],
+            )
+            conn.executemany(
+                _UPDATE,
+                [_product_params(p)[:12] for i, p in written.items() if p and found.get(i)],
             )
             return outcomes
 

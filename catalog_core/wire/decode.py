@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from catalog_core._json import dumps_where_floats_are, loads
+from catalog_core._json import dumps, loads
 from catalog_core._unset import UNSET, Unset
 from catalog_core.commands import ImageInput, UpsertCommand
 from catalog_core.errors import (
@@ -43,6 +43,8 @@ MAX_VALID_FOR_DAYS: Final = 365
 _PRODUCT_KEYS: Final = frozenset(
     {"externalId", "title", "description", "metadata", "validForDays", "images", "imageUrls"}
 )
+_ENTRY_KEYS: Final = frozenset({"source", "classifications", "url", "fileKey"})
+_SOURCE_KEYS: Final = frozenset({"url", "fileKey"})
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _URL_FORBIDDEN: Final = re.compile("[\x00-\x20\x7f\ud800-\udfff]")
@@ -136,15 +138,16 @@ def check_account(account: object) -> str:
 class _Decoder:
     """One pass over a product payload, collecting details, image-input problems and warnings."""
 
-    def __init__(self, limits: Limits, prefix: str) -> None:
+    def __init__(self, limits: Limits, prefix: str, owned: bool) -> None:
         self.limits = limits
+        self.owned = owned
         self.prefix = prefix
         self.details: list[Detail] = []
         self.image_input: list[Detail] = []
         self.warnings: list[PayloadWarning] = []
 
     def path(self, *parts: object) -> str:
-        return self.prefix + ".".join(str(p) for p in parts)
+        return self.prefix + ".".join(map(str, parts))
 
     def fail(self, message: str, *parts: object) -> None:
         self.details.append(Detail(self.path(*parts), message))
@@ -171,7 +174,10 @@ class _Decoder:
         return value
 
     def json_object(self, value: object, max_bytes: int, *parts: object) -> dict[str, Any] | None:
-        """Return a detached copy of a JSON object within ``max_bytes``, else ``None``."""
+        """Return a JSON object within ``max_bytes`` that no caller holds, else ``None``.
+
+        A copy, unless the body is ``owned``: parsed here, so no one else holds its objects.
+        """
         if not isinstance(value, dict):
             self.fail("must be a JSON object or null", *parts)
             return None
@@ -181,6 +187,8 @@ class _Decoder:
         if problem is not None or encoded is None:
             self.fail(problem or "must be JSON", *parts)
             return None
+        if self.owned:
+            return value
         copy: dict[str, Any] = loads(encoded)
         return copy
 
@@ -271,12 +279,13 @@ class _Decoder:
         return None if key is None else (None, key)
 
     def image(self, entry: object, index: int) -> ImageInput | None:
-        if not isinstance(entry, Mapping):
+        if type(entry) is not dict and not isinstance(entry, Mapping):
             self.fail("must be an object", "images", index)
             return None
-        for key in entry:
-            if key not in ("source", "classifications", "url", "fileKey"):
-                self.warn("UNKNOWN_FIELD", "unknown field ignored", "images", index, key)
+        if not _ENTRY_KEYS.issuperset(entry):
+            for key in entry:
+                if key not in _ENTRY_KEYS:
+                    self.warn("UNKNOWN_FIELD", "unknown field ignored", "images", index, key)
         if "source" in entry:
             source = entry["source"]
             if "url" in entry or "fileKey" in entry:
@@ -287,15 +296,21 @@ class _Decoder:
                     )
                 )
                 found = None
-            elif not isinstance(source, Mapping):
+            elif type(source) is not dict and not isinstance(source, Mapping):
                 self.fail("must be an object", "images", index, "source")
                 found = None
             else:
-                for key in source:
-                    if key not in ("url", "fileKey"):
-                        self.warn(
-                            "UNKNOWN_FIELD", "unknown field ignored", "images", index, "source", key
-                        )
+                if not _SOURCE_KEYS.issuperset(source):
+                    for key in source:
+                        if key not in _SOURCE_KEYS:
+                            self.warn(
+                                "UNKNOWN_FIELD",
+                                "unknown field ignored",
+                                "images",
+                                index,
+                                "source",
+                                key,
+                            )
                 found = self.source(source, index, ("images", index, "source"))
         elif "url" in entry or "fileKey" in entry:
             self.warn(
@@ -363,12 +378,11 @@ def json_value_problem(value: object) -> str | None:
 
 def _compact_json(value: object) -> tuple[bytes | None, str | None]:
     """Return ``value`` as compact UTF-8 JSON (how sizes are measured), or why it cannot be."""
-    floats: list[float] = []
-    problem = _json_problem(value, 0, floats)
+    problem = _json_problem(value, 0)
     if problem is not None:
         return None, problem
     try:
-        return dumps_where_floats_are(value, floats), None
+        return dumps(value), None
     except UnicodeEncodeError:
         return None, "must be valid Unicode (no lone surrogates)"
     except ValueError:  # an int past Python's int-to-text limit (4,300 digits)
@@ -378,12 +392,8 @@ def _compact_json(value: object) -> tuple[bytes | None, str | None]:
 _SCALARS: Final = frozenset({str, int, bool, type(None)})
 
 
-def _json_problem(value: object, depth: int, floats: list[float]) -> str | None:
-    """Return why ``value`` is not a plain JSON value, or ``None`` when it is.
-
-    Collects the floats it meets into ``floats``, so that they are not looked for again when the
-    value is written.
-    """
+def _json_problem(value: object, depth: int) -> str | None:
+    """Return why ``value`` is not a plain JSON value, or ``None`` when it is."""
     if depth >= _JSON_MAX_DEPTH:  # depth 0 is the first level
         return f"must be nested at most {_JSON_MAX_DEPTH} levels deep"
     kind = type(value)
@@ -396,26 +406,27 @@ def _json_problem(value: object, depth: int, floats: list[float]) -> str | None:
                 return "must have only string keys"
             if type(item) in _SCALARS and depth + 1 < _JSON_MAX_DEPTH:
                 continue
-            problem = _json_problem(item, depth + 1, floats)
+            problem = _json_problem(item, depth + 1)
             if problem:
                 return problem
         return None
     if value is None or isinstance(value, str | bool | int):
         return None
     if isinstance(value, float):
-        floats.append(value)
         return None if math.isfinite(value) else "must hold only finite numbers"
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 return "must have only string keys"
-            problem = _json_problem(item, depth + 1, floats)
+            problem = _json_problem(item, depth + 1)
             if problem:
                 return problem
         return None
     if isinstance(value, list):
         for item in value:
-            problem = _json_problem(item, depth + 1, floats)
+            if type(item) in _SCALARS and depth + 1 < _JSON_MAX_DEPTH:
+                continue
+            problem = _json_problem(item, depth + 1)
             if problem:
                 return problem
         return None
@@ -428,6 +439,7 @@ def decode_upsert(
     *,
     for_use: bool = False,
     prefix: str = "",
+    owned: bool = False,
 ) -> tuple[UpsertCommand, tuple[PayloadWarning, ...]]:
     """Decode a product payload (an upsert body, or a use item when ``for_use``).
 
@@ -437,6 +449,8 @@ def decode_upsert(
         for_use: decode a try-on product item: a missing or ``null`` id means one-shot (R22c) and
             a reference to an ``_anon_`` id is allowed (R3).
         prefix: prepended to every detail and warning path (``products.0.``).
+        owned: ``body`` was just parsed from JSON text and no one else holds its objects, so the
+            command may keep them rather than copies (``metadata``, ``classifications``).
 
     Returns:
         The command and the warnings of deprecated shapes and unknown keys (R17, R18).
@@ -444,7 +458,7 @@ def decode_upsert(
     Raises:
         ExternalIdRequired, ValidationFailed, InvalidImageInput, ReservedExternalId: in R30 order.
     """
-    decoder = _Decoder(limits, prefix)
+    decoder = _Decoder(limits, prefix, owned)
     external_id: Any = body.get("externalId")
     if (external_id is None and not for_use) or external_id == "":
         raise ExternalIdRequired(

@@ -15,7 +15,7 @@ from typing import Any, Final
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from catalog_core._json import dumps_where_floats_are
+from catalog_core._json import dumps
 from catalog_core.errors import Detail, ValidationFailed
 from catalog_core.limits import Limits
 from catalog_core.model import Image, Page, Product
@@ -179,8 +179,7 @@ def to_wire(product: Product) -> dict[str, Any]:
 
 def to_wire_json(product: Product) -> bytes:
     """Return the response body of ``product``: its wire form as compact UTF-8 JSON (R31)."""
-    floats_in = (product.metadata, *(image.classifications for image in product.images))
-    return dumps_where_floats_are(to_wire(product), floats_in)
+    return dumps(to_wire(product))
 
 
 def page_to_wire(page: Page) -> dict[str, Any]:
