@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["HAS_ORJSON", "dumps", "loads"]
+__all__ = ["HAS_ORJSON", "dumps", "dumps_for_storage", "loads"]
 
 try:
     import orjson
@@ -80,3 +80,19 @@ def _fast_dumps(value: Any) -> bytes:
 loads: Callable[[str | bytes], Any] = _fast_loads if HAS_ORJSON else _std_loads
 #: Write compact UTF-8 JSON bytes as ``json.dumps(ensure_ascii=False, allow_nan=False)`` does.
 dumps: Callable[[Any], bytes] = _fast_dumps if HAS_ORJSON else _std_dumps
+
+
+def dumps_for_storage(value: Any) -> bytes | None:
+    """Return compact UTF-8 JSON that reads back as ``value``, or ``None``.
+
+    orjson's text, floats spelled its way (``0.00001``): for storage, where only the value read
+    back matters. ``None`` without orjson, or for what orjson cannot write (a lone surrogate, an
+    integer beyond 64 bits).
+    """
+    if not HAS_ORJSON:
+        return None
+    try:
+        text: bytes = orjson.dumps(value)
+    except TypeError:
+        return None
+    return text

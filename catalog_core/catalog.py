@@ -106,15 +106,16 @@ class Catalog:
         """Return the catalog's current time, UTC, truncated to whole milliseconds."""
         return truncate_to_ms(self._clock())
 
-    def _write_time(self, stored: Product | None) -> datetime:
+    def _write_time(self, stored: Product | None, now: datetime | None = None) -> datetime:
         """Return the time of a write, read while the repository holds the key's lock.
 
         Reading the clock before the lock would let a writer that read it earlier commit later,
         and a product's timestamps would go backwards (R11, R19). Never earlier than the stored
         product's own timestamps either, so clocks that disagree between processes cannot
-        reorder a product's history.
+        reorder a product's history. ``now``: the time of the transaction, already read.
         """
-        now = self.now()
+        if now is None:
+            now = self.now()
         if stored is None:
             return now
         return max(now, stored.updated_at, stored.last_used_at or now)
@@ -215,7 +216,11 @@ class Catalog:
         prepared = [p for p in batch if isinstance(p, _PreparedUpsert)]
         outcomes: list[Any]
         if write_many is not None:
-            outcomes = write_many(account, [(p.external_id, p.change(account)) for p in prepared])
+            # One transaction: the clock is read once, by its first write, under the lock.
+            clock = _TransactionClock(self)
+            outcomes = write_many(
+                account, [(p.external_id, p.change(account, clock=clock)) for p in prepared]
+            )
         else:
             outcomes = []
             for p in prepared:
@@ -501,6 +506,21 @@ class Catalog:
         return tuple(images), tuple(blobs.values()), warnings
 
 
+class _TransactionClock:
+    """The time of one transaction of many writes: read by the first, then the same for all."""
+
+    __slots__ = ("catalog", "now")
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.now: datetime | None = None
+
+    def __call__(self) -> datetime:
+        if self.now is None:
+            self.now = self.catalog.now()
+        return self.now
+
+
 class _PreparedUpsert:
     """A checked, decoded upsert waiting for its transaction: what :meth:`Catalog.upsert` writes."""
 
@@ -524,12 +544,18 @@ class _PreparedUpsert:
         self.created = False
 
     def change(
-        self, account: str, if_version: int | frozenset[int] | AnyVersion | None = None
+        self,
+        account: str,
+        if_version: int | frozenset[int] | AnyVersion | None = None,
+        clock: _TransactionClock | None = None,
     ) -> Change:
-        """Return the repository change: merge into the live product, then check the version."""
+        """Return the repository change: merge into the live product, then check the version.
+
+        ``clock``: the clock of a transaction that holds several writes.
+        """
 
         def change(stored: Product | None) -> Write:
-            now = self.catalog._write_time(stored)
+            now = self.catalog._write_time(stored, None if clock is None else clock())
             existing = _live(stored, now)
             product = merge(
                 existing,

@@ -32,6 +32,7 @@ __all__ = [
 ANON_PREFIX = "_anon_"
 #: ``sourceUrl`` of an uploaded image: ``upload://<sha256-hex>`` (R15).
 UPLOAD_SCHEME = "upload://"
+_UPLOAD_SCHEME_LENGTH: Final = len(UPLOAD_SCHEME)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND: Final = timedelta(milliseconds=1)
@@ -43,6 +44,8 @@ def truncate_to_ms(moment: datetime) -> datetime:
     Raises:
         ValueError: ``moment`` is naive (has no time zone).
     """
+    if moment.tzinfo is UTC:  # what the default clock returns: nothing to convert
+        return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("the catalog's clock must return timezone-aware datetimes")
     moment = moment.astimezone(UTC)
@@ -100,7 +103,11 @@ class Product:
     @property
     def blob_refs(self) -> frozenset[str]:
         """The SHA-256 of every uploaded blob this product refers to."""
-        return frozenset(sha for image in self.images if (sha := image.blob_sha256) is not None)
+        return frozenset(
+            image.source_url[_UPLOAD_SCHEME_LENGTH:]
+            for image in self.images
+            if image.source_url.startswith(UPLOAD_SCHEME)
+        )
 
     def is_expired(self, now: datetime) -> bool:
         """Whether the product is expired at ``now`` (R20)."""

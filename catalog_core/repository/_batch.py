@@ -56,6 +56,8 @@ def apply_changes(
         old = stored.get(external_id)
         before = old.blob_refs if old else frozenset()
         after = new.blob_refs if new else frozenset()
+        if not (before or after):
+            continue
         for sha in after - before:
             deltas[sha] = deltas.get(sha, 0) + 1
         for sha in before - after:

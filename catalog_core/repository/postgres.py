@@ -11,8 +11,9 @@ Design:
   serialization failure reported by the server is retried. Only standard SQL and
   ``ON CONFLICT`` are used (no advisory locks), so PostgreSQL-compatible engines run it too.
 - **Exact text.** Titles, descriptions, metadata and images are kept as one JSON document with
-  every non-ASCII and control character escaped, so that what PostgreSQL cannot hold in ``text``
-  (the NUL character) round-trips too. Timestamps are integer milliseconds. Ids use the ``C``
+  every control character escaped (and, in a document that holds a lone surrogate, every
+  non-ASCII character), so that what PostgreSQL cannot hold in ``text`` (NUL, lone surrogates)
+  round-trips too. Timestamps are integer milliseconds. Ids use the ``C``
   collation: listing order is code-point order whatever the database's locale.
 - **Keyset listing** on ``(account, external_id)`` and a **purge in bounded batches** per account
   (a loose index scan finds the accounts, then each account's expired products are read through the
@@ -35,6 +36,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
+from catalog_core._json import dumps_for_storage, loads
 from catalog_core.images import Blob
 from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
 from catalog_core.repository._batch import apply_changes
@@ -66,19 +68,20 @@ _COLUMNS: Final = (
 
 
 def _data(product: Product) -> str:
-    return dumps(
-        {
-            "title": product.title,
-            "description": product.description,
-            "metadata": product.metadata,
-            "images": images_to_json(product.images),
-        },
-        ascii_only=True,
-    )
+    data = {
+        "title": product.title,
+        "description": product.description,
+        "metadata": product.metadata,
+        "images": images_to_json(product.images),
+    }
+    text = dumps_for_storage(data)  # escapes every control character
+    if text is not None:
+        return text.decode("utf-8")
+    return dumps(data, ascii_only=True)  # a lone surrogate, say: escape every non-ASCII character
 
 
 def _row_to_product(row: Sequence[Any]) -> Product:
-    data = json.loads(row[2])
+    data = loads(row[2])
     return Product(
         account=row[0],
         external_id=row[1],
