@@ -10,8 +10,9 @@ import json
 import socket
 import sqlite3
 import sys
+import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -169,6 +170,42 @@ def _remaining_bytes(source: IO[bytes]) -> int | None:
     return end - here
 
 
+class _Spool:
+    """A list of JSON objects that moves to a temporary file once it passes 1 MiB."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=2**20)  # noqa: SIM115 - see __exit__
+        self._count = 0
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._file.close()
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self._file.write(json.dumps(entry, ensure_ascii=False).encode("utf-8") + b"\n")
+        self._count += 1
+
+    def extend(self, entries: Iterable[dict[str, Any]]) -> None:
+        for entry in entries:
+            self.append(entry)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self._file.seek(0)
+        for line in self._file:
+            entry: dict[str, Any] = json.loads(line)
+            yield entry
+
+
+def _joined(texts: Iterable[str]) -> Iterator[str]:
+    for index, text in enumerate(texts):
+        yield text if index == 0 else ", " + text
+
+
 def _show_line(item: tuple[int, bytes] | None) -> str | None:
     return None if item is None else f"line {item[0]}"
 
@@ -190,8 +227,8 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
     """
     catalog = _open_catalog(ctx)
     created = updated = 0
-    rejected: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
+    # On disk past 1 MiB each, so memory stays flat however many lines are rejected.
+    rejected, warnings = ctx.with_resource(_Spool()), ctx.with_resource(_Spool())
     name = getattr(file, "name", None)  # stdin has "<stdin>"; an in-memory stream has none
     lines = enumerate(file, start=1)
     progress = click.progressbar(
@@ -236,13 +273,14 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
         bar.update(skipped)
 
     if as_json:
-        summary = {
-            "created": created,
-            "updated": updated,
-            "rejected": rejected,
-            "warnings": warnings,
-        }
-        click.echo(json.dumps(summary, ensure_ascii=False))
+        # json.dumps of {created, updated, rejected, warnings}, written a piece at a time.
+        click.echo(f'{{"created": {created}, "updated": {updated}, "rejected": [', nl=False)
+        for text in _joined(json.dumps(e, ensure_ascii=False) for e in rejected):
+            click.echo(text, nl=False)
+        click.echo('], "warnings": [', nl=False)
+        for text in _joined(json.dumps(e, ensure_ascii=False) for e in warnings):
+            click.echo(text, nl=False)
+        click.echo("]}")
     else:
         click.echo(f"created {created}, updated {updated}, rejected {len(rejected)}")
         for entry in rejected:

@@ -305,6 +305,30 @@ def test_json_prints_the_summary_as_one_object(db: Path) -> None:
         "server-generated IDs.",
     }
     assert [(w["line"], w["code"], w["path"]) for w in summary["warnings"]] == EXPECTED_WARNINGS
+    assert result.stdout == json.dumps(summary, ensure_ascii=False) + "\n"  # written piecewise
+
+
+def test_r26_thousands_of_rejections_and_warnings_are_all_reported_in_order(
+    db: Path, tmp_path: Path
+) -> None:
+    """More than fit in memory's spool (1 MiB each): every one reported, in line order."""
+    bad = '{"externalId": "_anon_%d", "images": [{"source": {"url": "https://cdn.example/x"}}]}'
+    odd = '{"externalId": "p%d", "images": [{"url": "https://cdn.example/x"}], "x%d": 1}'
+    lines = [bad % n if n % 2 else odd % (n, n) for n in range(1, 20_001)]
+    source = tmp_path / "many.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plain = cli(db, "import", str(source))
+    assert plain.stdout.splitlines()[0] == "created 10000, updated 0, rejected 10000"
+    as_json = json.loads(cli(db, "import", "--json", str(source)).stdout)
+    assert (as_json["created"], as_json["updated"]) == (0, 10_000)
+    assert [r["line"] for r in as_json["rejected"]] == list(range(1, 20_001, 2))
+    assert {r["code"] for r in as_json["rejected"]} == {"RESERVED_EXTERNAL_ID"}
+    assert len(as_json["warnings"]) == 20_000  # a deprecated shape and an unknown field each
+    assert as_json["warnings"][-2:] == [
+        {"line": 20_000, "code": "UNKNOWN_FIELD", "path": "x20000"},
+        {"line": 20_000, "code": "DEPRECATED_IMAGE_SHAPE", "path": "images.0"},
+    ]
+    assert len(plain.stdout.splitlines()) == 1 + 10_000 + 20_000
 
 
 def test_blank_lines_are_skipped_uncounted_and_line_numbers_stay_those_of_the_file(
