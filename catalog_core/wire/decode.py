@@ -47,6 +47,7 @@ _ENTRY_KEYS: Final = frozenset({"source", "classifications", "url", "fileKey"})
 _SOURCE_KEYS: Final = frozenset({"url", "fileKey"})
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_CONTROL_OR_SURROGATE: Final = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _URL_FORBIDDEN: Final = re.compile("[\x00-\x20\x7f\ud800-\udfff]")
 _JSON_MAX_DEPTH: Final = 64
 # A lower-case http(s) URL whose host is letters, digits, dots and hyphens, with no port or user:
@@ -100,6 +101,8 @@ def _short(exc: BaseException) -> str:
 
 
 def _bad_text(value: str) -> str | None:
+    if value.isascii():  # known to the str object: no search needed for the common case
+        return None
     if _SURROGATE.search(value):
         return "must be valid Unicode (no lone surrogates)"
     return None
@@ -113,6 +116,8 @@ def check_external_id(value: object, limits: Limits, *, path: str = "externalId"
         return [Detail(path, "must not be empty")]
     if len(value) > limits.max_external_id_length:
         return [Detail(path, f"must be at most {limits.max_external_id_length} characters")]
+    if _CONTROL_OR_SURROGATE.search(value) is None:  # one search for the valid case
+        return []
     if _CONTROL.search(value):
         return [Detail(path, "must not contain control characters")]
     problem = _bad_text(value)
