@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "catalog_core", "tests"],
-        ["ruff", "format", "--check", "catalog_core", "tests"],
+        ["ruff", "check", "catalog_core", "tests", "benchmarks"],
+        ["ruff", "format", "--check", "catalog_core", "tests", "benchmarks"],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy-strict"],

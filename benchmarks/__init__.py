@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of catalog_core and its peers: ``python -m benchmarks``."""

@@ -1,0 +1,622 @@
+"""The cases: catalog_core beside what a user would write or pick instead, on the same data.
+
+Every peer is written plainly, the way the documentation of its library shows, with the same
+pragmas, the same rows and the same batch sizes as catalog_core's side.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import catalog_core as cc
+from benchmarks.harness import Case, Contender, Scale, cycling, timed
+from benchmarks.peers.pydantic_peer import (
+    decode_upsert_pydantic,
+    encode_product_pydantic,
+    product_out_from,
+)
+from benchmarks.peers.sample import upsert_body
+from catalog_core.cursor import encode_cursor
+from catalog_core.model import to_epoch_ms
+from catalog_core.repository.sqlite import _product_params
+from catalog_core.wire.decode import decode_upsert, load_body
+from catalog_core.wire.encode import to_wire_json
+
+__all__ = ["CASES", "build_catalog", "line", "lines", "peak_memory_of_import"]
+
+ACCOUNT = "acme"
+NOW = datetime(2026, 5, 13, 10, 0, tzinfo=UTC)
+LIMITS = cc.Limits()
+_COLUMNS = (
+    "account, external_id, title, description, metadata, valid_for_days, expires_at, "
+    "last_used_at, created_at, updated_at, images, version, one_shot"
+)
+
+
+def line(i: int, **changes: Any) -> bytes:
+    """Return upsert payload ``i`` as one line of JSON (UTF-8, no newline)."""
+    return json.dumps({**upsert_body(i), **changes}, ensure_ascii=False).encode()
+
+
+def lines(n: int) -> list[bytes]:
+    """Return payloads 0 … n-1 as JSON lines."""
+    return [line(i) for i in range(n)]
+
+
+# -- the wire layer -------------------------------------------------------------------------
+
+
+def _decode_ours(raw: bytes) -> object:
+    """What ``Catalog.upsert`` does with a raw body before its transaction."""
+    return decode_upsert(load_body(raw, LIMITS), LIMITS, owned=True)
+
+
+@contextmanager
+def _decode(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    bodies = lines(scale.micro_ops)
+
+    def ours() -> float:
+        items = iter(bodies)
+        return timed(lambda: _decode_ours(next(items)), len(bodies))
+
+    def peer() -> float:
+        items = iter(bodies)
+        return timed(lambda: decode_upsert_pydantic(next(items)), len(bodies))
+
+    yield [Contender("catalog_core", ours), Contender("pydantic", peer)]
+
+
+@contextmanager
+def _encode(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    catalog = cc.Catalog(cc.MemoryRepository(), clock=lambda: NOW)
+    products = [catalog.upsert(ACCOUNT, upsert_body(i)).product for i in range(scale.micro_ops)]
+    models = [product_out_from(p) for p in products]
+    assert all(
+        to_wire_json(p) == encode_product_pydantic(m) for p, m in zip(products, models, strict=True)
+    )
+
+    def ours() -> float:
+        items = iter(products)
+        return timed(lambda: to_wire_json(next(items)), len(products))
+
+    def peer() -> float:
+        items = iter(models)
+        return timed(lambda: encode_product_pydantic(next(items)), len(models))
+
+    yield [Contender("catalog_core", ours), Contender("pydantic", peer)]
+
+
+# -- SQLite ---------------------------------------------------------------------------------
+
+_PEER_SQLITE_TABLE = """
+CREATE TABLE IF NOT EXISTS products (
+    account TEXT NOT NULL, external_id TEXT NOT NULL, title TEXT, description TEXT,
+    metadata TEXT, valid_for_days INTEGER, expires_at INTEGER, last_used_at INTEGER,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, images TEXT NOT NULL,
+    version INTEGER NOT NULL, PRIMARY KEY (account, external_id)
+)
+"""
+
+
+def _peer_sqlite(path: Path) -> sqlite3.Connection:
+    """The plain sqlite3 connection a user would open: WAL, synchronous=NORMAL, autocommit."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(_PEER_SQLITE_TABLE)
+    return conn
+
+
+def _peer_row(body: dict[str, Any], old: dict[str, Any] | None, now_ms: int) -> tuple[Any, ...]:
+    """The peer's merge: the body's fields over the stored ones, one more version."""
+    merged = dict(old or {})
+    merged.update(body)
+    days = merged.get("validForDays")
+    return (
+        ACCOUNT,
+        merged["externalId"],
+        merged.get("title"),
+        merged.get("description"),
+        json.dumps(merged.get("metadata"), ensure_ascii=False),
+        days,
+        None if days is None else now_ms + days * 86_400_000,
+        None,
+        (old or {}).get("createdAt", now_ms),
+        now_ms,
+        json.dumps(merged.get("images", []), ensure_ascii=False),
+        (old or {}).get("version", 0) + 1,
+    )
+
+
+def _peer_sqlite_upsert(conn: sqlite3.Connection, raw: bytes) -> None:
+    body = json.loads(raw)
+    now_ms = to_epoch_ms(datetime.now(UTC))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(
+            "SELECT title, description, metadata, valid_for_days, created_at, images, version "
+            "FROM products WHERE account = ? AND external_id = ?",
+            (ACCOUNT, body["externalId"]),
+        ).fetchone()
+        old = None
+        if row is not None:
+            old = {
+                "title": row[0],
+                "description": row[1],
+                "metadata": json.loads(row[2]),
+                "validForDays": row[3],
+                "createdAt": row[4],
+                "images": json.loads(row[5]),
+                "version": row[6],
+            }
+        conn.execute(
+            "INSERT OR REPLACE INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _peer_row(body, old, now_ms),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _peer_sqlite_bulk(conn: sqlite3.Connection, payloads: Sequence[bytes]) -> None:
+    now_ms = to_epoch_ms(datetime.now(UTC))
+    for start in range(0, len(payloads), 500):
+        rows = [_peer_row(json.loads(raw), None, now_ms) for raw in payloads[start : start + 500]]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT OR REPLACE INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+        conn.execute("COMMIT")
+
+
+@contextmanager
+def _sqlite_upsert(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    seeded = lines(1000)
+    repository = cc.SQLiteRepository(workdir / "upsert-ours.db")
+    catalog = cc.Catalog(repository)
+    for result in catalog.upsert_many(ACCOUNT, seeded):
+        assert isinstance(result, cc.UpsertResult)
+    conn = _peer_sqlite(workdir / "upsert-peer.db")
+    _peer_sqlite_bulk(conn, seeded)
+    updates = [line(i, title=f"Restocked {i}") for i in range(1000)]
+    ours_inputs, peer_inputs = cycling(updates), cycling(updates)
+    try:
+        yield [
+            Contender(
+                "catalog_core",
+                lambda: timed(lambda: catalog.upsert(ACCOUNT, next(ours_inputs)), scale.micro_ops),
+            ),
+            Contender(
+                "sqlite3",
+                lambda: timed(
+                    lambda: _peer_sqlite_upsert(conn, next(peer_inputs)), scale.micro_ops
+                ),
+            ),
+        ]
+    finally:
+        repository.close()
+        conn.close()
+
+
+@contextmanager
+def _sqlite_bulk(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    payloads = lines(scale.bulk_products)
+    runs = iter(range(1_000_000))
+
+    def fresh(name: str) -> Path:
+        return workdir / f"bulk-{name}-{next(runs)}.db"
+
+    def ours() -> float:
+        path = fresh("ours")
+        repository = cc.SQLiteRepository(path)
+        try:
+            catalog = cc.Catalog(repository)
+            seconds = timed(lambda: _drain(catalog.upsert_many(ACCOUNT, payloads)), 1)
+        finally:
+            repository.close()
+            _remove_db(path)
+        return seconds / len(payloads)
+
+    def peer() -> float:
+        path = fresh("peer")
+        conn = _peer_sqlite(path)
+        try:
+            seconds = timed(lambda: _peer_sqlite_bulk(conn, payloads), 1)
+        finally:
+            conn.close()
+            _remove_db(path)
+        return seconds / len(payloads)
+
+    yield [Contender("catalog_core", ours), Contender("sqlite3", peer)]
+
+
+def _drain(results: Iterator[cc.UpsertResult | cc.CatalogError]) -> None:
+    for result in results:
+        if isinstance(result, cc.CatalogError):
+            raise result
+
+
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _template_row(i: int, expires_at: int | None) -> tuple[Any, ...]:
+    """Return the stored row of product ``i`` as the SQLite repository writes it."""
+    catalog = cc.Catalog(cc.MemoryRepository(), clock=lambda: NOW)
+    product = catalog.upsert(ACCOUNT, upsert_body(i)).product
+    params = list(_product_params(product))
+    params[6] = expires_at
+    return tuple(params)
+
+
+def build_catalog(path: Path, size: int, expired_every: int | None = None) -> list[str]:
+    """Fill an SQLite catalog with ``size`` products; return their ids.
+
+    The rows are the repository's own (``_product_params`` of a product the catalog made), written
+    with ``executemany`` because building a million-product fixture through the catalog would
+    take longer than the measurements. With ``expired_every``, every that-many-th product has
+    expired an hour before :data:`NOW`; the others expire in 30 days.
+    """
+    if path.exists():
+        return [f"sku-{i:07d}" for i in range(size)]
+    tmp = path.with_suffix(".tmp")
+    _remove_db(tmp)
+    cc.SQLiteRepository(tmp).close()
+    template = _template_row(0, None)
+    later = to_epoch_ms(NOW + timedelta(days=30))
+    earlier = to_epoch_ms(NOW - timedelta(hours=1))
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    ids = []
+    for start in range(0, size, 50_000):
+        rows = []
+        for i in range(start, min(size, start + 50_000)):
+            external_id = f"sku-{i:07d}"
+            ids.append(external_id)
+            expired = expired_every is not None and i % expired_every == 0
+            row = list(template)
+            row[1] = external_id
+            row[6] = earlier if expired else later
+            row[10] = template[10].replace("sku-0000000", external_id)
+            rows.append(tuple(row))
+        conn.execute("BEGIN")
+        conn.executemany(f"INSERT INTO products ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
+        conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    _remove_db(path)
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{tmp}{suffix}").exists():
+            os.replace(f"{tmp}{suffix}", f"{path}{suffix}")
+    return ids
+
+
+@contextmanager
+def _get_and_page(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    contenders = []
+    repositories = []
+    for size in scale.catalog_sizes:
+        ids = build_catalog(workdir / f"catalog-{size}.db", size)
+        repository = cc.SQLiteRepository(workdir / f"catalog-{size}.db")
+        repositories.append(repository)
+        catalog = cc.Catalog(repository, clock=lambda: NOW)
+        assert cc.to_wire(catalog.get(ACCOUNT, ids[-1]))["externalId"] == ids[-1]
+        picks = random.Random(size).sample(ids[:-60], 1000)
+        work = cycling([(i, encode_cursor(ACCOUNT, i)) for i in picks])
+
+        def op(catalog: cc.Catalog = catalog, work: Iterator[tuple[str, str]] = work) -> None:
+            external_id, cursor = next(work)
+            catalog.get(ACCOUNT, external_id)
+            page = catalog.list(ACCOUNT, limit=50, cursor=cursor)
+            assert page.count == 50
+
+        label = f"{size // 1000}k" if size < 1_000_000 else f"{size // 1_000_000}M"
+        contenders.append(Contender(label, functools.partial(timed, op, scale.micro_ops)))
+    try:
+        yield contenders
+    finally:
+        for repository in repositories:
+            repository.close()
+
+
+@contextmanager
+def _purge(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    source = workdir / f"purge-{scale.purge_size}.db"
+    build_catalog(source, scale.purge_size, expired_every=1000)
+    copies = {}
+    for name in ("ours", "peer"):
+        copies[name] = workdir / f"purge-{name}.db"
+        _remove_db(copies[name])
+        shutil.copy(source, copies[name])
+    conn = sqlite3.connect(copies["ours"])
+    expired = conn.execute(
+        f"SELECT {_COLUMNS} FROM products WHERE expires_at <= ?", (to_epoch_ms(NOW),)
+    ).fetchall()
+    conn.close()
+    assert len(expired) == scale.purge_size // 1000
+    repository = cc.SQLiteRepository(copies["ours"])
+    catalog = cc.Catalog(repository, clock=lambda: NOW)
+    peer = _peer_sqlite(copies["peer"])
+
+    def restore(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN")
+        conn.executemany(
+            f"INSERT OR REPLACE INTO products ({_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            expired,
+        )
+        conn.execute("COMMIT")
+
+    def ours() -> float:
+        with repository._borrow() as conn:
+            restore(conn)
+        return timed(lambda: _expect(catalog.purge_expired(), len(expired)), 1)
+
+    def peer_purge() -> None:
+        peer.execute("BEGIN IMMEDIATE")
+        removed = peer.execute(
+            "DELETE FROM products WHERE expires_at IS NOT NULL AND expires_at <= ?",
+            (to_epoch_ms(NOW),),
+        ).rowcount
+        peer.execute("COMMIT")
+        _expect(removed, len(expired))
+
+    def theirs() -> float:
+        restore(peer)
+        return timed(peer_purge, 1)
+
+    try:
+        yield [Contender("catalog_core", ours), Contender("sqlite3", theirs)]
+    finally:
+        repository.close()
+        peer.close()
+        for path in copies.values():
+            _remove_db(path)
+
+
+def _expect(got: int, expected: int) -> None:
+    if got != expected:
+        raise AssertionError(f"removed {got}, expected {expected}")
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------
+
+POSTGRES_URL: list[str | None] = [None]  # set by the runner
+
+
+# One pair of schemas per run, so that two runs on one server never meet.
+OURS_SCHEMA = f"bench_ours_{os.getpid()}"
+PEER_SCHEMA = f"bench_peer_{os.getpid()}"
+
+
+def _peer_pg_schema(conn: Any) -> None:
+    conn.execute(f"DROP SCHEMA IF EXISTS {PEER_SCHEMA} CASCADE")
+    conn.execute(f"CREATE SCHEMA {PEER_SCHEMA}")
+    conn.execute(
+        f'CREATE TABLE {PEER_SCHEMA}.products (account text COLLATE "C" NOT NULL, '
+        'external_id text COLLATE "C" NOT NULL, data text NOT NULL, valid_for_days integer, '
+        "expires_at bigint, last_used_at bigint, created_at bigint NOT NULL, "
+        "updated_at bigint NOT NULL, version integer NOT NULL, "
+        "PRIMARY KEY (account, external_id))"
+    )
+
+
+def _peer_pg_params(
+    body: dict[str, Any], old: dict[str, Any] | None, now_ms: int
+) -> tuple[Any, ...]:
+    merged = dict(old or {})
+    merged.update(body)
+    days = merged.get("validForDays")
+    data = {k: merged.get(k) for k in ("title", "description", "metadata", "images")}
+    return (
+        ACCOUNT,
+        merged["externalId"],
+        json.dumps(data),
+        days,
+        None if days is None else now_ms + days * 86_400_000,
+        None,
+        (old or {}).get("createdAt", now_ms),
+        now_ms,
+        (old or {}).get("version", 0) + 1,
+    )
+
+
+_PG_UPSERT = (
+    f"INSERT INTO {PEER_SCHEMA}.products VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (account, external_id) DO UPDATE SET data = EXCLUDED.data, "
+    "valid_for_days = EXCLUDED.valid_for_days, expires_at = EXCLUDED.expires_at, "
+    "updated_at = EXCLUDED.updated_at, version = EXCLUDED.version"
+)
+
+
+def _peer_pg_upsert(conn: Any, raw: bytes) -> None:
+    body = json.loads(raw)
+    now_ms = to_epoch_ms(datetime.now(UTC))
+    with conn.transaction():
+        row = conn.execute(
+            f"SELECT data, valid_for_days, created_at, version FROM {PEER_SCHEMA}.products "
+            "WHERE account = %s AND external_id = %s FOR UPDATE",
+            (ACCOUNT, body["externalId"]),
+        ).fetchone()
+        old = None
+        if row is not None:
+            old = {**json.loads(row[0]), "validForDays": row[1], "createdAt": row[2]}
+            old["version"] = row[3]
+        conn.execute(_PG_UPSERT, _peer_pg_params(body, old, now_ms))
+
+
+def _peer_pg_bulk(conn: Any, payloads: Sequence[bytes]) -> None:
+    now_ms = to_epoch_ms(datetime.now(UTC))
+    for start in range(0, len(payloads), 500):
+        params = [
+            _peer_pg_params(json.loads(r), None, now_ms) for r in payloads[start : start + 500]
+        ]
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_PG_UPSERT, params)  # psycopg pipelines executemany
+
+
+@contextmanager
+def _postgres(scale: Scale, workdir: Path, bulk: bool) -> Iterator[Sequence[Contender]]:
+    import psycopg
+
+    url = POSTGRES_URL[0]
+    assert url is not None
+    repository = cc.PostgresRepository(url, schema=OURS_SCHEMA)
+    repository.drop_schema()
+    repository.close()
+    repository = cc.PostgresRepository(url, schema=OURS_SCHEMA)
+    catalog = cc.Catalog(repository)
+    conn = psycopg.connect(url, autocommit=True)
+    _peer_pg_schema(conn)
+    try:
+        if bulk:
+            payloads = lines(scale.bulk_products)
+
+            def ours() -> float:
+                with repository._pool.connection() as c:
+                    c.execute(f"TRUNCATE {OURS_SCHEMA}.products, {OURS_SCHEMA}.blobs")
+                seconds = timed(lambda: _drain(catalog.upsert_many(ACCOUNT, payloads)), 1)
+                return seconds / len(payloads)
+
+            def peer() -> float:
+                conn.execute(f"TRUNCATE {PEER_SCHEMA}.products")
+                return timed(lambda: _peer_pg_bulk(conn, payloads), 1) / len(payloads)
+
+            yield [Contender("catalog_core", ours), Contender("psycopg", peer)]
+            return
+        seeded = lines(1000)
+        _drain(catalog.upsert_many(ACCOUNT, seeded))
+        _peer_pg_bulk(conn, seeded)
+        updates = [line(i, title=f"Restocked {i}") for i in range(1000)]
+        ours_inputs, peer_inputs = cycling(updates), cycling(updates)
+        yield [
+            Contender(
+                "catalog_core",
+                lambda: timed(lambda: catalog.upsert(ACCOUNT, next(ours_inputs)), scale.micro_ops),
+            ),
+            Contender(
+                "psycopg",
+                lambda: timed(lambda: _peer_pg_upsert(conn, next(peer_inputs)), scale.micro_ops),
+            ),
+        ]
+    finally:
+        repository.drop_schema()
+        repository.close()
+        conn.execute(f"DROP SCHEMA IF EXISTS {PEER_SCHEMA} CASCADE")
+        conn.close()
+
+
+def _postgres_upsert(scale: Scale, workdir: Path) -> Any:
+    return _postgres(scale, workdir, bulk=False)
+
+
+def _postgres_bulk(scale: Scale, workdir: Path) -> Any:
+    return _postgres(scale, workdir, bulk=True)
+
+
+# -- memory of the command-line import ------------------------------------------------------
+
+
+# Linux carries a process's peak RSS across fork and exec, so a child forked from this (large)
+# process would report at least this process's size. A small launcher forks the import instead
+# and prints the import's own peak, in kilobytes, on its last line.
+_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[1:])\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "print(f'peak-rss-kib={usage.ru_maxrss}')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def peak_memory_of_import(path: Path, db: Path) -> int:
+    """Run ``catalog-core import`` on ``path`` in a child process; return its peak RSS in bytes."""
+    command = [sys.executable, "-c", _LAUNCHER, sys.executable, "-c"]
+    command += ["from catalog_core.cli import main; main()"]
+    command += ["--db", str(db), "import", str(path), "--account", ACCOUNT]
+    ran = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = ran.stdout.splitlines()
+    if ran.returncode != 0 or not lines or not lines[0].startswith("created "):
+        raise RuntimeError(
+            f"the import failed ({ran.returncode}): {ran.stdout} {ran.stderr[-500:]}"
+        )
+    return int(lines[-1].removeprefix("peak-rss-kib=")) * 1024  # kilobytes on Linux
+
+
+@contextmanager
+def _import_memory(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    contenders = []
+    for size in scale.import_sizes:
+        path = workdir / f"import-{size}.jsonl"
+        if not path.exists():
+            with path.open("wb") as out:
+                for start in range(0, size, 10_000):
+                    chunk = range(start, min(size, start + 10_000))
+                    out.write(b"".join(line(i) + b"\n" for i in chunk))
+
+        def sample(path: Path = path, size: int = size) -> float:
+            db = workdir / f"import-{size}.db"
+            _remove_db(db)
+            try:
+                return float(peak_memory_of_import(path, db))
+            finally:
+                _remove_db(db)
+
+        label = f"{size // 1000}k lines" if size < 1_000_000 else f"{size // 1_000_000}M lines"
+        contenders.append(Contender(label, sample))
+    yield contenders
+
+
+CASES: list[Case] = [
+    Case("decode", "decode + validate an upsert body", "speed", 1.0, _decode),
+    Case("encode", "encode a product to response bytes (R31)", "speed", 1.2, _encode),
+    Case("sqlite_upsert", "one upsert on SQLite, one transaction", "speed", 0.5, _sqlite_upsert),
+    Case(
+        "sqlite_bulk",
+        "bulk import on SQLite (per product)",
+        "speed",
+        0.5,
+        _sqlite_bulk,
+        samples="bulk",
+    ),
+    Case("get_and_page", "get + a page of 50 as the catalog grows", "flat", 1.3, _get_and_page),
+    Case("purge", "purge 0.1% expired", "speed", 0.5, _purge),
+    Case(
+        "pg_upsert",
+        "one upsert on PostgreSQL",
+        "speed",
+        0.7,
+        _postgres_upsert,
+        needs_postgres=True,
+    ),
+    Case(
+        "pg_bulk",
+        "bulk import on PostgreSQL (per product)",
+        "speed",
+        0.5,
+        _postgres_bulk,
+        needs_postgres=True,
+        samples="bulk",
+    ),
+    Case(
+        "import_memory",
+        "CLI import of JSON Lines: peak RSS",
+        "memory",
+        200 * 2**20,
+        _import_memory,
+        samples="once",
+    ),
+]

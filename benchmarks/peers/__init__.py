@@ -1,0 +1,1 @@
+"""Peer implementations of the benchmark cases, written with other libraries."""
