@@ -1,10 +1,14 @@
 """Compact JSON in and out, through orjson when it is installed and the standard library otherwise.
 
-Both paths give the same values and the same bytes: orjson is used only where it agrees with
-``json`` exactly, and anything else falls back to ``json``, so that every answer (and every error
-message) is the standard library's. Where they differ: orjson writes floats below 1e-4 without an
-exponent (``0.00001`` where ``json`` writes ``1e-05``); it refuses to write integers beyond 64 bits
-and reads them as floats; it neither writes nor reads lone surrogates; it reads no deep nesting.
+For JSON values (what the catalog reads, stores and sends) both paths give the same values and the
+same bytes: orjson is used only where it agrees with ``json``, and anything else goes to ``json``,
+so that every answer and every error message is the standard library's. Where they differ:
+orjson writes floats below 1e-4 without an exponent (``0.00001`` where ``json`` writes ``1e-05``);
+it refuses to write integers beyond 64 bits and reads them as floats; it neither writes nor reads
+lone surrogates; it reads nesting up to 1,024 levels where ``json`` stops near 1,000 (the
+recursion limit); and it writes subclasses of the JSON types, datetimes and dataclasses its own
+way. For values that are not JSON at all (NaN, infinities, UUIDs, enums) the two differ and
+neither result is promised: the catalog refuses such values before it writes anything (R9, R16).
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ except ImportError:  # pragma: no cover - the test extra installs orjson; CI run
     orjson = None  # type: ignore[assignment]
 
 HAS_ORJSON = orjson is not None
+# Subclasses of the JSON types, datetimes and dataclasses go to _refuse, hence to json.
+_OPTIONS: Final = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    if HAS_ORJSON
+    else 0
+)
+# A text with fewer brackets than this is nested less deeply than json's recursion limit allows.
+_SHALLOW: Final = 500
 # Digits become "0" and every other byte "x": a run of 19 zeros is a number of 19 digits or more.
 _DIGITS_AS_ZERO: Final = bytes(48 if 48 <= byte <= 57 else 120 for byte in range(256))
 _DIGIT_RUN: Final = b"0" * 19
@@ -48,15 +62,22 @@ def _tiny_float(value: Any) -> bool:
         return bool(value != 0.0 and -1e-4 < value < 1e-4)
     if kind is dict:
         return any(_tiny_float(v) for v in value.values())
-    if kind is list:
+    if kind is list or kind is tuple:
         return any(_tiny_float(v) for v in value)
     return False
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is written by json")
 
 
 def _fast_loads(text: str | bytes) -> Any:
     # orjson reads an integer outside 64 bits as a float; such a number has 19 digits or more.
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    if _DIGIT_RUN not in raw.translate(_DIGITS_AS_ZERO):  # much faster than a regex search
+    # Much faster than a regular expression, and than counting the depth in Python.
+    if _DIGIT_RUN not in raw.translate(_DIGITS_AS_ZERO) and (
+        raw.count(b"[") + raw.count(b"{") < _SHALLOW
+    ):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -66,8 +87,8 @@ def _fast_loads(text: str | bytes) -> Any:
 
 def _fast_dumps(value: Any) -> bytes:
     try:
-        text: bytes = orjson.dumps(value)
-    except TypeError:  # a surrogate, or an integer beyond 64 bits
+        text: bytes = orjson.dumps(value, default=_refuse, option=_OPTIONS)
+    except TypeError:  # a surrogate, an integer beyond 64 bits, a subclass: json writes it
         return _std_dumps(value)
     # Every float orjson writes differently has an exponent or four zeros after the point; only
     # then (or when a text happens to hold those characters) is the value looked through.
@@ -86,13 +107,13 @@ def dumps_for_storage(value: Any) -> bytes | None:
     """Return compact UTF-8 JSON that reads back as ``value``, or ``None``.
 
     orjson's text, floats spelled its way (``0.00001``): for storage, where only the value read
-    back matters. ``None`` without orjson, or for what orjson cannot write (a lone surrogate, an
-    integer beyond 64 bits).
+    back matters. ``None`` without orjson, or for what orjson cannot write or would write its own
+    way (a lone surrogate, an integer beyond 64 bits, a subclass of a JSON type).
     """
     if not HAS_ORJSON:
         return None
     try:
-        text: bytes = orjson.dumps(value)
+        text: bytes = orjson.dumps(value, default=_refuse, option=_OPTIONS)
     except TypeError:
         return None
     return text

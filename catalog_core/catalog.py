@@ -166,7 +166,9 @@ class Catalog:
         Each payload is its own upsert under the rules of :meth:`upsert`: a payload that is
         refused changes nothing and the others still apply, and a later payload naming the same
         id sees the earlier one's result. Payloads are read lazily, a batch at a time, so an
-        import of any size runs in constant memory.
+        import of any size runs in constant memory. The clock is read once per batch, inside its
+        transaction, so the writes of a batch share one time (never earlier than a stored
+        product's own).
 
         Args:
             account: the tenant of every payload.

@@ -184,7 +184,8 @@ class _Spool:
         self._file.close()
 
     def append(self, entry: dict[str, Any]) -> None:
-        self._file.write(json.dumps(entry, ensure_ascii=False).encode("utf-8") + b"\n")
+        # ASCII escapes: a lone surrogate (in an unknown key, say) survives the trip.
+        self._file.write(json.dumps(entry).encode("ascii") + b"\n")
         self._count += 1
 
     def extend(self, entries: Iterable[dict[str, Any]]) -> None:
@@ -199,6 +200,21 @@ class _Spool:
         for line in self._file:
             entry: dict[str, Any] = json.loads(line)
             yield entry
+
+
+def _json_text(entry: dict[str, Any]) -> str:
+    """Return ``entry`` as JSON text: non-ASCII kept, lone surrogates (no UTF-8) escaped."""
+    text = json.dumps(entry, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(entry)
+    return text
+
+
+def _printable(text: str) -> str:
+    r"""Return ``text`` with lone surrogates (which UTF-8 cannot carry) written as ``\udXXX``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _joined(texts: Iterable[str]) -> Iterator[str]:
@@ -275,18 +291,20 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
     if as_json:
         # json.dumps of {created, updated, rejected, warnings}, written a piece at a time.
         click.echo(f'{{"created": {created}, "updated": {updated}, "rejected": [', nl=False)
-        for text in _joined(json.dumps(e, ensure_ascii=False) for e in rejected):
+        for text in _joined(map(_json_text, rejected)):
             click.echo(text, nl=False)
         click.echo('], "warnings": [', nl=False)
-        for text in _joined(json.dumps(e, ensure_ascii=False) for e in warnings):
+        for text in _joined(map(_json_text, warnings)):
             click.echo(text, nl=False)
         click.echo("]}")
     else:
         click.echo(f"created {created}, updated {updated}, rejected {len(rejected)}")
         for entry in rejected:
-            click.echo(f"line {entry['line']}: {entry['code']}: {entry['message']}")
+            click.echo(_printable(f"line {entry['line']}: {entry['code']}: {entry['message']}"))
         for entry in warnings:
-            click.echo(f"line {entry['line']}: warning: {entry['code']} at {entry['path']}")
+            click.echo(
+                _printable(f"line {entry['line']}: warning: {entry['code']} at {entry['path']}")
+            )
     if strict and rejected:
         ctx.exit(1)
 

@@ -331,6 +331,27 @@ def test_r26_thousands_of_rejections_and_warnings_are_all_reported_in_order(
     assert len(plain.stdout.splitlines()) == 1 + 10_000 + 20_000
 
 
+def test_r26_a_warning_naming_a_lone_surrogate_neither_stops_the_import_nor_the_report(
+    db: Path, tmp_path: Path
+) -> None:
+    """An unknown key "\\ud800x" (legal JSON text, no UTF-8) is warned about, escaped."""
+    good = [product_line(f"p{n}") for n in range(1, 601)]
+    odd = '{"externalId": "odd", "images": [{"source": {"url": "https://cdn.example/o.jpg"}}], '
+    source = tmp_path / "odd.jsonl"
+    source.write_text("\n".join([odd + '"\\ud800x": 1}', *good]) + "\n", encoding="utf-8")
+    plain = cli(db, "import", str(source))
+    assert plain.exit_code == 0
+    assert plain.stdout.splitlines() == [
+        "created 601, updated 0, rejected 0",
+        "line 1: warning: UNKNOWN_FIELD at \\ud800x",
+    ]
+    as_json = cli(db, "import", "--json", str(source))
+    assert json.loads(as_json.stdout)["warnings"] == [
+        {"line": 1, "code": "UNKNOWN_FIELD", "path": "\ud800x"}
+    ]
+    assert len(jsonl(cli(db, "list", "--page-size", "200").stdout)) == 601
+
+
 def test_blank_lines_are_skipped_uncounted_and_line_numbers_stay_those_of_the_file(
     db: Path,
 ) -> None:

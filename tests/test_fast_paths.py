@@ -7,6 +7,7 @@ check refuses (R13).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
@@ -100,3 +101,21 @@ _AWKWARD = ["http://a..b/", "http://./", "https://-/x", "http://a/\\@b", "http:/
 )
 def test_r13_the_plain_url_shortcut_accepts_only_what_the_full_check_accepts(url: str) -> None:
     assert _accepts(url) == full_check(url)
+
+
+def test_r31_changing_the_wire_dict_never_changes_the_product() -> None:
+    """The frozen product keeps its metadata and classifications whatever is done to to_wire's."""
+    catalog = cc.Catalog(cc.MemoryRepository())
+    body = {
+        "externalId": "p",
+        "metadata": {"sizes": ["S", "M"], "nested": {"a": 1}},
+        "images": [{"source": {"url": "https://cdn.example/a.jpg"}, "classifications": {"k": [1]}}],
+    }
+    product = catalog.upsert("acme", json.dumps(body)).product
+    wire = to_wire(product)
+    wire["metadata"]["sizes"].append("XL")
+    wire["metadata"]["nested"]["a"] = 2
+    wire["images"][0]["classifications"]["k"].append(2)
+    assert product.metadata == {"sizes": ["S", "M"], "nested": {"a": 1}}
+    assert product.images[0].classifications == {"k": [1]}
+    assert json.loads(to_wire_json(product))["metadata"] == product.metadata

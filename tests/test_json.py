@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
 import pytest
@@ -70,7 +71,9 @@ def test_r9_r16_r30_both_paths_read_the_same_values(value: Any, kind: str) -> No
 @pytest.mark.parametrize(
     "text",
     [b"NaN", b"[1, Infinity]", b"1e400", b'{"a": 1, "a": 2}', b"\xef\xbb\xbf{}", b"\xff",
-     b'"\\ud800"', b"[" * 300 + b"]" * 300, b"18446744073709551616", b"-9223372036854775809",
+     b'"\\ud800"', b"[" * 300 + b"]" * 300, b"[" * 600 + b"]" * 600, b"[" * 1000 + b"]" * 1000,
+     b'{"a": ' + b"[" * 995 + b"]" * 995 + b"}", b"{" * 2 + b"}" * 2, b"18446744073709551616",
+     b"-9223372036854775809",
      b"{", b"", b" 1 "],
 )  # fmt: skip
 def test_r30_awkward_bodies_read_the_same_on_both_paths(text: bytes) -> None:
@@ -81,3 +84,17 @@ def test_r30_awkward_bodies_read_the_same_on_both_paths(text: bytes) -> None:
         except (ValueError, RecursionError) as exc:
             outcomes.append(("error", repr(exc)))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [OrderedDict(a=1e-05), defaultdict(list, b=[2e-07]), (1e-05, "x"), [OrderedDict(c=0.5)],
+     {"k": (3e-06,)}, Counter(z=1)],
+    ids=repr,
+)  # fmt: skip
+def test_r9_r16_subclasses_and_tuples_are_written_as_the_standard_library_writes_them(
+    value: Any,
+) -> None:
+    assert _json.dumps(value) == _json._std_dumps(value)
+    stored = _json.dumps_for_storage(value)
+    assert stored is None or json.loads(stored) == json.loads(_json._std_dumps(value))

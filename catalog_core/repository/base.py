@@ -99,9 +99,9 @@ class BatchRepository(Repository, Protocol):
     """A repository that can also apply many writes of one account in one transaction.
 
     Optional: :meth:`Catalog.upsert_many <catalog_core.Catalog.upsert_many>` uses it when the
-    repository has it, and one :meth:`Repository.write` per item otherwise. The shipped SQL
-    backends have it; a batch costs them one transaction and a few statements instead of a
-    transaction per product.
+    repository has it, and one :meth:`Repository.write` per item otherwise. All three shipped
+    backends have it; a batch costs the SQL ones one transaction and a few statements instead of
+    a transaction per product.
     """
 
     def write_many(

@@ -8,7 +8,7 @@ exception is translated into ``VALIDATION_FAILED`` before it can leave this modu
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -147,14 +147,42 @@ def _stamp(moment: datetime | None) -> str | None:
     return None if moment is None else format_timestamp(moment)
 
 
-def _image_to_wire(image: Image) -> dict[str, Any]:
+def _copy(value: Any) -> Any:
+    """Return a copy of a JSON value that shares no dict or list with it."""
+    if isinstance(value, Mapping):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(item) for item in value]
+    return value
+
+
+def _image_to_wire(image: Image, copy: Callable[[Any], Any]) -> dict[str, Any]:
     if image.classifications is None:
         return {"sourceUrl": image.source_url, "order": image.order}
     return {
         "sourceUrl": image.source_url,
         "order": image.order,
-        "classifications": image.classifications,
+        "classifications": copy(image.classifications),
     }
+
+
+def _wire(product: Product, copy: Callable[[Any], Any]) -> dict[str, Any]:
+    return {
+        "externalId": product.external_id,
+        "title": product.title,
+        "description": product.description,
+        "metadata": None if product.metadata is None else copy(product.metadata),
+        "validForDays": product.valid_for_days,
+        "expiresAt": _stamp(product.expires_at),
+        "lastUsedAt": _stamp(product.last_used_at),
+        "createdAt": _stamp(product.created_at),
+        "updatedAt": _stamp(product.updated_at),
+        "images": [_image_to_wire(image, copy) for image in product.images],
+    }
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def to_wire(product: Product) -> dict[str, Any]:
@@ -162,24 +190,14 @@ def to_wire(product: Product) -> dict[str, Any]:
 
     Written out by hand because every response goes through it; the converter of
     :func:`make_converter` unstructures a product to the same dict (the tests hold them equal).
+    ``metadata`` and ``classifications`` are copies: changing the dict never changes the product.
     """
-    return {
-        "externalId": product.external_id,
-        "title": product.title,
-        "description": product.description,
-        "metadata": product.metadata,
-        "validForDays": product.valid_for_days,
-        "expiresAt": _stamp(product.expires_at),
-        "lastUsedAt": _stamp(product.last_used_at),
-        "createdAt": _stamp(product.created_at),
-        "updatedAt": _stamp(product.updated_at),
-        "images": [_image_to_wire(image) for image in product.images],
-    }
+    return _wire(product, _copy)
 
 
 def to_wire_json(product: Product) -> bytes:
     """Return the response body of ``product``: its wire form as compact UTF-8 JSON (R31)."""
-    return dumps(to_wire(product))
+    return dumps(_wire(product, _same))  # written at once: no copies needed
 
 
 def page_to_wire(page: Page) -> dict[str, Any]:
