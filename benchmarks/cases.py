@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import catalog_core as cc
-from benchmarks.harness import Case, Contender, Scale, cycling, timed
+from benchmarks.harness import Case, Contender, Scale, cycling, timed, timed_over
 from benchmarks.peers.pydantic_peer import (
     decode_upsert_pydantic,
     encode_product_pydantic,
@@ -67,15 +67,10 @@ def _decode_ours(raw: bytes) -> object:
 def _decode(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
     bodies = lines(scale.micro_ops)
 
-    def ours() -> float:
-        items = iter(bodies)
-        return timed(lambda: _decode_ours(next(items)), len(bodies))
-
-    def peer() -> float:
-        items = iter(bodies)
-        return timed(lambda: decode_upsert_pydantic(next(items)), len(bodies))
-
-    yield [Contender("catalog_core", ours), Contender("pydantic", peer)]
+    yield [
+        Contender("catalog_core", functools.partial(timed_over, _decode_ours, bodies)),
+        Contender("pydantic", functools.partial(timed_over, decode_upsert_pydantic, bodies)),
+    ]
 
 
 @contextmanager
@@ -87,15 +82,10 @@ def _encode(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
         to_wire_json(p) == encode_product_pydantic(m) for p, m in zip(products, models, strict=True)
     )
 
-    def ours() -> float:
-        items = iter(products)
-        return timed(lambda: to_wire_json(next(items)), len(products))
-
-    def peer() -> float:
-        items = iter(models)
-        return timed(lambda: encode_product_pydantic(next(items)), len(models))
-
-    yield [Contender("catalog_core", ours), Contender("pydantic", peer)]
+    yield [
+        Contender("catalog_core", functools.partial(timed_over, to_wire_json, products)),
+        Contender("pydantic", functools.partial(timed_over, encode_product_pydantic, models)),
+    ]
 
 
 # -- SQLite ---------------------------------------------------------------------------------

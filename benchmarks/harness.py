@@ -256,6 +256,12 @@ def timed(operation: Callable[[], object], ops: int) -> float:
     return (time.perf_counter() - start) / ops
 
 
+def timed_over(operation: Callable[[Any], object], items: Sequence[Any]) -> float:
+    """Return the seconds per call of ``operation`` applied to each of ``items`` once."""
+    each = iter(items)
+    return timed(lambda: operation(next(each)), len(items))
+
+
 def cycling(items: Sequence[Any]) -> Iterator[Any]:
     """Yield ``items`` over and over, so every sample works on fresh but fixed inputs."""
     while True:

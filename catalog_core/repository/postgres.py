@@ -269,7 +269,18 @@ class PostgresRepository:
         before = old.blob_refs if old else frozenset()
         after = new.blob_refs if new else frozenset()
         deltas = dict.fromkeys(after - before, 1) | dict.fromkeys(before - after, -1)
-        given = {blob.sha256: blob for blob in result.blobs}
+        self._store_blobs(conn, account, deltas, result.blobs)
+        return new
+
+    def _store_blobs(
+        self,
+        conn: psycopg.Connection[Any],
+        account: str,
+        deltas: dict[str, int],
+        blobs: Iterable[Blob],
+    ) -> None:
+        """Store the given blobs and move reference counts by ``deltas``."""
+        given = {blob.sha256: blob for blob in blobs}
         # One pass in SHA-256 order over every blob the write touches, so that concurrent writes
         # and purges lock blob rows in one order and never wait on each other in a cycle.
         for sha in sorted(deltas.keys() | given.keys()):
@@ -285,7 +296,6 @@ class PostgresRepository:
                 "ON CONFLICT (account, sha256) DO UPDATE SET refs = b.refs + EXCLUDED.refs",
                 (account, sha, blob.mime_type, blob.data, deltas.get(sha, 0)),
             )
-        return new
 
     def write_many(
         self, account: str, changes: Sequence[tuple[str, Change]]
@@ -327,18 +337,7 @@ class PostgresRepository:
                 f"DELETE FROM {self._quoted}.products WHERE account = %s AND external_id = %s",
                 [(account, i) for i, p in written.items() if p is None and stored.get(i)],
             )
-        given = {blob.sha256: blob for blob in blobs}
-        for sha in sorted(deltas.keys() | given.keys()):  # one order for every writer (no deadlock)
-            blob = given.get(sha)
-            if blob is None:
-                self._adjust_refs(conn, account, [(sha, deltas[sha])])
-                continue
-            conn.execute(
-                f"INSERT INTO {self._quoted}.blobs AS b (account, sha256, mime_type, data, refs) "
-                "VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (account, sha256) DO UPDATE SET refs = b.refs + EXCLUDED.refs",
-                (account, sha, blob.mime_type, blob.data, deltas.get(sha, 0)),
-            )
+        self._store_blobs(conn, account, deltas, blobs)
         return outcomes
 
     def _adjust_refs(

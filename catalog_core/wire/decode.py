@@ -428,17 +428,6 @@ def _json_problem(value: object, depth: int) -> str | None:
     kind = type(value)
     if kind in _SCALARS:  # the exact types JSON parsing makes: the common case, checked first
         return None
-    if kind is dict:
-        assert isinstance(value, dict)
-        for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
-                return "must have only string keys"
-            if type(item) in _SCALARS and depth + 1 < _JSON_MAX_DEPTH:
-                continue
-            problem = _json_problem(item, depth + 1)
-            if problem:
-                return problem
-        return None
     if value is None or isinstance(value, str | bool | int):
         return None
     if isinstance(value, float):
@@ -447,6 +436,8 @@ def _json_problem(value: object, depth: int) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return "must have only string keys"
+            if type(item) in _SCALARS and depth + 1 < _JSON_MAX_DEPTH:
+                continue  # no call for the values JSON parsing makes most
             problem = _json_problem(item, depth + 1)
             if problem:
                 return problem
