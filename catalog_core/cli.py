@@ -499,15 +499,28 @@ def serve(
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     keys = f"{len(api_keys)} API keys" if api_keys else "any API key, each its own account"
     limit = f"{rate_limit} requests per account per minute" if rate_limit else "no rate limit"
-    click.echo(
+    ready = (
         f"catalog-core serving http://{shown_host}:{bound}{API_BASE} from {_redact(target)} "
-        f"({keys}; {limit}); Ctrl+C stops it",
+        f"({keys}; {limit}); Ctrl+C stops it"
     )
-    sys.stdout.flush()
+
+    class AnnouncingServer(uvicorn.Server):
+        """Says it is serving only once it is: started, with its signal handlers in place.
+
+        Announced any earlier, a Ctrl+C sent as soon as the line appears could land before
+        uvicorn handles signals and interrupt its start half-way.
+        """
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit:
+                click.echo(ready)
+                sys.stdout.flush()
+
     try:
         # A second Ctrl+C ends the graceful shutdown at once; its KeyboardInterrupt is not an error.
         with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(config).run(sockets=[sock])
+            AnnouncingServer(config).run(sockets=[sock])
     finally:
         # The application closed the catalog at shutdown, unless uvicorn skipped that (a second
         # Ctrl+C, a failed start): close it now, but never under a write still running.

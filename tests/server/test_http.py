@@ -973,6 +973,16 @@ def test_ctrl_c_stops_the_server_gracefully_with_status_0(
     assert "Traceback" not in server.log()
 
 
+def test_ctrl_c_the_moment_the_server_says_it_is_serving_still_stops_it_cleanly(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    """The line is printed once uvicorn handles signals: an interrupt never lands mid-start."""
+    for attempt in range(5):
+        server = start("--db", str(tmp_path / f"catalog{attempt}.db"))
+        assert server.stop(signal.SIGINT, timeout=15) == 0, server.log()
+        assert "Traceback" not in server.log()
+
+
 def test_r26_a_write_still_running_when_the_shutdown_times_out_is_answered_503_and_kept_whole(
     start: Callable[..., Server], tmp_path: Path, client: Client
 ) -> None:
