@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import sqlite3
 import sys
@@ -378,6 +379,12 @@ def purge(ctx: click.Context) -> None:
     click.echo(json.dumps({"purged": purged}))
 
 
+def _a_number(value: float) -> float:
+    if math.isnan(value):  # FloatRange lets NaN through: it compares false with both bounds
+        raise click.BadParameter("must be a number of seconds, not nan")
+    return value
+
+
 def _api_key_pair(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str]:
@@ -441,6 +448,14 @@ def _api_key_pair(
     help="Seconds to let requests in flight complete after SIGTERM or Ctrl+C.",
 )
 @click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    default=30.0,
+    show_default=True,
+    help="Seconds a request body may go without a byte arriving (then 408 REQUEST_TIMEOUT).",
+    callback=lambda ctx, param, value: _a_number(value),
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
@@ -455,6 +470,7 @@ def serve(
     api_keys: dict[str, str],
     rate_limit: int | None,
     shutdown_timeout: int,
+    body_timeout: float,
     log_level: str,
 ) -> None:
     """Serve the catalog over HTTP as the public products endpoints, under /tryon/v1.
@@ -487,6 +503,7 @@ def serve(
         api_keys=api_keys or None,
         rate_limit=rate_limit,
         close_on_shutdown=True,
+        body_timeout=body_timeout,
     )
     config = uvicorn.Config(
         app,

@@ -30,6 +30,7 @@ from catalog_core.catalog import DEFAULT_PAGE_SIZE, AnyVersion, Catalog
 from catalog_core.errors import CatalogError, ValidationFailed
 from catalog_core.model import PayloadWarning, Upload, UpsertResult
 from catalog_core.server.body import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_PARTS,
     Body,
     body_kind,
@@ -40,6 +41,7 @@ from catalog_core.server.body import (
 from catalog_core.server.conditions import etag, parse_if_match
 from catalog_core.server.errors import (
     MethodNotAllowed,
+    RequestTimeout,
     RouteNotFound,
     ServerError,
     ServiceUnavailable,
@@ -85,6 +87,7 @@ def create_app(
     rate_limit: int | None = None,
     max_parts: int = DEFAULT_MAX_PARTS,
     close_on_shutdown: bool = False,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> Starlette:
     """Return the ASGI application that serves ``catalog`` under ``/tryon/v1``.
 
@@ -95,10 +98,13 @@ def create_app(
         max_parts: the most parts a multipart body may have.
         close_on_shutdown: close the catalog's repository when the server shuts down, after
             the requests in flight have completed.
+        body_timeout: seconds a request body may go without a byte arriving; then the request
+            is answered 408 ``REQUEST_TIMEOUT`` and its connection closed.
 
     Raises:
         ValueError: a key is not visible ASCII (no header could carry it), an account is not
-            one the catalog takes, or ``rate_limit``/``max_parts`` is not a positive integer.
+            one the catalog takes, ``rate_limit``/``max_parts`` is not a positive integer, or
+            ``body_timeout`` is not a positive number.
     """
     if api_keys is not None:
         for key, account in api_keys.items():
@@ -111,8 +117,12 @@ def create_app(
     for name, value in (("rate_limit", rate_limit), ("max_parts", max_parts)):
         if value is not None and (isinstance(value, bool) or value < 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(body_timeout, bool) or not isinstance(body_timeout, int | float):
+        raise ValueError(f"body_timeout must be a positive number, got {body_timeout!r}")
+    if not 0 < body_timeout < float("inf"):
+        raise ValueError(f"body_timeout must be a positive number, got {body_timeout!r}")
     calls = _CatalogCalls()
-    endpoints = _Endpoints(catalog, calls, max_parts)
+    endpoints = _Endpoints(catalog, calls, max_parts, body_timeout)
     document = openapi_document(
         catalog.limits, rate_limited=rate_limit is not None, max_parts=max_parts
     )
@@ -218,7 +228,10 @@ class _CatalogCalls:
 class _Endpoints:
     """The endpoint functions, bound to one catalog."""
 
-    def __init__(self, catalog: Catalog, calls: _CatalogCalls, max_parts: int) -> None:
+    def __init__(
+        self, catalog: Catalog, calls: _CatalogCalls, max_parts: int, body_timeout: float
+    ) -> None:
+        self.body_timeout = body_timeout
         self.catalog = catalog
         self.calls = calls
         self.max_parts = max_parts
@@ -240,9 +253,18 @@ class _Endpoints:
         limit = self.catalog.limits.max_request_bytes
         check_declared_length(declared_length(request.headers), limit)
         kind, boundary = body_kind(request.headers.get("content-type"))
-        body = await read_body(
-            request.stream(), kind, boundary, limit=limit, max_parts=self.max_parts
-        )
+        try:
+            body = await read_body(
+                request.stream(),
+                kind,
+                boundary,
+                limit=limit,
+                max_parts=self.max_parts,
+                idle_timeout=self.body_timeout,
+            )
+        except RequestTimeout:
+            request.scope[_STALLED] = True  # the guard must not wait for the rest
+            raise
         if_version = parse_if_match(request.headers.getlist("if-match"))
         query_warnings = _unknown_parameters(request.query_params, set())
         result = await self.calls.run(self._upsert, _account(request), body, if_version)
@@ -409,6 +431,8 @@ class _Guard:
             """Read what is left of the body, within bounds; whether all of it was read."""
             if stopping or (waits_for_continue and not asked) or (declared or 0) > self.limit:
                 return False
+            if scope.get(_STALLED):  # the client stopped sending: close rather than wait
+                return False
             with anyio.move_on_after(_DRAIN_BODY_SECONDS):
                 while not body_read and received <= self.limit:
                     if (await tracked_receive())["type"] == "http.disconnect":
@@ -445,6 +469,8 @@ class _Guard:
 
 
 _CLOSE: Final = (b"connection", b"close")
+#: Set in the scope when the body stopped arriving (408): the guard closes, it does not drain.
+_STALLED: Final = "catalog_core.body_stalled"
 _STOPPED: Final = ServiceUnavailable(
     "The server stopped before it finished this request. A write it was making was completed "
     "or rolled back whole: read the product to know which."

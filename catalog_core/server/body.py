@@ -12,17 +12,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Final, Literal
 
+import anyio
 import attrs
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from catalog_core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from catalog_core.model import Upload
+from catalog_core.server.errors import RequestTimeout
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_PARTS",
     "BodyKind",
     "body_kind",
@@ -33,6 +36,8 @@ __all__ = [
 
 #: The most parts a multipart body may have; each part is a file the request could name.
 DEFAULT_MAX_PARTS: Final = 1000
+#: Seconds a request body may go without a byte arriving before it is dropped (408).
+DEFAULT_BODY_TIMEOUT: Final = 30.0
 
 # RFC 2046 §5.1.1 allows 70; python-multipart takes up to 256, and clients never need more.
 _MAX_BOUNDARY: Final = 256
@@ -89,9 +94,22 @@ def check_declared_length(declared: int | None, limit: int) -> None:
         raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
 
 
-async def _bounded(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+async def _bounded(
+    chunks: AsyncIterator[bytes], limit: int, idle_timeout: float
+) -> AsyncIterator[bytes]:
     size = 0
-    async for chunk in chunks:
+    pending = aiter(chunks)
+    while True:
+        try:
+            with anyio.fail_after(idle_timeout):
+                chunk = await anext(pending)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(
+                f"No part of the request body arrived for {idle_timeout:g} s; "
+                "the request was dropped and nothing was written."
+            ) from None
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(
@@ -108,20 +126,23 @@ async def read_body(
     *,
     limit: int,
     max_parts: int = DEFAULT_MAX_PARTS,
+    idle_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> Body:
     """Read a body of ``kind`` from ``chunks``, never past ``limit`` bytes.
 
     Raises:
         PayloadTooLarge: the body is over ``limit``.
+        RequestTimeout: nothing arrived for ``idle_timeout`` seconds before the body ended.
         ValidationFailed: a multipart body is malformed, ends early, repeats a part name, or has
             more than ``max_parts`` parts (path ``body``, or the repeated part's name).
     """
     if kind == "json":
-        return Body("json", raw=b"".join([chunk async for chunk in _bounded(chunks, limit)]))
+        chunks = _bounded(chunks, limit, idle_timeout)
+        return Body("json", raw=b"".join([chunk async for chunk in chunks]))
     collector = _PartCollector(max_parts)
     try:  # every failure of the parser is the body's: FormParserError is the base of them all
         parser = MultipartParser(boundary, collector.callbacks())
-        async for chunk in _bounded(chunks, limit):
+        async for chunk in _bounded(chunks, limit, idle_timeout):
             parser.write(chunk)
         parser.finalize()
     except FormParserError as exc:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from catalog_core.errors import CatalogError
 
-__all__ = ["MethodNotAllowed", "RouteNotFound", "ServerError", "ServiceUnavailable"]
+__all__ = [
+    "MethodNotAllowed",
+    "RequestTimeout",
+    "RouteNotFound",
+    "ServerError",
+    "ServiceUnavailable",
+]
 
 
 class RouteNotFound(CatalogError, LookupError):
@@ -37,3 +43,10 @@ class ServiceUnavailable(CatalogError):
 
     code = "UNAVAILABLE"
     status = 503
+
+
+class RequestTimeout(CatalogError):
+    """The client stopped sending the request's body: nothing arrived for the body timeout."""
+
+    code = "REQUEST_TIMEOUT"
+    status = 408

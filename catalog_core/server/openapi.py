@@ -21,6 +21,7 @@ from catalog_core.limits import Limits
 from catalog_core.server.body import DEFAULT_MAX_PARTS
 from catalog_core.server.errors import (
     MethodNotAllowed,
+    RequestTimeout,
     RouteNotFound,
     ServerError,
     ServiceUnavailable,
@@ -104,7 +105,14 @@ IF_MATCH_PATTERN: Final = rf"^[ \t]*(\*|{_ENTITY_TAG}(,{_ENTITY_TAG})*,?)[ \t]*$
 
 def server_error_classes() -> tuple[type[CatalogError], ...]:
     """Return every error class the server can answer with: R29's and the server's own."""
-    return (*error_classes(), RouteNotFound, MethodNotAllowed, ServerError, ServiceUnavailable)
+    return (
+        *error_classes(),
+        RouteNotFound,
+        MethodNotAllowed,
+        RequestTimeout,
+        ServerError,
+        ServiceUnavailable,
+    )
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -405,6 +413,7 @@ def openapi_document(
         **common,
         "409": _error(409, "The id starts with the reserved _anon_ prefix."),
         **conflict,
+        "408": _error(408, "The body stopped arriving: nothing came for the body timeout."),
         **too_large,
         "415": _error(415, "A body that is neither JSON nor multipart/form-data."),
     }

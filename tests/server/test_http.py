@@ -28,7 +28,7 @@ import catalog_core as cc
 from catalog_core.server import create_app
 from tests.conftest import fresh_schema, postgres_url
 from tests.helpers import JPEG, PNG, R29_STATUS
-from tests.server.conftest import Server
+from tests.server.conftest import SCRIPT, Server
 
 IMAGE = {"source": {"url": "https://cdn.example/front.jpg"}}
 MiB = 2**20
@@ -1101,3 +1101,74 @@ def test_an_app_mounted_under_a_prefix_reads_ids_and_builds_locations_below_it()
             assert (await http.get("/api/tryon/v1/openapi.json")).status_code == 200  # no key
 
     anyio.run(walk)
+
+
+# -- a body that stops arriving ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["json", "multipart", "chunked"])
+def test_r33_a_body_that_stops_arriving_is_answered_408_and_the_connection_closed(
+    start: Callable[..., Server], tmp_path: Path, client: Client, kind: str
+) -> None:
+    """A client that stops sending is dropped after --body-timeout; nothing is written."""
+    server = start("--db", str(tmp_path / "catalog.db"), "--body-timeout", "1")
+    body = json.dumps({"externalId": "stalled", "images": [IMAGE]}).encode()
+    if kind == "multipart":
+        content_type = b"multipart/form-data; boundary=XyZ"
+        body = b'--XyZ\r\nContent-Disposition: form-data; name="data"\r\n\r\n' + body
+    else:
+        content_type = b"application/json"
+    length = b"Transfer-Encoding: chunked" if kind == "chunked" else b"Content-Length: 100000"
+    sent = b"%x\r\n%s\r\n" % (len(body), body) if kind == "chunked" else body
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+        b"Content-Type: " + content_type + b"\r\n" + length + b"\r\n\r\n"
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head + sent)  # ...and then nothing more
+        answer = read_all(sock)  # returns: the server closed the connection
+    waited = time.monotonic() - started
+    assert status_of(answer) == 408, answer
+    assert b"connection: close" in answer.lower()
+    error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert (error["code"], error["status"]) == ("REQUEST_TIMEOUT", 408)
+    assert 0.9 < waited < 6  # the timeout; not forever, nor the 10 s drain on top of it
+    assert client(server, "gk_k").get("/products/stalled").status_code == 404
+
+
+def test_r33_a_slow_body_whose_bytes_keep_coming_is_read_whole(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    """The timeout is for silence, not for slowness: a byte every 0.3 s never times out at 1 s."""
+    server = start("--db", str(tmp_path / "catalog.db"), "--body-timeout", "1")
+    body = json.dumps({"externalId": "slow", "images": [IMAGE]}).encode()
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    pieces = [body[i : i + len(body) // 6 + 1] for i in range(0, len(body), len(body) // 6 + 1)]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head)
+        for piece in pieces:
+            time.sleep(0.3)
+            sock.sendall(piece)
+        answer = read_all(sock)
+    assert status_of(answer) == 201, answer
+    assert client(server, "gk_k").get("/products/slow").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "abc", "inf"])
+def test_a_body_timeout_that_is_not_a_positive_number_is_a_usage_error(
+    value: str, tmp_path: Path
+) -> None:
+    ran = subprocess.run(
+        [str(SCRIPT), "--db", str(tmp_path / "c.db"), "serve", "--body-timeout", value],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert ran.returncode == 2, ran.stderr
+    assert "--body-timeout" in ran.stderr
