@@ -18,6 +18,9 @@ Design:
 - **Keyset listing** on ``(account, external_id)`` and a **purge in bounded batches** per account
   (a loose index scan finds the accounts, then each account's expired products are read through the
   ``(account, expires_at)`` index, 500 at a time).
+- **Lost connections.** A read, or a write whose connection dies before its commit, runs again on
+  a fresh connection from a checked pool; a connection lost during the commit is reported
+  (``psycopg.OperationalError``), since that write may or may not have committed.
 - **Schema.** Created on first use unless ``create_schema=False``; for databases where the
   application may not run DDL, :meth:`PostgresRepository.schema_sql` (or
   ``catalog-core schema-sql``) prints the statements for an administrator to run ahead of time.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -61,6 +65,9 @@ __all__ = ["DEFAULT_SCHEMA", "PostgresRepository"]
 _PURGE_BATCH: Final = 500
 _T = TypeVar("_T")
 _RETRIED: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+#: Tries again after a lost connection, each on a fresh one from a checked pool.
+_LOST_CONNECTION_RETRIES: Final = 3
+logger = logging.getLogger("catalog_core.postgres")
 _COLUMNS: Final = (
     "account, external_id, data, valid_for_days, expires_at, last_used_at, created_at, "
     "updated_at, version"
@@ -222,20 +229,57 @@ class PostgresRepository:
 
     def get(self, account: str, external_id: str) -> Product | None:
         """See :meth:`Repository.get`."""
-        with self._pool.connection() as conn:
-            row = conn.execute(self._select, (account, external_id)).fetchone()
+        row = self._read(lambda conn: conn.execute(self._select, (account, external_id)).fetchone())
         return None if row is None else _row_to_product(row)
+
+    def _lost(self, conn: psycopg.Connection[Any], attempt: int) -> bool:
+        """Whether to run again after an error on ``conn``: the connection died, and tries are left.
+
+        The pool is checked first, so that the next try does not take another connection that
+        died the same way (a restarted server, or an administrator ending every session).
+        """
+        if not conn.broken or attempt >= _LOST_CONNECTION_RETRIES:
+            return False
+        logger.warning("lost a PostgreSQL connection (try %d); trying again", attempt + 1)
+        self._pool.check()
+        return True
+
+    def _read(self, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """Run a read (one statement, autocommit); run it again on a fresh connection if lost."""
+        attempt = 0
+        while True:
+            with self._pool.connection() as conn:
+                try:
+                    return work(conn)
+                except psycopg.OperationalError:
+                    if not self._lost(conn, attempt):
+                        raise
+            attempt += 1
 
     def _in_transaction(self, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         """Run ``work`` in a transaction; run it again after a deadlock or a serialization failure.
 
-        Also again when a concurrent create got in first (``_CreatedConcurrently``).
+        Also again when a concurrent create got in first (``_CreatedConcurrently``), and when the
+        connection is lost before the commit (the server rolled the transaction back, and
+        changes are pure). A connection lost during the commit raises ``psycopg.OperationalError``:
+        the write may or may not have committed, and running it again could apply it twice.
         """
         delay = 0.001
+        lost = 0
         while True:
+            committing = False
             try:
-                with self._pool.connection() as conn, conn.transaction():
-                    return work(conn)
+                with self._pool.connection() as conn:
+                    try:
+                        with conn.transaction():
+                            result = work(conn)
+                            committing = True
+                    except psycopg.OperationalError:
+                        if committing or not self._lost(conn, lost):
+                            raise
+                        lost += 1
+                        continue
+                    return result
             except (_CreatedConcurrently, *_RETRIED):
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -357,14 +401,15 @@ class PostgresRepository:
         self, account: str, *, after: str | None, limit: int, now: datetime
     ) -> Sequence[Product]:
         """See :meth:`Repository.list_live`."""
-        with self._pool.connection() as conn:
-            rows = conn.execute(
+        rows = self._read(
+            lambda conn: conn.execute(
                 f"SELECT {_COLUMNS} FROM {self._quoted}.products "
                 "WHERE account = %s AND NOT one_shot AND external_id > %s "
                 "AND (expires_at IS NULL OR expires_at > %s) "
                 "ORDER BY external_id LIMIT %s",
                 (account, after or "", to_epoch_ms(now), limit),
             ).fetchall()
+        )
         return [_row_to_product(row) for row in rows]
 
     def _accounts(self, conn: psycopg.Connection[Any], table: str) -> list[str]:
@@ -384,8 +429,7 @@ class PostgresRepository:
         cutoff = to_epoch_ms(now)
         removed = 0
         s = self._quoted
-        with self._pool.connection() as conn:
-            accounts = self._accounts(conn, "products")
+        accounts = self._read(lambda conn: self._accounts(conn, "products"))
 
         def purge_products(conn: psycopg.Connection[Any], account: str) -> int:
             rows = conn.execute(
@@ -417,8 +461,7 @@ class PostgresRepository:
                 removed += count
                 if count < _PURGE_BATCH:
                     break
-        with self._pool.connection() as conn:
-            blob_accounts = self._accounts(conn, "blobs")
+        blob_accounts = self._read(lambda conn: self._accounts(conn, "blobs"))
         for account in blob_accounts:
             orphans = functools.partial(purge_blobs, account=account)
             while self._in_transaction(orphans) == _PURGE_BATCH:
@@ -427,18 +470,18 @@ class PostgresRepository:
 
     def get_blob(self, account: str, sha256: str) -> Blob | None:
         """See :meth:`Repository.get_blob`."""
-        with self._pool.connection() as conn:
-            row = conn.execute(
+        row = self._read(
+            lambda conn: conn.execute(
                 f"SELECT sha256, data, mime_type FROM {self._quoted}.blobs "
                 "WHERE account = %s AND sha256 = %s",
                 (account, sha256),
             ).fetchone()
+        )
         return None if row is None else Blob(row[0], bytes(row[1]), row[2])
 
     def drop_schema(self) -> None:
         """Drop the schema and everything in it: for tests and teardown, never undoable."""
-        with self._pool.connection() as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {self._quoted} CASCADE")
+        self._read(lambda conn: conn.execute(f"DROP SCHEMA IF EXISTS {self._quoted} CASCADE"))
 
     def close(self) -> None:
         """Close the pool this repository opened (a pool you passed stays open)."""
