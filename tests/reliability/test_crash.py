@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,25 +28,12 @@ from typing import Any
 import pytest
 
 import catalog_core as cc
-from tests.conftest import fresh_schema, postgres_url
 from tests.reliability.crash_writer import image_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("CATALOG_CORE_CRASH_KILLS", "6"))
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "catalog.db")
-        return
-    schema = fresh_schema()
-    yield f"{postgres_url()}?schema={schema}"
-    repository = cc.PostgresRepository(postgres_url(), schema=schema)
-    repository.drop_schema()
-    repository.close()
 
 
 def run_and_kill(

@@ -14,13 +14,11 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import catalog_core as cc
-from tests.conftest import fresh_schema, postgres_url
 from tests.reliability.load_worker import COLD, HOT, IMAGE, cold_id, hot_id, lasting_ids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,18 +26,6 @@ SECONDS = float(os.environ.get("CATALOG_CORE_LOAD_SECONDS", "3"))
 PROCESSES = 8
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "catalog.db")
-        return
-    schema = fresh_schema()
-    yield f"{postgres_url()}?schema={schema}"
-    repository = cc.PostgresRepository(postgres_url(), schema=schema)
-    repository.drop_schema()
-    repository.close()
 
 
 def test_r24_r27_eight_processes_of_four_threads_lose_no_update_and_walk_every_product_once(
