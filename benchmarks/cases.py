@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,6 +172,21 @@ def _peer_sqlite_bulk(conn: sqlite3.Connection, payloads: Sequence[bytes]) -> No
         conn.execute("COMMIT")
 
 
+def _one_upsert_each(
+    scale: Scale, catalog: cc.Catalog, peer: str, peer_upsert: Callable[[bytes], None]
+) -> list[Contender]:
+    """catalog_core and a peer, each updating the 1,000 seeded products one upsert at a time."""
+    updates = [line(i, title=f"Restocked {i}") for i in range(1000)]
+    ours_inputs, peer_inputs = cycling(updates), cycling(updates)
+    return [
+        Contender(
+            "catalog_core",
+            lambda: timed(lambda: catalog.upsert(ACCOUNT, next(ours_inputs)), scale.micro_ops),
+        ),
+        Contender(peer, lambda: timed(lambda: peer_upsert(next(peer_inputs)), scale.micro_ops)),
+    ]
+
+
 @contextmanager
 def _sqlite_upsert(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
     seeded = lines(1000)
@@ -181,21 +196,10 @@ def _sqlite_upsert(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]
         assert isinstance(result, cc.UpsertResult)
     conn = _peer_sqlite(workdir / "upsert-peer.db")
     _peer_sqlite_bulk(conn, seeded)
-    updates = [line(i, title=f"Restocked {i}") for i in range(1000)]
-    ours_inputs, peer_inputs = cycling(updates), cycling(updates)
     try:
-        yield [
-            Contender(
-                "catalog_core",
-                lambda: timed(lambda: catalog.upsert(ACCOUNT, next(ours_inputs)), scale.micro_ops),
-            ),
-            Contender(
-                "sqlite3",
-                lambda: timed(
-                    lambda: _peer_sqlite_upsert(conn, next(peer_inputs)), scale.micro_ops
-                ),
-            ),
-        ]
+        yield _one_upsert_each(
+            scale, catalog, "sqlite3", functools.partial(_peer_sqlite_upsert, conn)
+        )
     finally:
         repository.close()
         conn.close()
@@ -490,18 +494,7 @@ def _postgres(scale: Scale, workdir: Path, bulk: bool) -> Iterator[Sequence[Cont
         seeded = lines(1000)
         _drain(catalog.upsert_many(ACCOUNT, seeded))
         _peer_pg_bulk(conn, seeded)
-        updates = [line(i, title=f"Restocked {i}") for i in range(1000)]
-        ours_inputs, peer_inputs = cycling(updates), cycling(updates)
-        yield [
-            Contender(
-                "catalog_core",
-                lambda: timed(lambda: catalog.upsert(ACCOUNT, next(ours_inputs)), scale.micro_ops),
-            ),
-            Contender(
-                "psycopg",
-                lambda: timed(lambda: _peer_pg_upsert(conn, next(peer_inputs)), scale.micro_ops),
-            ),
-        ]
+        yield _one_upsert_each(scale, catalog, "psycopg", functools.partial(_peer_pg_upsert, conn))
     finally:
         repository.drop_schema()
         repository.close()

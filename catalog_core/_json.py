@@ -85,14 +85,20 @@ def _fast_loads(text: str | bytes) -> Any:
     return _std_loads(text)  # the same value, or the standard library's error
 
 
-def _fast_dumps(value: Any) -> bytes:
+def _orjson_dumps(value: Any) -> bytes | None:
+    """Orjson's text, or ``None`` for a surrogate, an integer beyond 64 bits or a subclass."""
     try:
         text: bytes = orjson.dumps(value, default=_refuse, option=_OPTIONS)
-    except TypeError:  # a surrogate, an integer beyond 64 bits, a subclass: json writes it
-        return _std_dumps(value)
+    except TypeError:
+        return None
+    return text
+
+
+def _fast_dumps(value: Any) -> bytes:
+    text = _orjson_dumps(value)
     # Every float orjson writes differently has an exponent or four zeros after the point; only
     # then (or when a text happens to hold those characters) is the value looked through.
-    if (b"e-" in text or b"0.0000" in text) and _tiny_float(value):
+    if text is None or ((b"e-" in text or b"0.0000" in text) and _tiny_float(value)):
         return _std_dumps(value)
     return text
 
@@ -110,10 +116,4 @@ def dumps_for_storage(value: Any) -> bytes | None:
     back matters. ``None`` without orjson, or for what orjson cannot write or would write its own
     way (a lone surrogate, an integer beyond 64 bits, a subclass of a JSON type).
     """
-    if not HAS_ORJSON:
-        return None
-    try:
-        text: bytes = orjson.dumps(value, default=_refuse, option=_OPTIONS)
-    except TypeError:
-        return None
-    return text
+    return _orjson_dumps(value) if HAS_ORJSON else None

@@ -379,7 +379,7 @@ def purge(ctx: click.Context) -> None:
     click.echo(json.dumps({"purged": purged}))
 
 
-def _a_number(value: float) -> float:
+def _a_number(ctx: click.Context, param: click.Parameter, value: float) -> float:
     if math.isnan(value):  # FloatRange lets NaN through: it compares false with both bounds
         raise click.BadParameter("must be a number of seconds, not nan")
     return value
@@ -453,7 +453,7 @@ def _api_key_pair(
     default=30.0,
     show_default=True,
     help="Seconds a request body may go without a byte arriving (then 408 REQUEST_TIMEOUT).",
-    callback=lambda ctx, param, value: _a_number(value),
+    callback=_a_number,
 )
 @click.option(
     "--log-level",

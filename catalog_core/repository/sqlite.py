@@ -47,6 +47,8 @@ __all__ = ["SQLiteRepository"]
 
 SCHEMA_VERSION: Final = 1
 _PURGE_BATCH: Final = 500
+#: Keys read by one statement of a batch write (SQLite allows 32,766 parameters).
+_READ_CHUNK: Final = 500
 #: Connections kept open between operations; more are opened while more threads work at once.
 _MAX_IDLE: Final = 8
 _COLUMNS: Final = (
@@ -331,14 +333,14 @@ class SQLiteRepository:
         """See :meth:`BatchRepository.write_many`.
 
         One ``BEGIN IMMEDIATE`` transaction: the stored products of every key are read with one
-        statement per 500 keys, the changes run in order, and the rows are written with
+        statement per ``_READ_CHUNK`` keys, the changes run in order, and the rows are written with
         ``executemany``.
         """
         with self._transaction() as conn:
             found: dict[str, Product | None] = {}
             ids = list(dict.fromkeys(external_id for external_id, _ in changes))
-            for start in range(0, len(ids), _PURGE_BATCH):
-                chunk = ids[start : start + _PURGE_BATCH]
+            for start in range(0, len(ids), _READ_CHUNK):
+                chunk = ids[start : start + _READ_CHUNK]
                 marks = ", ".join("?" * len(chunk))
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM products "
