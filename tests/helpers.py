@@ -1,6 +1,9 @@
-"""Helpers shared by the tests: a controllable clock and minimal image bytes."""
+"""Helpers shared by the tests: a controllable clock, minimal image bytes, and run sizes."""
 
 from __future__ import annotations
+
+import os
+from typing import TypeVar
 
 from catalog_core.testing.clock import START, FakeClock
 from catalog_core.testing.strategies import IMAGE_HEADERS, R29_STATUS
@@ -15,7 +18,10 @@ __all__ = [
     "START",
     "WEBP",
     "FakeClock",
+    "run_size",
 ]
+
+_Size = TypeVar("_Size", int, float)
 
 # Small images of each recognised type (R15): the kit's leading bytes, then some padding.
 JPEG = IMAGE_HEADERS["image/jpeg"] + b"\x00" * 32
@@ -37,3 +43,15 @@ R31_PRODUCT_KEYS = (
     "updatedAt",
     "images",
 )
+
+
+def run_size(variable: str, ci: _Size, long: _Size) -> _Size:
+    """How long or how large a bounded reliability run is.
+
+    ``CATALOG_CORE_<variable>`` wins when it is set; otherwise ``CATALOG_CORE_LONG=1`` (the one
+    command of docs/reliability.md) picks the long form, and anything else the CI form.
+    """
+    value = os.environ.get(f"CATALOG_CORE_{variable}")
+    if value is not None:
+        return type(ci)(value)
+    return long if os.environ.get("CATALOG_CORE_LONG") == "1" else ci

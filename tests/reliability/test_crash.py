@@ -28,10 +28,11 @@ from typing import Any
 import pytest
 
 import catalog_core as cc
+from tests.helpers import run_size
 from tests.reliability.crash_writer import image_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
-KILLS = int(os.environ.get("CATALOG_CORE_CRASH_KILLS", "6"))
+KILLS = run_size("CRASH_KILLS", 6, 100)
 
 pytestmark = pytest.mark.slow
 

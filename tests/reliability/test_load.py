@@ -10,7 +10,6 @@ order, and no error surfaced ("database is locked", a deadlock, anything). The C
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -19,10 +18,11 @@ from pathlib import Path
 import pytest
 
 import catalog_core as cc
+from tests.helpers import run_size
 from tests.reliability.load_worker import COLD, HOT, IMAGE, cold_id, hot_id, lasting_ids
 
 ROOT = Path(__file__).resolve().parents[2]
-SECONDS = float(os.environ.get("CATALOG_CORE_LOAD_SECONDS", "3"))
+SECONDS = run_size("LOAD_SECONDS", 3.0, 60.0)
 PROCESSES = 8
 
 pytestmark = pytest.mark.slow

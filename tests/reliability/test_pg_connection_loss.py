@@ -8,7 +8,6 @@ from a checked pool; only a connection lost during the commit itself is reported
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -19,10 +18,10 @@ import pytest
 
 import catalog_core as cc
 from tests.conftest import fresh_schema, postgres_url
-from tests.helpers import JPEG
+from tests.helpers import JPEG, run_size
 
 IMAGE = {"source": {"url": "https://cdn.example/a.jpg"}}
-WRITES = int(os.environ.get("CATALOG_CORE_LOSS_WRITES", "300"))
+WRITES = run_size("LOSS_WRITES", 300, 3000)
 
 
 @pytest.fixture
