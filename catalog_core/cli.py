@@ -456,6 +456,15 @@ def _api_key_pair(
     callback=_a_number,
 )
 @click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    default=10.0,
+    show_default=True,
+    help="Seconds a connection may take to send a request's line and headers (then 408 "
+    "REQUEST_TIMEOUT, or a silent close if it sent nothing).",
+    callback=_a_number,
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
@@ -471,6 +480,7 @@ def serve(
     rate_limit: int | None,
     shutdown_timeout: int,
     body_timeout: float,
+    header_timeout: float,
     log_level: str,
 ) -> None:
     """Serve the catalog over HTTP as the public products endpoints, under /tryon/v1.
@@ -485,6 +495,7 @@ def serve(
 
         from catalog_core.server import API_BASE, create_app
         from catalog_core.server.logs import log_config
+        from catalog_core.server.protocol import head_timeout_protocol
     except ImportError as exc:
         raise click.ClickException(
             f"the server needs the server extra: pip install 'catalog-core[server]' ({exc})"
@@ -507,6 +518,7 @@ def serve(
     )
     config = uvicorn.Config(
         app,
+        http=head_timeout_protocol(header_timeout),
         log_level=log_level,
         log_config=log_config(log_level),
         timeout_graceful_shutdown=shutdown_timeout,

@@ -46,7 +46,7 @@ class ServiceUnavailable(CatalogError):
 
 
 class RequestTimeout(CatalogError):
-    """The client stopped sending the request's body: nothing arrived for the body timeout."""
+    """The client stopped sending: its head missed the header timeout, or its body the body one."""
 
     code = "REQUEST_TIMEOUT"
     status = 408

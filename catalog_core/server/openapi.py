@@ -413,7 +413,11 @@ def openapi_document(
         **common,
         "409": _error(409, "The id starts with the reserved _anon_ prefix."),
         **conflict,
-        "408": _error(408, "The body stopped arriving: nothing came for the body timeout."),
+        "408": _error(
+            408,
+            "The request stopped arriving: its line and headers were not whole within the "
+            "header timeout, or nothing of its body came for the body timeout.",
+        ),
         **too_large,
         "415": _error(415, "A body that is neither JSON nor multipart/form-data."),
     }

@@ -1159,16 +1159,95 @@ def test_r33_a_slow_body_whose_bytes_keep_coming_is_read_whole(
     assert client(server, "gk_k").get("/products/slow").status_code == 200
 
 
+# -- a head that never finishes arriving -------------------------------------------------------
+
+_TRICKLED_HEAD = (
+    b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 2\r\n" + b"X-Pad: " + b"a" * 200
+)
+
+
+@pytest.mark.parametrize("when", ["first request", "after a response"])
+def test_r33_a_head_sent_a_byte_at_a_time_is_answered_408_at_the_header_timeout(
+    start: Callable[..., Server], tmp_path: Path, when: str
+) -> None:
+    """Slowly sent headers (slowloris) hold a connection only until --header-timeout.
+
+    The deadline is for the whole head, so a byte every 0.1 s does not keep it alive; on a
+    keep-alive connection it starts again when the previous response ends.
+    """
+    server = start("--db", str(tmp_path / "catalog.db"), "--header-timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        if when == "after a response":
+            sock.sendall(b"GET /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: k\r\n\r\n")
+            first = sock.recv(65536)
+            assert status_of(first) == 200, first
+        started = time.monotonic()
+        answer = b""
+        for byte in _TRICKLED_HEAD:  # never the blank line that ends a head
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # the server closed the connection: read what it said
+                break
+            time.sleep(0.1)
+            if time.monotonic() - started > 10:
+                break
+        answer = read_all(sock)
+    waited = time.monotonic() - started
+    assert status_of(answer) == 408, answer
+    assert b"connection: close" in answer.lower()
+    error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert (error["code"], error["status"]) == ("REQUEST_TIMEOUT", 408)
+    assert "headers" in error["message"]
+    assert 0.9 < waited < 6
+
+
+def test_r33_a_connection_that_sends_nothing_is_closed_at_the_header_timeout(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    """An idle connection is closed without an answer: there is no request to answer."""
+    server = start("--db", str(tmp_path / "catalog.db"), "--header-timeout", "1")
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        assert read_all(sock) == b""
+    assert 0.9 < time.monotonic() - started < 6
+
+
+def test_r33_a_head_in_pieces_within_the_header_timeout_is_served(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    """A head that arrives in slow pieces, but whole before the deadline, is an ordinary request;
+    so is a request whose body takes longer than the header timeout (that is the body's own)."""
+    server = start("--db", str(tmp_path / "catalog.db"), "--header-timeout", "2")
+    body = json.dumps({"externalId": "pieces", "images": [IMAGE]}).encode()
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        for i in range(0, len(head), len(head) // 4 + 1):
+            sock.sendall(head[i : i + len(head) // 4 + 1])
+            time.sleep(0.2)
+        for i in range(0, len(body), len(body) // 5 + 1):  # 5 x 0.6 s: past the 2 s deadline
+            time.sleep(0.6)
+            sock.sendall(body[i : i + len(body) // 5 + 1])
+        answer = read_all(sock)
+    assert status_of(answer) == 201, answer
+    assert client(server, "gk_k").get("/products/pieces").status_code == 200
+
+
+@pytest.mark.parametrize("option", ["--body-timeout", "--header-timeout"])
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "abc", "inf"])
-def test_a_body_timeout_that_is_not_a_positive_number_is_a_usage_error(
-    value: str, tmp_path: Path
+def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(
+    option: str, value: str, tmp_path: Path
 ) -> None:
     ran = subprocess.run(
-        [str(SCRIPT), "--db", str(tmp_path / "c.db"), "serve", "--body-timeout", value],
+        [str(SCRIPT), "--db", str(tmp_path / "c.db"), "serve", option, value],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert ran.returncode == 2, ran.stderr
-    assert "--body-timeout" in ran.stderr
+    assert option in ran.stderr

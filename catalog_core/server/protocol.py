@@ -1,0 +1,98 @@
+"""The HTTP connection of ``catalog-core serve``: uvicorn's h11 protocol with a head deadline.
+
+uvicorn waits for a request's line and headers for as long as the client takes: a client that
+sends them a byte at a time, or opens a connection and sends nothing, holds the connection and its
+memory indefinitely. Here the head must arrive whole within ``head_timeout`` seconds of the
+connection opening, or of the previous response ending. A started head that misses the deadline
+gets ``408 REQUEST_TIMEOUT``; a connection that sent nothing is closed silently, as uvicorn's own
+keep-alive timeout closes an idle one. The body has its own idle timeout (``create_app``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from catalog_core._json import dumps
+from catalog_core.server.errors import RequestTimeout
+
+__all__ = ["DEFAULT_HEAD_TIMEOUT", "head_timeout_protocol"]
+
+#: Seconds a connection may take to send a request's line and headers.
+DEFAULT_HEAD_TIMEOUT = 10.0
+
+
+def _timeout_response(seconds: float) -> bytes:
+    error = RequestTimeout(
+        f"The request's line and headers did not arrive within {seconds:g} s; the request was "
+        "dropped and nothing was written."
+    )
+    body = dumps(error.to_wire())
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
+    """Return an h11 protocol class for uvicorn (``Config(http=...)``) with a head deadline.
+
+    Raises:
+        ValueError: ``seconds`` is not a positive, finite number.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise ValueError(f"head_timeout must be a positive number, got {seconds!r}")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"head_timeout must be a positive number, got {seconds!r}")
+    response = _timeout_response(seconds)
+
+    class HeadDeadlineProtocol(H11Protocol):
+        """uvicorn's h11 protocol, closing connections whose request head does not arrive."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # the head arrived: its request runs
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._arm()  # waiting for the next request's head
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return
+            if self.conn.trailing_data[0]:  # part of a head arrived
+                self.logger.info("A request's head did not arrive within %g s: 408", seconds)
+                self.transport.write(response)
+            self.transport.close()
+
+    return HeadDeadlineProtocol
