@@ -416,6 +416,24 @@ def test_r32_a_multipart_body_of_thousands_of_parts_is_refused_past_one_thousand
     assert body["details"][0]["message"] == "must hold at most 1000 parts"
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"".join(b"X-H%d: v\r\n" % n for n in range(5000)) + b"Content-Disposition: form-data",
+        b"Content-Disposition: form-data; name=data; x=" + b"a" * 100_000,
+    ],
+    ids=["thousands of header lines", "a header line of 100 KB"],
+)
+def test_r32_a_part_with_thousands_of_headers_or_a_huge_one_is_refused(
+    shared_server: Server, key: str, client: Client, headers: bytes
+) -> None:
+    """python-multipart bounds a part's headers (8 lines of 4 KiB): past that, the body is bad."""
+    body = multipart((headers, DATA), field(b"f", PNG))
+    refused = post_multipart(client(shared_server, key), body)
+    error = assert_error(refused, "VALIDATION_FAILED", "body")
+    assert "header" in error["details"][0]["message"]
+
+
 def test_r14_a_file_key_in_a_json_request_is_multipart_file_not_found(
     shared_server: Server, key: str, client: Client
 ) -> None:
