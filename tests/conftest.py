@@ -1,7 +1,8 @@
 """Shared fixtures: a controllable clock, and every backend under the same behavioural tests.
 
 Hypothesis profiles are chosen by ``CATALOG_CORE_HYPOTHESIS_PROFILE`` (``dev`` by default, ``ci``
-in CI). Expensive property tests scale their example count from ``settings.default.max_examples``.
+in CI, ``long`` by default under ``CATALOG_CORE_LONG=1``). Expensive property tests scale their
+example count from ``settings.default.max_examples``.
 
 PostgreSQL tests connect to ``CATALOG_CORE_POSTGRES_URL``; without it they are skipped, unless
 ``CATALOG_CORE_REQUIRE_POSTGRES=1`` (set by CI), which turns the skip into a failure. Each test
@@ -30,7 +31,10 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile(os.environ.get("CATALOG_CORE_HYPOTHESIS_PROFILE", "dev"))
+# The long form of docs/reliability.md: ten times CI's examples.
+settings.register_profile("long", parent=settings.get_profile("ci"), max_examples=20_000)
+_LONG = os.environ.get("CATALOG_CORE_LONG") == "1"
+settings.load_profile(os.environ.get("CATALOG_CORE_HYPOTHESIS_PROFILE", "long" if _LONG else "dev"))
 
 BACKENDS = ["memory", "sqlite", "postgres"]
 POSTGRES_HOWTO = (
