@@ -458,7 +458,7 @@ def _api_key_pair(
 @click.option(
     "--header-timeout",
     type=click.FloatRange(min=0, min_open=True, max=86400),
-    default=10.0,
+    default=10.0,  # DEFAULT_HEAD_TIMEOUT: the CLI does not import the server extra
     show_default=True,
     help="Seconds a connection may take to send a request's line and headers (then 408 "
     "REQUEST_TIMEOUT, or a silent close if it sent nothing).",

@@ -415,8 +415,9 @@ def openapi_document(
         **conflict,
         "408": _error(
             408,
-            "The request stopped arriving: its line and headers were not whole within the "
-            "header timeout, or nothing of its body came for the body timeout.",
+            "The request stopped arriving: nothing of its body came for the body timeout, or "
+            "(under catalog-core serve, on any route) its line and headers were not whole "
+            "within the header timeout.",
         ),
         **too_large,
         "415": _error(415, "A body that is neither JSON nor multipart/form-data."),

@@ -16,6 +16,7 @@ response on a kept-alive connection. Each connection turns it off here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from typing import Any
 
@@ -71,10 +72,12 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            self._sync()
             sock = transport.get_extra_info("socket")
             if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._arm()
+                # Some systems refuse it on a socket the peer has already closed: no matter.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
@@ -82,17 +85,27 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:  # the head arrived: its request runs
-                self._disarm()
+            self._sync()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-                self._arm()  # waiting for the next request's head
+            self._sync()
 
-        def _arm(self) -> None:
-            self._disarm()
-            self._deadline = self.loop.call_later(seconds, self._expired)
+        def _waiting(self) -> bool:
+            """No request is being served: none has begun, or its response has been sent.
+
+            A response can end before its request's body does (an early answer), so the rest
+            of that body and the next head share the deadline that starts when it ends.
+            """
+            ours, theirs = self.conn.our_state, self.conn.their_state
+            return ours is h11.DONE or (ours is h11.IDLE and theirs is h11.IDLE)
+
+        def _sync(self) -> None:
+            """Run the deadline while waiting (never restarting it); stop it while serving."""
+            if self.transport.is_closing() or not self._waiting():
+                self._disarm()
+            elif self._deadline is None:
+                self._deadline = self.loop.call_later(seconds, self._expired)
 
         def _disarm(self) -> None:
             if self._deadline is not None:
@@ -101,11 +114,11 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
 
         def _expired(self) -> None:
             self._deadline = None
-            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            if self.transport.is_closing() or not self._waiting():
                 return
-            if self.conn.trailing_data[0]:  # part of a head arrived
+            if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
                 self.logger.info("A request's head did not arrive within %g s: 408", seconds)
-                self.transport.write(response)
+                self.transport.write(response)  # part of a head arrived: say why it ends
             self.transport.close()
 
     return HeadDeadlineProtocol

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -17,14 +18,11 @@ from catalog_core.server import create_app
 from catalog_core.server.protocol import head_timeout_protocol
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[uvicorn.Server, int]]:
-    """uvicorn serving a memory catalog with the protocol, on ``socket.create_server``'s socket."""
+def serve(app: Any, head_timeout: float) -> Iterator[tuple[uvicorn.Server, int]]:
+    """uvicorn serving ``app`` with the protocol, on a socket made as ``serve`` makes it."""
     sock = socket.create_server(("127.0.0.1", 0))  # proto 0: asyncio leaves Nagle on for it
     config = uvicorn.Config(
-        create_app(cc.Catalog(cc.MemoryRepository())),
-        http=head_timeout_protocol(5),
-        log_level="warning",
+        app, http=head_timeout_protocol(head_timeout), log_config=None, log_level="warning"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -37,6 +35,27 @@ def served() -> Iterator[tuple[uvicorn.Server, int]]:
     server.should_exit = True
     thread.join(timeout=30)
     sock.close()
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[uvicorn.Server, int]]:
+    """The server's app on a memory catalog."""
+    yield from serve(create_app(cc.Catalog(cc.MemoryRepository())), 5)
+
+
+async def _answer_at_once(scope: Any, receive: Any, send: Any) -> None:
+    """An app that answers without reading the request's body."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+    )
+    await send({"type": "http.response.body", "body": b"early"})
+
+
+@pytest.fixture
+def early() -> Iterator[tuple[uvicorn.Server, int]]:
+    yield from serve(_answer_at_once, 1)
 
 
 def test_every_connection_sends_without_delay(served: tuple[uvicorn.Server, int]) -> None:
@@ -56,3 +75,55 @@ def test_every_connection_sends_without_delay(served: tuple[uvicorn.Server, int]
 def test_a_head_timeout_that_is_not_a_positive_number_is_refused(seconds: object) -> None:
     with pytest.raises(ValueError, match="head_timeout must be a positive number"):
         head_timeout_protocol(seconds)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("trickled", ["the rest of the body", "the next head"])
+def test_r33_after_an_early_answer_the_deadline_covers_the_rest_of_the_body_and_the_next_head(
+    early: tuple[uvicorn.Server, int], trickled: str
+) -> None:
+    """An app may answer before it reads the body; the connection then waits for the rest of that
+    body and the next request's head under the one deadline that started when the answer ended.
+    """
+    _, port = early
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 40\r\n\r\n"
+    rest = b"b" * 30 if trickled == "the rest of the body" else b"b" * 30 + b"GET / HTTP/1.1\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + b"b" * 10)
+        answer = b""
+        while not answer.endswith(b"early"):
+            answer += sock.recv(65536)
+        if trickled == "the next head":
+            sock.sendall(rest[:30])  # the body ends at once: h11 starts the next cycle
+            rest = rest[30:]
+        started = time.monotonic()
+        closed = False
+        for byte in rest * 100:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.05)
+            if time.monotonic() - started > 8:
+                break
+        sock.settimeout(2)
+        try:
+            while sock.recv(65536):  # a 408 may come first; then the end of the stream
+                pass
+            closed = True
+        except TimeoutError:
+            closed = False
+        except OSError:  # reset
+            closed = True
+    assert closed, "the connection outlived the 1 s deadline"
+    assert time.monotonic() - started < 6
+
+
+def test_the_serve_commands_header_timeout_defaults_to_the_protocols() -> None:
+    """The CLI spells the default out, since it must not import the server extra."""
+    from catalog_core.cli import main
+    from catalog_core.server.protocol import DEFAULT_HEAD_TIMEOUT
+
+    serve_command = main.commands["serve"]  # type: ignore[attr-defined]
+    (option,) = [p for p in serve_command.params if p.name == "header_timeout"]
+    assert option.default == DEFAULT_HEAD_TIMEOUT
