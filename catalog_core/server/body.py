@@ -10,6 +10,7 @@ strictly as UTF-8 by the wire layer rather than guessed at.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from email.headerregistry import HeaderRegistry
 from typing import TYPE_CHECKING, Final, Literal
 
 import anyio
@@ -43,6 +44,26 @@ DEFAULT_BODY_TIMEOUT: Final = 30.0
 _MAX_BOUNDARY: Final = 256
 
 BodyKind = Literal["json", "multipart"]
+
+_HEADERS = HeaderRegistry()
+
+
+def _disposition_name(value: bytes) -> bytes | None:
+    r"""The ``name`` parameter of a part's ``Content-Disposition``.
+
+    python-multipart splits the parameters before it unescapes them, and so takes the escaped
+    backslash that ends ``name="a\\"`` for an escaped quote: the name runs on into the next
+    parameter. When the header holds a backslash, the standard library's RFC 5322 parser reads
+    it instead, as long as it finds the header well formed (clients disagree on how to escape a
+    backslash) and no RFC 2231 ``*`` parameter is there (RFC 7578 forbids them).
+    """
+    _, options = parse_options_header(value)
+    if b"\\" in value and b"*" not in value:
+        header = _HEADERS("content-disposition", value.decode("latin-1"))
+        params = getattr(header, "params", {})  # a ContentDispositionHeader's
+        if not header.defects and "name" in params:
+            return str(params["name"]).encode("latin-1")
+    return options.get(b"name")
 
 
 @attrs.frozen
@@ -198,8 +219,7 @@ class _PartCollector:
         self._value = bytearray()
 
     def _headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
-        raw_name = options.get(b"name")
+        raw_name = _disposition_name(self._headers.get(b"content-disposition", b""))
         if not raw_name:
             raise ValidationFailed.at("body", "every part needs a Content-Disposition name")
         try:

@@ -346,6 +346,21 @@ def post_multipart(http: httpx.Client, body: bytes, boundary: str = "XyZ") -> ht
 DATA = json.dumps({"externalId": "p", "images": [{"source": {"fileKey": "f"}}]}).encode()
 
 
+@pytest.mark.parametrize("name", ["\\", "a\\", 'a"b', 'a\\"b'])
+def test_r32_a_part_name_with_an_escaped_backslash_or_quote_is_read_as_sent(
+    shared_server: Server, key: str, client: Client, name: str
+) -> None:
+    """RFC 9110 quoted-string escapes (``\\`` and ``\"``), as curl sends them, with a filename
+    after the name. python-multipart alone read ``name="\\"; filename="f"`` as the name
+    ``"; filename="f``, and the image's fileKey then named no part."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"').encode()
+    payload = json.dumps({"externalId": "escaped", "images": [{"source": {"fileKey": name}}]})
+    body = multipart(field(b"data", payload.encode()), field(quoted, PNG, b'; filename="f.png"'))
+    response = post_multipart(client(shared_server, key), body)
+    assert response.status_code == 201, response.text
+    assert "catalog-warnings" not in response.headers  # the part was the image, not unused
+
+
 def test_r32_a_data_part_sent_as_a_file_is_read_as_json_and_parts_keep_their_bytes(
     shared_server: Server, key: str, client: Client
 ) -> None:
