@@ -9,6 +9,7 @@ strictly as UTF-8 by the wire layer rather than guessed at.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from email.headerregistry import HeaderRegistry
 from typing import TYPE_CHECKING, Final, Literal
@@ -46,6 +47,8 @@ _MAX_BOUNDARY: Final = 256
 BodyKind = Literal["json", "multipart"]
 
 _HEADERS = HeaderRegistry()
+# An RFC 2231 parameter (``name*=``, ``name*0*=``...), which RFC 7578 forbids in form data.
+_EXTENDED_PARAMETER: Final = re.compile(rb"\*[0-9]*\*?\s*=")
 
 
 def _disposition_name(value: bytes) -> bytes | None:
@@ -58,7 +61,7 @@ def _disposition_name(value: bytes) -> bytes | None:
     backslash) and no RFC 2231 ``*`` parameter is there (RFC 7578 forbids them).
     """
     _, options = parse_options_header(value)
-    if b"\\" in value and b"*" not in value:
+    if b"\\" in value and not _EXTENDED_PARAMETER.search(value):
         header = _HEADERS("content-disposition", value.decode("latin-1"))
         params = getattr(header, "params", {})  # a ContentDispositionHeader's
         if not header.defects and "name" in params:
