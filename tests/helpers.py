@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TypeVar
 
+import catalog_core as cc
 from catalog_core.testing.clock import START, FakeClock
 from catalog_core.testing.strategies import IMAGE_HEADERS, R29_STATUS
 
@@ -18,6 +19,7 @@ __all__ = [
     "START",
     "WEBP",
     "FakeClock",
+    "listed",
     "run_size",
 ]
 
@@ -55,3 +57,15 @@ def run_size(variable: str, ci: _Size, long: _Size) -> _Size:
     if value is not None:
         return type(ci)(value)
     return long if os.environ.get("CATALOG_CORE_LONG") == "1" else ci
+
+
+def listed(catalog: cc.Catalog, account: str) -> list[cc.Product]:
+    """Every live product of ``account``, walked page by page with cursors (R24)."""
+    products: list[cc.Product] = []
+    cursor = None
+    while True:
+        page = catalog.list(account, limit=200, cursor=cursor)
+        products += page.items
+        if not page.has_more:
+            return products
+        cursor = page.next_cursor

@@ -35,6 +35,7 @@ from catalog_core.server.body import (
     Body,
     body_kind,
     check_declared_length,
+    check_timeout,
     declared_length,
     read_body,
 )
@@ -117,12 +118,7 @@ def create_app(
     for name, value in (("rate_limit", rate_limit), ("max_parts", max_parts)):
         if value is not None and (isinstance(value, bool) or value < 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if (
-        isinstance(body_timeout, bool)
-        or not isinstance(body_timeout, int | float)
-        or not 0 < body_timeout < float("inf")
-    ):
-        raise ValueError(f"body_timeout must be a positive number, got {body_timeout!r}")
+    check_timeout("body_timeout", body_timeout)
     calls = _CatalogCalls()
     endpoints = _Endpoints(catalog, calls, max_parts, body_timeout)
     document = openapi_document(

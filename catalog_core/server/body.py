@@ -32,6 +32,7 @@ __all__ = [
     "BodyKind",
     "body_kind",
     "check_declared_length",
+    "check_timeout",
     "declared_length",
     "read_body",
 ]
@@ -45,6 +46,21 @@ DEFAULT_BODY_TIMEOUT: Final = 30.0
 _MAX_BOUNDARY: Final = 256
 
 BodyKind = Literal["json", "multipart"]
+
+
+def check_timeout(name: str, seconds: object) -> None:
+    """Refuse a timeout that is not a positive, finite number of seconds.
+
+    Raises:
+        ValueError: naming the setting ``name``.
+    """
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 < seconds < float("inf")
+    ):
+        raise ValueError(f"{name} must be a positive number, got {seconds!r}")
+
 
 _HEADERS = HeaderRegistry()
 # An RFC 2231 parameter (``name*=``, ``name*0*=``...), which RFC 7578 forbids in form data.
@@ -60,12 +76,12 @@ def _disposition_name(value: bytes) -> bytes | None:
     it instead, as long as it finds the header well formed (clients disagree on how to escape a
     backslash) and no RFC 2231 ``*`` parameter is there (RFC 7578 forbids them).
     """
-    _, options = parse_options_header(value)
     if b"\\" in value and not _EXTENDED_PARAMETER.search(value):
         header = _HEADERS("content-disposition", value.decode("latin-1"))
         params = getattr(header, "params", {})  # a ContentDispositionHeader's
         if not header.defects and "name" in params:
             return str(params["name"]).encode("latin-1")
+    _, options = parse_options_header(value)
     return options.get(b"name")
 
 

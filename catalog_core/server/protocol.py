@@ -24,6 +24,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from catalog_core._json import dumps
+from catalog_core.server.body import check_timeout
 from catalog_core.server.errors import RequestTimeout
 
 __all__ = ["DEFAULT_HEAD_TIMEOUT", "head_timeout_protocol"]
@@ -55,12 +56,7 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
     Raises:
         ValueError: ``seconds`` is not a positive, finite number.
     """
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not 0 < seconds < float("inf")
-    ):
-        raise ValueError(f"head_timeout must be a positive number, got {seconds!r}")
+    check_timeout("head_timeout", seconds)
     response = _timeout_response(seconds)
 
     class HeadDeadlineProtocol(H11Protocol):

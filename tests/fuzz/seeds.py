@@ -13,11 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+from catalog_core.testing.strategies import IMAGE_HEADERS
+
 ROOT: Final = Path(__file__).resolve().parents[2]
 PAGE: Final = ROOT / "tests" / "data" / "upsert_product_page.md"
 BACK_JPG: Final = ROOT / "examples" / "back.jpg"
 BOUNDARY: Final = "------------------------fuzz0123456789"
-_JPEG: Final = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 4
+_JPEG: Final = IMAGE_HEADERS["image/jpeg"] + b"\x00" * 4
 _PNG: Final = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 4
 _FRONT: Final = {"source": {"url": "https://cdn.example/front.jpg"}}
 

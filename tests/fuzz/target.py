@@ -43,6 +43,7 @@ from catalog_core.errors import error_classes, error_for_code
 from catalog_core.server.body import body_kind, read_body
 from catalog_core.server.conditions import etag
 from catalog_core.server.responses import error_response, json_response, warnings_headers
+from catalog_core.testing.strategies import IMAGE_HEADERS
 from catalog_core.wire.decode import decode_try_on, decode_upsert, load_body, split_multipart
 
 __all__ = ["ACCOUNT", "LIMITS", "MODES", "NOW", "R29_CODES", "Target"]
@@ -77,7 +78,7 @@ _AFTER_DECODING: Final = frozenset(
 )
 # The verdict of a body refused before the decoder saw it (its content type or multipart framing).
 _NOT_DECODED: Final = "not decoded"
-_JPEG: Final = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 20
+_JPEG: Final = IMAGE_HEADERS["image/jpeg"] + b"\x00" * 20
 _SEED: Final = {
     "externalId": "shirt-42",
     "title": "Red tee",

@@ -26,7 +26,7 @@ from typing import Any
 import sqlite_utils
 
 import catalog_core as cc
-from tests.helpers import JPEG
+from tests.helpers import JPEG, listed
 
 IMAGE = {"source": {"url": "https://cdn.example/a.jpg"}}
 HEADROOM = 256 * 1024
@@ -69,13 +69,7 @@ def give_space_back(mode: str, directory: Path) -> None:
 
 def state(catalog: cc.Catalog, db: sqlite_utils.Database) -> dict[str, Any]:
     """Integrity, products, and whether every blob is present with exact reference counts."""
-    products, cursor = [], None
-    while True:
-        page = catalog.list("acme", limit=200, cursor=cursor)
-        products += page.items
-        if not page.has_more:
-            break
-        cursor = page.next_cursor
+    products = listed(catalog, "acme")
     named = [i.blob_sha256 for p in products for i in p.images if i.blob_sha256]
     refs = dict(db.execute("SELECT sha256, refs FROM blobs").fetchall())
     return {

@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 import catalog_core as cc
+from tests.helpers import listed
 
 HOT, COLD, CHURN = 50, 10_000, 20
 THREADS = 4
@@ -46,12 +47,7 @@ def main() -> None:
 
     def walk() -> None:
         nonlocal walks
-        seen: list[str] = []
-        page = catalog.list("acme", limit=200)
-        seen += [p.external_id for p in page.items]
-        while page.has_more:
-            page = catalog.list("acme", limit=200, cursor=page.next_cursor)
-            seen += [p.external_id for p in page.items]
+        seen = [p.external_id for p in listed(catalog, "acme")]
         lasting = [i for i in seen if not i.startswith("churn-")]
         if lasting != expected or seen != sorted(seen) or len(set(seen)) != len(seen):
             raise AssertionError(f"a walk saw {len(lasting)} lasting products, not {len(expected)}")

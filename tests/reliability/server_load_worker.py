@@ -290,6 +290,14 @@ class Generator:
             self.problems.append(f"{kind}: ETag {tag!r}, expected version {expected}")
         return version
 
+    async def post(
+        self, rng: random.Random, kind: str, key: str, target: str, **kwargs: Any
+    ) -> httpx.Response | None:
+        """POST an upsert of ``target`` and count it if the server accepted it."""
+        response = await self.send(rng, kind, "POST", "/products", key=key, **kwargs)
+        self.accept(key, target, response)
+        return response
+
     # -- versioned writes to lasting products ---------------------------------------------
 
     async def upsert_full(self, rng: random.Random) -> None:
@@ -305,37 +313,22 @@ class Generator:
             "validForDays": rng.choice([None, 30, 365]),
             "images": images,
         }
-        self.accept(
-            key,
-            target,
-            await self.send(rng, "upsert_full", "POST", "/products", key=key, json=payload),
-        )
+        await self.post(rng, "upsert_full", key, target, json=payload)
 
     async def upsert_partial(self, rng: random.Random) -> None:
         key, target = rng.choice(list(KEYS)), hot_id(rng.randrange(HOT))
         payload = {"externalId": target, "title": f"Tee {rng.randrange(10**6)}"}
-        self.accept(
-            key,
-            target,
-            await self.send(rng, "upsert_partial", "POST", "/products", key=key, json=payload),
-        )
+        await self.post(rng, "upsert_partial", key, target, json=payload)
 
     async def upsert_cold(self, rng: random.Random) -> None:
         key, target = rng.choice(list(KEYS)), cold_id(rng.randrange(COLD))
         payload = {"externalId": target, "description": f"restocked {rng.randrange(10**6)}"}
-        self.accept(
-            key,
-            target,
-            await self.send(rng, "upsert_cold", "POST", "/products", key=key, json=payload),
-        )
+        await self.post(rng, "upsert_cold", key, target, json=payload)
 
     async def upsert_image_urls(self, rng: random.Random) -> None:
         key, target = rng.choice(list(KEYS)), hot_id(rng.randrange(HOT))
         payload = {"externalId": target, "imageUrls": ["https://cdn.example/legacy.jpg"]}
-        response = await self.send(
-            rng, "upsert_image_urls", "POST", "/products", key=key, json=payload
-        )
-        self.accept(key, target, response)
+        response = await self.post(rng, "upsert_image_urls", key, target, json=payload)
         if (
             response is not None
             and response.status_code == 200
@@ -357,16 +350,8 @@ class Generator:
             "title": f"Uploaded {rng.randrange(10**6)}",
             "images": images,
         }
-        response = await self.send(
-            rng,
-            "upsert_multipart",
-            "POST",
-            "/products",
-            key=key,
-            data={"data": json.dumps(payload)},
-            files=files,
-        )
-        self.accept(key, target, response)
+        data = {"data": json.dumps(payload)}
+        await self.post(rng, "upsert_multipart", key, target, data=data, files=files)
 
     async def if_match(self, rng: random.Random) -> None:
         key, target = rng.choice(list(KEYS)), hot_id(rng.randrange(HOT))
@@ -377,32 +362,16 @@ class Generator:
         if version is None:
             return
         payload = {"externalId": target, "title": f"Checked {rng.randrange(10**6)}"}
-        response = await self.send(
-            rng,
-            "if_match.post",
-            "POST",
-            "/products",
-            key=key,
-            json=payload,
-            headers={"if-match": f'"{version}"'},
-        )
-        self.accept(key, target, response)
+        headers = {"if-match": f'"{version}"'}
+        response = await self.post(rng, "if_match.post", key, target, json=payload, headers=headers)
         if response is not None and response.status_code == 200:
             self.check_etag("if_match.post", response, version + 1)
 
     async def if_match_any(self, rng: random.Random) -> None:
         key, target = rng.choice(list(KEYS)), hot_id(rng.randrange(HOT))
         payload = {"externalId": target, "metadata": {"any": rng.randrange(10**6)}}
-        response = await self.send(
-            rng,
-            "if_match_any",
-            "POST",
-            "/products",
-            key=key,
-            json=payload,
-            headers={"if-match": "*"},
-        )
-        self.accept(key, target, response)
+        headers = {"if-match": "*"}
+        await self.post(rng, "if_match_any", key, target, json=payload, headers=headers)
 
     # -- reads ----------------------------------------------------------------------------
 

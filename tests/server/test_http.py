@@ -110,6 +110,15 @@ def write_waiting_for_a_lock(server: Server, db: Path) -> Iterator[socket.socket
         blocker.close()
 
 
+def closing_json_upsert_head(length: int) -> bytes:
+    """The head of a JSON upsert of ``length`` bytes by ``gk_k``, on a connection then closed."""
+    return (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n" % length
+    )
+
+
 def read_all(sock: socket.socket) -> bytes:
     answer = b""
     while chunk := sock.recv(65536):
@@ -1176,11 +1185,7 @@ def test_r33_a_slow_body_whose_bytes_keep_coming_is_read_whole(
     """The timeout is for silence, not for slowness: a byte every 0.3 s never times out at 1 s."""
     server = start("--db", str(tmp_path / "catalog.db"), "--body-timeout", "1")
     body = json.dumps({"externalId": "slow", "images": [IMAGE]}).encode()
-    head = (
-        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
-        b"Content-Type: application/json\r\nConnection: close\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
-    )
+    head = closing_json_upsert_head(len(body))
     pieces = [body[i : i + len(body) // 6 + 1] for i in range(0, len(body), len(body) // 6 + 1)]
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(head)
@@ -1259,11 +1264,7 @@ def test_r33_a_head_in_pieces_within_the_header_timeout_is_served(
     so is a request whose body takes longer than the header timeout (that is the body's own)."""
     server = start("--db", str(tmp_path / "catalog.db"), "--header-timeout", "2")
     body = json.dumps({"externalId": "pieces", "images": [IMAGE]}).encode()
-    head = (
-        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
-        b"Content-Type: application/json\r\nConnection: close\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
-    )
+    head = closing_json_upsert_head(len(body))
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         for i in range(0, len(head), len(head) // 4 + 1):
             sock.sendall(head[i : i + len(head) // 4 + 1])
