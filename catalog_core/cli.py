@@ -456,6 +456,15 @@ def _api_key_pair(
     callback=_a_number,
 )
 @click.option(
+    "--body-min-rate",
+    type=click.FloatRange(min=0, min_open=True, max=2**30),
+    default=1024.0,  # DEFAULT_BODY_MIN_RATE: the CLI does not import the server extra
+    show_default=True,
+    help="Bytes a second a request body must average after its first --body-timeout seconds "
+    "(then 408 REQUEST_TIMEOUT): a body that trickles in cannot hold a connection for long.",
+    callback=_a_number,
+)
+@click.option(
     "--header-timeout",
     type=click.FloatRange(min=0, min_open=True, max=86400),
     default=10.0,  # DEFAULT_HEAD_TIMEOUT: the CLI does not import the server extra
@@ -463,6 +472,13 @@ def _api_key_pair(
     help="Seconds a connection may take to send a request's line and headers (then 408 "
     "REQUEST_TIMEOUT, or a silent close if it sent nothing).",
     callback=_a_number,
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Connections open at once; past it a new one is answered 503 UNAVAILABLE and closed. "
+    "Default: the process's descriptor limit less 200.",
 )
 @click.option(
     "--log-level",
@@ -480,7 +496,9 @@ def serve(
     rate_limit: int | None,
     shutdown_timeout: int,
     body_timeout: float,
+    body_min_rate: float,
     header_timeout: float,
+    max_connections: int | None,
     log_level: str,
 ) -> None:
     """Serve the catalog over HTTP as the public products endpoints, under /tryon/v1.
@@ -495,7 +513,10 @@ def serve(
 
         from catalog_core.server import API_BASE, create_app
         from catalog_core.server.logs import log_config
-        from catalog_core.server.protocol import head_timeout_protocol
+        from catalog_core.server.protocol import (
+            Server,
+            head_timeout_protocol,
+        )
     except ImportError as exc:
         raise click.ClickException(
             f"the server needs the server extra: pip install 'catalog-core[server]' ({exc})"
@@ -515,6 +536,7 @@ def serve(
         rate_limit=rate_limit,
         close_on_shutdown=True,
         body_timeout=body_timeout,
+        body_min_rate=body_min_rate,
     )
     config = uvicorn.Config(
         app,
@@ -533,7 +555,7 @@ def serve(
         f"({keys}; {limit}); Ctrl+C stops it"
     )
 
-    class AnnouncingServer(uvicorn.Server):
+    class AnnouncingServer(Server):
         """Says it is serving only once it is: started, with its signal handlers in place.
 
         Announced any earlier, a Ctrl+C sent as soon as the line appears could land before
@@ -549,7 +571,7 @@ def serve(
     try:
         # A second Ctrl+C ends the graceful shutdown at once; its KeyboardInterrupt is not an error.
         with contextlib.suppress(KeyboardInterrupt):
-            AnnouncingServer(config).run(sockets=[sock])
+            AnnouncingServer(config, max_connections=max_connections).run(sockets=[sock])
     finally:
         # The application closed the catalog at shutdown, unless uvicorn skipped that (a second
         # Ctrl+C, a failed start): close it now, but never under a write still running.

@@ -30,6 +30,7 @@ from catalog_core.catalog import DEFAULT_PAGE_SIZE, AnyVersion, Catalog
 from catalog_core.errors import CatalogError, ValidationFailed
 from catalog_core.model import PayloadWarning, Upload, UpsertResult
 from catalog_core.server.body import (
+    DEFAULT_BODY_MIN_RATE,
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_PARTS,
     Body,
@@ -89,6 +90,7 @@ def create_app(
     max_parts: int = DEFAULT_MAX_PARTS,
     close_on_shutdown: bool = False,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    body_min_rate: float = DEFAULT_BODY_MIN_RATE,
 ) -> Starlette:
     """Return the ASGI application that serves ``catalog`` under ``/tryon/v1``.
 
@@ -101,11 +103,14 @@ def create_app(
             the requests in flight have completed.
         body_timeout: seconds a request body may go without a byte arriving; then the request
             is answered 408 ``REQUEST_TIMEOUT`` and its connection closed.
+        body_min_rate: bytes a second a body must average once its first ``body_timeout``
+            seconds are over: a body of ``n`` bytes must have arrived ``body_timeout + n /
+            body_min_rate`` seconds after it began, else 408 ``REQUEST_TIMEOUT`` too.
 
     Raises:
         ValueError: a key is not visible ASCII (no header could carry it), an account is not
             one the catalog takes, ``rate_limit``/``max_parts`` is not a positive integer, or
-            ``body_timeout`` is not a positive number.
+            ``body_timeout`` or ``body_min_rate`` is not a positive number.
     """
     if api_keys is not None:
         for key, account in api_keys.items():
@@ -119,8 +124,9 @@ def create_app(
         if value is not None and (isinstance(value, bool) or value < 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     check_timeout("body_timeout", body_timeout)
+    check_timeout("body_min_rate", body_min_rate)
     calls = _CatalogCalls()
-    endpoints = _Endpoints(catalog, calls, max_parts, body_timeout)
+    endpoints = _Endpoints(catalog, calls, max_parts, (body_timeout, body_min_rate))
     document = openapi_document(
         catalog.limits, rate_limited=rate_limit is not None, max_parts=max_parts
     )
@@ -227,9 +233,13 @@ class _Endpoints:
     """The endpoint functions, bound to one catalog."""
 
     def __init__(
-        self, catalog: Catalog, calls: _CatalogCalls, max_parts: int, body_timeout: float
+        self,
+        catalog: Catalog,
+        calls: _CatalogCalls,
+        max_parts: int,
+        body_pace: tuple[float, float],
     ) -> None:
-        self.body_timeout = body_timeout
+        self.body_timeout, self.body_min_rate = body_pace
         self.catalog = catalog
         self.calls = calls
         self.max_parts = max_parts
@@ -259,6 +269,7 @@ class _Endpoints:
                 limit=limit,
                 max_parts=self.max_parts,
                 idle_timeout=self.body_timeout,
+                min_rate=self.body_min_rate,
             )
         except RequestTimeout:
             request.scope[_STALLED] = True  # the guard must not wait for the rest

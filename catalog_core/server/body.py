@@ -10,6 +10,7 @@ strictly as UTF-8 by the wire layer rather than guessed at.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from email.headerregistry import HeaderRegistry
 from typing import TYPE_CHECKING, Final, Literal
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 __all__ = [
+    "DEFAULT_BODY_MIN_RATE",
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_PARTS",
     "BodyKind",
@@ -41,6 +43,8 @@ __all__ = [
 DEFAULT_MAX_PARTS: Final = 1000
 #: Seconds a request body may go without a byte arriving before it is dropped (408).
 DEFAULT_BODY_TIMEOUT: Final = 30.0
+#: Bytes a second a request body must average once its first ``body_timeout`` seconds are over.
+DEFAULT_BODY_MIN_RATE: Final = 1024.0
 
 # RFC 2046 §5.1.1 allows 70; python-multipart takes up to 256, and clients never need more.
 _MAX_BOUNDARY: Final = 256
@@ -135,17 +139,35 @@ def check_declared_length(declared: int | None, limit: int) -> None:
 
 
 async def _bounded(
-    chunks: AsyncIterator[bytes], limit: int, idle_timeout: float
+    chunks: AsyncIterator[bytes], limit: int, idle_timeout: float, min_rate: float
 ) -> AsyncIterator[bytes]:
+    """The chunks of a body, never past ``limit`` bytes, and never slower than allowed.
+
+    Two clocks run: no chunk may take longer than ``idle_timeout`` seconds to come, and the whole
+    body must have come by ``idle_timeout + size / min_rate`` seconds after it began (``size``
+    counting what came so far). The first stops a client that went silent, the second one that
+    sends a byte now and then to keep a connection forever.
+    """
     size = 0
+    started = time.monotonic()
     pending = aiter(chunks)
     while True:
+        left = started + idle_timeout + size / min_rate - time.monotonic()
+        wait = min(idle_timeout, left)
         try:
-            with anyio.fail_after(idle_timeout):
+            if wait <= 0:
+                raise TimeoutError
+            with anyio.fail_after(wait):
                 chunk = await anext(pending)
         except StopAsyncIteration:
             return
         except TimeoutError:
+            if left < idle_timeout:
+                raise RequestTimeout(
+                    f"The request body came slower than {min_rate:g} bytes a second on average "
+                    f"after its first {idle_timeout:g} s; the request was dropped and nothing "
+                    "was written."
+                ) from None
             raise RequestTimeout(
                 f"No part of the request body arrived for {idle_timeout:g} s; "
                 "the request was dropped and nothing was written."
@@ -167,22 +189,25 @@ async def read_body(
     limit: int,
     max_parts: int = DEFAULT_MAX_PARTS,
     idle_timeout: float = DEFAULT_BODY_TIMEOUT,
+    min_rate: float = DEFAULT_BODY_MIN_RATE,
 ) -> Body:
     """Read a body of ``kind`` from ``chunks``, never past ``limit`` bytes.
 
     Raises:
         PayloadTooLarge: the body is over ``limit``.
-        RequestTimeout: nothing arrived for ``idle_timeout`` seconds before the body ended.
+        RequestTimeout: nothing arrived for ``idle_timeout`` seconds before the body ended, or
+            the body had not all arrived ``idle_timeout + size / min_rate`` seconds after it
+            began.
         ValidationFailed: a multipart body is malformed, ends early, repeats a part name, or has
             more than ``max_parts`` parts (path ``body``, or the repeated part's name).
     """
     if kind == "json":
-        chunks = _bounded(chunks, limit, idle_timeout)
+        chunks = _bounded(chunks, limit, idle_timeout, min_rate)
         return Body("json", raw=b"".join([chunk async for chunk in chunks]))
     collector = _PartCollector(max_parts)
     try:  # every failure of the parser is the body's: FormParserError is the base of them all
         parser = MultipartParser(boundary, collector.callbacks())
-        async for chunk in _bounded(chunks, limit, idle_timeout):
+        async for chunk in _bounded(chunks, limit, idle_timeout, min_rate):
             parser.write(chunk)
         parser.finalize()
     except FormParserError as exc:

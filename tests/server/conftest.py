@@ -58,12 +58,20 @@ class Server:
         return self.process.wait(timeout=timeout)
 
 
-def start_server(directory: Path, *args: str, name: str = "server") -> Server:
-    """Start ``catalog-core serve --port 0 ARGS`` in ``directory`` and wait until it listens."""
+def start_server(
+    directory: Path, *args: str, name: str = "server", nofile: int | None = None
+) -> Server:
+    """Start ``catalog-core serve --port 0 ARGS`` in ``directory`` and wait until it listens.
+
+    ``nofile`` sets the process's descriptor limit (``ulimit -n``) before it starts.
+    """
     stdout, stderr = directory / f"{name}.out", directory / f"{name}.err"
+    command = [str(SCRIPT), "serve", "--port", "0", *args]
+    if nofile is not None:
+        command = ["sh", "-c", f'ulimit -n {nofile} && exec "$0" "$@"', *command]
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
-            [str(SCRIPT), "serve", "--port", "0", *args],
+            command,
             cwd=directory,
             env=_ENV,
             stdin=subprocess.DEVNULL,
@@ -90,8 +98,8 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start servers in ``tmp_path``; each is stopped (SIGTERM, then SIGKILL) at the end."""
     servers: list[Server] = []
 
-    def starter(*args: str) -> Server:
-        server = start_server(tmp_path, *args, name=f"server{len(servers)}")
+    def starter(*args: str, nofile: int | None = None) -> Server:
+        server = start_server(tmp_path, *args, name=f"server{len(servers)}", nofile=nofile)
         servers.append(server)
         return server
 

@@ -1182,8 +1182,11 @@ def test_r33_a_body_that_stops_arriving_is_answered_408_and_the_connection_close
 def test_r33_a_slow_body_whose_bytes_keep_coming_is_read_whole(
     start: Callable[..., Server], tmp_path: Path, client: Client
 ) -> None:
-    """The timeout is for silence, not for slowness: a byte every 0.3 s never times out at 1 s."""
-    server = start("--db", str(tmp_path / "catalog.db"), "--body-timeout", "1")
+    """The timeout is for silence, not for slowness: a byte every 0.3 s never times out at 1 s
+    (while the body keeps above --body-min-rate, here 10 bytes a second)."""
+    server = start(
+        "--db", str(tmp_path / "catalog.db"), "--body-timeout", "1", "--body-min-rate", "10"
+    )
     body = json.dumps({"externalId": "slow", "images": [IMAGE]}).encode()
     head = closing_json_upsert_head(len(body))
     pieces = [body[i : i + len(body) // 6 + 1] for i in range(0, len(body), len(body) // 6 + 1)]
@@ -1195,6 +1198,46 @@ def test_r33_a_slow_body_whose_bytes_keep_coming_is_read_whole(
         answer = read_all(sock)
     assert status_of(answer) == 201, answer
     assert client(server, "gk_k").get("/products/slow").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["json", "multipart"])
+def test_r33_a_body_that_trickles_in_below_the_minimum_rate_is_answered_408(
+    start: Callable[..., Server], tmp_path: Path, client: Client, kind: str
+) -> None:
+    """A byte every 0.2 s never trips the 1 s --body-timeout, but a body must average
+    --body-min-rate bytes a second after its first --body-timeout seconds: 1 + n/100 s here."""
+    server = start(
+        "--db", str(tmp_path / "catalog.db"), "--body-timeout", "1", "--body-min-rate", "100"
+    )
+    body = json.dumps({"externalId": "trickled", "images": [IMAGE]}).encode()
+    content_type = b"application/json"
+    if kind == "multipart":
+        content_type = b"multipart/form-data; boundary=XyZ"
+        body = b'--XyZ\r\nContent-Disposition: form-data; name="data"\r\n\r\n' + body
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_k\r\n"
+        b"Content-Type: " + content_type + b"\r\nContent-Length: 100000\r\n\r\n"
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head)
+        for byte in body:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # dropped: read what the server said
+                break
+            time.sleep(0.2)
+            if time.monotonic() - started > 15:
+                break
+        answer = read_all(sock)
+    waited = time.monotonic() - started
+    assert status_of(answer) == 408, answer
+    assert b"connection: close" in answer.lower()
+    error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert (error["code"], error["status"]) == ("REQUEST_TIMEOUT", 408)
+    assert "100 bytes a second" in error["message"]
+    assert 0.9 < waited < 6  # 1 s, and 1/100 s for each of the few bytes that came
+    assert client(server, "gk_k").get("/products/trickled").status_code == 404
 
 
 # -- a head that never finishes arriving -------------------------------------------------------
@@ -1277,9 +1320,11 @@ def test_r33_a_head_in_pieces_within_the_header_timeout_is_served(
     assert client(server, "gk_k").get("/products/pieces").status_code == 200
 
 
-@pytest.mark.parametrize("option", ["--body-timeout", "--header-timeout"])
+@pytest.mark.parametrize(
+    "option", ["--body-timeout", "--header-timeout", "--body-min-rate", "--max-connections"]
+)
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "abc", "inf"])
-def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(
+def test_a_timeout_a_rate_or_a_limit_that_is_not_a_positive_number_is_a_usage_error(
     option: str, value: str, tmp_path: Path
 ) -> None:
     ran = subprocess.run(

@@ -15,7 +15,14 @@ import uvicorn
 
 import catalog_core as cc
 from catalog_core.server import create_app
-from catalog_core.server.protocol import head_timeout_protocol
+from catalog_core.server.body import DEFAULT_BODY_MIN_RATE, DEFAULT_BODY_TIMEOUT
+from catalog_core.server.protocol import (
+    DEFAULT_HEAD_TIMEOUT,
+    DESCRIPTOR_RESERVE,
+    Server,
+    default_max_connections,
+    head_timeout_protocol,
+)
 
 
 def serve(app: Any, head_timeout: float) -> Iterator[tuple[uvicorn.Server, int]]:
@@ -119,11 +126,62 @@ def test_r33_after_an_early_answer_the_deadline_covers_the_rest_of_the_body_and_
     assert time.monotonic() - started < 6
 
 
-def test_the_serve_commands_header_timeout_defaults_to_the_protocols() -> None:
-    """The CLI spells the default out, since it must not import the server extra."""
+@pytest.mark.parametrize(
+    ("name", "default"),
+    [
+        ("header_timeout", DEFAULT_HEAD_TIMEOUT),
+        ("body_timeout", DEFAULT_BODY_TIMEOUT),
+        ("body_min_rate", DEFAULT_BODY_MIN_RATE),
+    ],
+)
+def test_the_serve_commands_defaults_are_the_servers(name: str, default: float) -> None:
+    """The CLI spells the defaults out, since it must not import the server extra."""
     from catalog_core.cli import main
-    from catalog_core.server.protocol import DEFAULT_HEAD_TIMEOUT
 
     serve_command = main.commands["serve"]  # type: ignore[attr-defined]
-    (option,) = [p for p in serve_command.params if p.name == "header_timeout"]
-    assert option.default == DEFAULT_HEAD_TIMEOUT
+    (option,) = [p for p in serve_command.params if p.name == name]
+    assert option.default == default
+
+
+@pytest.mark.parametrize("limit", [0, -1, True, 2.5, "10"])
+def test_a_connection_limit_that_is_not_a_positive_integer_is_refused(limit: object) -> None:
+    config = uvicorn.Config(create_app(cc.Catalog(cc.MemoryRepository())))
+    with pytest.raises(ValueError, match="max_connections must be a positive integer"):
+        Server(config, max_connections=limit)  # type: ignore[arg-type]
+
+
+def test_the_default_connection_limit_keeps_descriptors_free_below_the_processs_limit() -> None:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert default_max_connections() == soft - min(DESCRIPTOR_RESERVE, soft // 2)
+
+
+def test_the_server_keeps_its_connection_limit_on_a_socket_it_binds_itself() -> None:
+    """Without sockets given, Server binds the configured host and port, capped as well."""
+    config = uvicorn.Config(
+        create_app(cc.Catalog(cc.MemoryRepository())),
+        http=head_timeout_protocol(5),
+        port=0,
+        log_config=None,
+        log_level="warning",
+    )
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        config.port = probe.getsockname()[1]
+    server = Server(config, max_connections=1)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        with socket.create_connection(("127.0.0.1", config.port), timeout=10) as first:
+            time.sleep(0.1)
+            with socket.create_connection(("127.0.0.1", config.port), timeout=10) as second:
+                assert second.recv(65536).startswith(b"HTTP/1.1 503 ")
+            first.sendall(b"GET /tryon/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

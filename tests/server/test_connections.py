@@ -1,0 +1,221 @@
+"""What connections get from ``catalog-core serve`` when it stops, and when there are too many.
+
+Real server processes, real sockets, and a machine kept busy by busy-loop processes beside the
+server, because that is when the races these tests pin are lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import run_size
+from tests.server.conftest import Server
+
+CLIENT = Path(__file__).with_name("stop_race_client.py")
+
+
+@pytest.fixture
+def busy_machine() -> Iterator[None]:
+    """Every core kept busy by a busy-loop process for the duration of the test."""
+    loops = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    yield
+    for loop in loops:
+        loop.kill()
+        loop.wait()
+
+
+def test_after_sigterm_no_connection_starts_a_new_request_and_the_server_exits_at_once(
+    start: Callable[..., Server], tmp_path: Path, busy_machine: None
+) -> None:
+    """docs/server.md, Stopping: SIGTERM ends every connection's run of requests.
+
+    Connections are being accepted at every moment around the SIGTERM, each of them kept alive
+    after it for as long as the server answers. A connection accepted as the shutdown began used
+    to be overlooked and served new requests for the whole --shutdown-timeout. Several rounds in
+    a row, on a loaded machine.
+    """
+    rounds = run_size("STOP_ROUNDS", 5, 30)
+    connections = slowest = 0.0
+    for round_ in range(rounds):
+        server = start("--db", str(tmp_path / f"catalog{round_}.db"), "--shutdown-timeout", "60")
+        flag = tmp_path / f"stopping{round_}"
+        clients = subprocess.Popen(
+            [sys.executable, str(CLIENT), str(server.port), str(flag), "12", "12"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert clients.stdout is not None
+        assert clients.stdout.readline() == "warm\n"  # connections come and go
+        flag.touch()
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            status = server.process.wait(timeout=30)
+        finally:
+            out, _ = clients.communicate(timeout=60)
+        took = time.monotonic() - signalled
+        stats = json.loads(out)
+        assert status == -signal.SIGTERM
+        assert stats["late"] == 0, f"round {round_}: {stats}"
+        assert took < 5, f"round {round_}: exited {took:.1f} s after SIGTERM; {stats}"
+        connections += stats["connections"]
+        slowest = max(slowest, took)
+    print(
+        f"\nstop race: {rounds} rounds, {connections:.0f} connections, no request begun after "
+        f"SIGTERM, slowest exit {slowest:.2f} s after it"
+    )
+
+
+def _upsert_head(length: int, external_id: str = "") -> bytes:
+    return (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_flood\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % length
+    )
+
+
+def _answer_of(sock: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
+def _error_of(answer: bytes) -> dict[str, Any]:
+    error: dict[str, Any] = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    return error
+
+
+def test_a_connection_over_max_connections_is_answered_503_at_once_and_closed(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    """--max-connections: the connection past the limit gets 503 UNAVAILABLE, Retry-After and a
+    close the moment it is accepted; once one of the others ends, a new one is served."""
+    server = start("--db", str(tmp_path / "catalog.db"), "--max-connections", "3")
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(3)]
+    try:
+        time.sleep(0.2)  # all three made on the server's side
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
+            answer = _answer_of(extra)  # without a request: it is refused as it is accepted
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        head = answer.split(b"\r\n\r\n")[0].lower()
+        assert b"connection: close" in head
+        assert b"retry-after: 1" in head
+        error = _error_of(answer)
+        assert (error["code"], error["status"]) == ("UNAVAILABLE", 503)
+        assert "3 connections" in error["message"]
+    finally:
+        held.pop().close()
+    time.sleep(0.2)
+    with httpx.Client(base_url=server.base, headers={"x-api-key": "gk_k"}) as client:
+        assert client.get("/products").status_code == 200
+    for sock in held:
+        sock.close()
+    assert "connections refused with 503" in server.log()
+
+
+def test_under_a_descriptor_limit_a_flood_of_trickling_bodies_leaves_requests_answered(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    """1,100 connections each trickling a body, against a server limited to 1,024 descriptors.
+
+    Without a connection limit the server ran out of descriptors (accept failed with EMFILE) and
+    ordinary requests waited; without a minimum body rate, bodies sent a byte a second were
+    never cut off. Now: every ordinary request gets an answer at once (503 while the limit is
+    reached), the trickling bodies are dropped with 408 once they fall behind --body-min-rate,
+    and then ordinary requests are served again.
+    """
+    flood = run_size("FLOOD_CONNECTIONS", 1100, 3000)
+    server = start(
+        "--db",
+        str(tmp_path / "catalog.db"),
+        "--body-timeout",
+        "3",
+        "--log-level",
+        "warning",
+        nofile=1024,
+    )
+    head = _upsert_head(10_000)
+    tricklers: list[socket.socket] = []
+    try:
+        for _ in range(flood):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):  # refused over the limit: its answer is read below
+                sock.send(head + b"{")
+            tricklers.append(sock)
+        flooded = time.monotonic()
+        during: list[tuple[int, float]] = []
+        with httpx.Client(base_url=server.base, headers={"x-api-key": "gk_k"}, timeout=5) as client:
+            while time.monotonic() - flooded < 1.5:
+                asked = time.monotonic()
+                response = client.get("/products")  # a request that waits fails the test
+                during.append((response.status_code, time.monotonic() - asked))
+                if response.status_code == 503:
+                    assert response.json()["code"] == "UNAVAILABLE"
+                _trickle(tricklers)
+                time.sleep(0.1)
+            descriptors = len(os.listdir(f"/proc/{server.process.pid}/fd"))
+            assert {status for status, _ in during} <= {200, 503}, during
+            assert 503 in {status for status, _ in during}, during  # the limit was reached...
+            assert descriptors < 1024  # ...below the process's descriptor limit
+            assert max(took for _, took in during) < 3, during  # answered at once
+            # The trickling bodies fall behind 1,024 bytes a second after 3 s: each is dropped.
+            while time.monotonic() - flooded < 4.5:
+                _trickle(tricklers)
+                time.sleep(1)
+            after = client.post(
+                "/products",
+                json={
+                    "externalId": "after",
+                    "images": [{"source": {"url": "https://x.example/a"}}],
+                },
+            )
+            assert after.status_code == 201, after.text
+        answers = Counter(_status_or_reset(sock) for sock in tricklers)
+    finally:
+        for sock in tricklers:
+            sock.close()
+    print(
+        f"\nflood: {flood} trickling connections under 1,024 descriptors; {len(during)} ordinary "
+        f"requests answered {dict(Counter(status for status, _ in during))}, slowest in "
+        f"{max(took for _, took in during):.3f} s; server at {descriptors} descriptors; "
+        f"the flood answered {dict(answers)}"
+    )
+    assert set(answers) <= {408, 503, "reset"}, answers
+    assert answers[408] > 0, answers
+    log = server.log()
+    assert "out of system resource" not in log
+    assert "Too many open files" not in log
+
+
+def _trickle(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.send(b" ")
+
+
+def _status_or_reset(sock: socket.socket) -> int | str:
+    sock.setblocking(True)
+    sock.settimeout(10)
+    try:
+        answer = _answer_of(sock)
+    except OSError:
+        return "reset"
+    return int(answer.split(b" ", 2)[1]) if answer else "reset"
