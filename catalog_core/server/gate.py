@@ -9,12 +9,12 @@ message it writes, and the account it puts in the request scope is the only thin
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from typing import Final
 
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,10 +22,64 @@ from catalog_core.errors import CatalogError, InvalidApiKey, MissingApiKey, Rate
 from catalog_core.server.responses import error_response
 from catalog_core.wire.decode import check_account
 
-__all__ = ["ACCOUNT_SCOPE_KEY", "Gate"]
+__all__ = ["ACCOUNT_SCOPE_KEY", "Gate", "MovingWindow"]
 
 #: Where the gate leaves the caller's account in the ASGI scope.
 ACCOUNT_SCOPE_KEY = "catalog_core.account"
+# Accounts whose window has emptied that one hit forgets, at most: one hit adds at most one
+# account, so memory follows the accounts seen in the last window, at a fixed cost per hit.
+_FORGET_PER_HIT: Final = 2
+
+
+class MovingWindow:
+    """At most ``limit`` hits per key in any ``window`` seconds, at a fixed cost per hit.
+
+    The cost of a hit does not grow with the number of keys. Each key keeps the times of its last
+    ``limit`` counted hits, oldest first: a hit is allowed when fewer are kept or the oldest has
+    left the window, and then it takes that oldest one's place. Keys are kept in the order of
+    their last counted hit, so those whose window has emptied are at the front, and each hit
+    forgets a few of them. A refused hit is not counted.
+
+    Args:
+        limit: hits allowed per key and window.
+        window: the window's length in seconds.
+        clock: seconds of a monotonic clock (tests pass their own).
+    """
+
+    def __init__(
+        self, limit: int, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> float | None:
+        """Count a hit of ``key``; ``None`` when it is allowed, else the seconds until one is."""
+        now = self._clock()
+        with self._lock:
+            self._forget(now)
+            hits = self._hits.get(key)
+            if hits is None:
+                hits = self._hits[key] = deque(maxlen=self.limit)
+            elif len(hits) == self.limit and now - hits[0] < self.window:
+                return hits[0] + self.window - now
+            else:
+                self._hits.move_to_end(key)
+            hits.append(now)
+            return None
+
+    def __len__(self) -> int:
+        """How many keys are kept."""
+        return len(self._hits)
+
+    def _forget(self, now: float) -> None:
+        for _ in range(_FORGET_PER_HIT):
+            oldest = next(iter(self._hits.values()), None)
+            if oldest is None or now - oldest[-1] < self.window:
+                return
+            self._hits.popitem(last=False)
 
 
 class Gate:
@@ -49,8 +103,7 @@ class Gate:
         self.app = app
         self.api_keys = None if api_keys is None else dict(api_keys)
         self.public_paths = public_paths
-        self.rate = None if rate_limit is None else RateLimitItemPerMinute(rate_limit)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = None if rate_limit is None else MovingWindow(rate_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 401 or 429 in the error shape, or pass the request on with its account."""
@@ -62,14 +115,15 @@ class Gate:
         except CatalogError as exc:
             await error_response(exc)(scope, receive, send)
             return
-        wait = self._wait(account)
-        if wait is not None:
-            assert self.rate is not None
+        limiter = self.limiter
+        wait = None if limiter is None else limiter.hit(account)
+        if limiter is not None and wait is not None:
+            seconds = max(1, math.ceil(wait))
             limited = RateLimited(
-                f"Too many requests: the limit is {self.rate.amount} per minute for an account. "
-                f"Retry after {wait} seconds."
+                f"Too many requests: the limit is {limiter.limit} per minute for an account. "
+                f"Retry after {seconds} seconds."
             )
-            await error_response(limited, {"Retry-After": str(wait)})(scope, receive, send)
+            await error_response(limited, {"Retry-After": str(seconds)})(scope, receive, send)
             return
         scope[ACCOUNT_SCOPE_KEY] = account
         await self.app(scope, receive, send)
@@ -90,16 +144,6 @@ class Gate:
         if account is None:
             raise InvalidApiKey("The API key is not valid.")
         return account
-
-    def _wait(self, account: str) -> int | None:
-        """Count a request of ``account``; return the seconds to wait when it is over the limit.
-
-        A refused request is not counted, so a client that waits as told gets through.
-        """
-        if self.rate is None or self.limiter.hit(self.rate, account):
-            return None
-        reset_at, _ = self.limiter.get_window_stats(self.rate, account)
-        return max(1, math.ceil(reset_at - time.time()))
 
 
 def _route_path(scope: Scope) -> str:
