@@ -395,8 +395,9 @@ def openapi_document(
     common["500"] = _error(500, "A failure of the server, logged with its traceback.")
     common["503"] = _error(
         503,
-        "The server is shutting down and stopped before it finished the request; a write it "
-        "was making was completed or rolled back whole.",
+        "The server is shutting down and stopped before it finished the request (a write it "
+        "was making was completed or rolled back whole), or (under catalog-core serve, on any "
+        "route) it has its limit of connections open; see Retry-After.",
     )
     not_found = {"404": _error(404, "No live product has this id in the account.")}
     conflict = {"412": _error(412, "If-Match names no current version of the product.")}
@@ -415,9 +416,9 @@ def openapi_document(
         **conflict,
         "408": _error(
             408,
-            "The request stopped arriving: nothing of its body came for the body timeout, or "
-            "(under catalog-core serve, on any route) its line and headers were not whole "
-            "within the header timeout.",
+            "The request stopped arriving: nothing of its body came for the body timeout, its "
+            "body fell behind the minimum body rate, or (under catalog-core serve, on any "
+            "route) its line and headers were not whole within the header timeout.",
         ),
         **too_large,
         "415": _error(415, "A body that is neither JSON nor multipart/form-data."),
