@@ -17,13 +17,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.helpers import run_size
 from tests.server.conftest import Server
+from tests.server.test_http import read_all, status_of
 
 CLIENT = Path(__file__).with_name("stop_race_client.py")
 
@@ -83,25 +83,6 @@ def test_after_sigterm_no_connection_starts_a_new_request_and_the_server_exits_a
     )
 
 
-def _upsert_head(length: int, external_id: str = "") -> bytes:
-    return (
-        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_flood\r\n"
-        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % length
-    )
-
-
-def _answer_of(sock: socket.socket) -> bytes:
-    answer = b""
-    while chunk := sock.recv(65536):
-        answer += chunk
-    return answer
-
-
-def _error_of(answer: bytes) -> dict[str, Any]:
-    error: dict[str, Any] = json.loads(answer.split(b"\r\n\r\n", 1)[1])
-    return error
-
-
 def test_a_connection_over_max_connections_is_answered_503_at_once_and_closed(
     start: Callable[..., Server], tmp_path: Path
 ) -> None:
@@ -112,12 +93,12 @@ def test_a_connection_over_max_connections_is_answered_503_at_once_and_closed(
     try:
         time.sleep(0.2)  # all three made on the server's side
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
-            answer = _answer_of(extra)  # without a request: it is refused as it is accepted
+            answer = read_all(extra)  # without a request: it is refused as it is accepted
         assert answer.startswith(b"HTTP/1.1 503 "), answer
         head = answer.split(b"\r\n\r\n")[0].lower()
         assert b"connection: close" in head
         assert b"retry-after: 1" in head
-        error = _error_of(answer)
+        error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
         assert (error["code"], error["status"]) == ("UNAVAILABLE", 503)
         assert "3 connections" in error["message"]
     finally:
@@ -151,7 +132,10 @@ def test_under_a_descriptor_limit_a_flood_of_trickling_bodies_leaves_requests_an
         "warning",
         nofile=1024,
     )
-    head = _upsert_head(10_000)
+    head = (
+        b"POST /tryon/v1/products HTTP/1.1\r\nHost: test\r\nx-api-key: gk_flood\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 10000\r\n\r\n"
+    )
     tricklers: list[socket.socket] = []
     try:
         for _ in range(flood):
@@ -215,7 +199,7 @@ def _status_or_reset(sock: socket.socket) -> int | str:
     sock.setblocking(True)
     sock.settimeout(10)
     try:
-        answer = _answer_of(sock)
+        answer = read_all(sock)
     except OSError:
         return "reset"
-    return int(answer.split(b" ", 2)[1]) if answer else "reset"
+    return status_of(answer) if answer else "reset"

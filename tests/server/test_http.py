@@ -126,6 +126,30 @@ def read_all(sock: socket.socket) -> bytes:
     return answer
 
 
+def trickle(sock: socket.socket, data: bytes, *, every: float, give_up_after: float) -> bytes:
+    """Send ``data`` a byte every ``every`` seconds until the server stops taking it (or for
+    ``give_up_after`` seconds), then read everything it answers."""
+    started = time.monotonic()
+    for byte in data:
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:  # the server closed the connection: read what it said
+            break
+        time.sleep(every)
+        if time.monotonic() - started > give_up_after:
+            break
+    return read_all(sock)
+
+
+def timed_out(answer: bytes) -> dict[str, Any]:
+    """The answer is ``408 REQUEST_TIMEOUT`` in the error shape, closing the connection."""
+    assert status_of(answer) == 408, answer
+    assert b"connection: close" in answer.lower()
+    error: dict[str, Any] = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert (error["code"], error["status"]) == ("REQUEST_TIMEOUT", 408)
+    return error
+
+
 # -- routes and methods -----------------------------------------------------------------------
 
 
@@ -1221,21 +1245,9 @@ def test_r33_a_body_that_trickles_in_below_the_minimum_rate_is_answered_408(
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(head)
-        for byte in body:
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:  # dropped: read what the server said
-                break
-            time.sleep(0.2)
-            if time.monotonic() - started > 15:
-                break
-        answer = read_all(sock)
+        answer = trickle(sock, body, every=0.2, give_up_after=15)
     waited = time.monotonic() - started
-    assert status_of(answer) == 408, answer
-    assert b"connection: close" in answer.lower()
-    error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
-    assert (error["code"], error["status"]) == ("REQUEST_TIMEOUT", 408)
-    assert "100 bytes a second" in error["message"]
+    assert "100 bytes a second" in timed_out(answer)["message"]
     assert 0.9 < waited < 6  # 1 s, and 1/100 s for each of the few bytes that came
     assert client(server, "gk_k").get("/products/trickled").status_code == 404
 
@@ -1270,22 +1282,10 @@ def test_r33_a_head_sent_a_byte_at_a_time_is_answered_408_at_the_header_timeout(
                 body += sock.recv(65536)
             assert status_of(first) == 200, first
         started = time.monotonic()
-        answer = b""
-        for byte in _TRICKLED_HEAD:  # never the blank line that ends a head
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:  # the server closed the connection: read what it said
-                break
-            time.sleep(0.1)
-            if time.monotonic() - started > 10:
-                break
-        answer = read_all(sock)
+        # Never the blank line that ends a head.
+        answer = trickle(sock, _TRICKLED_HEAD, every=0.1, give_up_after=10)
     waited = time.monotonic() - started
-    assert status_of(answer) == 408, answer
-    assert b"connection: close" in answer.lower()
-    error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
-    assert (error["code"], error["status"]) == ("REQUEST_TIMEOUT", 408)
-    assert "headers" in error["message"]
+    assert "headers" in timed_out(answer)["message"]
     assert 0.9 < waited < 6
 
 
