@@ -9,15 +9,21 @@ lone surrogates; it reads nesting up to 1,024 levels where ``json`` stops near 1
 recursion limit); and it writes subclasses of the JSON types, datetimes and dataclasses its own
 way. For values that are not JSON at all (NaN, infinities, UUIDs, enums) the two differ and
 neither result is promised: the catalog refuses such values before it writes anything (R9, R16).
+
+An integer of more than :data:`MAX_INT_DIGITS` digits is read as a :class:`LongInt`, its digits
+never converted: ``int()`` of a long digit string costs time quadratic in its length, and Python
+refuses it past its own int-to-text limit (``sys.get_int_max_str_digits()``, 4,300 digits by
+default), which would make a valid JSON text unreadable. No field takes such a number, and an
+unknown key holding one is ignored (R18), so the number itself is never needed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, final
 
-__all__ = ["HAS_ORJSON", "dumps", "dumps_for_storage", "loads"]
+__all__ = ["HAS_ORJSON", "MAX_INT_DIGITS", "LongInt", "dumps", "dumps_for_storage", "loads"]
 
 try:
     import orjson
@@ -40,6 +46,39 @@ _DIGITS_AS_ZERO: Final = bytes(48 if 48 <= byte <= 57 else 120 for byte in range
 _DIGIT_RUN: Final = b"0" * 19
 
 
+#: The most digits of an integer read as an ``int``; Python's default int-to-text limit.
+MAX_INT_DIGITS: Final = 4300
+
+
+@final
+class LongInt:
+    """An integer of JSON text with more than :data:`MAX_INT_DIGITS` digits, left unconverted.
+
+    Not an ``int``, so that every rule that wants a number refuses it as it refuses any other
+    value of the wrong kind; it keeps only its sign and its number of digits.
+    """
+
+    __slots__ = ("digits", "negative")
+
+    def __init__(self, digits: int, negative: bool) -> None:
+        self.digits = digits
+        self.negative = negative
+
+    def __repr__(self) -> str:
+        return f"LongInt({'-' if self.negative else ''}{self.digits} digits)"
+
+
+def _parse_int(text: str) -> int | LongInt:
+    negative = text.startswith("-")
+    digits = len(text) - negative
+    if digits <= MAX_INT_DIGITS:
+        try:
+            return int(text)
+        except ValueError:  # the process lowered Python's limit below MAX_INT_DIGITS
+            pass
+    return LongInt(digits, negative)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -47,7 +86,7 @@ def _reject_constant(name: str) -> Any:
 def _std_loads(text: str | bytes) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    return json.loads(text, parse_constant=_reject_constant)
+    return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
 
 
 def _std_dumps(value: Any) -> bytes:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from catalog_core._json import dumps, loads
+from catalog_core._json import MAX_INT_DIGITS, LongInt, dumps, loads
 from catalog_core._unset import UNSET, Unset
 from catalog_core.commands import ImageInput, UpsertCommand
 from catalog_core.errors import (
@@ -212,6 +212,9 @@ class _Decoder:
         value = body["validForDays"]
         if value is None:
             return None
+        if type(value) is LongInt:  # an integer too long to read: out of range, whatever it is
+            self.fail(f"must be from 1 to {MAX_VALID_FOR_DAYS}", "validForDays")
+            return UNSET
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(f"must be an integer from 1 to {MAX_VALID_FOR_DAYS}, or null", "validForDays")
             return UNSET
@@ -418,25 +421,40 @@ def _compact_json(value: object) -> tuple[bytes | None, str | None]:
         return None, "must hold only numbers that JSON text can carry"
 
 
-_SCALARS: Final = frozenset({str, int, bool, type(None)})
+_SCALARS: Final = frozenset({str, bool, type(None)})
+# Integers of at most MAX_INT_DIGITS digits lie strictly between -_INT_BOUND and _INT_BOUND; the
+# comparison costs nothing for an int of ordinary size.
+_INT_BOUND: Final = 10**MAX_INT_DIGITS
+_LONG_INT: Final = f"must hold only integers of at most {MAX_INT_DIGITS:,} digits"
 
 
 def _json_problem(value: object, depth: int) -> str | None:
-    """Return why ``value`` is not a plain JSON value, or ``None`` when it is."""
+    """Return why ``value`` is not a plain JSON value, or ``None`` when it is.
+
+    Integers past :data:`~catalog_core._json.MAX_INT_DIGITS` digits are refused whatever Python's
+    own int-to-text limit is, so that whatever is stored reads back as the same number.
+    """
     if depth >= _JSON_MAX_DEPTH:  # depth 0 is the first level
         return f"must be nested at most {_JSON_MAX_DEPTH} levels deep"
     kind = type(value)
     if kind in _SCALARS:  # the exact types JSON parsing makes: the common case, checked first
         return None
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or isinstance(value, str | bool):
         return None
+    if isinstance(value, int):
+        return None if -_INT_BOUND < value < _INT_BOUND else _LONG_INT
+    if kind is LongInt:
+        return _LONG_INT
     if isinstance(value, float):
         return None if math.isfinite(value) else "must hold only finite numbers"
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 return "must have only string keys"
-            if type(item) in _SCALARS and depth + 1 < _JSON_MAX_DEPTH:
+            kind = type(item)
+            if (
+                kind in _SCALARS or (kind is int and -_INT_BOUND < item < _INT_BOUND)
+            ) and depth + 1 < _JSON_MAX_DEPTH:
                 continue  # no call for the values JSON parsing makes most
             problem = _json_problem(item, depth + 1)
             if problem:
@@ -444,7 +462,10 @@ def _json_problem(value: object, depth: int) -> str | None:
         return None
     if isinstance(value, list):
         for item in value:
-            if type(item) in _SCALARS and depth + 1 < _JSON_MAX_DEPTH:
+            kind = type(item)
+            if (
+                kind in _SCALARS or (kind is int and -_INT_BOUND < item < _INT_BOUND)
+            ) and depth + 1 < _JSON_MAX_DEPTH:
                 continue
             problem = _json_problem(item, depth + 1)
             if problem:
