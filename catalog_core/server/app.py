@@ -269,7 +269,9 @@ class _Endpoints:
         product = result.product
         headers = {
             "ETag": etag(product.version),
-            **warnings_headers([*result.warnings, *query_warnings]),
+            **warnings_headers(
+                [*result.warnings, *query_warnings], result.warning_count + len(query_warnings)
+            ),
         }
         if result.created:
             root = request.scope.get("root_path", "")

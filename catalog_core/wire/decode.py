@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from catalog_core._json import MAX_INT_DIGITS, LongInt, dumps, loads
+from catalog_core._json import (
+    MAX_BYTE_COST,
+    MAX_INT_DIGITS,
+    VALUE_BYTES,
+    LongInt,
+    decoded_size,
+    dumps,
+    loads,
+)
 from catalog_core._unset import UNSET, Unset
 from catalog_core.commands import ImageInput, UpsertCommand
 from catalog_core.errors import (
@@ -26,7 +34,7 @@ from catalog_core.errors import (
     ValidationFailed,
 )
 from catalog_core.limits import Limits
-from catalog_core.model import ANON_PREFIX, PayloadWarning, Upload
+from catalog_core.model import ANON_PREFIX, MAX_WARNINGS, PayloadWarning, Upload
 
 __all__ = [
     "MAX_VALID_FOR_DAYS",
@@ -67,7 +75,9 @@ def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping
 
     Raises:
         PayloadTooLarge: the raw body is over ``limits.max_request_bytes``.
-        ValidationFailed: the body is not valid UTF-8 JSON, or not a JSON object.
+        ValidationFailed: the body is not valid UTF-8 JSON, or not a JSON object, or parsing it
+            could take more memory than ``limits.max_decoded_bytes`` (judged from the text,
+            before any of it is parsed).
     """
     if type(payload) is not bytes and isinstance(payload, Mapping):
         return payload
@@ -82,6 +92,14 @@ def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping
                 f"The request body is {size} bytes; the limit is {limits.max_request_bytes} bytes."
             )
         raw = payload if isinstance(payload, str) else bytes(payload)
+        cost = decoded_size(raw) if size * MAX_BYTE_COST > limits.max_decoded_bytes else 0
+        if cost > limits.max_decoded_bytes:
+            raise ValidationFailed.at(
+                path,
+                f"must be a JSON object that parses within {limits.max_decoded_bytes} bytes of "
+                f"memory; this one could take {cost} ({VALUE_BYTES} a value or key, and 2 a "
+                "byte of text, or 8 when it holds non-ASCII characters or \\u escapes)",
+            )
         try:
             value = loads(raw)
         except (ValueError, RecursionError) as exc:
@@ -149,7 +167,8 @@ class _Decoder:
         self.prefix = prefix
         self.details: list[Detail] = []
         self.image_input: list[Detail] = []
-        self.warnings: list[PayloadWarning] = []
+        self.warnings: list[PayloadWarning] = []  # the first MAX_WARNINGS
+        self.warning_count = 0
 
     def path(self, *parts: object) -> str:
         return self.prefix + ".".join(map(str, parts))
@@ -158,7 +177,9 @@ class _Decoder:
         self.details.append(Detail(self.path(*parts), message))
 
     def warn(self, code: str, message: str, *parts: object) -> None:
-        self.warnings.append(PayloadWarning(code, self.path(*parts), message))
+        self.warning_count += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(PayloadWarning(code, self.path(*parts), message))
 
     def text(self, body: Mapping[str, Any], key: str, max_length: int) -> str | Unset | None:
         if key not in body:
@@ -481,7 +502,7 @@ def decode_upsert(
     for_use: bool = False,
     prefix: str = "",
     owned: bool = False,
-) -> tuple[UpsertCommand, tuple[PayloadWarning, ...]]:
+) -> tuple[UpsertCommand, tuple[PayloadWarning, ...], int]:
     """Decode a product payload (an upsert body, or a use item when ``for_use``).
 
     Args:
@@ -494,7 +515,8 @@ def decode_upsert(
             command may keep them rather than copies (``metadata``, ``classifications``).
 
     Returns:
-        The command and the warnings of deprecated shapes and unknown keys (R17, R18).
+        The command, the first :data:`~catalog_core.model.MAX_WARNINGS` warnings of deprecated
+        shapes and unknown keys (R17, R18), and how many warnings there were in all.
 
     Raises:
         ExternalIdRequired, ValidationFailed, InvalidImageInput, ReservedExternalId: in R30 order.
@@ -542,7 +564,7 @@ def decode_upsert(
             f"externalId '{external_id}' is reserved — the '{ANON_PREFIX}' prefix is for "
             "server-generated IDs."
         )
-    return command, tuple(decoder.warnings)
+    return command, tuple(decoder.warnings), decoder.warning_count
 
 
 def decode_try_on(
