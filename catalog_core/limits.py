@@ -37,8 +37,9 @@ class Limits:
 
         Bounded before parsing, from the text (R33): JSON text of a few bytes a value (``[{},{},
         …]``) takes dozens of times its size once parsed, so a body well within the request limit
-        could take gigabytes. With the body itself, a request stays within four times the request
-        limit; the 16 MiB let small request limits take the bodies they let through.
+        could take gigabytes. With the body itself, a request at the default limit stays within
+        four times it (112 of 128 MiB); the 16 MiB let small request limits take every body they
+        let through.
         """
         return 2 * self.max_request_bytes + 16 * 2**20
 
