@@ -9,15 +9,31 @@ lone surrogates; it reads nesting up to 1,024 levels where ``json`` stops near 1
 recursion limit); and it writes subclasses of the JSON types, datetimes and dataclasses its own
 way. For values that are not JSON at all (NaN, infinities, UUIDs, enums) the two differ and
 neither result is promised: the catalog refuses such values before it writes anything (R9, R16).
+
+An integer of more than :data:`MAX_INT_DIGITS` digits is read as a :class:`LongInt`, its digits
+never converted: ``int()`` of a long digit string costs time quadratic in its length, and Python
+refuses it past its own int-to-text limit (``sys.get_int_max_str_digits()``, 4,300 digits by
+default), which would make a valid JSON text unreadable. No field takes such a number, and an
+unknown key holding one is ignored (R18), so the number itself is never needed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Iterator
+from typing import Any, Final, final
 
-__all__ = ["HAS_ORJSON", "dumps", "dumps_for_storage", "loads"]
+__all__ = [
+    "HAS_ORJSON",
+    "MAX_BYTE_COST",
+    "MAX_INT_DIGITS",
+    "VALUE_BYTES",
+    "LongInt",
+    "decoded_size",
+    "dumps",
+    "dumps_for_storage",
+    "loads",
+]
 
 try:
     import orjson
@@ -40,6 +56,94 @@ _DIGITS_AS_ZERO: Final = bytes(48 if 48 <= byte <= 57 else 120 for byte in range
 _DIGIT_RUN: Final = b"0" * 19
 
 
+#: The most digits of an integer read as an ``int``; Python's default int-to-text limit.
+MAX_INT_DIGITS: Final = 4300
+
+
+@final
+class LongInt:
+    """An integer of JSON text with more than :data:`MAX_INT_DIGITS` digits, left unconverted.
+
+    Not an ``int``, so that every rule that wants a number refuses it as it refuses any other
+    value of the wrong kind; it keeps only its sign and its number of digits.
+    """
+
+    __slots__ = ("digits", "negative")
+
+    def __init__(self, digits: int, negative: bool) -> None:
+        self.digits = digits
+        self.negative = negative
+
+    def __repr__(self) -> str:
+        return f"LongInt({'-' if self.negative else ''}{self.digits} digits)"
+
+
+def _parse_int(text: str) -> int | LongInt:
+    negative = text.startswith("-")
+    digits = len(text) - negative
+    if digits <= MAX_INT_DIGITS:
+        try:
+            return int(text)
+        except ValueError:  # the process lowered Python's limit below MAX_INT_DIGITS
+            pass
+    return LongInt(digits, negative)
+
+
+#: What one value or key of JSON text may take once parsed, at most: its object, its place in its
+#: container, the parser's own record of it. Measured at 45 to 115 bytes on CPython 3.11, with
+#: orjson and ``json`` alike, for the costliest shapes (``[{},{},…]``, ``[{"a":0},…]``, short
+#: strings, distinct keys); see docs/reliability.md.
+VALUE_BYTES: Final = 128
+#: The most that :func:`decoded_size` counts for one byte of text: a text of ``n`` bytes is never
+#: counted as more than ``n * MAX_BYTE_COST``, so a short one needs no counting.
+MAX_BYTE_COST: Final = 2 * 4 + VALUE_BYTES
+# Long texts are scanned in pieces of this size: as fast, without a transient copy of a whole body.
+_PIECE: Final = 2**20
+# A value or key either opens a container or follows one of these (the first value of a text
+# follows nothing: one more).
+_STARTS: Final = b",:[{"
+
+
+def decoded_size(text: str | bytes) -> int:
+    r"""Return a bound of the memory that parsing ``text`` takes, in bytes, without parsing it.
+
+    :data:`VALUE_BYTES` for each value and key, counted as the commas, colons and opening
+    brackets of the text plus one (those inside strings too, so the count is never short); and
+    for each byte of text, twice what one of its characters may take in a ``str`` (the text
+    decoded whole, or the parser's copy of it, and the strings made of it): 1 byte for ASCII
+    text without ``\u`` escapes, else 4. A few passes over the text at the speed of memory.
+    """
+    if isinstance(text, str):
+        wide = not text.isascii() or ("\\" in text and "\\u" in text)
+        length = len(text.encode("utf-8", "surrogatepass")) if wide else len(text)
+        starts = sum(text.count(start) for start in ",:[{")
+    else:
+        wide = not text.isascii() or (b"\\" in text and b"\\u" in text)
+        length = len(text)
+        starts = _count_starts(text)
+    return 2 * (4 if wide else 1) * length + VALUE_BYTES * (starts + 1)
+
+
+def _count_starts(raw: bytes) -> int:
+    if len(raw) <= _PIECE:
+        return len(raw) - len(raw.translate(None, _STARTS))
+    return sum(len(piece) - len(piece.translate(None, _STARTS)) for piece in _pieces(raw, 0))
+
+
+def _has_long_number(raw: bytes) -> bool:
+    """Whether ``raw`` holds a run of 19 digits (a number orjson may read as a float)."""
+    if len(raw) <= _PIECE:
+        return _DIGIT_RUN in raw.translate(_DIGITS_AS_ZERO)
+    overlap = len(_DIGIT_RUN) - 1
+    return any(_DIGIT_RUN in piece.translate(_DIGITS_AS_ZERO) for piece in _pieces(raw, overlap))
+
+
+def _pieces(raw: bytes, overlap: int) -> Iterator[bytes]:
+    """``raw`` in pieces of :data:`_PIECE` bytes, each with ``overlap`` bytes before it."""
+    for start in range(0, len(raw), _PIECE):
+        yield raw[max(0, start - overlap) : start + _PIECE]
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -47,7 +151,7 @@ def _reject_constant(name: str) -> Any:
 def _std_loads(text: str | bytes) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    return json.loads(text, parse_constant=_reject_constant)
+    return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
 
 
 def _std_dumps(value: Any) -> bytes:
@@ -75,9 +179,7 @@ def _fast_loads(text: str | bytes) -> Any:
     # orjson reads an integer outside 64 bits as a float; such a number has 19 digits or more.
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     # Much faster than a regular expression, and than counting the depth in Python.
-    if _DIGIT_RUN not in raw.translate(_DIGITS_AS_ZERO) and (
-        raw.count(b"[") + raw.count(b"{") < _SHALLOW
-    ):
+    if raw.count(b"[") + raw.count(b"{") < _SHALLOW and not _has_long_number(raw):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

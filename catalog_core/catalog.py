@@ -22,6 +22,7 @@ from catalog_core.errors import (
 from catalog_core.images import Blob, make_blob
 from catalog_core.limits import Limits
 from catalog_core.model import (
+    MAX_WARNINGS,
     Image,
     Page,
     PayloadWarning,
@@ -254,11 +255,16 @@ class Catalog:
         uploads = _check_files(files)
         _check_request_size(payload, uploads, self.limits)
         body = load_body(payload, self.limits)
-        command, warnings = decode_upsert(body, self.limits, owned=body is not payload)
+        command, warnings, count = decode_upsert(body, self.limits, owned=body is not payload)
         images, blobs, file_warnings = self._resolve_images(command, uploads)
         assert command.external_id is not None  # decode_upsert refuses a missing id on an upsert
         return _PreparedUpsert(
-            self, command, command.external_id, images, blobs, warnings + file_warnings
+            self,
+            command,
+            command.external_id,
+            images,
+            blobs,
+            _Warnings().extended(warnings, count).extended(file_warnings),
         )
 
     def use(
@@ -279,7 +285,7 @@ class Catalog:
         uploads = _check_files(files)
         _check_request_size(item, uploads, self.limits)
         body = load_body(item, self.limits)
-        return self._use(account, body, uploads, prefix="", warnings=())
+        return self._use(account, body, uploads, prefix="", warnings=_Warnings())
 
     def try_on(
         self,
@@ -299,7 +305,9 @@ class Catalog:
         uploads = _check_files(files)
         _check_request_size(body, uploads, self.limits)
         item, prefix, warnings = decode_try_on(load_body(body, self.limits))
-        return self._use(account, item, uploads, prefix=prefix, warnings=warnings)
+        return self._use(
+            account, item, uploads, prefix=prefix, warnings=_Warnings().extended(warnings)
+        )
 
     def _use(
         self,
@@ -308,13 +316,14 @@ class Catalog:
         uploads: Mapping[str, Upload],
         *,
         prefix: str,
-        warnings: tuple[PayloadWarning, ...],
+        warnings: _Warnings,
     ) -> UseResult:
         """Apply a checked product item: the account, files, size and JSON are already checked."""
-        command, item_warnings = decode_upsert(body, self.limits, for_use=True, prefix=prefix)
-        warnings += item_warnings
+        command, item_warnings, count = decode_upsert(
+            body, self.limits, for_use=True, prefix=prefix
+        )
         images, blobs, file_warnings = self._resolve_images(command, uploads)
-        warnings += file_warnings
+        warnings = warnings.extended(item_warnings, count).extended(file_warnings)
 
         if command.external_id is None:
             return self._use_one_shot(account, command, images, blobs, warnings)
@@ -345,7 +354,7 @@ class Catalog:
 
         product = self.repository.write(account, external_id, change)
         assert product is not None
-        return UseResult(product, created, warnings)
+        return UseResult(product, created, *warnings.result())
 
     def _use_one_shot(
         self,
@@ -353,7 +362,7 @@ class Catalog:
         command: UpsertCommand,
         images: tuple[Image, ...] | None,
         blobs: tuple[Blob, ...],
-        warnings: tuple[PayloadWarning, ...],
+        warnings: _Warnings,
     ) -> UseResult:
         while True:
             external_id = new_one_shot_id()
@@ -379,7 +388,7 @@ class Catalog:
             except _OneShotIdTaken:  # pragma: no cover - 36**24 ids make this a formality
                 continue
             assert product is not None
-            return UseResult(product, True, warnings)
+            return UseResult(product, True, *warnings.result())
 
     def delete(
         self,
@@ -508,6 +517,25 @@ class Catalog:
         return tuple(images), tuple(blobs.values()), warnings
 
 
+class _Warnings:
+    """The first :data:`~catalog_core.model.MAX_WARNINGS` warnings of a request, and their count."""
+
+    __slots__ = ("count", "kept")
+
+    def __init__(self, kept: tuple[PayloadWarning, ...] = (), count: int = 0) -> None:
+        self.kept = kept
+        self.count = count
+
+    def extended(self, more: tuple[PayloadWarning, ...], count: int | None = None) -> _Warnings:
+        """Return these warnings followed by ``more``, of which there were ``count`` in all."""
+        total = self.count + (len(more) if count is None else count)
+        return _Warnings((self.kept + more[:MAX_WARNINGS])[:MAX_WARNINGS], total)
+
+    def result(self) -> tuple[tuple[PayloadWarning, ...], int]:
+        """The warnings and the count, as a result takes them."""
+        return self.kept, self.count
+
+
 class _TransactionClock:
     """The time of one transaction of many writes: read by the first, then the same for all."""
 
@@ -535,7 +563,7 @@ class _PreparedUpsert:
         external_id: str,
         images: tuple[Image, ...] | None,
         blobs: tuple[Blob, ...],
-        warnings: tuple[PayloadWarning, ...],
+        warnings: _Warnings,
     ) -> None:
         self.catalog = catalog
         self.command = command
@@ -575,7 +603,7 @@ class _PreparedUpsert:
 
     def result(self, product: Product) -> UpsertResult:
         """Return the upsert's result once ``product`` is stored."""
-        return UpsertResult(product, self.created, self.warnings)
+        return UpsertResult(product, self.created, *self.warnings.result())
 
 
 def _live(product: Product | None, now: datetime) -> Product | None:

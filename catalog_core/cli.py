@@ -286,6 +286,9 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
                 warnings.extend(
                     {"line": number, "code": w.code, "path": w.path} for w in result.warnings
                 )
+                if result.warning_count > len(result.warnings):  # the catalog kept the first
+                    more = result.warning_count - len(result.warnings)
+                    warnings.append({"line": number, "more": more})
             bar.update(size, (number, raw))
         bar.update(skipped)
 
@@ -303,6 +306,9 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
         for entry in rejected:
             click.echo(_printable(f"line {entry['line']}: {entry['code']}: {entry['message']}"))
         for entry in warnings:
+            if "more" in entry:
+                click.echo(f"line {entry['line']}: {entry['more']} more warnings not listed")
+                continue
             click.echo(
                 _printable(f"line {entry['line']}: warning: {entry['code']} at {entry['path']}")
             )

@@ -31,6 +31,18 @@ class Limits:
     max_request_bytes: int = attrs.field(default=32 * 2**20, validator=_positive)
     max_url_length: int = attrs.field(default=2048, validator=_positive)
 
+    @property
+    def max_decoded_bytes(self) -> int:
+        """The memory that parsing one JSON body may take: twice the request limit, plus 16 MiB.
+
+        Bounded before parsing, from the text (R33): JSON text of a few bytes a value (``[{},{},
+        …]``) takes dozens of times its size once parsed, so a body well within the request limit
+        could take gigabytes. With the body itself, a request at the default limit stays within
+        four times it (112 of 128 MiB); the 16 MiB let small request limits take every body they
+        let through.
+        """
+        return 2 * self.max_request_bytes + 16 * 2**20
+
     def __attrs_post_init__(self) -> None:
         if self.max_request_bytes <= self.max_file_bytes:
             raise ValueError("Limits.max_request_bytes must be larger than max_file_bytes (R33)")

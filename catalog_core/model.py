@@ -15,6 +15,7 @@ import attrs
 
 __all__ = [
     "ANON_PREFIX",
+    "MAX_WARNINGS",
     "UPLOAD_SCHEME",
     "Image",
     "Page",
@@ -30,6 +31,10 @@ __all__ = [
 
 #: Ids with this prefix are made by the catalog for one-shot products (R3, R22c).
 ANON_PREFIX = "_anon_"
+#: The most warnings a result keeps: the first ones, in the order they arose. Its
+#: ``warning_count`` counts every one, so a body of a million unknown keys costs no more memory
+#: than one of a hundred.
+MAX_WARNINGS: Final = 100
 #: ``sourceUrl`` of an uploaded image: ``upload://<sha256-hex>`` (R15).
 UPLOAD_SCHEME = "upload://"
 _UPLOAD_SCHEME_LENGTH: Final = len(UPLOAD_SCHEME)
@@ -136,22 +141,34 @@ class Upload:
     mime_type: str | None = None
 
 
+def _count_of(result: UpsertResult | UseResult) -> int:
+    return len(result.warnings)
+
+
 @attrs.frozen
 class UpsertResult:
-    """The product after an accepted upsert, whether it was created, and any warnings."""
+    """The product after an accepted upsert, whether it was created, and any warnings.
+
+    ``warnings`` holds the first :data:`MAX_WARNINGS` of them, ``warning_count`` all of them.
+    """
 
     product: Product
     created: bool
     warnings: tuple[PayloadWarning, ...] = ()
+    warning_count: int = attrs.field(default=attrs.Factory(_count_of, takes_self=True))
 
 
 @attrs.frozen
 class UseResult:
-    """The product a try-on used, whether the use created it, and any warnings (R22)."""
+    """The product a try-on used, whether the use created it, and any warnings (R22).
+
+    ``warnings`` holds the first :data:`MAX_WARNINGS` of them, ``warning_count`` all of them.
+    """
 
     product: Product
     created: bool
     warnings: tuple[PayloadWarning, ...] = ()
+    warning_count: int = attrs.field(default=attrs.Factory(_count_of, takes_self=True))
 
 
 @attrs.frozen

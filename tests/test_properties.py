@@ -196,7 +196,7 @@ def pauses(*, max_hours: int) -> st.SearchStrategy[int]:
 
 def decoded(payload: Mapping[str, Any]) -> tuple[UpsertCommand, tuple[cc.Image, ...] | None]:
     """Return the command of a URL-only payload and its images as the catalog resolves them."""
-    command, _ = decode_upsert(payload, cc.Limits())
+    command, _, _ = decode_upsert(payload, cc.Limits())
     if command.images is cc.UNSET:
         return command, None
     images = tuple(

@@ -231,7 +231,7 @@ KNOWN_DIFFERENCES: Final[dict[str, bytes]] = {
 def catalog_decode(raw: bytes) -> catalog_core.CatalogError | dict[str, Any]:
     """Return what catalog_core reads from ``raw``, or the error it raises."""
     try:
-        command, _ = decode_upsert(load_body(raw, LIMITS), LIMITS)
+        command, _, _ = decode_upsert(load_body(raw, LIMITS), LIMITS)
     except catalog_core.CatalogError as exc:
         return exc
     fields = attrs.asdict(command, recurse=False)

@@ -280,11 +280,13 @@ class _Endpoints:
         product = result.product
         headers = {
             "ETag": etag(product.version),
-            **warnings_headers([*result.warnings, *query_warnings]),
+            **warnings_headers(
+                [*result.warnings, *query_warnings], result.warning_count + len(query_warnings)
+            ),
         }
         if result.created:
             root = request.scope.get("root_path", "")
-            headers["Location"] = f"{root}{PRODUCTS_PATH}/{quote(product.external_id, safe='')}"
+            headers["Location"] = f"{root}{PRODUCTS_PATH}/{_path_segment(product.external_id)}"
         return json_response(to_wire(product), 201 if result.created else 200, headers)
 
     def _upsert(
@@ -321,6 +323,17 @@ class _Endpoints:
         external_id = _path_id(request)
         await self.calls.run(self.catalog.delete, _account(request), external_id, if_version)
         return Response(status_code=204, headers=warnings_headers(warnings))
+
+
+def _path_segment(external_id: str) -> str:
+    """Return ``external_id`` as one path segment that every URL client keeps as it is.
+
+    Percent-encoded UTF-8, ``/`` included; and the ids ``.`` and ``..``, which a client would
+    take for the dot segments it removes from a path (RFC 3986 §5.2.4), as ``%2E`` and
+    ``%2E%2E``, which it keeps and the server decodes back (:func:`_path_id`).
+    """
+    segment = quote(external_id, safe="")
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 def _path_id(request: Request) -> str:

@@ -97,10 +97,12 @@ URL_PATTERN: Final = (
     r"(?:[/?#][^\x00-\x20\x7f]*)?$"
 )
 _TIMESTAMP: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
-# If-Match as the server reads it (conditions.parse_if_match): `*`, or entity tags separated by
-# commas, the last one optionally followed by a comma; blanks around the value are not part of it.
-_ENTITY_TAG: Final = r'[ \t]*(W/)?"[!#-~\x80-\xff]*"[ \t]*'
-IF_MATCH_PATTERN: Final = rf"^[ \t]*(\*|{_ENTITY_TAG}(,{_ENTITY_TAG})*,?)[ \t]*$"
+# If-Match as the server reads it (conditions.parse_if_match): `*`, or a list of at least one entity
+# tag separated by commas, with empty elements (RFC 9110 §5.6.1.2) before, between and after them.
+_ENTITY_TAG: Final = r'(W/)?"[!#-~\x80-\xff]*"[ \t]*'
+IF_MATCH_PATTERN: Final = (
+    rf"^([ \t]*\*[ \t]*|[ \t,]*{_ENTITY_TAG}(,[ \t,]*{_ENTITY_TAG})*(,[ \t,]*)?)$"
+)
 
 
 def server_error_classes() -> tuple[type[CatalogError], ...]:

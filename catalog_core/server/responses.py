@@ -49,15 +49,19 @@ def error_response(exc: CatalogError, headers: Mapping[str, str] | None = None) 
     return json_response(exc.to_wire(), exc.status, headers)
 
 
-def warnings_headers(warnings: Iterable[PayloadWarning]) -> dict[str, str]:
+def warnings_headers(
+    warnings: Iterable[PayloadWarning], count: int | None = None
+) -> dict[str, str]:
     """Return the warnings headers of a response, or none when there are no warnings.
 
     ``Catalog-Warnings`` holds ``[{"code", "path", "message"}, ...]`` as ASCII JSON (so any
     field name survives a header), in the order the catalog reported them, cut to stay under
-    4 KiB; ``Catalog-Warnings-Count`` always holds the full count.
+    4 KiB; ``Catalog-Warnings-Count`` always holds the full count: ``count`` when the catalog
+    kept only the first of them (``warning_count`` of a result), else how many are given.
     """
     items = list(warnings)
-    if not items:
+    total = len(items) if count is None else count
+    if not total:
         return {}
     shown: list[str] = []
     size = 2
@@ -76,5 +80,5 @@ def warnings_headers(warnings: Iterable[PayloadWarning]) -> dict[str, str]:
         size += len(entry) + 1
     return {
         WARNINGS_HEADER: "[" + ",".join(shown) + "]",
-        WARNINGS_COUNT_HEADER: str(len(items)),
+        WARNINGS_COUNT_HEADER: str(total),
     }

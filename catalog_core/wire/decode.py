@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from catalog_core._json import dumps, loads
+from catalog_core._json import (
+    MAX_BYTE_COST,
+    MAX_INT_DIGITS,
+    VALUE_BYTES,
+    LongInt,
+    decoded_size,
+    dumps,
+    loads,
+)
 from catalog_core._unset import UNSET, Unset
 from catalog_core.commands import ImageInput, UpsertCommand
 from catalog_core.errors import (
@@ -26,7 +34,7 @@ from catalog_core.errors import (
     ValidationFailed,
 )
 from catalog_core.limits import Limits
-from catalog_core.model import ANON_PREFIX, PayloadWarning, Upload
+from catalog_core.model import ANON_PREFIX, MAX_WARNINGS, PayloadWarning, Upload
 
 __all__ = [
     "MAX_VALID_FOR_DAYS",
@@ -67,7 +75,9 @@ def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping
 
     Raises:
         PayloadTooLarge: the raw body is over ``limits.max_request_bytes``.
-        ValidationFailed: the body is not valid UTF-8 JSON, or not a JSON object.
+        ValidationFailed: the body is not valid UTF-8 JSON, or not a JSON object, or parsing it
+            could take more memory than ``limits.max_decoded_bytes`` (judged from the text,
+            before any of it is parsed).
     """
     if type(payload) is not bytes and isinstance(payload, Mapping):
         return payload
@@ -82,6 +92,14 @@ def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping
                 f"The request body is {size} bytes; the limit is {limits.max_request_bytes} bytes."
             )
         raw = payload if isinstance(payload, str) else bytes(payload)
+        cost = decoded_size(raw) if size * MAX_BYTE_COST > limits.max_decoded_bytes else 0
+        if cost > limits.max_decoded_bytes:
+            raise ValidationFailed.at(
+                path,
+                f"must be a JSON object that parses within {limits.max_decoded_bytes} bytes of "
+                f"memory; this one could take {cost} ({VALUE_BYTES} a value or key, and 2 a "
+                "byte of text, or 8 when it holds non-ASCII characters or \\u escapes)",
+            )
         try:
             value = loads(raw)
         except (ValueError, RecursionError) as exc:
@@ -149,7 +167,8 @@ class _Decoder:
         self.prefix = prefix
         self.details: list[Detail] = []
         self.image_input: list[Detail] = []
-        self.warnings: list[PayloadWarning] = []
+        self.warnings: list[PayloadWarning] = []  # the first MAX_WARNINGS
+        self.warning_count = 0
 
     def path(self, *parts: object) -> str:
         return self.prefix + ".".join(map(str, parts))
@@ -158,7 +177,9 @@ class _Decoder:
         self.details.append(Detail(self.path(*parts), message))
 
     def warn(self, code: str, message: str, *parts: object) -> None:
-        self.warnings.append(PayloadWarning(code, self.path(*parts), message))
+        self.warning_count += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(PayloadWarning(code, self.path(*parts), message))
 
     def text(self, body: Mapping[str, Any], key: str, max_length: int) -> str | Unset | None:
         if key not in body:
@@ -212,6 +233,9 @@ class _Decoder:
         value = body["validForDays"]
         if value is None:
             return None
+        if type(value) is LongInt:  # an integer too long to read: out of range, whatever it is
+            self.fail(f"must be from 1 to {MAX_VALID_FOR_DAYS}", "validForDays")
+            return UNSET
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(f"must be an integer from 1 to {MAX_VALID_FOR_DAYS}, or null", "validForDays")
             return UNSET
@@ -418,25 +442,40 @@ def _compact_json(value: object) -> tuple[bytes | None, str | None]:
         return None, "must hold only numbers that JSON text can carry"
 
 
-_SCALARS: Final = frozenset({str, int, bool, type(None)})
+_SCALARS: Final = frozenset({str, bool, type(None)})
+# Integers of at most MAX_INT_DIGITS digits lie strictly between -_INT_BOUND and _INT_BOUND; the
+# comparison costs nothing for an int of ordinary size.
+_INT_BOUND: Final = 10**MAX_INT_DIGITS
+_LONG_INT: Final = f"must hold only integers of at most {MAX_INT_DIGITS:,} digits"
 
 
 def _json_problem(value: object, depth: int) -> str | None:
-    """Return why ``value`` is not a plain JSON value, or ``None`` when it is."""
+    """Return why ``value`` is not a plain JSON value, or ``None`` when it is.
+
+    Integers past :data:`~catalog_core._json.MAX_INT_DIGITS` digits are refused whatever Python's
+    own int-to-text limit is, so that whatever is stored reads back as the same number.
+    """
     if depth >= _JSON_MAX_DEPTH:  # depth 0 is the first level
         return f"must be nested at most {_JSON_MAX_DEPTH} levels deep"
     kind = type(value)
     if kind in _SCALARS:  # the exact types JSON parsing makes: the common case, checked first
         return None
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or isinstance(value, str | bool):
         return None
+    if isinstance(value, int):
+        return None if -_INT_BOUND < value < _INT_BOUND else _LONG_INT
+    if kind is LongInt:
+        return _LONG_INT
     if isinstance(value, float):
         return None if math.isfinite(value) else "must hold only finite numbers"
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 return "must have only string keys"
-            if type(item) in _SCALARS and depth + 1 < _JSON_MAX_DEPTH:
+            kind = type(item)
+            if (
+                kind in _SCALARS or (kind is int and -_INT_BOUND < item < _INT_BOUND)
+            ) and depth + 1 < _JSON_MAX_DEPTH:
                 continue  # no call for the values JSON parsing makes most
             problem = _json_problem(item, depth + 1)
             if problem:
@@ -444,7 +483,10 @@ def _json_problem(value: object, depth: int) -> str | None:
         return None
     if isinstance(value, list):
         for item in value:
-            if type(item) in _SCALARS and depth + 1 < _JSON_MAX_DEPTH:
+            kind = type(item)
+            if (
+                kind in _SCALARS or (kind is int and -_INT_BOUND < item < _INT_BOUND)
+            ) and depth + 1 < _JSON_MAX_DEPTH:
                 continue
             problem = _json_problem(item, depth + 1)
             if problem:
@@ -460,7 +502,7 @@ def decode_upsert(
     for_use: bool = False,
     prefix: str = "",
     owned: bool = False,
-) -> tuple[UpsertCommand, tuple[PayloadWarning, ...]]:
+) -> tuple[UpsertCommand, tuple[PayloadWarning, ...], int]:
     """Decode a product payload (an upsert body, or a use item when ``for_use``).
 
     Args:
@@ -473,7 +515,8 @@ def decode_upsert(
             command may keep them rather than copies (``metadata``, ``classifications``).
 
     Returns:
-        The command and the warnings of deprecated shapes and unknown keys (R17, R18).
+        The command, the first :data:`~catalog_core.model.MAX_WARNINGS` warnings of deprecated
+        shapes and unknown keys (R17, R18), and how many warnings there were in all.
 
     Raises:
         ExternalIdRequired, ValidationFailed, InvalidImageInput, ReservedExternalId: in R30 order.
@@ -521,7 +564,7 @@ def decode_upsert(
             f"externalId '{external_id}' is reserved — the '{ANON_PREFIX}' prefix is for "
             "server-generated IDs."
         )
-    return command, tuple(decoder.warnings)
+    return command, tuple(decoder.warnings), decoder.warning_count
 
 
 def decode_try_on(
