@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import socket
 import sqlite3
 import sys
@@ -16,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 import click
 
@@ -34,6 +35,7 @@ _JSON_WHITESPACE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
 # libpq parameters whose values are secrets, matched after percent-decoding, as libpq reads them.
 _SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword"})
+_PARAMETER = re.compile(r"(?<=[?&])([^=&?]*)=([^&]*)")
 
 
 class _CatalogGroup(click.Group):
@@ -123,23 +125,31 @@ def _open_catalog(
 
 
 def _redact(target: str) -> str:
-    """Return a database path or URL fit to print: every password in a URL becomes ``***``."""
-    if "://" not in target:
+    """Return a database path or URL fit to print: every password in a URL becomes ``***``.
+
+    Only the secrets are replaced; every other character stays as written, so the message names
+    the database exactly as it was given (re-serialising a parsed URL would turn
+    ``sqlite:////abs`` into ``sqlite://abs``). The spans hidden cover both readings of a URL:
+    libpq's, whose credentials end at the first ``@`` before any ``/``, and ``urlsplit``'s,
+    whose end at the last ``@`` before any of ``/?#``.
+    """
+    scheme, sep, rest = target.partition("://")
+    if not sep:
         return target
-    try:
-        parts = urlsplit(target)
-        password = parts.password
-    except ValueError:
-        return target.split("://", 1)[0] + "://***"
-    netloc = parts.netloc
-    if password:
-        netloc = netloc.replace(f":{password}@", ":***@", 1)
-    query = "&".join(
-        f"{name}=***" if unquote_plus(name).lower() in _SECRET_PARAMETERS else pair
-        for pair in parts.query.split("&")
-        for name in [pair.partition("=")[0]]
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query if parts.query else ""))
+    slash = rest.find("/")
+    at = rest.rfind("@", 0, len(rest) if slash < 0 else slash)
+    colon = rest.find(":", 0, max(at, 0))
+    if at > 0 and 0 <= colon < at - 1:  # a non-empty password: user:password@
+        rest = rest[: colon + 1] + "***" + rest[at:]
+    # A parameter starts after any '?' or '&' and its value runs to the next '&', as libpq reads
+    # it (a '?' or '#' in a value belongs to the value); scanning every '?' also covers a query
+    # that a stray '@' or '?' would hide from one reading or the other.
+    return scheme + sep + _PARAMETER.sub(_redact_parameter, rest)
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    name = match[1]
+    return f"{name}=***" if unquote_plus(name).lower() in _SECRET_PARAMETERS else match[0]
 
 
 @click.group(cls=_CatalogGroup)
