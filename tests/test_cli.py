@@ -546,3 +546,35 @@ def test_a_database_url_is_printed_as_given_with_only_its_secrets_hidden(
     from catalog_core.cli import _redact
 
     assert _redact(given) == printed
+
+
+@pytest.mark.parametrize("mark", [b"", b"\xef\xbb\xbf"], ids=["", "with a byte order mark"])
+def test_r33_lines_are_read_whole_up_to_the_limit_and_past_it_only_measured(mark: bytes) -> None:
+    """R33: the import's reader keeps a line of up to ``limit`` bytes (a first line's byte order
+    mark aside), gives only the length of a longer one, and tells blank lines, long or short."""
+    import io
+
+    from catalog_core.cli import _lines
+
+    limit = 8
+    lines = [
+        mark + b'{"a":1}\n',  # 8 bytes with its newline: at the limit
+        b'{"a":12}\n',  # 9: one over
+        b" \t\r " * 5 + b"\n",  # blank, and longer than the limit
+        b"\n",  # blank
+        b"x" * 20 + b"\n",  # over, read in chunks
+        b"y" * 8,  # at the limit, at the end without a newline
+    ]
+    data = b"".join(lines)
+    got = list(_lines(io.BufferedReader(io.BytesIO(data), buffer_size=4), limit))
+    assert got == [
+        (1, b'{"a":1}\n', 8 + len(mark)),
+        (2, 9, 9),
+        (3, b"", 21),
+        (4, b"", 1),
+        (5, 21, 21),
+        (6, b"y" * 8, 8),
+    ]
+    assert sum(size for _, _, size in got) == len(data)  # the progress bar reaches the end
+    ended = list(_lines(io.BytesIO(b"z" * 30), limit))  # over, and no newline at the end
+    assert ended == [(1, 30, 30)]
