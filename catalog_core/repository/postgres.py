@@ -72,6 +72,13 @@ _COLUMNS: Final = (
     "account, external_id, data, valid_for_days, expires_at, last_used_at, created_at, "
     "updated_at, version"
 )
+#: The catalog's tables and the columns each must have, to tell a catalog from another schema.
+_TABLE_COLUMNS: Final = {
+    "products": frozenset({*_COLUMNS.replace(" ", "").split(","), "one_shot"}),
+    "blobs": frozenset({"account", "sha256", "mime_type", "data", "refs"}),
+    "catalog_meta": frozenset({"key", "value"}),
+}
+_INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
 
 
 def _data(product: Product) -> str:
@@ -197,33 +204,81 @@ class PostgresRepository:
         return schema_sql(schema)
 
     def _prepare_schema(self, create: bool) -> None:
+        """Recognise the schema before changing anything, then create what is missing.
+
+        A schema that holds tables but no catalog of this version is refused untouched; a
+        catalog that is whole is used without any DDL (so a role without DDL rights can open it).
+        """
         with self._pool.connection() as conn:
             encoding = conn.execute("SHOW server_encoding").fetchone()
             if encoding is None or encoding[0].upper() not in ("UTF8", "UTF-8"):
                 found = encoding and encoding[0]
                 raise RuntimeError(f"the database stores text as {found}; catalog_core needs UTF8")
-            if create:
+            state = self._recognise(conn)
+            if state != "whole" and create:
                 try:
                     conn.execute(self.schema_sql(self.schema).encode())
                 except (pg_errors.UniqueViolation, pg_errors.DuplicateObject):
                     # Two processes created the same schema at once: the other one won.
                     if not conn.autocommit:
                         conn.rollback()
-        with self._pool.connection() as conn:
-            try:
-                row = conn.execute(
-                    f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'schema_version'"
-                ).fetchone()
-            except pg_errors.UndefinedTable:
-                raise RuntimeError(
-                    f"the catalog tables do not exist in schema {self.schema!r}; create them with "
-                    "PostgresRepository.schema_sql() or `catalog-core schema-sql`"
-                ) from None
-        if row is None or int(row[0]) != SCHEMA_VERSION:
+                state = self._recognise(conn)
+        if state == "empty":
             raise RuntimeError(
-                f"schema {self.schema!r} holds catalog schema {row and row[0]}; this version of "
-                f"catalog_core reads schema {SCHEMA_VERSION}"
+                f"the catalog tables do not exist in schema {self.schema!r}; create them with "
+                "PostgresRepository.schema_sql() or `catalog-core schema-sql`"
             )
+
+    def _recognise(self, conn: psycopg.Connection[Any]) -> str:
+        """Tell what the schema holds, reading only: ``"whole"``, ``"empty"`` or ``"incomplete"``.
+
+        Raises:
+            RuntimeError: the schema holds tables of another application, or a catalog of
+                another schema version.
+        """
+        rows = conn.execute(
+            "SELECT c.relname, c.relkind, a.attname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+            "AND NOT a.attisdropped WHERE n.nspname = %s",
+            (self.schema,),
+        ).fetchall()
+        columns: dict[str, set[str]] = {}
+        indexes = set()
+        for name, kind, column in rows:
+            if kind == "i":
+                indexes.add(name)
+            elif kind in ("r", "p", "v", "m", "f"):
+                columns.setdefault(name, set()).add(column)
+        if not columns:
+            return "empty"
+
+        def foreign(reason: str) -> RuntimeError:
+            return RuntimeError(
+                f"schema {self.schema!r} is not a catalog_core catalog: {reason}; it was left "
+                "unchanged"
+            )
+
+        if "catalog_meta" not in columns:
+            tables = sorted(columns)
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise foreign(f"it holds tables of another application ({shown})")
+        for table, wanted in _TABLE_COLUMNS.items():
+            if table in columns and not wanted <= columns[table]:
+                lacking = ", ".join(sorted(wanted - columns[table]))
+                raise foreign(f"its {table} table lacks the catalog's columns ({lacking})")
+        row = conn.execute(
+            f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        if row is None:
+            raise foreign("its catalog_meta table holds no catalog schema_version")
+        if row[0] != str(SCHEMA_VERSION):
+            raise RuntimeError(
+                f"schema {self.schema!r} holds catalog schema {row[0]}; this version of "
+                f"catalog_core reads schema {SCHEMA_VERSION}; it was left unchanged"
+            )
+        whole = columns.keys() >= _TABLE_COLUMNS.keys() and indexes >= _INDEX_NAMES
+        return "whole" if whole else "incomplete"
 
     # -- the contract -----------------------------------------------------------------------
 

@@ -120,6 +120,65 @@ def _product_params(product: Product) -> tuple[Any, ...]:
     )
 
 
+#: What :func:`_recognise` returns for a catalog that needs nothing created.
+_WHOLE: Final = "whole"
+_TABLES: Final = {
+    "products": frozenset(c.strip() for c in f"{_COLUMNS}, one_shot".split(",")),
+    "blobs": frozenset({"account", "sha256", "mime_type", "data", "refs"}),
+    "catalog_meta": frozenset({"key", "value"}),
+}
+_INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
+
+
+def _foreign(reason: str) -> RuntimeError:
+    return RuntimeError(
+        f"the database is not a catalog_core catalog: {reason}; it was left unchanged"
+    )
+
+
+def _recognise(conn: sqlite3.Connection) -> str:
+    """Tell what the database is, reading only: a catalog, an empty file, or neither.
+
+    Returns ``_WHOLE`` for a catalog of this schema, ``"empty"`` for a database without tables,
+    and ``"incomplete"`` for a catalog missing a table or an index.
+
+    Raises:
+        RuntimeError: the database belongs to another application, or holds a catalog of
+            another schema version.
+        sqlite3.DatabaseError: the file is not an SQLite database (``SQLITE_NOTADB``).
+    """
+    objects = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
+    application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = sorted(n for n, kind in objects.items() if kind == "table" and n[:7] != "sqlite_")
+    if not tables:
+        if application_id or user_version:  # an application marked the file as its own
+            raise _foreign(
+                f"it is another application's database (application_id {application_id}, "
+                f"user_version {user_version})"
+            )
+        return "empty"
+    if "catalog_meta" not in tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise _foreign(f"it holds tables of another application ({shown})")
+    for table, columns in _TABLES.items():
+        if table in tables:
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if not columns <= have:
+                lacking = ", ".join(sorted(columns - have))
+                raise _foreign(f"its {table} table lacks the catalog's columns ({lacking})")
+    row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        raise _foreign("its catalog_meta table holds no catalog schema_version")
+    if row[0] != str(SCHEMA_VERSION):
+        raise RuntimeError(
+            f"the database has catalog schema {row[0]}; this version of catalog_core "
+            f"reads schema {SCHEMA_VERSION}; it was left unchanged"
+        )
+    whole = objects.keys() >= _TABLES.keys() | _INDEX_NAMES
+    return _WHOLE if whole else "incomplete"
+
+
 class SQLiteRepository:
     """Products and blobs in one SQLite file (or an existing ``sqlite_utils.Database``).
 
@@ -153,14 +212,23 @@ class SQLiteRepository:
         self._connections: list[sqlite3.Connection] = []
         self._path: str | None
         self._shared: sqlite3.Connection | None
-        if isinstance(db, sqlite_utils.Database):
-            self._path, self._shared = None, db.conn
-            self._configure(db.conn)
-        else:
-            self._path = os.fspath(db)
-            self._shared = self._connect() if self._path in ("", ":memory:") else None
-        with self._transaction() as conn:
-            self._create_schema(sqlite_utils.Database(conn))
+        self._path = None if isinstance(db, sqlite_utils.Database) else os.fspath(db)
+        self._shared = None
+        try:
+            if isinstance(db, sqlite_utils.Database):
+                self._shared = db.conn
+                self._configure(db.conn)
+            elif self._path in ("", ":memory:"):
+                self._shared = self._connect()
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+                raise _foreign("it is not an SQLite database") from None
+            raise
+        except BaseException:
+            self.close()
+            raise
 
     # -- connections ------------------------------------------------------------------------
 
@@ -182,8 +250,8 @@ class SQLiteRepository:
         return conn
 
     def _configure(self, conn: sqlite3.Connection) -> None:
+        """Set the connection's own settings; nothing here touches the file."""
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     @contextmanager
@@ -240,16 +308,29 @@ class SQLiteRepository:
 
     # -- schema -----------------------------------------------------------------------------
 
+    def _open(self) -> None:
+        """Recognise the database before changing anything, then create what is missing.
+
+        A file that is neither empty nor a catalog of this schema is refused untouched: the
+        first statements only read. WAL mode (which persists in the file) is switched on last,
+        once the file is known to be a catalog.
+        """
+        with self._borrow() as conn:
+            found = _recognise(conn)
+        if found != _WHOLE:
+            with self._transaction() as conn:
+                # Again under the write lock: another process may have created it meanwhile.
+                if _recognise(conn) != _WHOLE:
+                    self._create_schema(sqlite_utils.Database(conn))
+        with self._borrow() as conn:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode not in ("wal", "memory"):
+                self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+
     def _create_schema(self, db: sqlite_utils.Database) -> None:
         db.table("catalog_meta").create(
             {"key": str, "value": str}, pk="key", not_null={"value"}, if_not_exists=True
         )
-        row = db.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and int(row[0]) != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the database has catalog schema {row[0]}; this version of catalog_core "
-                f"reads schema {SCHEMA_VERSION}"
-            )
         db.table("products").create(
             {
                 "account": str,
@@ -278,11 +359,10 @@ class SQLiteRepository:
         )
         for statement in _INDEXES:
             db.execute(statement)
-        if row is None:
-            db.execute(
-                "INSERT OR IGNORE INTO catalog_meta (key, value) VALUES ('schema_version', ?)",
-                [str(SCHEMA_VERSION)],
-            )
+        db.execute(
+            "INSERT OR IGNORE INTO catalog_meta (key, value) VALUES ('schema_version', ?)",
+            [str(SCHEMA_VERSION)],
+        )
 
     # -- the contract -----------------------------------------------------------------------
 
