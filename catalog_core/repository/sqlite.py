@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -214,13 +215,22 @@ class SQLiteRepository:
         self._shared: sqlite3.Connection | None
         self._path = None if isinstance(db, sqlite_utils.Database) else os.fspath(db)
         self._shared = None
+        #: Set when the file is opened as immutable: a WAL database on a read-only medium.
+        self._immutable = False
         try:
             if isinstance(db, sqlite_utils.Database):
                 self._shared = db.conn
                 self._configure(db.conn)
             elif self._path in ("", ":memory:"):
                 self._shared = self._connect()
-            self._open()
+            try:
+                self._open()
+            except sqlite3.OperationalError as exc:
+                if not self._can_open_immutable(exc):
+                    raise
+                self.close()
+                self._immutable = True
+                self._open()
         except sqlite3.DatabaseError as exc:
             self.close()
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
@@ -234,11 +244,15 @@ class SQLiteRepository:
 
     def _connect(self) -> sqlite3.Connection:
         assert self._path is not None
+        target = self._path
+        if self._immutable:
+            target = f"file:{quote(os.path.abspath(target))}?mode=ro&immutable=1"
         conn = sqlite3.connect(
-            self._path,
+            target,
             timeout=self._busy_timeout,
             isolation_level=None,
             check_same_thread=False,
+            uri=self._immutable,
         )
         try:
             self._configure(conn)
@@ -294,17 +308,63 @@ class SQLiteRepository:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the write lock from the first read to the commit (``BEGIN IMMEDIATE``)."""
+        """Hold the write lock from the first read to the commit (``BEGIN IMMEDIATE``).
+
+        Raises:
+            sqlite3.OperationalError: "the catalog is read-only" when the file, or the file
+                system, refuses the write (``SQLITE_READONLY``).
+        """
         with self._borrow() as conn:
-            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise
-            else:
-                self._retry(conn.commit)
+                self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+                else:
+                    self._retry(conn.commit)
+            except sqlite3.OperationalError as exc:
+                if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                    raise
+                raise sqlite3.OperationalError(
+                    f"the catalog is read-only (its file or file system refuses writes): {exc}"
+                ) from exc
+
+    def _can_open_immutable(self, exc: sqlite3.OperationalError) -> bool:
+        """Whether a file that cannot be opened is a WAL database to read as immutable.
+
+        On a read-only medium SQLite reads a WAL database only when its ``-wal`` and ``-shm``
+        files exist, since it cannot create them. Without a ``-wal`` every commit is in the
+        database file itself, and nothing can change it: reading it as immutable is exact. With
+        a ``-wal`` but no ``-shm``, immutable would miss the log's commits: that is refused.
+
+        Raises:
+            sqlite3.OperationalError: the file has a ``-wal`` but no ``-shm`` on a read-only
+                medium.
+        """
+        # CANTOPEN: the -shm cannot be made; READONLY_DIRECTORY: nor can anything else there.
+        error = getattr(exc, "sqlite_errorname", "")
+        if error != "SQLITE_CANTOPEN" and not error.startswith("SQLITE_READONLY"):
+            return False
+        path = self._path
+        if self._shared is not None or self._immutable or path is None:
+            return False  # a connection of the embedder's, or tried already
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            return False  # nothing to read: the error stands
+        directory = os.path.dirname(os.path.abspath(path))
+        if os.access(path, os.W_OK) and os.access(directory, os.W_OK):
+            return False  # writable after all: some other failure
+        log = f"{path}-wal"
+        if os.path.exists(log) and os.path.getsize(log) > 0:
+            name = os.path.basename(path)
+            raise sqlite3.OperationalError(
+                f"unable to open database file: the catalog is read-only and has a write-ahead "
+                f"log ({name}-wal) but no {name}-shm, which SQLite needs to read it; open it "
+                "once where it is writable"
+            ) from exc
+        return True
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -322,6 +382,8 @@ class SQLiteRepository:
                 # Again under the write lock: another process may have created it meanwhile.
                 if _recognise(conn) != _WHOLE:
                     self._create_schema(sqlite_utils.Database(conn))
+        if self._immutable:
+            return  # read-only: its mode, WAL, cannot change nor needs to
         with self._borrow() as conn:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode not in ("wal", "memory"):
