@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard
 
 from catalog_core._unset import UNSET
 from catalog_core.commands import UpsertCommand
-from catalog_core.cursor import decode_cursor, encode_cursor
+from catalog_core.cursor import cursor_key, decode_cursor, encode_cursor
 from catalog_core.errors import (
     CatalogError,
     Detail,
@@ -110,6 +111,9 @@ class Catalog:
         self.repository = repository
         self.limits = Limits() if limits is None else limits
         self._clock = clock
+        self._cursor_key: bytes | None = None
+        # For a repository without cursor_secret(): cursors then live as long as this Catalog.
+        self._own_secret = secrets.token_bytes(32)
 
     def now(self) -> datetime:
         """Return the catalog's current time, UTC, truncated to whole milliseconds."""
@@ -470,12 +474,25 @@ class Catalog:
         account = check_account(account)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValidationFailed.at("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
-        after = None if cursor is None else decode_cursor(account, cursor)
+        key = self._listing_key()
+        after = None if cursor is None else decode_cursor(account, cursor, key)
         rows = self.repository.list_live(account, after=after, limit=limit + 1, now=self.now())
         items = tuple(rows[:limit])
         has_more = len(rows) > limit
-        next_cursor = encode_cursor(account, items[-1].external_id) if has_more else None
+        next_cursor = encode_cursor(account, items[-1].external_id, key) if has_more else None
         return Page(items, next_cursor, has_more)
+
+    def _listing_key(self) -> bytes:
+        """Return the key of this catalog's cursors.
+
+        It comes from the repository's ``cursor_secret()``, or, for a repository without it,
+        from a secret of this Catalog's own.
+        """
+        key = self._cursor_key
+        if key is None:
+            secret = getattr(self.repository, "cursor_secret", None)
+            key = self._cursor_key = cursor_key(self._own_secret if secret is None else secret())
+        return key
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -228,6 +229,42 @@ class PostgresRepository:
                 f"the catalog tables do not exist in schema {self.schema!r}; create them with "
                 "PostgresRepository.schema_sql() or `catalog-core schema-sql`"
             )
+        self._cursor_secret = self._read_cursor_secret()
+
+    def _read_cursor_secret(self) -> bytes:
+        """Return the schema's cursor secret, made now if the schema predates it.
+
+        A schema made by an earlier version has none: it is added (a plain INSERT, no DDL). A
+        role that may not insert into ``catalog_meta`` gets a secret of this handle's own, with
+        a warning: cursors then last as long as the handle.
+        """
+        select = f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'cursor_secret'"
+        with self._pool.connection() as conn:
+            row = conn.execute(select).fetchone()
+            if row is None:
+                try:
+                    conn.execute(
+                        f"INSERT INTO {self._quoted}.catalog_meta (key, value) "
+                        "VALUES ('cursor_secret', %s) ON CONFLICT (key) DO NOTHING",
+                        (secrets.token_hex(32),),
+                    )
+                except (pg_errors.InsufficientPrivilege, pg_errors.ReadOnlySqlTransaction):
+                    logger.warning(
+                        "schema %r has no cursor secret and this role may not add one: listing "
+                        "cursors will be accepted only by this repository; run "
+                        "`catalog-core schema-sql` again to add it",
+                        self.schema,
+                    )
+                    if not conn.autocommit:
+                        conn.rollback()
+                    return secrets.token_hex(32).encode("ascii")
+                row = conn.execute(select).fetchone()
+        assert row is not None
+        return str(row[0]).encode("ascii")
+
+    def cursor_secret(self) -> bytes:
+        """See :class:`Repository`: the schema's own, stored in ``catalog_meta``."""
+        return self._cursor_secret
 
     def _recognise(self, conn: psycopg.Connection[Any]) -> str:
         """Tell what the schema holds, reading only: ``"whole"``, ``"empty"`` or ``"incomplete"``.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import sqlite3
 import threading
 import time
@@ -129,6 +130,15 @@ _TABLES: Final = {
     "catalog_meta": frozenset({"key", "value"}),
 }
 _INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
+
+
+def _is_read_only(exc: sqlite3.OperationalError) -> bool:
+    return str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY")
+
+
+def _cursor_secret_of(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'cursor_secret'").fetchone()
+    return None if row is None else str(row[0])
 
 
 def _foreign(reason: str) -> RuntimeError:
@@ -326,11 +336,16 @@ class SQLiteRepository:
                 else:
                     self._retry(conn.commit)
             except sqlite3.OperationalError as exc:
-                if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                if not _is_read_only(exc):
                     raise
-                raise sqlite3.OperationalError(
+                clear = sqlite3.OperationalError(
                     f"the catalog is read-only (its file or file system refuses writes): {exc}"
-                ) from exc
+                )
+                clear.sqlite_errorcode, clear.sqlite_errorname = (
+                    exc.sqlite_errorcode,
+                    exc.sqlite_errorname,
+                )
+                raise clear from exc
 
     def _can_open_immutable(self, exc: sqlite3.OperationalError) -> bool:
         """Whether a file that cannot be opened is a WAL database to read as immutable.
@@ -373,15 +388,23 @@ class SQLiteRepository:
 
         A file that is neither empty nor a catalog of this schema is refused untouched: the
         first statements only read. WAL mode (which persists in the file) is switched on last,
-        once the file is known to be a catalog.
+        once the file is known to be a catalog. A catalog of an earlier version gets its cursor
+        secret here; on a read-only one, this handle makes one of its own.
         """
         with self._borrow() as conn:
             found = _recognise(conn)
-        if found != _WHOLE:
-            with self._transaction() as conn:
-                # Again under the write lock: another process may have created it meanwhile.
-                if _recognise(conn) != _WHOLE:
-                    self._create_schema(sqlite_utils.Database(conn))
+            secret = _cursor_secret_of(conn) if found == _WHOLE else None
+        if secret is None:
+            try:
+                with self._transaction() as conn:
+                    # Again under the write lock: another process may have made it meanwhile.
+                    if _recognise(conn) != _WHOLE or _cursor_secret_of(conn) is None:
+                        self._create_schema(sqlite_utils.Database(conn))
+                    secret = _cursor_secret_of(conn)
+            except sqlite3.OperationalError as exc:
+                if found != _WHOLE or not _is_read_only(exc):
+                    raise
+        self._cursor_secret = (secret or secrets.token_hex(32)).encode("ascii")
         if self._immutable:
             return  # read-only: its mode, WAL, cannot change nor needs to
         with self._borrow() as conn:
@@ -422,11 +445,16 @@ class SQLiteRepository:
         for statement in _INDEXES:
             db.execute(statement)
         db.execute(
-            "INSERT OR IGNORE INTO catalog_meta (key, value) VALUES ('schema_version', ?)",
-            [str(SCHEMA_VERSION)],
+            "INSERT OR IGNORE INTO catalog_meta (key, value) VALUES ('schema_version', ?), "
+            "('cursor_secret', ?)",
+            [str(SCHEMA_VERSION), secrets.token_hex(32)],
         )
 
     # -- the contract -----------------------------------------------------------------------
+
+    def cursor_secret(self) -> bytes:
+        """See :class:`Repository`: the catalog's own, stored in ``catalog_meta``."""
+        return self._cursor_secret
 
     def get(self, account: str, external_id: str) -> Product | None:
         """See :meth:`Repository.get`."""

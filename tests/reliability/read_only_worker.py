@@ -10,7 +10,9 @@ Run by ``test_read_only`` in two steps, each a process of its own:
   - ``wal``: a writer died after its last commit, leaving ``-wal`` (which holds that commit) and
     ``-shm`` beside the database (SQLite reads both, read-only);
   - ``wal-without-shm``: the same with ``-shm`` removed, which SQLite cannot read without
-    writing.
+    writing;
+  - ``legacy``: closed cleanly, as made by a version before cursor secrets (none is stored, and
+    none can be added: listing must work with a secret of the reader's own).
 
 - ``python -m tests.reliability.read_only_worker check DIRECTORY`` reads the catalog and tries
   to write it, through the command line and the library, and prints one JSON object of what it
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -53,7 +56,11 @@ def make(mode: str, directory: Path) -> None:
         lifetime = {"validForDays": 365} if n == 3 else {}
         catalog.upsert("acme", {"externalId": f"p{n}", **IMAGES, **lifetime})
     repository.close()
-    if mode != "closed":
+    if mode == "legacy":  # made by a version before cursor secrets: a write would add one
+        with sqlite3.connect(path) as conn:
+            conn.execute("DELETE FROM catalog_meta WHERE key = 'cursor_secret'")
+        conn.close()
+    elif mode != "closed":
         subprocess.run([sys.executable, "-c", _DIE_AFTER_A_WRITE, str(path)], check=True)
     if mode == "wal-without-shm":
         Path(f"{path}-shm").unlink()

@@ -103,6 +103,7 @@ CASES = [
         ["late", "p1", "p2", "p3"],
         ["catalog.db", "catalog.db-shm", "catalog.db-wal"],
     ),
+    ("mount", "legacy", ["p1", "p2", "p3"], ["catalog.db"]),
     ("permissions", "closed", ["p1", "p2", "p3"], ["catalog.db"]),
     (
         "permissions",
@@ -117,7 +118,9 @@ CASES = [
     ("how", "mode", "ids", "files"),
     CASES,
     ids=[
-        f"{how}, {'with' if mode == 'wal' else 'without'} -wal and -shm" for how, mode, *_ in CASES
+        f"{how}, {'with' if mode == 'wal' else 'without'} -wal and -shm"
+        + (", no cursor secret" if mode == "legacy" else "")
+        for how, mode, *_ in CASES
     ],
 )
 def test_a_read_only_catalog_is_read_and_a_write_fails_with_a_clear_error(

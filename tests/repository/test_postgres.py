@@ -222,7 +222,7 @@ def test_a_schema_of_another_version_is_refused(
     repo: cc.PostgresRepository, url: str, schema: str
 ) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"UPDATE {schema}.catalog_meta SET value = '999'")
+        conn.execute(f"UPDATE {schema}.catalog_meta SET value = '999' WHERE key = 'schema_version'")
     with pytest.raises(RuntimeError, match="schema 999"):
         cc.PostgresRepository(url, schema=schema)
 
