@@ -28,7 +28,7 @@ from benchmarks.peers.pydantic_peer import (
     product_out_from,
 )
 from benchmarks.peers.sample import upsert_body
-from catalog_core.cursor import encode_cursor
+from catalog_core.cursor import cursor_key, encode_cursor
 from catalog_core.model import to_epoch_ms
 from catalog_core.repository.sqlite import _product_params
 from catalog_core.wire.decode import decode_upsert, load_body
@@ -310,7 +310,8 @@ def _get_and_page(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
         catalog = cc.Catalog(repository, clock=lambda: NOW)
         assert cc.to_wire(catalog.get(ACCOUNT, ids[-1]))["externalId"] == ids[-1]
         picks = random.Random(size).sample(ids[:-60], 1000)
-        work = cycling([(i, encode_cursor(ACCOUNT, i)) for i in picks])
+        key = cursor_key(repository.cursor_secret())
+        work = cycling([(i, encode_cursor(ACCOUNT, i, key)) for i in picks])
 
         def op(catalog: cc.Catalog = catalog, work: Iterator[tuple[str, str]] = work) -> None:
             external_id, cursor = next(work)

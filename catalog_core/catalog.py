@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard
 
 from catalog_core._unset import UNSET
 from catalog_core.commands import UpsertCommand
-from catalog_core.cursor import decode_cursor, encode_cursor
+from catalog_core.cursor import cursor_key, decode_cursor, encode_cursor
 from catalog_core.errors import (
     CatalogError,
     Detail,
@@ -48,10 +49,19 @@ from catalog_core.wire.decode import (
     load_body,
 )
 
-__all__ = ["ANY_VERSION", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "AnyVersion", "Catalog"]
+__all__ = [
+    "ANY_VERSION",
+    "DEFAULT_BATCH_BYTES",
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "AnyVersion",
+    "Catalog",
+]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+#: :meth:`Catalog.upsert_many` writes a batch once its payloads reach this many bytes.
+DEFAULT_BATCH_BYTES = 8 * 2**20
 
 
 class AnyVersion(enum.Enum):
@@ -102,6 +112,9 @@ class Catalog:
         self.repository = repository
         self.limits = Limits() if limits is None else limits
         self._clock = clock
+        self._cursor_key: bytes | None = None
+        # For a repository without cursor_secret(): cursors then live as long as this Catalog.
+        self._own_secret = secrets.token_bytes(32)
 
     def now(self) -> datetime:
         """Return the catalog's current time, UTC, truncated to whole milliseconds."""
@@ -161,13 +174,15 @@ class Catalog:
         payloads: Iterable[Mapping[str, Any] | bytes | str],
         *,
         batch_size: int = 500,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> Iterator[UpsertResult | CatalogError]:
         """Upsert many payloads, ``batch_size`` of them per transaction (a bulk import).
 
         Each payload is its own upsert under the rules of :meth:`upsert`: a payload that is
         refused changes nothing and the others still apply, and a later payload naming the same
-        id sees the earlier one's result. Payloads are read lazily, a batch at a time, so an
-        import of any size runs in constant memory. The clock is read once per batch, inside its
+        id sees the earlier one's result. Payloads are read lazily, a batch at a time, and a
+        batch is bounded by bytes as well as by count, so an import of any size, of lines of any
+        size, runs in constant memory. The clock is read once per batch, inside its
         transaction, so the writes of a batch share one time (never earlier than a stored
         product's own).
 
@@ -177,6 +192,10 @@ class Catalog:
             batch_size: payloads per transaction, at least 1. On a repository without
                 ``write_many`` (:class:`~catalog_core.BatchRepository`) each payload is written
                 by itself.
+            batch_bytes: a batch is also written as soon as its payloads reach this many bytes
+                (8 MiB by default; the length of a ``str``), so that large payloads are not
+                held 500 at a time; a larger payload is a batch of its own. A mapping counts
+                toward ``batch_size`` only.
 
         Yields:
             For each payload in order, its :class:`~catalog_core.UpsertResult`, or the
@@ -184,29 +203,39 @@ class Catalog:
             batch has committed.
 
         Raises:
-            ValidationFailed: at ``account`` or ``batchSize``, before anything is read.
+            ValidationFailed: at ``account``, ``batchSize`` or ``batchBytes``, before anything
+                is read.
         """
         account = check_account(account)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if not _positive_int(batch_size):
             raise ValidationFailed.at("batchSize", "must be a positive integer")
-        return self._upsert_batches(account, payloads, batch_size)
+        if not _positive_int(batch_bytes):
+            raise ValidationFailed.at("batchBytes", "must be a positive integer")
+        return self._upsert_batches(account, payloads, batch_size, batch_bytes)
 
     def _upsert_batches(
         self,
         account: str,
         payloads: Iterable[Mapping[str, Any] | bytes | str],
         batch_size: int,
+        batch_bytes: int,
     ) -> Iterator[UpsertResult | CatalogError]:
         write_many = getattr(self.repository, "write_many", None)
         batch: list[_PreparedUpsert | CatalogError] = []
+        held = 0
         for payload in payloads:
+            # What a prepared upsert keeps (its fields, its warnings' paths) is at most a small
+            # multiple of its payload's size: bounding the payloads' bytes bounds the batch.
+            held += len(payload) if isinstance(payload, bytes | bytearray | memoryview | str) else 0
             try:
                 batch.append(self._prepare_upsert(payload, None))
             except CatalogError as exc:
-                batch.append(exc)
-            if len(batch) == batch_size:
+                # Kept without its traceback, whose frames hold the payload and its parsed body.
+                batch.append(exc.with_traceback(None))
+            del payload  # not kept while the next one is read
+            if len(batch) == batch_size or held >= batch_bytes:
                 yield from self._write_batch(account, batch, write_many)
-                batch = []
+                batch, held = [], 0
         if batch:
             yield from self._write_batch(account, batch, write_many)
 
@@ -230,7 +259,7 @@ class Catalog:
                 try:
                     outcome = self.repository.write(account, p.external_id, p.change(account))
                 except CatalogError as exc:
-                    outcomes.append(exc)
+                    outcomes.append(exc.with_traceback(None))  # its frames hold the batch
                 else:
                     outcomes.append(outcome)
         done = iter(zip(prepared, outcomes, strict=True))
@@ -454,12 +483,25 @@ class Catalog:
         account = check_account(account)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValidationFailed.at("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
-        after = None if cursor is None else decode_cursor(account, cursor)
+        key = self._listing_key()
+        after = None if cursor is None else decode_cursor(account, cursor, key)
         rows = self.repository.list_live(account, after=after, limit=limit + 1, now=self.now())
         items = tuple(rows[:limit])
         has_more = len(rows) > limit
-        next_cursor = encode_cursor(account, items[-1].external_id) if has_more else None
+        next_cursor = encode_cursor(account, items[-1].external_id, key) if has_more else None
         return Page(items, next_cursor, has_more)
+
+    def _listing_key(self) -> bytes:
+        """Return the key of this catalog's cursors.
+
+        It comes from the repository's ``cursor_secret()``, or, for a repository without it,
+        from a secret of this Catalog's own.
+        """
+        key = self._cursor_key
+        if key is None:
+            secret = getattr(self.repository, "cursor_secret", None)
+            key = self._cursor_key = cursor_key(self._own_secret if secret is None else secret())
+        return key
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -698,6 +740,4 @@ def _check_request_size(payload: object, files: Mapping[str, Upload], limits: Li
     elif isinstance(payload, str):
         size += len(payload.encode("utf-8", "surrogatepass"))
     if size > limits.max_request_bytes:
-        raise PayloadTooLarge(
-            f"The request is {size} bytes; the limit is {limits.max_request_bytes} bytes."
-        )
+        raise PayloadTooLarge.for_size(size, limits.max_request_bytes)

@@ -6,8 +6,10 @@ Products go in as JSON Lines (one upsert payload per line) and come out in their
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
+import re
 import socket
 import sqlite3
 import sys
@@ -16,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 import click
 
@@ -32,8 +34,12 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 # \x0b and \x0c, which JSON refuses, and so hide a bad line.
 _JSON_WHITESPACE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
+_BLANK = re.compile(rb"[ \t\r\n]*")  # matched in place: a blank check copies no line
+#: Bytes read at a time past the end of a line too long to import.
+_CHUNK = 2**20
 # libpq parameters whose values are secrets, matched after percent-decoding, as libpq reads them.
 _SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword"})
+_PARAMETER = re.compile(r"(?<=[?&])([^=&?]*)=([^&]*)")
 
 
 class _CatalogGroup(click.Group):
@@ -123,23 +129,31 @@ def _open_catalog(
 
 
 def _redact(target: str) -> str:
-    """Return a database path or URL fit to print: every password in a URL becomes ``***``."""
-    if "://" not in target:
+    """Return a database path or URL fit to print: every password in a URL becomes ``***``.
+
+    Only the secrets are replaced; every other character stays as written, so the message names
+    the database exactly as it was given (re-serialising a parsed URL would turn
+    ``sqlite:////abs`` into ``sqlite://abs``). The spans hidden cover both readings of a URL:
+    libpq's, whose credentials end at the first ``@`` before any ``/``, and ``urlsplit``'s,
+    whose end at the last ``@`` before any of ``/?#``.
+    """
+    scheme, sep, rest = target.partition("://")
+    if not sep:
         return target
-    try:
-        parts = urlsplit(target)
-        password = parts.password
-    except ValueError:
-        return target.split("://", 1)[0] + "://***"
-    netloc = parts.netloc
-    if password:
-        netloc = netloc.replace(f":{password}@", ":***@", 1)
-    query = "&".join(
-        f"{name}=***" if unquote_plus(name).lower() in _SECRET_PARAMETERS else pair
-        for pair in parts.query.split("&")
-        for name in [pair.partition("=")[0]]
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query if parts.query else ""))
+    slash = rest.find("/")
+    at = rest.rfind("@", 0, len(rest) if slash < 0 else slash)
+    colon = rest.find(":", 0, max(at, 0))
+    if at > 0 and 0 <= colon < at - 1:  # a non-empty password: user:password@
+        rest = rest[: colon + 1] + "***" + rest[at:]
+    # A parameter starts after any '?' or '&' and its value runs to the next '&', as libpq reads
+    # it (a '?' or '#' in a value belongs to the value); scanning every '?' also covers a query
+    # that a stray '@' or '?' would hide from one reading or the other.
+    return scheme + sep + _PARAMETER.sub(_redact_parameter, rest)
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    name = match[1]
+    return f"{name}=***" if unquote_plus(name).lower() in _SECRET_PARAMETERS else match[0]
 
 
 @click.group(cls=_CatalogGroup)
@@ -223,8 +237,40 @@ def _joined(texts: Iterable[str]) -> Iterator[str]:
         yield text if index == 0 else ", " + text
 
 
-def _show_line(item: tuple[int, bytes] | None) -> str | None:
-    return None if item is None else f"line {item[0]}"
+def _show_line(number: int | None) -> str | None:
+    return None if number is None else f"line {number}"
+
+
+def _lines(source: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | int, int]]:
+    """Yield ``(number, line, size)`` per line of ``source``, never holding more than ``limit``.
+
+    ``line`` is the line's bytes (a first line's byte order mark removed); ``b""`` for a line
+    that holds only JSON whitespace (a blank line, skipped); for a line longer than ``limit``
+    bytes, its length, the line being read past in bounded chunks rather than held. ``size`` is
+    the number of bytes read, for the progress bar.
+    """
+    number = 0
+    while True:
+        # A byte order mark (Windows editors write one) does not count toward the limit.
+        mark = len(_BOM) if number == 0 else 0
+        raw = source.readline(limit + 1 + mark)
+        if not raw:
+            return
+        number += 1
+        line = raw.removeprefix(_BOM) if mark else raw
+        size = len(raw)
+        if len(line) <= limit:
+            yield number, b"" if _BLANK.fullmatch(line) else line, size
+            continue
+        blank, ended = _BLANK.fullmatch(line) is not None, line.endswith(b"\n")
+        mark = size - len(line)
+        del raw, line
+        while not ended:
+            chunk = source.readline(_CHUNK)
+            size += len(chunk)
+            blank = blank and _BLANK.fullmatch(chunk) is not None
+            ended = not chunk or chunk.endswith(b"\n")
+        yield number, b"" if blank else size - mark, size
 
 
 @main.command("import")
@@ -237,59 +283,75 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
     """Upsert the products of FILE, JSON Lines with one upsert payload per line ('-' for stdin).
 
     Each line is its own upsert: a rejected line is reported with its number and error code and
-    changes nothing, and the lines after it are still imported. Lines are written 500 to a
-    transaction, so an interrupted import keeps whole batches only. Accepted lines that used a
+    changes nothing, and the lines after it are still imported. Lines are written up to 500 (and
+    8 MiB) to a transaction, so an interrupted import keeps whole batches only; memory stays
+    flat however large the file, and a line over the request limit is refused
+    (PAYLOAD_TOO_LARGE) without being read whole. Accepted lines that used a
     deprecated shape or an unknown field are listed after the rejections as warnings. Blank
     lines are skipped. A progress bar is drawn on stderr when it is a terminal.
     """
     catalog = _open_catalog(ctx)
+    limit = catalog.limits.max_request_bytes
     created = updated = 0
     # On disk past 1 MiB each, so memory stays flat however many lines are rejected.
     rejected, warnings = ctx.with_resource(_Spool()), ctx.with_resource(_Spool())
     name = getattr(file, "name", None)  # stdin has "<stdin>"; an in-memory stream has none
-    lines = enumerate(file, start=1)
+    lines = _lines(file, catalog.limits.max_request_bytes)
     progress = click.progressbar(
-        lines,
+        itertools.count(1),  # never iterated: only gives the bar its item type (line numbers)
         length=_remaining_bytes(file),  # None for a pipe: the bar then only pulses
         label=f"Importing {name}" if isinstance(name, str) else "Importing",
         file=sys.stderr,
         hidden=not sys.stderr.isatty(),
         item_show_func=_show_line,
     )
-    # Lines are upserted in batches, one transaction each (Catalog.upsert_many); each result is
-    # matched to its line through this queue of (line number, bytes read up to it).
-    pending: deque[tuple[int, bytes, int]] = deque()
+    # Lines are upserted in batches, one transaction each (Catalog.upsert_many, bounded by count
+    # and by bytes); each result is matched to its line through this queue of (line number,
+    # bytes read up to it, the refusal of a line too long to read). It holds no line's bytes.
+    pending: deque[tuple[int, int, cc.CatalogError | None]] = deque()
     skipped = 0
 
     def payloads() -> Iterator[bytes]:
         nonlocal skipped
-        for number, raw in lines:
-            line = raw.removeprefix(_BOM) if number == 1 else raw  # Windows editors write a BOM
-            if line.strip(_JSON_WHITESPACE):
-                pending.append((number, raw, skipped + len(raw)))
-                skipped = 0
+        for number, line, size in lines:
+            if line == b"":
+                skipped += size  # blank lines are skipped; the bar counts them with the next
+                continue
+            # A line over the request limit is refused unread, as the catalog refuses such a body.
+            refusal = None if isinstance(line, bytes) else cc.PayloadTooLarge.for_size(line, limit)
+            pending.append((number, skipped + size, refusal))
+            skipped = 0
+            if isinstance(line, bytes):
                 yield line
-            else:
-                skipped += len(raw)  # blank lines are skipped; the bar counts them with the next
+
+    def record(number: int, result: cc.UpsertResult | cc.CatalogError) -> None:
+        nonlocal created, updated
+        if isinstance(result, cc.CatalogError):
+            rejected.append({"line": number, "code": result.code, "message": result.message})
+            return
+        if result.created:
+            created += 1
+        else:
+            updated += 1
+        warnings.extend({"line": number, "code": w.code, "path": w.path} for w in result.warnings)
+        if result.warning_count > len(result.warnings):  # the catalog kept the first ones
+            warnings.append({"line": number, "more": result.warning_count - len(result.warnings)})
+
+    def refused_unread(bar: Any) -> None:
+        """Report the overlong lines at the head of the queue, which have no upsert result."""
+        while pending and (error := pending[0][2]) is not None:
+            number, size, _ = pending.popleft()
+            record(number, error)
+            bar.update(size, number)
 
     with progress as bar:
         # The bar counts bytes, not lines, so this loop drives it instead of iterating it.
         for result in catalog.upsert_many(account, payloads()):
-            number, raw, size = pending.popleft()
-            if isinstance(result, cc.CatalogError):
-                rejected.append({"line": number, "code": result.code, "message": result.message})
-            else:
-                if result.created:
-                    created += 1
-                else:
-                    updated += 1
-                warnings.extend(
-                    {"line": number, "code": w.code, "path": w.path} for w in result.warnings
-                )
-                if result.warning_count > len(result.warnings):  # the catalog kept the first
-                    more = result.warning_count - len(result.warnings)
-                    warnings.append({"line": number, "more": more})
-            bar.update(size, (number, raw))
+            refused_unread(bar)
+            number, size, _ = pending.popleft()
+            record(number, result)
+            bar.update(size, number)
+        refused_unread(bar)
         bar.update(skipped)
 
     if as_json:

@@ -218,6 +218,11 @@ class PayloadTooLarge(CatalogError, ValueError):
     code = "PAYLOAD_TOO_LARGE"
     status = 413
 
+    @classmethod
+    def for_size(cls, size: int, limit: int) -> PayloadTooLarge:
+        """Return the error for a request of ``size`` bytes over a limit of ``limit`` bytes."""
+        return cls(f"The request is {size} bytes; the limit is {limit} bytes.")
+
 
 class UnsupportedMediaType(CatalogError, ValueError):
     """The request body is neither JSON nor multipart."""

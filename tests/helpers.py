@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
+import subprocess
 from typing import TypeVar
+
+import pytest
 
 import catalog_core as cc
 from catalog_core.testing.clock import START, FakeClock
@@ -20,6 +25,7 @@ __all__ = [
     "WEBP",
     "FakeClock",
     "listed",
+    "private_mount_namespace",
     "run_size",
 ]
 
@@ -69,3 +75,30 @@ def listed(catalog: cc.Catalog, account: str) -> list[cc.Product]:
         if not page.has_more:
             return products
         cursor = page.next_cursor
+
+
+@functools.cache
+def _unshare() -> tuple[str, ...] | None:
+    """``unshare`` with a private mount namespace, or ``None`` where the system forbids one."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    # --map-root-user lets this run without real root, where user namespaces are allowed.
+    command = (unshare, "--mount", "--map-root-user")
+    probe = subprocess.run([*command, "true"], capture_output=True, timeout=30, check=False)
+    return command if probe.returncode == 0 else None
+
+
+def private_mount_namespace(purpose: str) -> list[str]:
+    """The command prefix that runs a command in a private mount namespace, as its root.
+
+    Skips the test where the system forbids one (util-linux's ``unshare``, Linux), unless
+    ``CATALOG_CORE_REQUIRE_TMPFS=1`` (set by CI) makes that a failure.
+    """
+    command = _unshare()
+    if command is None:
+        why = f"no private mount namespace here (util-linux's unshare, Linux) for {purpose}"
+        if os.environ.get("CATALOG_CORE_REQUIRE_TMPFS") == "1":
+            pytest.fail(why + " (CATALOG_CORE_REQUIRE_TMPFS=1 forbids skipping)")
+        pytest.skip(why)
+    return list(command)

@@ -116,6 +116,10 @@ def test_r30_a_bad_account_or_batch_size_is_refused_before_anything_is_read(
             with pytest.raises(cc.ValidationFailed) as caught:
                 catalog.upsert_many(account, payloads(), batch_size=bad_size)  # type: ignore[arg-type]
             assert caught.value.details[0].path == path
+    for bad_bytes in (0, -1, True, 2.5, "1"):
+        with pytest.raises(cc.ValidationFailed) as caught:
+            catalog.upsert_many("acme", payloads(), batch_bytes=bad_bytes)  # type: ignore[arg-type]
+        assert caught.value.details[0].path == "batchBytes"
     assert read == []
     assert catalog.list("acme").items == ()
 
@@ -139,3 +143,34 @@ def test_r26_payloads_are_read_a_batch_at_a_time_and_each_result_follows_its_com
     assert [p.external_id for p in catalog.list("acme").items] == ["p0", "p1", "p2"]
     assert len(list(results)) == 9
     assert len(catalog.list("acme").items) == 10
+
+
+@pytest.mark.parametrize("kind", [bytes, str])
+def test_r26_a_batch_holds_at_most_batch_bytes_of_payloads_however_few_they_are(
+    catalog: cc.Catalog, kind: type
+) -> None:
+    """R26: large payloads close a batch before ``batch_size``, so memory does not grow with them.
+
+    A payload larger than ``batch_bytes`` is a batch of its own; small ones still go 500 at a time.
+    """
+    read: list[int] = []
+    padding = "x" * 100_000
+
+    def payloads() -> Iterator[bytes | str]:
+        for n in range(10):
+            read.append(n)
+            data = body(f"p{n}", images=[image(str(n))], padding=padding)
+            yield data if kind is bytes else data.decode()
+
+    results = catalog.upsert_many("acme", payloads(), batch_bytes=250_000)
+    first = next(results)
+    assert isinstance(first, cc.UpsertResult)
+    assert first.warnings[0].path == "padding"
+    assert read == [0, 1, 2]  # the third payload takes the batch past 250,000 bytes
+    assert len(list(results)) == 9
+    assert len(catalog.list("acme").items) == 10
+
+    read.clear()
+    alone = catalog.upsert_many("acme", payloads(), batch_bytes=1)
+    next(alone)
+    assert read == [0]  # each payload over the bound is a batch of its own

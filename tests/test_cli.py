@@ -474,3 +474,107 @@ def test_r20_r21_purge_prints_how_many_expired_products_it_removed(db: Path) -> 
     assert (purged.exit_code, purged.stdout) == (0, '{"purged": 1}\n')
     assert cli(db, "purge").stdout == '{"purged": 0}\n'
     assert [p["externalId"] for p in jsonl(cli(db, "list").stdout)] == ["evergreen"]
+
+
+# -- the database as messages name it ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape", ["sqlite:///{rel}", "sqlite:////{abs}", "sqlite:///{rel_escaped}"]
+)
+def test_an_error_quotes_a_sqlite_url_exactly_as_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """The message names the database as the user wrote it: no slash lost, no escape decoded."""
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "no where" / "catalog.db"  # a folder that does not exist: cannot open
+    target = shape.format(
+        rel="no where/catalog.db",
+        abs=str(missing).lstrip("/"),
+        rel_escaped="no%20where/catalog.db",
+    )
+    result = script("--db", target, "list", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: cannot open the catalog database '{target}': ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+REDACTED_URLS = [
+    # (as given, as printed): only secrets change; every other character stays as written.
+    ("catalog.db", "catalog.db"),
+    ("./data/catalog.db", "./data/catalog.db"),
+    ("sqlite:///catalog.db", "sqlite:///catalog.db"),
+    ("sqlite:///data/catalog.db", "sqlite:///data/catalog.db"),
+    ("sqlite:////abs/x.db", "sqlite:////abs/x.db"),
+    ("sqlite:////abs/with%20space.db", "sqlite:////abs/with%20space.db"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("sqlite:///x.db?mode=ro", "sqlite:///x.db?mode=ro"),
+    ("postgresql:///db", "postgresql:///db"),
+    ("postgresql:///db?host=/var/run/postgresql", "postgresql:///db?host=/var/run/postgresql"),
+    ("postgres://app@db.internal/shop", "postgres://app@db.internal/shop"),
+    ("postgresql://app:hunter2@db.internal/shop", "postgresql://app:***@db.internal/shop"),
+    ("postgresql://app:@db.internal/shop", "postgresql://app:@db.internal/shop"),
+    ("postgresql://app:hunter2@[::1]:5432/shop", "postgresql://app:***@[::1]:5432/shop"),
+    ("postgresql://app:p%40ss%2Fw@host/db", "postgresql://app:***@host/db"),
+    ("postgresql://app:pa?ss@host/db", "postgresql://app:***@host/db"),
+    ("postgresql://app:pa#ss@host/db", "postgresql://app:***@host/db"),
+    ("postgresql://a%40b:pw@host/db", "postgresql://a%40b:***@host/db"),
+    ("postgresql://app:hunter2@host", "postgresql://app:***@host"),
+    ("postgresql://app:hunter2@host?sslmode=require", "postgresql://app:***@host?sslmode=require"),
+    ("postgresql://host/db?password=hunter2", "postgresql://host/db?password=***"),
+    ("postgresql://host?password=hunter2", "postgresql://host?password=***"),
+    ("postgresql://host?password=hun@ter2", "postgresql://host?password=***"),
+    ("postgresql://host/db?password=a?b&x=1", "postgresql://host/db?password=***&x=1"),
+    ("postgresql://us?er@host/db?password=x", "postgresql://us?er@host/db?password=***"),
+    ("postgresql://u:pw@host?password=a@b", "postgresql://u:***@b"),  # more hidden, none shown
+    (
+        "postgresql://u:pw@h/db?schema=s&pass%77ord=x&PASSWORD=y&sslpassword=z&passfile=/p",
+        "postgresql://u:***@h/db?schema=s&pass%77ord=***&PASSWORD=***&sslpassword=***&passfile=***",
+    ),
+    (
+        "postgresql://h/db?application_name=a%20b&options=-c%20x%3Dy",
+        "postgresql://h/db?application_name=a%20b&options=-c%20x%3Dy",
+    ),
+    ("postgresql://[::1/db", "postgresql://[::1/db"),
+]
+
+
+@pytest.mark.parametrize(("given", "printed"), REDACTED_URLS)
+def test_a_database_url_is_printed_as_given_with_only_its_secrets_hidden(
+    given: str, printed: str
+) -> None:
+    from catalog_core.cli import _redact
+
+    assert _redact(given) == printed
+
+
+@pytest.mark.parametrize("mark", [b"", b"\xef\xbb\xbf"], ids=["", "with a byte order mark"])
+def test_r33_lines_are_read_whole_up_to_the_limit_and_past_it_only_measured(mark: bytes) -> None:
+    """R33: the import's reader keeps a line of up to ``limit`` bytes (a first line's byte order
+    mark aside), gives only the length of a longer one, and tells blank lines, long or short."""
+    import io
+
+    from catalog_core.cli import _lines
+
+    limit = 8
+    lines = [
+        mark + b'{"a":1}\n',  # 8 bytes with its newline: at the limit
+        b'{"a":12}\n',  # 9: one over
+        b" \t\r " * 5 + b"\n",  # blank, and longer than the limit
+        b"\n",  # blank
+        b"x" * 20 + b"\n",  # over, read in chunks
+        b"y" * 8,  # at the limit, at the end without a newline
+    ]
+    data = b"".join(lines)
+    got = list(_lines(io.BufferedReader(io.BytesIO(data), buffer_size=4), limit))
+    assert got == [
+        (1, b'{"a":1}\n', 8 + len(mark)),
+        (2, 9, 9),
+        (3, b"", 21),
+        (4, b"", 1),
+        (5, 21, 21),
+        (6, b"y" * 8, 8),
+    ]
+    assert sum(size for _, _, size in got) == len(data)  # the progress bar reaches the end
+    ended = list(_lines(io.BytesIO(b"z" * 30), limit))  # over, and no newline at the end
+    assert ended == [(1, 30, 30)]

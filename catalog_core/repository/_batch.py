@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from catalog_core.errors import CatalogError
 from catalog_core.images import Blob
 from catalog_core.model import Product
 from catalog_core.repository.base import Change
@@ -41,7 +42,12 @@ def apply_changes(
         old = current.get(external_id)
         try:
             result = change(old)
-        except Exception as exc:  # the change refused: its key stays as it was
+        except CatalogError as exc:  # the change refused: its key stays as it was
+            # Without its traceback: that would hold this frame (and so the whole batch) in a
+            # cycle with ``outcomes`` until the garbage collector ran.
+            outcomes.append(exc.with_traceback(None))
+            continue
+        except Exception as exc:  # a defect of the change: kept whole, for the caller to raise
             outcomes.append(exc)
             continue
         new = result.product

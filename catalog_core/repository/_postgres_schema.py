@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS {s}.blobs (
 CREATE INDEX IF NOT EXISTS blobs_orphans ON {s}.blobs (account, sha256) WHERE refs = 0;
 INSERT INTO {s}.catalog_meta (key, value) VALUES ('schema_version', '{version}')
     ON CONFLICT (key) DO NOTHING;
+INSERT INTO {s}.catalog_meta (key, value)
+    VALUES ('cursor_secret', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
+    ON CONFLICT (key) DO NOTHING;
 """
 
 

@@ -41,7 +41,17 @@ Change = Callable[[Product | None], Write]
 
 @runtime_checkable
 class Repository(Protocol):
-    """Storage for a catalog. Every method is safe to call from several threads at once."""
+    """Storage for a catalog. Every method is safe to call from several threads at once.
+
+    A repository may also have ``cursor_secret() -> bytes``, which is optional (so that
+    backends written before it keep working) and which every shipped backend has: at least 16
+    bytes of secret randomness, made once with the storage (stored with its schema) and the same
+    for every handle and process that opens that storage. :meth:`Catalog.list
+    <catalog_core.Catalog.list>` keys its cursors with it, so a cursor read by another process
+    on the same storage is accepted, while one seen outside cannot be checked against guessed
+    accounts. Without it, a :class:`~catalog_core.Catalog` keys its cursors with a random secret
+    of its own: they are then accepted only by the ``Catalog`` object that made them.
+    """
 
     def get(self, account: str, external_id: str) -> Product | None:
         """Return the stored product of the key, expired or not, or ``None``.

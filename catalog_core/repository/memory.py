@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
+import secrets
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -60,6 +61,11 @@ class MemoryRepository:
         self._blobs: dict[tuple[str, str], Blob] = {}
         self._refs: dict[tuple[str, str], int] = {}
         self._orphans: set[tuple[str, str]] = set()
+        self._cursor_secret = secrets.token_bytes(32)
+
+    def cursor_secret(self) -> bytes:
+        """See :meth:`Repository.cursor_secret`: random, for this repository's lifetime."""
+        return self._cursor_secret
 
     def get(self, account: str, external_id: str) -> Product | None:
         """See :meth:`Repository.get`."""

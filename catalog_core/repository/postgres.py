@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -72,6 +73,13 @@ _COLUMNS: Final = (
     "account, external_id, data, valid_for_days, expires_at, last_used_at, created_at, "
     "updated_at, version"
 )
+#: The catalog's tables and the columns each must have, to tell a catalog from another schema.
+_TABLE_COLUMNS: Final = {
+    "products": frozenset({*_COLUMNS.replace(" ", "").split(","), "one_shot"}),
+    "blobs": frozenset({"account", "sha256", "mime_type", "data", "refs"}),
+    "catalog_meta": frozenset({"key", "value"}),
+}
+_INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
 
 
 def _data(product: Product) -> str:
@@ -197,33 +205,117 @@ class PostgresRepository:
         return schema_sql(schema)
 
     def _prepare_schema(self, create: bool) -> None:
+        """Recognise the schema before changing anything, then create what is missing.
+
+        A schema that holds tables but no catalog of this version is refused untouched; a
+        catalog that is whole is used without any DDL (so a role without DDL rights can open it).
+        """
         with self._pool.connection() as conn:
             encoding = conn.execute("SHOW server_encoding").fetchone()
             if encoding is None or encoding[0].upper() not in ("UTF8", "UTF-8"):
                 found = encoding and encoding[0]
                 raise RuntimeError(f"the database stores text as {found}; catalog_core needs UTF8")
-            if create:
+            state = self._recognise(conn)
+            if state != "whole" and create:
                 try:
                     conn.execute(self.schema_sql(self.schema).encode())
                 except (pg_errors.UniqueViolation, pg_errors.DuplicateObject):
                     # Two processes created the same schema at once: the other one won.
                     if not conn.autocommit:
                         conn.rollback()
-        with self._pool.connection() as conn:
-            try:
-                row = conn.execute(
-                    f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'schema_version'"
-                ).fetchone()
-            except pg_errors.UndefinedTable:
-                raise RuntimeError(
-                    f"the catalog tables do not exist in schema {self.schema!r}; create them with "
-                    "PostgresRepository.schema_sql() or `catalog-core schema-sql`"
-                ) from None
-        if row is None or int(row[0]) != SCHEMA_VERSION:
+                state = self._recognise(conn)
+        if state == "empty":
             raise RuntimeError(
-                f"schema {self.schema!r} holds catalog schema {row and row[0]}; this version of "
-                f"catalog_core reads schema {SCHEMA_VERSION}"
+                f"the catalog tables do not exist in schema {self.schema!r}; create them with "
+                "PostgresRepository.schema_sql() or `catalog-core schema-sql`"
             )
+        self._cursor_secret = self._read_cursor_secret()
+
+    def _read_cursor_secret(self) -> bytes:
+        """Return the schema's cursor secret, made now if the schema predates it.
+
+        A schema made by an earlier version has none: it is added (a plain INSERT, no DDL). A
+        role that may not insert into ``catalog_meta`` gets a secret of this handle's own, with
+        a warning: cursors then last as long as the handle.
+        """
+        select = f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'cursor_secret'"
+        with self._pool.connection() as conn:
+            row = conn.execute(select).fetchone()
+            if row is None:
+                try:
+                    conn.execute(
+                        f"INSERT INTO {self._quoted}.catalog_meta (key, value) "
+                        "VALUES ('cursor_secret', %s) ON CONFLICT (key) DO NOTHING",
+                        (secrets.token_hex(32),),
+                    )
+                except (pg_errors.InsufficientPrivilege, pg_errors.ReadOnlySqlTransaction):
+                    logger.warning(
+                        "schema %r has no cursor secret and this role may not add one: listing "
+                        "cursors will be accepted only by this repository; run "
+                        "`catalog-core schema-sql` again to add it",
+                        self.schema,
+                    )
+                    if not conn.autocommit:
+                        conn.rollback()
+                    return secrets.token_hex(32).encode("ascii")
+                row = conn.execute(select).fetchone()
+        assert row is not None
+        return str(row[0]).encode("ascii")
+
+    def cursor_secret(self) -> bytes:
+        """See :class:`Repository`: the schema's own, stored in ``catalog_meta``."""
+        return self._cursor_secret
+
+    def _recognise(self, conn: psycopg.Connection[Any]) -> str:
+        """Tell what the schema holds, reading only: ``"whole"``, ``"empty"`` or ``"incomplete"``.
+
+        Raises:
+            RuntimeError: the schema holds tables of another application, or a catalog of
+                another schema version.
+        """
+        rows = conn.execute(
+            "SELECT c.relname, c.relkind, a.attname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+            "AND NOT a.attisdropped WHERE n.nspname = %s",
+            (self.schema,),
+        ).fetchall()
+        columns: dict[str, set[str]] = {}
+        indexes = set()
+        for name, kind, column in rows:
+            if kind == "i":
+                indexes.add(name)
+            elif kind in ("r", "p", "v", "m", "f"):
+                columns.setdefault(name, set()).add(column)
+        if not columns:
+            return "empty"
+
+        def foreign(reason: str) -> RuntimeError:
+            return RuntimeError(
+                f"schema {self.schema!r} is not a catalog_core catalog: {reason}; it was left "
+                "unchanged"
+            )
+
+        if "catalog_meta" not in columns:
+            tables = sorted(columns)
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise foreign(f"it holds tables of another application ({shown})")
+        for table, wanted in _TABLE_COLUMNS.items():
+            if table in columns and not wanted <= columns[table]:
+                lacking = ", ".join(sorted(wanted - columns[table]))
+                raise foreign(f"its {table} table lacks the catalog's columns ({lacking})")
+        row = conn.execute(
+            f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        if row is None:
+            raise foreign("its catalog_meta table holds no catalog schema_version")
+        if row[0] != str(SCHEMA_VERSION):
+            raise RuntimeError(
+                f"schema {self.schema!r} holds catalog schema {row[0]}; this version of "
+                f"catalog_core reads schema {SCHEMA_VERSION}; it was left unchanged"
+            )
+        whole = columns.keys() >= _TABLE_COLUMNS.keys() and indexes >= _INDEX_NAMES
+        return "whole" if whole else "incomplete"
 
     # -- the contract -----------------------------------------------------------------------
 

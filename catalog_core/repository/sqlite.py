@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import sqlite3
 import threading
 import time
@@ -26,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -120,6 +122,74 @@ def _product_params(product: Product) -> tuple[Any, ...]:
     )
 
 
+#: What :func:`_recognise` returns for a catalog that needs nothing created.
+_WHOLE: Final = "whole"
+_TABLES: Final = {
+    "products": frozenset(c.strip() for c in f"{_COLUMNS}, one_shot".split(",")),
+    "blobs": frozenset({"account", "sha256", "mime_type", "data", "refs"}),
+    "catalog_meta": frozenset({"key", "value"}),
+}
+_INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
+
+
+def _is_read_only(exc: sqlite3.OperationalError) -> bool:
+    return str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY")
+
+
+def _cursor_secret_of(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'cursor_secret'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _foreign(reason: str) -> RuntimeError:
+    return RuntimeError(
+        f"the database is not a catalog_core catalog: {reason}; it was left unchanged"
+    )
+
+
+def _recognise(conn: sqlite3.Connection) -> str:
+    """Tell what the database is, reading only: a catalog, an empty file, or neither.
+
+    Returns ``_WHOLE`` for a catalog of this schema, ``"empty"`` for a database without tables,
+    and ``"incomplete"`` for a catalog missing a table or an index.
+
+    Raises:
+        RuntimeError: the database belongs to another application, or holds a catalog of
+            another schema version.
+        sqlite3.DatabaseError: the file is not an SQLite database (``SQLITE_NOTADB``).
+    """
+    objects = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
+    application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = sorted(n for n, kind in objects.items() if kind == "table" and n[:7] != "sqlite_")
+    if not tables:
+        if application_id or user_version:  # an application marked the file as its own
+            raise _foreign(
+                f"it is another application's database (application_id {application_id}, "
+                f"user_version {user_version})"
+            )
+        return "empty"
+    if "catalog_meta" not in tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise _foreign(f"it holds tables of another application ({shown})")
+    for table, columns in _TABLES.items():
+        if table in tables:
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if not columns <= have:
+                lacking = ", ".join(sorted(columns - have))
+                raise _foreign(f"its {table} table lacks the catalog's columns ({lacking})")
+    row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        raise _foreign("its catalog_meta table holds no catalog schema_version")
+    if row[0] != str(SCHEMA_VERSION):
+        raise RuntimeError(
+            f"the database has catalog schema {row[0]}; this version of catalog_core "
+            f"reads schema {SCHEMA_VERSION}; it was left unchanged"
+        )
+    whole = objects.keys() >= _TABLES.keys() | _INDEX_NAMES
+    return _WHOLE if whole else "incomplete"
+
+
 class SQLiteRepository:
     """Products and blobs in one SQLite file (or an existing ``sqlite_utils.Database``).
 
@@ -153,24 +223,46 @@ class SQLiteRepository:
         self._connections: list[sqlite3.Connection] = []
         self._path: str | None
         self._shared: sqlite3.Connection | None
-        if isinstance(db, sqlite_utils.Database):
-            self._path, self._shared = None, db.conn
-            self._configure(db.conn)
-        else:
-            self._path = os.fspath(db)
-            self._shared = self._connect() if self._path in ("", ":memory:") else None
-        with self._transaction() as conn:
-            self._create_schema(sqlite_utils.Database(conn))
+        self._path = None if isinstance(db, sqlite_utils.Database) else os.fspath(db)
+        self._shared = None
+        #: Set when the file is opened as immutable: a WAL database on a read-only medium.
+        self._immutable = False
+        try:
+            if isinstance(db, sqlite_utils.Database):
+                self._shared = db.conn
+                self._configure(db.conn)
+            elif self._path in ("", ":memory:"):
+                self._shared = self._connect()
+            try:
+                self._open()
+            except sqlite3.OperationalError as exc:
+                if not self._can_open_immutable(exc):
+                    raise
+                self.close()
+                self._immutable = True
+                self._open()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+                raise _foreign("it is not an SQLite database") from None
+            raise
+        except BaseException:
+            self.close()
+            raise
 
     # -- connections ------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         assert self._path is not None
+        target = self._path
+        if self._immutable:
+            target = f"file:{quote(os.path.abspath(target))}?mode=ro&immutable=1"
         conn = sqlite3.connect(
-            self._path,
+            target,
             timeout=self._busy_timeout,
             isolation_level=None,
             check_same_thread=False,
+            uri=self._immutable,
         )
         try:
             self._configure(conn)
@@ -182,8 +274,8 @@ class SQLiteRepository:
         return conn
 
     def _configure(self, conn: sqlite3.Connection) -> None:
+        """Set the connection's own settings; nothing here touches the file."""
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     @contextmanager
@@ -226,30 +318,104 @@ class SQLiteRepository:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the write lock from the first read to the commit (``BEGIN IMMEDIATE``)."""
+        """Hold the write lock from the first read to the commit (``BEGIN IMMEDIATE``).
+
+        Raises:
+            sqlite3.OperationalError: "the catalog is read-only" when the file, or the file
+                system, refuses the write (``SQLITE_READONLY``).
+        """
         with self._borrow() as conn:
-            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise
-            else:
-                self._retry(conn.commit)
+                self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+                else:
+                    self._retry(conn.commit)
+            except sqlite3.OperationalError as exc:
+                if not _is_read_only(exc):
+                    raise
+                clear = sqlite3.OperationalError(
+                    f"the catalog is read-only (its file or file system refuses writes): {exc}"
+                )
+                clear.sqlite_errorcode, clear.sqlite_errorname = (
+                    exc.sqlite_errorcode,
+                    exc.sqlite_errorname,
+                )
+                raise clear from exc
+
+    def _can_open_immutable(self, exc: sqlite3.OperationalError) -> bool:
+        """Whether a file that cannot be opened is a WAL database to read as immutable.
+
+        On a read-only medium SQLite reads a WAL database only when its ``-wal`` and ``-shm``
+        files exist, since it cannot create them. Without a ``-wal`` every commit is in the
+        database file itself, and nothing can change it: reading it as immutable is exact. With
+        a ``-wal`` but no ``-shm``, immutable would miss the log's commits: that is refused.
+
+        Raises:
+            sqlite3.OperationalError: the file has a ``-wal`` but no ``-shm`` on a read-only
+                medium.
+        """
+        # CANTOPEN: the -shm cannot be made; READONLY_DIRECTORY: nor can anything else there.
+        error = getattr(exc, "sqlite_errorname", "")
+        if error != "SQLITE_CANTOPEN" and not error.startswith("SQLITE_READONLY"):
+            return False
+        path = self._path
+        if self._shared is not None or self._immutable or path is None:
+            return False  # a connection of the embedder's, or tried already
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            return False  # nothing to read: the error stands
+        directory = os.path.dirname(os.path.abspath(path))
+        if os.access(path, os.W_OK) and os.access(directory, os.W_OK):
+            return False  # writable after all: some other failure
+        log = f"{path}-wal"
+        if os.path.exists(log) and os.path.getsize(log) > 0:
+            name = os.path.basename(path)
+            raise sqlite3.OperationalError(
+                f"unable to open database file: the catalog is read-only and has a write-ahead "
+                f"log ({name}-wal) but no {name}-shm, which SQLite needs to read it; open it "
+                "once where it is writable"
+            ) from exc
+        return True
 
     # -- schema -----------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        """Recognise the database before changing anything, then create what is missing.
+
+        A file that is neither empty nor a catalog of this schema is refused untouched: the
+        first statements only read. WAL mode (which persists in the file) is switched on last,
+        once the file is known to be a catalog. A catalog of an earlier version gets its cursor
+        secret here; on a read-only one, this handle makes one of its own.
+        """
+        with self._borrow() as conn:
+            found = _recognise(conn)
+            secret = _cursor_secret_of(conn) if found == _WHOLE else None
+        if secret is None:
+            try:
+                with self._transaction() as conn:
+                    # Again under the write lock: another process may have made it meanwhile.
+                    if _recognise(conn) != _WHOLE or _cursor_secret_of(conn) is None:
+                        self._create_schema(sqlite_utils.Database(conn))
+                    secret = _cursor_secret_of(conn)
+            except sqlite3.OperationalError as exc:
+                if found != _WHOLE or not _is_read_only(exc):
+                    raise
+        self._cursor_secret = (secret or secrets.token_hex(32)).encode("ascii")
+        if self._immutable:
+            return  # read-only: its mode, WAL, cannot change nor needs to
+        with self._borrow() as conn:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode not in ("wal", "memory"):
+                self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
 
     def _create_schema(self, db: sqlite_utils.Database) -> None:
         db.table("catalog_meta").create(
             {"key": str, "value": str}, pk="key", not_null={"value"}, if_not_exists=True
         )
-        row = db.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and int(row[0]) != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the database has catalog schema {row[0]}; this version of catalog_core "
-                f"reads schema {SCHEMA_VERSION}"
-            )
         db.table("products").create(
             {
                 "account": str,
@@ -278,13 +444,17 @@ class SQLiteRepository:
         )
         for statement in _INDEXES:
             db.execute(statement)
-        if row is None:
-            db.execute(
-                "INSERT OR IGNORE INTO catalog_meta (key, value) VALUES ('schema_version', ?)",
-                [str(SCHEMA_VERSION)],
-            )
+        db.execute(
+            "INSERT OR IGNORE INTO catalog_meta (key, value) VALUES ('schema_version', ?), "
+            "('cursor_secret', ?)",
+            [str(SCHEMA_VERSION), secrets.token_hex(32)],
+        )
 
     # -- the contract -----------------------------------------------------------------------
+
+    def cursor_secret(self) -> bytes:
+        """See :class:`Repository`: the catalog's own, stored in ``catalog_meta``."""
+        return self._cursor_secret
 
     def get(self, account: str, external_id: str) -> Product | None:
         """See :meth:`Repository.get`."""

@@ -748,6 +748,27 @@ class RepositoryContract:
         assert page("a.", 1) == ["a0"]  # an id that is not stored: the next one after it
         assert page("\U0010ffff", 5) == []
 
+    def test_r24_a_cursor_made_on_one_handle_is_read_by_another_of_the_same_storage(
+        self, repository: cc.Repository, tmp_path: pathlib.Path
+    ) -> None:
+        """R24: cursors are tagged with the storage's own secret, the same on every handle.
+
+        A backend that has no ``cursor_secret()``, or returns one per handle, fails here when
+        :meth:`make_second_repository` gives another handle: its cursors die with the handle.
+        """
+        first = cc.Catalog(repository, clock=FakeClock())
+        for external_id in ("a", "b", "c"):
+            first.upsert(ACCOUNT, {"externalId": external_id, "images": list(IMAGES)})
+        page = first.list(ACCOUNT, limit=1)
+
+        def walk_on(second: cc.Repository) -> None:
+            other = cc.Catalog(second, clock=FakeClock())
+            middle = other.list(ACCOUNT, limit=1, cursor=page.next_cursor)
+            assert _ids(middle.items) == ["b"]
+            assert _ids(first.list(ACCOUNT, limit=1, cursor=middle.next_cursor).items) == ["c"]
+
+        self._with_second(repository, tmp_path, walk_on)
+
     def test_r24_r22c_list_live_skips_one_shot_products_and_only_those(
         self, repository: cc.Repository
     ) -> None:

@@ -13,10 +13,7 @@ a failure.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,22 +21,12 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import private_mount_namespace
+
 ROOT = Path(__file__).resolve().parents[2]
 _MOUNT_AND_RUN = 'mount -t tmpfs -o size=4m tmpfs "$1" && exec "$2" -m "$3" tmpfs "$1"'
 
 pytestmark = pytest.mark.slow
-
-
-@functools.cache
-def _unshare() -> list[str] | None:
-    """``unshare`` with a private mount namespace, or ``None`` where the system forbids one."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return None
-    # --map-root-user lets this run without real root, where user namespaces are allowed.
-    command = [unshare, "--mount", "--map-root-user"]
-    probe = subprocess.run([*command, "true"], capture_output=True, timeout=30, check=False)
-    return command if probe.returncode == 0 else None
 
 
 def run_worker(mode: str, directory: Path) -> dict[str, Any]:
@@ -47,12 +34,7 @@ def run_worker(mode: str, directory: Path) -> dict[str, Any]:
     if mode == "tmpfs":
         # A tmpfs of the worker's own, in a private mount namespace: nothing outside sees it, and
         # it goes when the worker ends.
-        unshare = _unshare()
-        if unshare is None:
-            why = "no private mount namespace here (util-linux's unshare, Linux) for the tmpfs"
-            if os.environ.get("CATALOG_CORE_REQUIRE_TMPFS") == "1":
-                pytest.fail(why + " (CATALOG_CORE_REQUIRE_TMPFS=1 forbids skipping)")
-            pytest.skip(why)
+        unshare = private_mount_namespace("the tmpfs")
         command = [*unshare, "sh", "-c", _MOUNT_AND_RUN]
         command += ["sh", str(directory), sys.executable, worker]
     else:

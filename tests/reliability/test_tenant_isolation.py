@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import catalog_core as cc
-from catalog_core.cursor import encode_cursor
+from catalog_core.cursor import cursor_key, encode_cursor
 from tests.helpers import JPEG, FakeClock
 
 THEM, US = "them", "us"
@@ -107,6 +107,10 @@ def test_r1_naming_another_accounts_product_answers_as_if_it_did_not_exist(
         assert catalog.repository.get(THEM, product.external_id) == product
 
 
+# The scheme is public; the store's secret is not: a forger can only guess it.
+GUESSED = cursor_key(b"catalog_core listing cursor v1")
+
+
 def test_r1_r24_listing_and_cursors_never_cross_accounts(
     catalog: cc.Catalog, theirs: dict[str, cc.Product], clock: FakeClock
 ) -> None:
@@ -116,8 +120,8 @@ def test_r1_r24_listing_and_cursors_never_cross_accounts(
     assert page.next_cursor is not None
     forged = [
         page.next_cursor,  # taken from their listing
-        encode_cursor(THEM, "p1"),  # made for them by anyone who knows the scheme
-        encode_cursor(US.upper(), "p1"),  # made for a case variant of our account
+        encode_cursor(THEM, "p1", GUESSED),  # made for them by anyone who knows the scheme
+        encode_cursor(US.upper(), "p1", GUESSED),  # made for a case variant of our account
         page.next_cursor[:-2] + "AA",  # their cursor with its tag changed
     ]
     refusal = outcome(lambda: catalog.list(US, cursor="not-a-cursor"))

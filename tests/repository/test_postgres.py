@@ -222,7 +222,7 @@ def test_a_schema_of_another_version_is_refused(
     repo: cc.PostgresRepository, url: str, schema: str
 ) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"UPDATE {schema}.catalog_meta SET value = '999'")
+        conn.execute(f"UPDATE {schema}.catalog_meta SET value = '999' WHERE key = 'schema_version'")
     with pytest.raises(RuntimeError, match="schema 999"):
         cc.PostgresRepository(url, schema=schema)
 
@@ -417,3 +417,60 @@ def test_r21_r27_purges_racing_writers_that_shuffle_shared_images_never_fail(
             f'FROM "{repo.schema}".blobs b'
         ).fetchall()
     assert [row for row in drift if row[1] != row[2]] == []
+
+
+def _schema_state(url: str, schema: str) -> list[object]:
+    """Every table, column, index and row of ``schema``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s ORDER BY 1, 2",
+            (schema,),
+        ).fetchall()
+        indexes = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s ORDER BY 1", (schema,)
+        ).fetchall()
+        rows = [
+            conn.execute(f"SELECT * FROM {schema}.{name} ORDER BY 1").fetchall()
+            for name in sorted({t[0] for t in tables})
+        ]
+    return [tables, indexes, rows]
+
+
+FOREIGN_SCHEMAS = {
+    "another application's products table": (
+        "CREATE TABLE {s}.products (id serial PRIMARY KEY, name text, price numeric);"
+        "INSERT INTO {s}.products (name, price) VALUES ('socks', 4.5)",
+        "tables of another application (products)",
+    ),
+    "unrelated tables": (
+        "CREATE TABLE {s}.notes (id serial PRIMARY KEY, body text);"
+        "INSERT INTO {s}.notes (body) VALUES ('buy socks')",
+        "tables of another application (notes)",
+    ),
+    "a catalog_meta without our schema_version": (
+        "CREATE TABLE {s}.catalog_meta (key text PRIMARY KEY, value text NOT NULL);"
+        "INSERT INTO {s}.catalog_meta VALUES ('owner', 'another app')",
+        "holds no catalog schema_version",
+    ),
+}
+
+
+@pytest.mark.parametrize("create_schema", [True, False])
+@pytest.mark.parametrize("kind", FOREIGN_SCHEMAS)
+def test_a_schema_of_another_application_is_refused_and_left_as_it_was(
+    url: str, schema: str, kind: str, create_schema: bool
+) -> None:
+    """The PostgreSQL twin of the SQLite test: recognise the catalog before any DDL."""
+    statements, reason = FOREIGN_SCHEMAS[kind]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(statements.format(s=schema).encode())
+    before = _schema_state(url, schema)
+
+    with pytest.raises(RuntimeError) as refused:
+        cc.PostgresRepository(url, schema=schema, create_schema=create_schema)
+
+    assert f"schema '{schema}' is not a catalog_core catalog" in str(refused.value)
+    assert reason in str(refused.value)
+    assert _schema_state(url, schema) == before

@@ -1,0 +1,188 @@
+"""An SQLite file that is not a catalog is refused before anything is written to it.
+
+The catalog recognises its own schema by the ``schema_version`` row of ``catalog_meta`` (and
+tables of its own shape); an empty or new file is its to create. Anything else (another
+application's database, a file that is not SQLite at all) is refused with a clear error and
+left byte for byte as it was, with no ``-wal``, ``-shm`` or ``-journal`` file beside it, whether
+it is opened by the library, by URL, through a ``sqlite_utils.Database`` or by the command line.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+import catalog_core as cc
+
+SCRIPT = Path(sys.executable).parent / "catalog-core"
+IMAGES = [{"source": {"url": "https://cdn.example/a.jpg"}}]
+
+
+def _sqlite(path: Path, *statements: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in statements:
+        conn.execute(statement)
+    conn.close()
+
+
+FOREIGN: dict[str, tuple[Callable[[Path], None], str]] = {
+    # kind: (how to make it, what the refusal says)
+    "another application's products table": (
+        lambda p: _sqlite(
+            p,
+            "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL)",
+            "INSERT INTO products (name, price) VALUES ('socks', 4.5), ('raincoat', 80)",
+        ),
+        "tables of another application (products)",
+    ),
+    "unrelated tables": (
+        lambda p: _sqlite(
+            p,
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+            "CREATE TABLE tags (note INTEGER, tag TEXT)",
+            "INSERT INTO notes (body) VALUES ('buy socks')",
+        ),
+        "tables of another application (notes, tags)",
+    ),
+    "a catalog_meta without our schema_version": (
+        lambda p: _sqlite(
+            p,
+            "CREATE TABLE catalog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT INTO catalog_meta VALUES ('owner', 'another app')",
+        ),
+        "no catalog schema_version",
+    ),
+    "our schema_version over a products table of another shape": (
+        lambda p: _sqlite(
+            p,
+            "CREATE TABLE catalog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT INTO catalog_meta VALUES ('schema_version', '1')",
+            "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT)",
+        ),
+        "products table lacks the catalog's columns",
+    ),
+    "another application's database in WAL mode": (
+        lambda p: _sqlite(
+            p,
+            "PRAGMA journal_mode = WAL",
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY)",
+            "INSERT INTO orders DEFAULT VALUES",
+        ),
+        "tables of another application (orders)",
+    ),
+    "an empty database another application marked as its own": (
+        lambda p: _sqlite(p, "PRAGMA application_id = 1234", "PRAGMA user_version = 7"),
+        "another application's database (application_id 1234, user_version 7)",
+    ),
+    "a file that is not SQLite": (
+        lambda p: p.write_text("shopping list: socks, a raincoat, and more socks\n" * 200),
+        "not an SQLite database",
+    ),
+}
+
+
+def _open_by_path(path: Path) -> None:
+    cc.SQLiteRepository(path).close()
+
+
+def _open_by_url(path: Path) -> None:
+    cc.open_repository(f"sqlite:///{path}").close()
+
+
+def _open_through_sqlite_utils(path: Path) -> None:
+    db = sqlite_utils.Database(path)
+    try:
+        cc.SQLiteRepository(db).close()
+    finally:
+        db.close()
+
+
+OPENERS = {"path": _open_by_path, "url": _open_by_url, "sqlite_utils": _open_through_sqlite_utils}
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+@pytest.mark.parametrize("kind", FOREIGN)
+def test_a_foreign_file_is_refused_and_left_byte_for_byte_as_it_was(
+    tmp_path: Path, kind: str, opener: str
+) -> None:
+    make, reason = FOREIGN[kind]
+    path = tmp_path / "theirs.db"
+    make(path)
+    before = _snapshot(tmp_path)
+    assert list(before) == ["theirs.db"]  # no -wal or -shm left by the file's own application
+
+    with pytest.raises(RuntimeError) as refused:
+        OPENERS[opener](path)
+
+    message = str(refused.value)
+    assert "is not a catalog_core catalog" in message
+    assert reason in message
+    assert "left unchanged" in message
+    assert _snapshot(tmp_path) == before  # the same bytes, and nothing beside it
+
+
+@pytest.mark.parametrize("command", [["list"], ["import", "-"]])
+@pytest.mark.parametrize("kind", FOREIGN)
+def test_the_command_line_refuses_a_foreign_file_in_one_line_and_leaves_it_as_it_was(
+    tmp_path: Path, kind: str, command: list[str]
+) -> None:
+    make, reason = FOREIGN[kind]
+    path = tmp_path / "theirs.db"
+    make(path)
+    before = _snapshot(tmp_path)
+
+    result = subprocess.run(
+        [str(SCRIPT), "--db", str(path), *command],
+        input='{"externalId": "x", "images": [{"source": {"url": "https://a.example/x.jpg"}}]}\n',
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Error: cannot open the catalog database '{path}': ")
+    assert reason in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["missing", "zero bytes", "empty SQLite database"])
+def test_a_new_or_empty_file_is_the_catalogs_to_create(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "catalog.db"
+    if kind == "zero bytes":
+        path.write_bytes(b"")
+    elif kind == "empty SQLite database":
+        _sqlite(path, "PRAGMA user_version = 0")  # a database with no table at all
+    catalog = cc.Catalog(cc.SQLiteRepository(path))
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    catalog.repository.close()
+    reopened = cc.SQLiteRepository(path)  # and it is recognised as the catalog it now is
+    try:
+        assert cc.Catalog(reopened).get("acme", "p").version == 1
+    finally:
+        reopened.close()
+
+
+def test_a_catalog_is_recognised_and_opened_without_being_rewritten(tmp_path: Path) -> None:
+    """Opening a catalog that is whole writes nothing: its bytes do not change."""
+    path = tmp_path / "catalog.db"
+    first = cc.SQLiteRepository(path)
+    cc.Catalog(first).upsert("acme", {"externalId": "p", "images": IMAGES})
+    first.close()
+    before = _snapshot(tmp_path)
+    assert list(before) == ["catalog.db"]  # the last connection checkpointed and removed the WAL
+    again = cc.SQLiteRepository(path)
+    again.close()
+    assert _snapshot(tmp_path) == before
