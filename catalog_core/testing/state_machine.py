@@ -549,7 +549,7 @@ def _joined_keys(draw: st.DrawFn) -> tuple[list[str], list[str]]:
     Accounts ``a{s}b``, ``a``, ``a{t}b`` and ids ``c``, ``b{s}c``, ``b{t}c``, for two separators
     ``s`` and ``t``: ``("a{s}b", "c")`` and ``("a", "b{s}c")`` are both ``a{s}b{s}c`` once joined.
     """
-    s, t = draw(st.lists(st.sampled_from(_JOINS), min_size=2, max_size=2, unique=True))
+    s, t, *_ = draw(st.permutations(_JOINS), label="separators")
     a, b, c = draw(_PARTS), draw(_PARTS), draw(_PARTS)
     names = [f"{a}{s}{b}", a, f"{a}{t}{b}"]  # the first account and id are drawn most often
     ids = [c, f"{b}{s}{c}", f"{b}{t}{c}"]

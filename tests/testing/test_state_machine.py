@@ -31,11 +31,7 @@ from catalog_core.testing.state_machine import (
     make_catalog_state_machine,
 )
 from tests.conftest import fresh_schema, postgres_url
-from tests.testing.test_contract_catches_faults import (
-    ColonJoinedKeyRepository,
-    DryRunRepository,
-    JoinedKeyRepository,
-)
+from tests.testing.test_contract_catches_faults import DryRunRepository, JoinedKeyRepository
 
 STATE_MACHINE = settings(
     # a tenth of the profile's examples: 20 in dev, 200 in CI, 2,000 in the long form
@@ -168,13 +164,12 @@ CATCHING = settings(
         StaleMetadataRepository,
         OrphanKeepingRepository,
         JoinedKeyRepository,
-        ColonJoinedKeyRepository,
     ],
 )
 def test_the_state_machine_catches_a_faulty_backend(faulty: type[cc.Repository]) -> None:
     """R20, R24 (expired products listed), R28 (versions lost), R6/R9 (an update lost), R21
-    (orphan blobs kept), R1 (keys joined as ``account + "/" + id`` or ``"::"``, listed by prefix):
-    each backend fault makes the machine fail."""
+    (orphan blobs kept), R1 (keys joined as ``account + "/" + id``, listed by prefix): each backend
+    fault makes the machine fail."""
     machine = make_catalog_state_machine(faulty)
     with pytest.raises(AssertionError, match="disagrees with the reference model"):
         run_state_machine_as_test(machine, settings=CATCHING)
