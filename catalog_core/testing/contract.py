@@ -15,7 +15,11 @@ separate handles are tested against each other.
 
 Beyond the protocol's docstrings, the suite expects what the shipped backends do with a write that
 is inconsistent in itself (a product stored under another key, or naming a blob that was neither
-stored nor given): refuse it with ``ValueError`` and store nothing.
+stored nor given): refuse it with ``ValueError`` and store nothing. A write that names a stored,
+unreferenced blob without giving it may meet a purge that removes it first: that too is refused.
+
+The suite accepts everything the protocol allows: it never counts how often a change is called
+(a backend may retry, or run a change as a dry run first), only what each call was handed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import functools
 import hashlib
 import json
 import pathlib
+import string
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -98,6 +103,27 @@ UNICODE_METADATA: Final[dict[str, Any]] = {
     "deep": {"a": {"b": {"c": {"d": {"e": {"f": ["g", {"h": "ℏ"}]}}}}}},
 }
 CLASSIFICATIONS: Final[dict[str, Any]] = {"颜色": "红", "": {"😀": [1, 2.5, None, True]}}
+# Separators a backend could join an account and an id with, or list an account's keys by (R1):
+# every ASCII punctuation character and the space (SQL LIKE and GLOB wildcards among them),
+# multi-character joins, escaped forms of "/", and non-ASCII look-alikes. Accounts and ids may
+# hold every one of them; only control characters (U+0000-U+001F, U+007F) are refused in both.
+SEPARATORS: Final = (
+    *string.punctuation,
+    " ",
+    "::",
+    "//",
+    "->",
+    "%2F",
+    "\\/",
+    "\u0085",  # NEL, a C1 control: valid in ids and accounts
+    "\u00a0",
+    "\u00b7",
+    "\u2028",
+    "\u2215",
+    "\u241f",
+    "\uff0f",
+    "\U0001f517",
+)
 
 
 class _Refused(Exception):
@@ -162,6 +188,54 @@ def _put(repository: cc.Repository, product: cc.Product, *blobs: cc.Blob) -> cc.
 
 def _drop(repository: cc.Repository, account: str, external_id: str) -> None:
     assert repository.write(account, external_id, lambda _: cc.Write(None)) is None
+
+
+def _recording(
+    product: cc.Product | None, *blobs: cc.Blob
+) -> tuple[Change, list[cc.Product | None]]:
+    """Return a change that stores ``product`` and ``blobs``, and the list of what it was handed."""
+    seen: list[cc.Product | None] = []
+
+    def change(stored: cc.Product | None) -> cc.Write:
+        seen.append(stored)
+        return cc.Write(product, blobs)
+
+    return change, seen
+
+
+def _each_call_saw(
+    seen: Sequence[cc.Product | None], expected: cc.Product | None, write: str = "the write"
+) -> None:
+    """Check that a change was called, and handed ``expected`` every time.
+
+    ``Repository.write`` lets a backend call a change more than once (a retry, a dry run), so the
+    contract never counts the calls: it checks what every one of them was handed.
+    """
+    assert seen, f"{write} never called its change"
+    wrong = [stored for stored in seen if stored != expected]
+    assert not wrong, f"{write} handed its change {wrong[0]!r}, not {expected!r}"
+
+
+def _separator_keys() -> tuple[list[tuple[str, str]], dict[tuple[str, str], tuple[str, str]]]:
+    """Keys that a string joined with a separator cannot tell apart, each with its twin (R1).
+
+    For each separator ``s``: ``("a{s}b", "c")`` and ``("a", "b{s}c")``, which ``account + s + id``
+    makes one key; for the common ones, also ``("a{s}", "c")`` and ``("a", "{s}c")``, the same with
+    ``s`` doubled; with no separator at all, ``("ab", "c")`` and ``("a", "bc")``. Accounts ``a``,
+    ``a{s}`` and ``a{s}b`` are prefixes of each other, as are the ids ``c``, ``c/`` and ``c//``.
+
+    Returns:
+        Every key, and each paired key's twin.
+    """
+    pairs = [(("ab", "c"), ("a", "bc"))]
+    for sep in SEPARATORS:
+        pairs.append(((f"a{sep}b", "c"), ("a", f"b{sep}c")))
+        if sep in "/:|." or len(sep) > 1:
+            pairs.append(((f"a{sep}", "c"), ("a", f"{sep}c")))
+    twins = {one: other for pair in pairs for one, other in (pair, pair[::-1])}
+    keys = [key for pair in pairs for key in pair] + [("a", "c"), ("a", "c/"), ("a", "c//")]
+    assert len(set(keys)) == len(keys)
+    return keys, twins
 
 
 def _ids(products: Sequence[cc.Product]) -> list[str]:
@@ -251,31 +325,24 @@ class RepositoryContract:
     def test_r26_write_hands_the_change_the_stored_product_and_returns_what_it_stored(
         self, repository: cc.Repository
     ) -> None:
-        """R26: the change sees the stored product (expired or not); write returns the result."""
-        seen: list[cc.Product | None] = []
-        first = _product("p", expires_at=START)
+        """R26: the change sees the stored product (expired or not); write returns the result.
 
-        def create(stored: cc.Product | None) -> cc.Write:
-            seen.append(stored)
-            return cc.Write(first)
+        A backend may call a change more than once (``Repository.write``): every call must be
+        handed the stored product.
+        """
+        first = _product("p", expires_at=START)
+        second = attrs.evolve(first, title="second", version=2)
+        create, created_over = _recording(first)
+        update, updated_over = _recording(second)
+        delete, deleted_over = _recording(None)
 
         assert repository.write(ACCOUNT, "p", create) == first
-        second = attrs.evolve(first, title="second", version=2)
-
-        def update(stored: cc.Product | None) -> cc.Write:
-            seen.append(stored)
-            return cc.Write(second)
-
         assert repository.write(ACCOUNT, "p", update) == second
-        assert seen == [None, first]  # the expired product is handed over, not hidden
+        _each_call_saw(created_over, None)
+        _each_call_saw(updated_over, first)  # the expired product is handed over, not hidden
         assert repository.get(ACCOUNT, "p") == second
-
-        def delete(stored: cc.Product | None) -> cc.Write:
-            seen.append(stored)
-            return cc.Write(None)
-
         assert repository.write(ACCOUNT, "p", delete) is None
-        assert seen[-1] == second
+        _each_call_saw(deleted_over, second)
         assert repository.get(ACCOUNT, "p") is None
         assert _live_ids(repository) == []
 
@@ -460,6 +527,85 @@ class RepositoryContract:
         assert stored.metadata == {"n": threads * rounds}
         assert stored.version == 1 + threads * rounds
 
+    def test_r27_r15_concurrent_read_merge_writes_on_a_product_holding_uploads_lose_no_update(
+        self, repository: cc.Repository
+    ) -> None:
+        """R27, R15, R26: 8 threads x 25 read-merge-writes on a product with uploaded images.
+
+        Each write also swaps the product's uploaded image for the other one, giving its bytes
+        again: every write counts, and the blob references follow the final product.
+        """
+        threads, rounds = 8, 25
+        front, back = _blob(1), _blob(2, "image/png")
+        _put(repository, _product("hot", images=_images_of(front), metadata={"n": 0}), front)
+
+        def swap(stored: cc.Product | None) -> cc.Write:
+            counted = _increment(stored).product
+            assert counted is not None
+            blob = back if counted.version % 2 == 0 else front
+            return cc.Write(attrs.evolve(counted, images=_images_of(blob)), (blob,))
+
+        def work(_: int) -> None:
+            for _ in range(rounds):
+                repository.write(ACCOUNT, "hot", swap)
+
+        _in_threads(work, threads)
+        stored = repository.get(ACCOUNT, "hot")
+        assert stored is not None
+        assert stored.metadata == {"n": threads * rounds}
+        assert stored.version == 1 + threads * rounds
+        named, other = (back, front) if stored.version % 2 == 0 else (front, back)
+        assert stored.blob_refs == {named.sha256}
+        assert repository.purge_expired(START) == 0
+        assert repository.get_blob(ACCOUNT, named.sha256) == named
+        assert repository.get_blob(ACCOUNT, other.sha256) is None
+        _drop(repository, ACCOUNT, "hot")
+        repository.purge_expired(START)
+        assert repository.get_blob(ACCOUNT, named.sha256) is None
+
+    def test_r27_r15_catalog_writers_uploading_images_on_two_handles_never_lose_an_update(
+        self, repository: cc.Repository, tmp_path: pathlib.Path
+    ) -> None:
+        """R27, R28, R15: upserts with uploads and uses of a product holding an uploaded image.
+
+        6 threads x 20 writes through two handles: every accepted write counts in the version,
+        and the image the product ends with has its bytes.
+        """
+        threads, rounds = 6, 20
+        uploads = [_blob(n, mime) for n, mime in enumerate(("image/jpeg", "image/png"))]
+        catalogs = [cc.Catalog(repository, clock=FakeClock())]
+
+        def upsert(catalog: cc.Catalog, n: int) -> cc.UpsertResult:
+            payload = {"externalId": "hot", "images": [{"source": {"fileKey": "f"}}]}
+            files = {"f": cc.Upload(uploads[n % 2].data)}
+            return catalog.upsert(ACCOUNT, {**payload, "metadata": {"by": n}}, files)
+
+        assert upsert(catalogs[0], 0).created
+
+        def race(second: cc.Repository) -> None:
+            catalogs.append(cc.Catalog(second, clock=FakeClock()))
+
+            def work(n: int) -> None:
+                catalog = catalogs[n % 2]
+                for k in range(rounds):
+                    if k % 2:
+                        catalog.use(ACCOUNT, {"externalId": "hot"})
+                    else:
+                        upsert(catalog, n)
+
+            _in_threads(work, threads)
+            for catalog in catalogs:
+                product = catalog.get(ACCOUNT, "hot")
+                assert product.version == 1 + threads * rounds
+                assert product.metadata is not None
+                assert len(product.blob_refs) == 1
+                upload = uploads[product.metadata["by"] % 2]
+                assert product.blob_refs == {upload.sha256}
+                assert catalog.purge_expired() == 0
+                assert repository.get_blob(ACCOUNT, upload.sha256) == upload
+
+        self._with_second(repository, tmp_path, race)
+
     # -- write_many (BatchRepository, optional) ---------------------------------------------
 
     @staticmethod
@@ -572,7 +718,7 @@ class RepositoryContract:
             return cc.Write(_product("p", metadata={"n": 0}))
 
         batch.write_many(ACCOUNT, [("p", peek)])
-        assert seen == [None]
+        _each_call_saw(seen, None)
         assert repository.get(OTHER, "p") == theirs
 
     def test_r27_batches_and_single_writes_racing_on_one_key_never_lose_an_update(
@@ -673,7 +819,7 @@ class RepositoryContract:
         assert repository.get_blob(OTHER, blob.sha256) is None
         with pytest.raises(_Refused):
             repository.write(OTHER, "p", peek)
-        assert seen == [None]
+        _each_call_saw(seen, None)
 
         catalog = cc.Catalog(repository, clock=FakeClock())
         with pytest.raises(cc.ProductNotFound):
@@ -715,6 +861,70 @@ class RepositoryContract:
         assert _live_ids(repository, "a") == ["b:c", "bc", "c"]
         assert _live_ids(repository, "ab") == ["c"]
         assert _live_ids(repository, "abc") == ["c"]
+
+    def test_r1_accounts_and_ids_holding_any_separator_are_never_joined_into_one_key(
+        self, repository: cc.Repository
+    ) -> None:
+        """R1, R21, R24: ``("a/b", "c")`` and ``("a", "b/c")`` are two products, whatever the "/".
+
+        For every separator in :data:`SEPARATORS` (and none), keys that ``account + separator +
+        id`` would make one, accounts that are prefixes of each other and ids that are prefixes
+        of each other: each key is written, read, listed, given a blob, updated, deleted and
+        purged on its own, and no write is handed another key's product.
+        """
+        keys, twins = _separator_keys()
+        blobs = {key: _blob(n, size=16) for n, key in enumerate(keys)}
+        expires = START + _DAY
+        purged, deleted = set(keys[1::3]), set(keys[2::3])
+        originals: dict[tuple[str, str], cc.Product] = {}
+        for key in keys:
+            account, external_id = key
+            originals[key] = _product(
+                external_id,
+                account=account,
+                title=repr(key),
+                images=_images_of(blobs[key]),
+                expires_at=expires if key in purged else None,
+            )
+            create, created_over = _recording(originals[key], blobs[key])
+            assert repository.write(account, external_id, create) == originals[key]
+            _each_call_saw(created_over, None, f"writing the new key {key!r}")
+
+        def check_listings(expected: dict[tuple[str, str], cc.Product], now: datetime) -> None:
+            for account in dict.fromkeys(account for account, _ in keys):
+                walked: list[cc.Product] = []
+                after = None
+                while page := repository.list_live(account, after=after, limit=16, now=now):
+                    walked += page
+                    after = page[-1].external_id
+                assert walked == sorted(
+                    (p for (owner, _), p in expected.items() if owner == account),
+                    key=lambda p: p.external_id,
+                ), f"account {account!r} lists other keys' products"
+
+        check_listings(originals, START)
+        updated: dict[tuple[str, str], cc.Product] = {}
+        for key in keys:
+            account, external_id = key
+            assert repository.get(account, external_id) == originals[key]
+            assert repository.get_blob(account, blobs[key].sha256) == blobs[key]
+            if key in twins:
+                assert repository.get_blob(twins[key][0], blobs[key].sha256) is None
+            updated[key] = attrs.evolve(originals[key], version=2, title=f"updated {key!r}")
+            update, updated_over = _recording(updated[key])
+            assert repository.write(account, external_id, update) == updated[key]
+            _each_call_saw(updated_over, originals[key], f"updating {key!r}")
+        for key in deleted:
+            _drop(repository, *key)
+        assert repository.purge_expired(expires) == len(purged)
+        kept = {key: updated[key] for key in keys if key not in purged | deleted}
+        for key in keys:
+            account, external_id = key
+            assert repository.get(account, external_id) == kept.get(key)
+            assert repository.get_blob(account, blobs[key].sha256) == (
+                blobs[key] if key in kept else None
+            )
+        check_listings(kept, expires)
 
     # -- R24: listing -----------------------------------------------------------------------
 
@@ -1022,6 +1232,64 @@ class RepositoryContract:
         _put(repository, _product("p"), unnamed)
         repository.purge_expired(START)
         assert repository.get_blob(ACCOUNT, unnamed.sha256) is None
+
+    def test_r21_r15_a_purge_racing_writers_that_upload_the_same_bytes_never_loses_a_live_image(
+        self, repository: cc.Repository, tmp_path: pathlib.Path
+    ) -> None:
+        """R21, R15, R26: a blob named again while the purge runs is the named product's, kept.
+
+        Each of 20 rounds orphans 8 blobs (a product that held them is deleted), then runs a
+        purge and, at the same moment on the second handle, 8 writes that name the same bytes
+        again: even ones upload them again, odd ones name the stored blob without giving it.
+        A write that names a blob the purge has already removed may be refused with
+        ``ValueError`` (storing nothing); every write that is stored keeps its blob, through this
+        purge and the next.
+        """
+        rounds, width = 20, 8
+
+        def race(second: cc.Repository) -> None:
+            stored: dict[str, cc.Blob] = {}
+
+            def reuse(r: int, blobs: Sequence[cc.Blob]) -> None:
+                for k, blob in enumerate(blobs):
+                    product = _product(f"new{r}-{k}", images=_images_of(blob))
+                    given = (blob,) if k % 2 == 0 else ()
+                    try:
+                        _put(second, product, *given)
+                    except ValueError:  # named, not given, and already purged: refused
+                        assert not given
+                        assert second.get(ACCOUNT, product.external_id) is None
+                    else:
+                        stored[product.external_id] = blob
+
+            for r in range(rounds):
+                blobs = [_blob(r * width + k, size=16) for k in range(width)]
+                _put(repository, _product(f"old{r}", images=_images_of(*blobs)), *blobs)
+                _drop(repository, ACCOUNT, f"old{r}")  # the bytes are orphans now
+
+                def part(n: int, r: int = r, blobs: Sequence[cc.Blob] = blobs) -> None:
+                    # Which thread gets going first depends on the threads, not on the backend:
+                    # the two swap parts every round, so that both orders are raced.
+                    if (n + r) % 2:
+                        repository.purge_expired(START)
+                    else:
+                        reuse(r, blobs)
+
+                _in_threads(part, 2)
+                for external_id, blob in stored.items():
+                    if external_id.startswith(f"new{r}-"):
+                        assert repository.get_blob(ACCOUNT, blob.sha256) == blob, (
+                            f"round {r}: the purge removed the image of {external_id}"
+                        )
+            assert len(stored) >= rounds * width // 2  # every upload was stored
+            assert repository.purge_expired(START) == 0  # the later rounds' purges, and this one
+            for external_id, blob in stored.items():
+                product = repository.get(ACCOUNT, external_id)
+                assert product is not None
+                assert product.blob_refs == {blob.sha256}
+                assert repository.get_blob(ACCOUNT, blob.sha256) == blob, external_id
+
+        self._with_second(repository, tmp_path, race)
 
     def test_r21_purging_an_empty_repository_removes_nothing(
         self, repository: cc.Repository

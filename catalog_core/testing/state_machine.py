@@ -537,6 +537,38 @@ _CLOCK_STEPS_US: Final = st.one_of(
 _STARTS: Final = st.datetimes(
     min_value=datetime(2001, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
 )
+#: Separators a backend could join an account and an id with into one key (R1).
+_JOINS: Final = ("/", ":", "::", "|", " ", "%2F")
+_PARTS: Final = st.text(alphabet="abc", min_size=1, max_size=3)
+
+
+@st.composite
+def _joined_keys(draw: st.DrawFn) -> tuple[list[str], list[str]]:
+    """Draw keys that a backend joining account and id with a separator makes one (R1).
+
+    Accounts ``a{s}b``, ``a``, ``a{t}b`` and ids ``c``, ``b{s}c``, ``b{t}c``, for two separators
+    ``s`` and ``t``: ``("a{s}b", "c")`` and ``("a", "b{s}c")`` are both ``a{s}b{s}c`` once joined.
+    """
+    s, t, *_ = draw(st.permutations(_JOINS), label="separators")
+    a, b, c = draw(_PARTS), draw(_PARTS), draw(_PARTS)
+    names = [f"{a}{s}{b}", a, f"{a}{t}{b}"]  # the first account and id are drawn most often
+    ids = [c, f"{b}{s}{c}", f"{b}{t}{c}"]
+    extra = draw(st.lists(external_ids(), max_size=1), label="another id")
+    return names, list(dict.fromkeys(ids + extra))
+
+
+#: Two or three accounts and a pool of one to four ids; in about one example of two, accounts and
+#: ids that a backend joining them with a separator would confuse.
+_KEYS: Final = st.booleans().flatmap(
+    lambda joined: (
+        _joined_keys()
+        if joined
+        else st.tuples(
+            st.lists(accounts(), min_size=2, max_size=3, unique=True),
+            st.lists(external_ids(), min_size=1, max_size=4, unique=True),
+        )
+    )
+)
 
 
 class CatalogStateMachine(RuleBasedStateMachine):
@@ -620,17 +652,16 @@ class CatalogStateMachine(RuleBasedStateMachine):
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    @initialize(
-        target=account_names, names=st.lists(accounts(), min_size=2, max_size=3, unique=True)
-    )
-    def choose_accounts(self, names: list[str]) -> Any:
-        """Two or three accounts, so that every step also checks R1."""
-        self.accounts = names
-        return multiple(*names)
+    @initialize(target=account_names, keys=_KEYS)
+    def choose_accounts_and_ids(self, keys: tuple[list[str], list[str]]) -> Any:
+        """Choose two or three accounts and a small pool of ids that they share.
 
-    @initialize(ids=st.lists(external_ids(), min_size=1, max_size=4, unique=True))
-    def choose_ids(self, ids: list[str]) -> None:
-        """A small pool of ids shared by the accounts, so that writes meet existing products."""
+        Several accounts make every step check R1 too; shared ids make writes meet existing
+        products. About one example in two draws accounts and ids such as ``a/b``, ``a`` and
+        ``c``, ``b/c``, which a backend joining an account and an id with ``/`` makes one key.
+        """
+        names, ids = keys
+        self.accounts = names
         self.pool = ids
         for external_id in ids:
             self._see(external_id)
@@ -641,6 +672,7 @@ class CatalogStateMachine(RuleBasedStateMachine):
         self.invalid = invalid_upsert_payloads(limits=self.limits, external_id=self.pool_ids)
         self.references = use_items(kind="reference", external_id=self.pool_ids)
         self.inline_items = use_items(kind="inline", external_id=self.pool_ids)
+        return multiple(*names)
 
     @initialize(start=_STARTS)
     def set_clock(self, start: datetime) -> None:

@@ -31,6 +31,7 @@ from catalog_core.testing.state_machine import (
     make_catalog_state_machine,
 )
 from tests.conftest import fresh_schema, postgres_url
+from tests.testing.test_contract_catches_faults import DryRunRepository, JoinedKeyRepository
 
 STATE_MACHINE = settings(
     # a tenth of the profile's examples: 20 in dev, 200 in CI, 2,000 in the long form
@@ -162,14 +163,25 @@ CATCHING = settings(
         StaleVersionRepository,
         StaleMetadataRepository,
         OrphanKeepingRepository,
+        JoinedKeyRepository,
     ],
 )
-def test_the_state_machine_catches_a_faulty_backend(faulty: type[cc.MemoryRepository]) -> None:
+def test_the_state_machine_catches_a_faulty_backend(faulty: type[cc.Repository]) -> None:
     """R20, R24 (expired products listed), R28 (versions lost), R6/R9 (an update lost), R21
-    (orphan blobs kept): each backend fault makes the machine fail."""
+    (orphan blobs kept), R1 (keys joined as ``account + "/" + id``, listed by prefix): each backend
+    fault makes the machine fail."""
     machine = make_catalog_state_machine(faulty)
     with pytest.raises(AssertionError, match="disagrees with the reference model"):
         run_state_machine_as_test(machine, settings=CATCHING)
+
+
+def test_r26_the_state_machine_passes_a_correct_backend_that_calls_each_change_twice() -> None:
+    """R26, R27: ``Repository.write`` lets a backend call a change more than once; the machine
+    agrees with a backend that runs every change as a dry run first and stores the second result."""
+    machine = make_catalog_state_machine(DryRunRepository)
+    # 20 examples in dev and CI, 200 in the long form: the contract runs this backend in full.
+    examples = max(20, settings.default.max_examples // 100)
+    run_state_machine_as_test(machine, settings=settings(STATE_MACHINE, max_examples=examples))
 
 
 # -- the machine itself ---------------------------------------------------------------------------
