@@ -542,6 +542,15 @@ def _api_key_pair(
     callback=_a_number,
 )
 @click.option(
+    "--send-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    default=30.0,  # DEFAULT_SEND_TIMEOUT: the CLI does not import the server extra
+    show_default=True,
+    help="Seconds a client may leave a response's bytes waiting without taking any (then the "
+    "connection is closed): a client that never reads cannot hold a connection.",
+    callback=_a_number,
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=None,
@@ -566,6 +575,7 @@ def serve(
     body_timeout: float,
     body_min_rate: float,
     header_timeout: float,
+    send_timeout: float,
     max_connections: int | None,
     log_level: str,
 ) -> None:
@@ -608,7 +618,7 @@ def serve(
     )
     config = uvicorn.Config(
         app,
-        http=head_timeout_protocol(header_timeout),
+        http=head_timeout_protocol(header_timeout, send_timeout=send_timeout),
         log_level=log_level,
         log_config=log_config(log_level),
         timeout_graceful_shutdown=shutdown_timeout,

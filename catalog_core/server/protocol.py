@@ -51,6 +51,7 @@ from catalog_core.server.errors import RequestTimeout, ServiceUnavailable
 
 __all__ = [
     "DEFAULT_HEAD_TIMEOUT",
+    "DEFAULT_SEND_TIMEOUT",
     "DESCRIPTOR_RESERVE",
     "Server",
     "default_max_connections",
@@ -59,12 +60,19 @@ __all__ = [
 
 #: Seconds a connection may take to send a request's line and headers.
 DEFAULT_HEAD_TIMEOUT = 10.0
+#: Seconds a client may leave a response's bytes waiting without taking any.
+DEFAULT_SEND_TIMEOUT = 30.0
 #: Descriptors the default connection limit keeps free for everything else the server opens:
 #: database files (three per SQLite connection, one connection per worker thread at most, and
 #: Starlette runs 40), a PostgreSQL pool's sockets, logs, the event loop's own.
 DESCRIPTOR_RESERVE: Final = 200
 # Seconds between two log lines about connections refused over the limit.
 _REFUSAL_LOG_SECONDS: Final = 10.0
+# Connections one call of accept refuses at most, before the event loop gets a turn.
+_REFUSALS_PER_ACCEPT: Final = 64
+# Seconds a refused connection's last bytes are read and dropped, and how many at once.
+_LINGER_SECONDS: Final = 2.0
+_MAX_LINGERING: Final = 64
 
 
 def default_max_connections() -> int:
@@ -94,79 +102,146 @@ def _canned(error: CatalogError, *headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
 
 
-class _Gauge:
-    """How many accepted connections are open: counted at accept, released at their close."""
+class _ConnectionLimit:
+    """The connections a server's listeners accepted and have not closed yet, and their limit.
 
-    def __init__(self) -> None:
-        self.open = 0
-
-    def release(self) -> None:
-        self.open -= 1
-
-
-class _CountedSocket(socket.socket):
-    """An accepted connection's socket, which gives its place back when it is closed."""
-
-    def __init__(self, *args: Any, gauge: _Gauge, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._gauge: _Gauge | None = gauge
-
-    def close(self) -> None:
-        gauge, self._gauge = self._gauge, None
-        if gauge is not None:
-            gauge.release()
-        super().close()
-
-
-class _CappedListener(socket.socket):
-    """A listening socket whose ``accept`` keeps at most ``limit`` accepted connections open.
-
-    asyncio calls ``accept`` until it would block; past the limit, each pending connection is
-    answered 503 and closed here, so it never reaches the event loop, and asyncio sees only the
-    connections it may serve.
+    Refusals are logged in one line per :data:`_REFUSAL_LOG_SECONDS` at most, with their count:
+    the first at once, the others when that time is up, and what is left at the shutdown.
     """
 
-    def __init__(self, sock: socket.socket, limit: int, logger: logging.Logger) -> None:
-        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    def __init__(self, limit: int, logger: logging.Logger) -> None:
         self.limit = limit
-        self.gauge = _Gauge()
-        self._logger = logger
-        self._refused = 0
-        self._logged_at = -_REFUSAL_LOG_SECONDS
-        self._busy = _canned(
+        self.open = 0
+        self.lingering = 0
+        self.busy = _canned(
             ServiceUnavailable(
                 f"The server has {limit} connections open, its limit; retry shortly."
             ),
             "retry-after: 1",
         )
+        self._logger = logger
+        self._refused = 0
+        self._logged_at = -_REFUSAL_LOG_SECONDS
+        self._report: asyncio.TimerHandle | None = None
+
+    def take(self) -> bool:
+        """Count one more open connection, if the limit allows it; whether it did."""
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def release(self) -> None:
+        self.open -= 1
+
+    def refuse(self, conn: socket.socket) -> None:
+        """Answer ``conn`` 503 and close it, then count it, to be logged soon.
+
+        The answer is followed by the end of the stream, and what the client still sends (its
+        request, sent as it connected) is read and dropped for up to :data:`_LINGER_SECONDS`
+        before the socket closes: closed at once with unread bytes, it would be reset, and the
+        client could lose the answer. Past :data:`_MAX_LINGERING` such sockets at once, a
+        refused one is closed at once, to keep the descriptors.
+        """
+        try:
+            conn.setblocking(False)
+            conn.send(self.busy)  # a new socket's buffer takes it whole
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:  # a peer that left already: nothing to say
+            conn.close()
+        else:
+            if self.lingering < _MAX_LINGERING:
+                self.lingering += 1
+                _Lingering(conn, self)
+            else:
+                conn.close()
+        self._refused += 1
+        if self._report is None:
+            wait = max(0.0, self._logged_at + _REFUSAL_LOG_SECONDS - time.monotonic())
+            self._report = asyncio.get_running_loop().call_later(wait, self.report)
+
+    def report(self) -> None:
+        """Log the refusals not logged yet."""
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
+        if self._refused:
+            self._logger.warning(
+                "%d connections refused with 503: %d were open, the limit (--max-connections)",
+                self._refused,
+                self.limit,
+            )
+            self._refused, self._logged_at = 0, time.monotonic()
+
+
+class _Lingering:
+    """A refused connection, answered and half-closed, whose last bytes are read and dropped."""
+
+    def __init__(self, conn: socket.socket, limit: _ConnectionLimit) -> None:
+        self._conn = conn
+        self._limit = limit
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(conn.fileno(), self._drain)
+        self._timer = self._loop.call_later(_LINGER_SECONDS, self._close)
+
+    def _drain(self) -> None:
+        try:
+            data = self._conn.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client has read the answer and closed, or left
+            self._close()
+
+    def _close(self) -> None:
+        self._timer.cancel()
+        self._loop.remove_reader(self._conn.fileno())
+        self._conn.close()
+        self._limit.lingering -= 1
+
+
+class _CountedSocket(socket.socket):
+    """An accepted connection's socket, which gives its place back when it is closed."""
+
+    def __init__(self, *args: Any, limit: _ConnectionLimit, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limit: _ConnectionLimit | None = limit
+
+    def close(self) -> None:
+        limit, self._limit = self._limit, None
+        if limit is not None:
+            limit.release()
+        super().close()
+
+
+class _CappedListener(socket.socket):
+    """A listening socket whose ``accept`` keeps a server's connections within its limit.
+
+    asyncio calls ``accept`` until it would block; past the limit, each pending connection is
+    answered 503 and closed here, so it never reaches the event loop, and asyncio sees only the
+    connections it may serve. A flood is refused :data:`_REFUSALS_PER_ACCEPT` at a time, so the
+    event loop goes on serving in between.
+    """
+
+    def __init__(self, sock: socket.socket, limit: _ConnectionLimit) -> None:
+        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        self.limit = limit
 
     def accept(self) -> tuple[socket.socket, Any]:
         """Accept the next connection the server may serve; refuse the ones before it.
 
         Raises:
-            BlockingIOError: no connection is pending (as ``socket.accept`` raises).
+            BlockingIOError: no connection is pending (as ``socket.accept`` raises), or this
+                call refused its share of them.
         """
-        while True:
+        kind = (self.family, self.type, self.proto)
+        for _ in range(_REFUSALS_PER_ACCEPT):
             fd, address = self._accept()  # type: ignore[attr-defined]
-            if self.gauge.open < self.limit:
-                self.gauge.open += 1
-                kind = (self.family, self.type, self.proto)
-                return _CountedSocket(*kind, fileno=fd, gauge=self.gauge), address
-            self._refuse(socket.socket(self.family, self.type, self.proto, fileno=fd))
-
-    def _refuse(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):  # a peer that left already: nothing to say
-            conn.setblocking(False)
-            conn.send(self._busy)  # a new socket's buffer takes it whole
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._logged_at >= _REFUSAL_LOG_SECONDS:
-            self._logger.warning(
-                "%d connections refused with 503: %d are open, the limit (--max-connections)",
-                self._refused,
-                self.limit,
-            )
-            self._refused, self._logged_at = 0, now
+            if self.limit.take():
+                return _CountedSocket(*kind, fileno=fd, limit=self.limit), address
+            self.limit.refuse(socket.socket(*kind, fileno=fd))
+        raise BlockingIOError("refused enough for one turn of the event loop")
 
 
 class _ServingState(ServerState):
@@ -186,13 +261,19 @@ class Server(uvicorn.Server):
         config = uvicorn.Config(app, http=head_timeout_protocol(10))
         Server(config, max_connections=1000).run()
 
+    It runs on asyncio's own event loop, whose ``accept`` keeps the limit: uvloop accepts
+    connections in its C core, where no limit could be kept, so ``loop="auto"`` (uvicorn's
+    default, which picks uvloop when it is installed) means asyncio here.
+
     Args:
         config: uvicorn's configuration.
-        max_connections: connections open at once; past it a new one is answered 503 and
-            closed. ``None``: :func:`default_max_connections`.
+        max_connections: connections open at once, on all the server's sockets together;
+            past it a new one is answered 503 and closed. ``None``:
+            :func:`default_max_connections`.
 
     Raises:
-        ValueError: ``max_connections`` is not a positive integer.
+        ValueError: ``max_connections`` is not a positive integer, or ``config`` asks for an
+            event loop other than asyncio's.
     """
 
     def __init__(self, config: uvicorn.Config, *, max_connections: int | None = None) -> None:
@@ -202,37 +283,64 @@ class Server(uvicorn.Server):
             or max_connections < 1
         ):
             raise ValueError(f"max_connections must be a positive integer, got {max_connections!r}")
+        if config.loop not in ("auto", "asyncio"):
+            raise ValueError(
+                "the server keeps its connection limit on asyncio's event loop, not "
+                f"{config.loop!r}"
+            )
+        config.loop = "asyncio"
         super().__init__(config)
         self.server_state = _ServingState()
         self.max_connections = max_connections or default_max_connections()
+        self._limit = _ConnectionLimit(self.max_connections, logging.getLogger("uvicorn.error"))
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """Start as uvicorn does, on listening sockets that keep the connection limit."""
+        """Start as uvicorn does, on listening sockets that keep the connection limit.
+
+        Raises:
+            RuntimeError: the event loop is not asyncio's own (an event loop policy replaced
+                it), so the limit could not be kept.
+        """
+        if not isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop):
+            raise RuntimeError(
+                "catalog_core's server needs asyncio's own event loop to keep its connection "
+                f"limit, not {type(asyncio.get_running_loop()).__name__}"
+            )
+        if self.max_connections > default_max_connections():
+            logging.getLogger("uvicorn.error").warning(
+                "--max-connections %d leaves fewer than %d descriptors of the process's limit "
+                "for the catalog and the server: at the limit, accept may fail (raise ulimit -n)",
+                self.max_connections,
+                DESCRIPTOR_RESERVE,
+            )
         if sockets is None:
             sockets = [self.config.bind_socket()]
-        logger = logging.getLogger("uvicorn.error")
-        capped: list[socket.socket] = [
-            _CappedListener(sock, self.max_connections, logger) for sock in sockets
-        ]
+        capped: list[socket.socket] = [_CappedListener(sock, self._limit) for sock in sockets]
         await super().startup(sockets=capped)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Mark the server stopping, then shut down as uvicorn does."""
-        assert isinstance(self.server_state, _ServingState)
-        self.server_state.stopping = True
+        if isinstance(self.server_state, _ServingState):
+            self.server_state.stopping = True
+        self._limit.report()
         await super().shutdown(sockets=sockets)
 
 
-def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
+def head_timeout_protocol(
+    seconds: float, *, send_timeout: float = DEFAULT_SEND_TIMEOUT
+) -> type[H11Protocol]:
     """Return an h11 protocol class for uvicorn (``Config(http=...)``) with a head deadline.
 
-    Its connections also send without delay (``TCP_NODELAY``), and under a :class:`Server` one
-    made after the server began to stop is closed at once.
+    Its connections also send without delay (``TCP_NODELAY``); a client that takes none of a
+    response's bytes for ``send_timeout`` seconds, while they wait to be sent, has its
+    connection aborted; and under a :class:`Server` a connection made after the server began to
+    stop is closed at once.
 
     Raises:
-        ValueError: ``seconds`` is not a positive, finite number.
+        ValueError: ``seconds`` or ``send_timeout`` is not a positive, finite number.
     """
     check_timeout("head_timeout", seconds)
+    check_timeout("send_timeout", send_timeout)
     response = _canned(
         RequestTimeout(
             f"The request's line and headers did not arrive within {seconds:g} s; the request "
@@ -246,6 +354,7 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._deadline: asyncio.TimerHandle | None = None
+            self._unread: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -262,7 +371,29 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            self._read_again()
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            """The client has stopped taking bytes: it has ``send_timeout`` seconds to resume."""
+            super().pause_writing()
+            if self._unread is None:
+                self._unread = self.loop.call_later(send_timeout, self._not_read)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._read_again()
+
+        def _read_again(self) -> None:
+            if self._unread is not None:
+                self._unread.cancel()
+                self._unread = None
+
+        def _not_read(self) -> None:
+            # Its response (and so its request, and the server's shutdown) would wait forever.
+            self._unread = None
+            self.logger.info("A client took nothing of its response for %g s: closed", send_timeout)
+            self.transport.abort()
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)

@@ -8,7 +8,8 @@ around the shutdown, and any connection the shutdown overlooks is seen serving n
 
 Prints ``warm`` once 100 connections have been served (the test then creates FLAG), then one
 JSON object: how many connections were opened, and how many requests were answered
-that were sent more than one second after FLAG appeared (``late``), with the latest such send.
+that were sent more than two seconds after FLAG appeared (``late``), with the latest such send.
+Two seconds: the server begins its shutdown within a tenth of one, but the machine is loaded.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def main() -> None:
                         break
                     since = stopping()
                     assert since is not None
-                    if sent - since > 1.0:
+                    if sent - since > 2.0:
                         with lock:
                             stats["late"] += 1
                             stats["latest_late_send"] = max(

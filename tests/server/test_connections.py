@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -164,13 +166,12 @@ def test_under_a_descriptor_limit_a_flood_of_trickling_bodies_leaves_requests_an
             while time.monotonic() - flooded < 4.5:
                 _trickle(tricklers)
                 time.sleep(1)
-            after = client.post(
-                "/products",
-                json={
-                    "externalId": "after",
-                    "images": [{"source": {"url": "https://x.example/a"}}],
-                },
-            )
+            # ...and then a write is served, once a place is free.
+            deadline = time.monotonic() + 15
+            while (after := client.post("/products", json=_PRODUCT)).status_code == 503:
+                assert time.monotonic() < deadline, "no place came free"
+                _trickle(tricklers)
+                time.sleep(0.2)
             assert after.status_code == 201, after.text
         answers = Counter(_status_or_reset(sock) for sock in tricklers)
     finally:
@@ -189,6 +190,9 @@ def test_under_a_descriptor_limit_a_flood_of_trickling_bodies_leaves_requests_an
     assert "Too many open files" not in log
 
 
+_PRODUCT = {"externalId": "after", "images": [{"source": {"url": "https://x.example/a"}}]}
+
+
 def _trickle(sockets: list[socket.socket]) -> None:
     for sock in sockets:
         with contextlib.suppress(OSError):
@@ -203,3 +207,95 @@ def _status_or_reset(sock: socket.socket) -> int | str:
     except OSError:
         return "reset"
     return status_of(answer) if answer else "reset"
+
+
+def _stuck_client(server: Server) -> socket.socket:
+    """A connection that asks for 600 OpenAPI documents at once and never reads an answer."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(b"GET /tryon/v1/openapi.json HTTP/1.1\r\nHost: test\r\n\r\n" * 600)
+    return sock
+
+
+def _answered(server: Server) -> int | str:
+    """The status a new connection's request gets."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /tryon/v1/openapi.json HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            answer = read_all(sock)
+        except OSError:
+            return "reset"
+    return status_of(answer) if answer else "closed"
+
+
+def test_a_client_that_never_reads_its_answers_is_cut_off_at_the_send_timeout(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    """--send-timeout: a client that takes none of its answers' bytes for that long is closed.
+
+    It held its connection, and its place under --max-connections, for as long as it liked.
+    """
+    server = start(
+        "--db", str(tmp_path / "catalog.db"), "--send-timeout", "1", "--max-connections", "1"
+    )
+    with _stuck_client(server):
+        time.sleep(0.3)
+        assert _answered(server) == 503  # the one place is taken...
+        deadline = time.monotonic() + 10
+        while (status := _answered(server)) != 200:  # ...until the send timeout frees it
+            assert status == 503
+            assert time.monotonic() < deadline, "the client that never reads kept its place"
+            time.sleep(0.2)
+    assert "took nothing of its response for 1 s" in server.log()
+
+
+def test_a_client_that_never_reads_its_answers_does_not_hold_up_the_shutdown(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    """SIGTERM waited the whole --shutdown-timeout for an answer no one read."""
+    server = start(
+        "--db", str(tmp_path / "catalog.db"), "--send-timeout", "1", "--shutdown-timeout", "60"
+    )
+    with _stuck_client(server):
+        time.sleep(0.5)
+        signalled = time.monotonic()
+        assert server.stop() == -signal.SIGTERM
+        assert time.monotonic() - signalled < 6  # the send timeout, and a margin
+
+
+def test_refused_connections_are_all_counted_in_the_log(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    """The refusals are logged in few lines, but every one of them is counted."""
+    server = start("--db", str(tmp_path / "catalog.db"), "--max-connections", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10):
+        time.sleep(0.2)
+        for _ in range(5):
+            assert _answered(server) == 503
+    assert server.stop() == -signal.SIGTERM
+    counts = re.findall(r"(\d+) connections refused with 503", server.log())
+    assert sum(map(int, counts)) == 5, counts
+
+
+def test_serve_keeps_its_connection_limit_where_uvloop_is_installed() -> None:
+    """uvicorn picks uvloop by default when it is installed, and uvloop accepts connections in
+    its C core, where no limit can be kept: the server runs on asyncio's loop. (uvloop is in the
+    test dependencies, so every test of the limit above runs where it is installed.)"""
+    import uvicorn
+    import uvloop
+
+    from catalog_core.server.protocol import Server
+
+    assert uvloop.__version__
+    config = uvicorn.Config(_noop)
+    assert Server(config).config.loop == "asyncio"
+    for loop in ("uvloop", "none"):
+        with pytest.raises(ValueError, match="asyncio's event loop"):
+            Server(uvicorn.Config(_noop, loop=loop))
+
+
+async def _noop(scope: Any, receive: Any, send: Any) -> None:
+    """An ASGI application that is never called."""

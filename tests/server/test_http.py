@@ -1321,7 +1321,14 @@ def test_r33_a_head_in_pieces_within_the_header_timeout_is_served(
 
 
 @pytest.mark.parametrize(
-    "option", ["--body-timeout", "--header-timeout", "--body-min-rate", "--max-connections"]
+    "option",
+    [
+        "--body-timeout",
+        "--header-timeout",
+        "--send-timeout",
+        "--body-min-rate",
+        "--max-connections",
+    ],
 )
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "abc", "inf"])
 def test_a_timeout_a_rate_or_a_limit_that_is_not_a_positive_number_is_a_usage_error(

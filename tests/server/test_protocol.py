@@ -18,6 +18,7 @@ from catalog_core.server import create_app
 from catalog_core.server.body import DEFAULT_BODY_MIN_RATE, DEFAULT_BODY_TIMEOUT
 from catalog_core.server.protocol import (
     DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_SEND_TIMEOUT,
     DESCRIPTOR_RESERVE,
     Server,
     default_max_connections,
@@ -82,6 +83,8 @@ def test_every_connection_sends_without_delay(served: tuple[uvicorn.Server, int]
 def test_a_head_timeout_that_is_not_a_positive_number_is_refused(seconds: object) -> None:
     with pytest.raises(ValueError, match="head_timeout must be a positive number"):
         head_timeout_protocol(seconds)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="send_timeout must be a positive number"):
+        head_timeout_protocol(5, send_timeout=seconds)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("trickled", ["the rest of the body", "the next head"])
@@ -130,6 +133,7 @@ def test_r33_after_an_early_answer_the_deadline_covers_the_rest_of_the_body_and_
     ("name", "default"),
     [
         ("header_timeout", DEFAULT_HEAD_TIMEOUT),
+        ("send_timeout", DEFAULT_SEND_TIMEOUT),
         ("body_timeout", DEFAULT_BODY_TIMEOUT),
         ("body_min_rate", DEFAULT_BODY_MIN_RATE),
     ],
