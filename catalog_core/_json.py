@@ -14,12 +14,16 @@ An integer of more than :data:`MAX_INT_DIGITS` digits is read as a :class:`LongI
 never converted: ``int()`` of a long digit string costs time quadratic in its length, and Python
 refuses it past its own int-to-text limit (``sys.get_int_max_str_digits()``, 4,300 digits by
 default), which would make a valid JSON text unreadable. No field takes such a number, and an
-unknown key holding one is ignored (R18), so the number itself is never needed.
+unknown key holding one is ignored (R18), so the number itself is never needed. Reading an
+integer that way costs a Python call, so the standard library's parser does it only for a text
+holding a run of more digits than ``int()`` reads; the scan for one looks at one character in
+4,301.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, Final, final
 
@@ -54,6 +58,7 @@ _SHALLOW: Final = 500
 # Digits become "0" and every other byte "x": a run of 19 zeros is a number of 19 digits or more.
 _DIGITS_AS_ZERO: Final = bytes(48 if 48 <= byte <= 57 else 120 for byte in range(256))
 _DIGIT_RUN: Final = b"0" * 19
+_DIGITS: Final = "0123456789"
 
 
 #: The most digits of an integer read as an ``int``; Python's default int-to-text limit.
@@ -148,10 +153,39 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Made once: json.loads makes a decoder at each call that passes it an option.
+_DECODE: Final = json.JSONDecoder(parse_constant=_reject_constant).decode
+_DECODE_LONG: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int).decode
+
+
 def _std_loads(text: str | bytes) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+    if text.startswith("\ufeff"):  # refused by json.loads before its decoder sees the text
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    # parse_int costs a Python call for every integer: only a text with a longer run of digits
+    # than int() reads may need it (so no stored row, whose numbers the catalog checked).
+    limit = sys.get_int_max_str_digits()
+    longest = limit if 0 < limit < MAX_INT_DIGITS else MAX_INT_DIGITS
+    return (_DECODE_LONG if _has_digit_run(text, longest + 1) else _DECODE)(text)
+
+
+def _has_digit_run(text: str, length: int) -> bool:
+    """Whether ``text`` holds a run of ``length`` ASCII digits or more.
+
+    Such a run covers one index that is a multiple of ``length``: only the characters there are
+    looked at, and around each one that is a digit, the run it belongs to.
+    """
+    for index, char in enumerate(text[::length]):
+        if char in _DIGITS:
+            at = index * length
+            before = text[max(0, at - length + 1) : at + 1]
+            after = text[at + 1 : at + length]
+            run = len(before) - len(before.rstrip(_DIGITS))  # the digits up to ``at``
+            run += len(after) - len(after.lstrip(_DIGITS))  # and after it
+            if run >= length:
+                return True
+    return False
 
 
 def _std_dumps(value: Any) -> bytes:

@@ -130,3 +130,24 @@ def test_r33_small_request_limits_take_every_body_they_let_through() -> None:
     text = json.dumps(body, separators=(",", ":")).encode()
     assert len(text) <= 3072
     assert catalog.upsert("acme", text).warning_count == 1
+
+
+def test_r30_the_decode_bound_comes_after_the_request_limit_and_before_the_id() -> None:
+    """docs/rules.md: a body past the decode bound is the R30 step of a body that is not a JSON
+    object, VALIDATION_FAILED at ``body``. A body or a request over the request limit is
+    PAYLOAD_TOO_LARGE first; past the bound, neither the id nor the JSON itself is looked at."""
+    limits = cc.Limits(max_file_bytes=MiB, max_request_bytes=2 * MiB)  # a bound of 20 MiB
+    catalog = cc.Catalog(cc.MemoryRepository(), limits=limits)
+    over_bound = b'{"junk": [' + b"{}," * 100_000 + b"{}]}"  # 0.3 MiB, some 25 MiB to parse
+    for payload in (over_bound, over_bound[:-1], over_bound.decode()):  # no id; not JSON; a str
+        with pytest.raises(cc.ValidationFailed) as caught:
+            catalog.upsert("acme", payload)
+        assert [d.path for d in caught.value.details] == ["body"]
+        assert "bytes of memory" in caught.value.details[0].message
+    over_request = b'{"junk": [' + b"{}," * (MiB * 2 // 3) + b"{}]}"
+    with pytest.raises(cc.PayloadTooLarge):
+        catalog.upsert("acme", over_request)
+    upload = cc.Upload(JPEG + b"\0" * (MiB * 9 // 10 - len(JPEG)))  # within the file limit
+    with pytest.raises(cc.PayloadTooLarge):  # the body and its two files are over 2 MiB
+        catalog.upsert("acme", over_bound, {"f": upload, "g": upload})
+    assert catalog.list("acme").items == ()

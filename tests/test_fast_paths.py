@@ -2,18 +2,23 @@
 
 ``to_wire`` is written out by hand and must equal the converter's unstructuring (R31); the URL
 check accepts plain URLs through a regular expression and must never accept one that the full
-check refuses (R13).
+check refuses (R13); the check that metadata and classifications are plain JSON skips a call for
+the values JSON parsing makes most and must judge every value as a plain reading would (R9, R16).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import catalog_core as cc
+from catalog_core._json import MAX_INT_DIGITS, LongInt
 from catalog_core.testing import strategies as cst
 from catalog_core.wire import decode
 from catalog_core.wire.encode import (
@@ -119,3 +124,74 @@ def test_r31_changing_the_wire_dict_never_changes_the_product() -> None:
     assert product.metadata == {"sizes": ["S", "M"], "nested": {"a": 1}}
     assert product.images[0].classifications == {"k": [1]}
     assert json.loads(to_wire_json(product))["metadata"] == product.metadata
+
+
+def plain_json_problem(value: object, depth: int = 0) -> str | None:
+    """What ``decode._json_problem`` says, read plainly: a dict's keys before its values, then
+    each value in order; 64 levels at most; integers of at most 4,300 digits."""
+    if depth >= 64:
+        return "must be nested at most 64 levels deep"
+    if value is None or isinstance(value, str | bool):
+        return None
+    long_int = f"must hold only integers of at most {MAX_INT_DIGITS:,} digits"
+    if isinstance(value, int):
+        return None if abs(value) < 10**MAX_INT_DIGITS else long_int
+    if isinstance(value, LongInt):
+        return long_int
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must hold only finite numbers"
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            return "must have only string keys"
+        children = list(value.values())
+    elif isinstance(value, list):
+        children = value
+    else:
+        return f"must hold only JSON values, not {type(value).__name__}"
+    return next(filter(None, (plain_json_problem(child, depth + 1) for child in children)), None)
+
+
+_ODD_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    # 4,300 digits, or 4,301: built, since hypothesis cannot write such an int as text
+    | st.builds(
+        lambda sign, past: sign * (10**MAX_INT_DIGITS - 1 + past),
+        st.sampled_from([1, -1]),
+        st.booleans(),
+    )
+    | st.builds(LongInt, st.integers(4301, 10**6), st.booleans())
+    | st.floats()
+    | st.text(max_size=3)
+    | st.sampled_from([(), frozenset(), b"x", 1j])
+)
+_ODD_JSON = st.recursive(
+    _ODD_VALUES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=2) | st.integers() | st.none(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_ODD_JSON)
+def test_r9_r16_the_json_value_check_agrees_with_a_plain_reading(value: Any) -> None:
+    assert decode._json_problem(value, 0) == plain_json_problem(value)
+
+
+@pytest.mark.parametrize("levels", [62, 63, 64, 65])
+@pytest.mark.parametrize(
+    "leaf",
+    ["x", 1, 10**MAX_INT_DIGITS, 0.5, [], {}, [1], {"a": 1}],
+    ids=["str", "int", "long int", "float", "empty list", "empty dict", "list", "dict"],
+)
+@pytest.mark.parametrize("wrap", ["list", "dict"])
+def test_r9_r16_the_json_value_check_counts_levels_as_a_plain_reading(
+    levels: int, leaf: object, wrap: str
+) -> None:
+    value: object = leaf
+    for _ in range(levels):
+        value = [value] if wrap == "list" else {"k": value}
+    assert decode._json_problem(value, 0) == plain_json_problem(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -18,8 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import catalog_core as cc
+from catalog_core import _json
 from catalog_core.wire import split_multipart
 from catalog_core.wire.encode import to_wire_json
 
@@ -238,3 +242,96 @@ def test_r10_r18_a_30_mib_number_is_read_in_linear_time_whatever_pythons_limit()
     assert done.returncode == 0, done.stderr
     took = time.monotonic() - started
     print(f"two 30 MiB numbers read in {done.stdout.strip()} s ({took:.1f} s with start-up)")
+
+
+#: Run in a process without orjson, as a base install is (attrs, cattrs, sqlite-utils): it counts
+#: the Python calls the standard library's parser makes, in ``(key, count)`` lines.
+_CALLS_WITHOUT_ORJSON = """
+import json, sys, tempfile
+sys.modules["orjson"] = None
+import catalog_core as cc
+from catalog_core import _json
+assert not _json.HAS_ORJSON
+
+def count(call, name=None):
+    calls = 0
+    def profile(frame, event, arg):
+        nonlocal calls
+        if event == "call" and name in (None, frame.f_code.co_name):
+            calls += 1
+    sys.setprofile(profile)
+    try:
+        result = call()
+    finally:
+        sys.setprofile(None)
+    return calls, result
+
+image = {"source": {"url": "https://cdn.example/a.jpg"}}
+ints = list(range(-50_000, 50_000))
+calls, value = count(lambda: _json.loads(json.dumps({"junk": ints}).encode()))
+assert value == {"junk": ints}
+print("100,000 integers", calls)
+metadata = {"dims": {f"d{k}": k * 7919 for k in range(25)}, "stock": list(range(20))}
+with tempfile.TemporaryDirectory() as tmp:
+    catalog = cc.Catalog(cc.SQLiteRepository(tmp + "/c.db"))
+    bodies = [json.dumps({"externalId": f"p{i:03}", "images": [image], "metadata": metadata,
+                          "validForDays": 30}) for i in range(200)]
+    calls, _ = count(lambda: [catalog.upsert("acme", body.encode()) for body in bodies],
+                     "_parse_int")
+    print("200 upserts", calls)
+    calls, page = count(lambda: catalog.list("acme", limit=200), "_parse_int")
+    assert [p.metadata for p in page.items] == [metadata] * 200
+    print("a page of 200", calls)
+long = '{"externalId": "p", "images": [{"source": {"url": "https://a.example/"}}], "junk": '
+calls, result = count(lambda: catalog.upsert("acme", (long + "7" * 4301 + "}").encode()))
+assert [w.path for w in result.warnings] == ["junk"]
+"""
+
+
+def test_r9_r18_without_orjson_an_integer_costs_no_python_call_unless_a_long_one_is_there() -> None:
+    """A base install parses bodies and stored rows with the standard library. Its parser calls a
+    Python function for each integer when it is given one: only a text holding a run of more digits
+    than Python reads needs that, so no body of ordinary numbers (R9 metadata, R10, R18 unknown
+    keys) and no stored row pays a Python call per integer."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CALLS_WITHOUT_ORJSON],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    counts = {key: int(n) for key, n in (line.rsplit(" ", 1) for line in done.stdout.splitlines())}
+    assert counts["100,000 integers"] < 50, counts
+    assert counts["200 upserts"] == 0, counts
+    assert counts["a page of 200"] == 0, counts
+
+
+_RUN_TEXT = st.text(alphabet="0123456789-.e,[é", max_size=120)
+
+
+@given(text=_RUN_TEXT, length=st.integers(min_value=1, max_value=30))
+def test_r10_r18_the_scan_for_long_integers_finds_exactly_the_long_digit_runs(
+    text: str, length: int
+) -> None:
+    """The scan that decides whether a text needs its integers read one by one looks at one
+    character in ``length``; it must still find every run of ``length`` digits, wherever it
+    starts, and nothing else."""
+    assert _json._has_digit_run(text, length) == bool(re.search(f"[0-9]{{{length}}}", text))
+
+
+@pytest.mark.parametrize("run", [4299, 4300, 4301, 4302, 8601, 8602, 13_000])
+@pytest.mark.parametrize("offset", [0, 1, 4299, 4300, 4301, 5000])
+def test_r10_r18_integers_of_any_length_at_any_offset_read_the_same_without_orjson(
+    run: int, offset: int
+) -> None:
+    """Around the sampled offsets of the scan, 4,300 digits is an int and one more a LongInt."""
+    text = "[" + "1," * (offset // 2) + "9" * run + "]"
+    value = _json._std_loads(text)
+    last = value[-1]
+    if run <= _json.MAX_INT_DIGITS:
+        assert last == int("9" * run)
+    else:
+        assert isinstance(last, _json.LongInt)
+        assert last.digits == run
+    assert value[:-1] == [1] * (offset // 2)

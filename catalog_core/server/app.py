@@ -326,11 +326,13 @@ class _Endpoints:
 
 
 def _path_segment(external_id: str) -> str:
-    """Return ``external_id`` as one path segment that every URL client keeps as it is.
+    """Return ``external_id`` as one path segment, for ``Location``.
 
-    Percent-encoded UTF-8, ``/`` included; and the ids ``.`` and ``..``, which a client would
+    Percent-encoded UTF-8, ``/`` included; and the ids ``.`` and ``..``, which every client would
     take for the dot segments it removes from a path (RFC 3986 §5.2.4), as ``%2E`` and
-    ``%2E%2E``, which it keeps and the server decodes back (:func:`_path_id`).
+    ``%2E%2E``, which the server decodes back (:func:`_path_id`). Clients that follow RFC 3986
+    (httpx, curl, urllib) keep those as they are; clients that follow the WHATWG URL standard
+    (browsers, Node's fetch) remove them as dot segments too, and cannot reach these two ids.
     """
     segment = quote(external_id, safe="")
     return segment.replace(".", "%2E") if segment in (".", "..") else segment
