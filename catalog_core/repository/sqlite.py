@@ -35,6 +35,7 @@ from catalog_core._json import loads
 from catalog_core.images import Blob
 from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
 from catalog_core.repository._batch import apply_changes
+from catalog_core.repository._recognise import COMMON_TABLES, Found, foreign, recognise
 from catalog_core.repository._rows import (
     blob_refs_of_images,
     dt_or_none,
@@ -122,14 +123,10 @@ def _product_params(product: Product) -> tuple[Any, ...]:
     )
 
 
-#: What :func:`_recognise` returns for a catalog that needs nothing created.
-_WHOLE: Final = "whole"
 _TABLES: Final = {
     "products": frozenset(c.strip() for c in f"{_COLUMNS}, one_shot".split(",")),
-    "blobs": frozenset({"account", "sha256", "mime_type", "data", "refs"}),
-    "catalog_meta": frozenset({"key", "value"}),
+    **COMMON_TABLES,
 }
-_INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
 
 
 def _is_read_only(exc: sqlite3.OperationalError) -> bool:
@@ -141,53 +138,49 @@ def _cursor_secret_of(conn: sqlite3.Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _foreign(reason: str) -> RuntimeError:
-    return RuntimeError(
-        f"the database is not a catalog_core catalog: {reason}; it was left unchanged"
-    )
+def _recognise(conn: sqlite3.Connection) -> Found:
+    """Tell what the database is, reading only: see :func:`recognise`.
 
-
-def _recognise(conn: sqlite3.Connection) -> str:
-    """Tell what the database is, reading only: a catalog, an empty file, or neither.
-
-    Returns ``_WHOLE`` for a catalog of this schema, ``"empty"`` for a database without tables,
-    and ``"incomplete"`` for a catalog missing a table or an index.
+    It is empty only when ``sqlite_master`` has no row at all and no application marked it
+    (``application_id``, ``user_version``).
 
     Raises:
         RuntimeError: the database belongs to another application, or holds a catalog of
             another schema version.
         sqlite3.DatabaseError: the file is not an SQLite database (``SQLITE_NOTADB``).
     """
-    objects = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
+    tables: dict[str, list[str]] = {}
+    indexes, others = [], []
+    for name, kind in conn.execute("SELECT name, type FROM sqlite_master"):
+        if kind == "table" and name[:7] != "sqlite_":
+            columns = conn.execute("SELECT name FROM pragma_table_info(?)", (name,))
+            tables[name] = [row[0] for row in columns]
+        elif kind == "index":
+            indexes.append(name)
+        others.append(f"{kind} {name}")
     application_id = conn.execute("PRAGMA application_id").fetchone()[0]
     user_version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = sorted(n for n, kind in objects.items() if kind == "table" and n[:7] != "sqlite_")
-    if not tables:
-        if application_id or user_version:  # an application marked the file as its own
-            raise _foreign(
-                f"it is another application's database (application_id {application_id}, "
-                f"user_version {user_version})"
-            )
-        return "empty"
-    if "catalog_meta" not in tables:
-        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
-        raise _foreign(f"it holds tables of another application ({shown})")
-    for table, columns in _TABLES.items():
-        if table in tables:
-            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            if not columns <= have:
-                lacking = ", ".join(sorted(columns - have))
-                raise _foreign(f"its {table} table lacks the catalog's columns ({lacking})")
-    row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        raise _foreign("its catalog_meta table holds no catalog schema_version")
-    if row[0] != str(SCHEMA_VERSION):
-        raise RuntimeError(
-            f"the database has catalog schema {row[0]}; this version of catalog_core "
-            f"reads schema {SCHEMA_VERSION}; it was left unchanged"
+    mark = None
+    if application_id or user_version:  # an application marked the file as its own
+        mark = (
+            f"it is another application's database (application_id {application_id}, "
+            f"user_version {user_version})"
         )
-    whole = objects.keys() >= _TABLES.keys() | _INDEX_NAMES
-    return _WHOLE if whole else "incomplete"
+
+    def schema_version() -> str | None:
+        row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else str(row[0])
+
+    return recognise(
+        "the database",
+        tables=tables,
+        others=others,
+        indexes=indexes,
+        columns=_TABLES,
+        schema_version=schema_version,
+        version=SCHEMA_VERSION,
+        mark=mark,
+    )
 
 
 class SQLiteRepository:
@@ -244,7 +237,7 @@ class SQLiteRepository:
         except sqlite3.DatabaseError as exc:
             self.close()
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
-                raise _foreign("it is not an SQLite database") from None
+                raise foreign("the database", "it is not an SQLite database") from None
             raise
         except BaseException:
             self.close()
@@ -393,16 +386,16 @@ class SQLiteRepository:
         """
         with self._borrow() as conn:
             found = _recognise(conn)
-            secret = _cursor_secret_of(conn) if found == _WHOLE else None
+            secret = _cursor_secret_of(conn) if found == "whole" else None
         if secret is None:
             try:
                 with self._transaction() as conn:
                     # Again under the write lock: another process may have made it meanwhile.
-                    if _recognise(conn) != _WHOLE or _cursor_secret_of(conn) is None:
+                    if _recognise(conn) != "whole" or _cursor_secret_of(conn) is None:
                         self._create_schema(sqlite_utils.Database(conn))
                     secret = _cursor_secret_of(conn)
             except sqlite3.OperationalError as exc:
-                if found != _WHOLE or not _is_read_only(exc):
+                if found != "whole" or not _is_read_only(exc):
                     raise
         self._cursor_secret = (secret or secrets.token_hex(32)).encode("ascii")
         if self._immutable:

@@ -80,6 +80,10 @@ FOREIGN: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda p: _sqlite(p, "PRAGMA application_id = 1234", "PRAGMA user_version = 7"),
         "another application's database (application_id 1234, user_version 7)",
     ),
+    "views of another application and no table": (
+        lambda p: _sqlite(p, "CREATE VIEW answers AS SELECT 42 AS answer"),
+        "objects of another application (view answers)",
+    ),
     "a file that is not SQLite": (
         lambda p: p.write_text("shopping list: socks, a raincoat, and more socks\n" * 200),
         "not an SQLite database",
