@@ -163,6 +163,31 @@ def test_r33_the_request_limit_counts_a_raw_body_and_its_files(catalog: cc.Catal
         )
 
 
+def test_r33_every_way_a_body_is_too_large_says_so_in_the_same_words(catalog: cc.Catalog) -> None:
+    """The library's upserts, ``load_body``, ``split_multipart`` and the command line's import
+    (``tests/reliability/test_import_memory.py``) all build the message with ``for_size``."""
+    from catalog_core.wire import load_body, split_multipart
+
+    limits = cc.Limits(max_file_bytes=100, max_request_bytes=200)
+    small = cc.Catalog(catalog.repository, limits=limits)
+    body = b'{"externalId": "p"}' + b" " * 200
+    refusals = []
+    for refuse in (
+        lambda: small.upsert("acme", body),
+        lambda: small.upsert("acme", body.decode()),
+        lambda: small.use("acme", body),
+        lambda: load_body(body, limits),
+        lambda: load_body(body.decode(), limits),
+        lambda: split_multipart({"data": body}, limits),
+    ):
+        with pytest.raises(cc.PayloadTooLarge) as caught:
+            refuse()
+        refusals.append(str(caught.value))
+    expected = "The request body is 219 bytes; the limit is 200 bytes."
+    assert refusals == [expected] * 6
+    assert str(cc.PayloadTooLarge.for_size(219, 200)) == expected
+
+
 def test_r29_product_from_wire_refuses_what_is_not_a_wire_product() -> None:
     with pytest.raises(cc.ValidationFailed) as caught:
         cc.product_from_wire({"externalId": "p", "title": 5}, account="acme")
