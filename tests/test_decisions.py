@@ -188,6 +188,32 @@ def test_r33_every_way_a_body_is_too_large_says_so_in_the_same_words(catalog: cc
     assert str(cc.PayloadTooLarge.for_size(219, 200)) == expected
 
 
+class _CountedText(str):
+    """A ``str`` body that counts how often it is encoded."""
+
+    encodes = 0
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        type(self).encodes += 1
+        return str(self).encode(encoding, errors)
+
+
+@pytest.mark.parametrize("text", ["a", "\u00e9"], ids=["ASCII", "non-ASCII"])
+def test_r33_a_str_body_is_encoded_once_for_its_size_its_bound_and_its_parse(
+    catalog: cc.Catalog, text: str
+) -> None:
+    """A large body was encoded three or four times (its size twice, its decode bound, orjson's
+    shape check): now once, and the bytes go on."""
+    image = '{"source": {"url": "https://cdn.example/a.jpg"}}'
+    for use in ("upsert", "use", "try_on"):
+        item = f'{{"externalId": "p", "images": [{image}], "title": "{text * 600_000}"[:10]}}'
+        body = f'{{"products": [{item}]}}' if use == "try_on" else item
+        _CountedText.encodes = 0
+        with pytest.raises(cc.ValidationFailed):  # [:10] is not JSON: parsed, then refused
+            getattr(catalog, use)("acme", _CountedText(body))
+        assert _CountedText.encodes == 1, use
+
+
 def test_r29_product_from_wire_refuses_what_is_not_a_wire_product() -> None:
     with pytest.raises(cc.ValidationFailed) as caught:
         cc.product_from_wire({"externalId": "p", "title": 5}, account="acme")
