@@ -1,10 +1,13 @@
 """An SQLite file that is not a catalog is refused before anything is written to it.
 
 The catalog recognises its own schema by the ``schema_version`` row of ``catalog_meta`` (and
-tables of its own shape); an empty or new file is its to create. Anything else (another
-application's database, a file that is not SQLite at all) is refused with a clear error and
-left byte for byte as it was, with no ``-wal``, ``-shm`` or ``-journal`` file beside it, whether
-it is opened by the library, by URL, through a ``sqlite_utils.Database`` or by the command line.
+tables of its own shape); an empty or new file (no object at all) is its to create. Anything
+else (another application's database, a file that is not SQLite at all) is refused with a clear
+error and left byte for byte as it was, with no ``-wal``, ``-shm`` or ``-journal`` file beside
+it, whether it is opened by the library, by URL, through a ``sqlite_utils.Database`` or by the
+command line. It is recognised over a read-only connection, so another application's commits
+still in its ``-wal`` stay there; only a hot rollback journal is rolled back first, as any
+SQLite reader must.
 """
 
 from __future__ import annotations
