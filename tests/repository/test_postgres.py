@@ -497,12 +497,15 @@ def test_a_schema_holding_only_an_extension_is_the_catalogs_to_create(
 ) -> None:
     """An extension's types and functions are installed software, not another application's data
     (``public`` often holds some): the catalog is created beside them."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-        conn.execute(f"CREATE EXTENSION citext SCHEMA {schema}")
-    repository = cc.PostgresRepository(url, schema=schema)
-    try:
-        cc.Catalog(repository).upsert("acme", {"externalId": "p", "images": IMAGES})
-        assert cc.Catalog(repository).get("acme", "p").version == 1
-    finally:
-        repository.close()
+    # An extension exists once per database: runs sharing the server take turns.
+    with psycopg.connect(url, autocommit=True) as turn:
+        turn.execute("SELECT pg_advisory_lock(hashtext('catalog_core citext test'))")
+        turn.execute(f"CREATE SCHEMA {schema}")
+        turn.execute(f"CREATE EXTENSION citext SCHEMA {schema}")
+        repository = cc.PostgresRepository(url, schema=schema)
+        try:
+            cc.Catalog(repository).upsert("acme", {"externalId": "p", "images": IMAGES})
+            assert cc.Catalog(repository).get("acme", "p").version == 1
+        finally:
+            repository.close()
+            turn.execute(f"DROP SCHEMA {schema} CASCADE")
