@@ -282,8 +282,7 @@ class Catalog:
     ) -> _PreparedUpsert:
         """Check and decode an upsert outside any transaction (R30 up to the stored state)."""
         uploads = _check_files(files)
-        _check_request_size(payload, uploads, self.limits)
-        body = load_body(payload, self.limits)
+        body = load_body(_check_request_size(payload, uploads, self.limits), self.limits)
         command, warnings, count = decode_upsert(body, self.limits, owned=body is not payload)
         images, blobs, file_warnings = self._resolve_images(command, uploads)
         assert command.external_id is not None  # decode_upsert refuses a missing id on an upsert
@@ -312,8 +311,7 @@ class Catalog:
         """
         account = check_account(account)
         uploads = _check_files(files)
-        _check_request_size(item, uploads, self.limits)
-        body = load_body(item, self.limits)
+        body = load_body(_check_request_size(item, uploads, self.limits), self.limits)
         return self._use(account, body, uploads, prefix="", warnings=_Warnings())
 
     def try_on(
@@ -332,8 +330,8 @@ class Catalog:
         """
         account = check_account(account)
         uploads = _check_files(files)
-        _check_request_size(body, uploads, self.limits)
-        item, prefix, warnings = decode_try_on(load_body(body, self.limits))
+        checked = _check_request_size(body, uploads, self.limits)
+        item, prefix, warnings = decode_try_on(load_body(checked, self.limits))
         return self._use(
             account, item, uploads, prefix=prefix, warnings=_Warnings().extended(warnings)
         )
@@ -732,12 +730,23 @@ def _check_files(files: object) -> dict[str, Upload]:
     return checked
 
 
-def _check_request_size(payload: object, files: Mapping[str, Upload], limits: Limits) -> None:
-    """Refuse a request over the request limit before anything is parsed (R30, R33)."""
+def _check_request_size(payload: object, files: Mapping[str, Upload], limits: Limits) -> object:
+    """Refuse a request over the request limit before anything is parsed (R30, R33).
+
+    Returns:
+        The payload to parse: a ``str`` as its UTF-8 bytes, encoded once here rather than again
+        by each step after (its size, its decode bound, the parser); a ``str`` holding a lone
+        surrogate, which has no UTF-8 form, as it is (its JSON may still be read).
+    """
     size = sum(len(f.data) for f in files.values())
-    if isinstance(payload, bytes | bytearray | memoryview):
-        size += len(payload)
-    elif isinstance(payload, str):
-        size += len(payload.encode("utf-8", "surrogatepass"))
+    passed = payload
+    if isinstance(payload, str):
+        try:
+            passed = payload.encode("utf-8")
+        except UnicodeEncodeError:
+            size += len(payload.encode("utf-8", "surrogatepass"))
+    if isinstance(passed, bytes | bytearray | memoryview):
+        size += len(passed)
     if size > limits.max_request_bytes:
         raise PayloadTooLarge.for_size(size, limits.max_request_bytes)
+    return passed

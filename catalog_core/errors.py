@@ -220,8 +220,11 @@ class PayloadTooLarge(CatalogError, ValueError):
 
     @classmethod
     def for_size(cls, size: int, limit: int) -> PayloadTooLarge:
-        """Return the error for a request of ``size`` bytes over a limit of ``limit`` bytes."""
-        return cls(f"The request is {size} bytes; the limit is {limit} bytes.")
+        """Return the error for a request body of ``size`` bytes over a limit of ``limit`` bytes.
+
+        Every refusal of a measured body builds its message here, so they all read alike.
+        """
+        return cls(f"The request body is {size} bytes; the limit is {limit} bytes.")
 
 
 class UnsupportedMediaType(CatalogError, ValueError):

@@ -163,6 +163,57 @@ def test_r33_the_request_limit_counts_a_raw_body_and_its_files(catalog: cc.Catal
         )
 
 
+def test_r33_every_way_a_body_is_too_large_says_so_in_the_same_words(catalog: cc.Catalog) -> None:
+    """The library's upserts, ``load_body``, ``split_multipart`` and the command line's import
+    (``tests/reliability/test_import_memory.py``) all build the message with ``for_size``."""
+    from catalog_core.wire import load_body, split_multipart
+
+    limits = cc.Limits(max_file_bytes=100, max_request_bytes=200)
+    small = cc.Catalog(catalog.repository, limits=limits)
+    body = b'{"externalId": "p"}' + b" " * 200
+    refusals = []
+    for refuse in (
+        lambda: small.upsert("acme", body),
+        lambda: small.upsert("acme", body.decode()),
+        lambda: small.use("acme", body),
+        lambda: load_body(body, limits),
+        lambda: load_body(body.decode(), limits),
+        lambda: split_multipart({"data": body}, limits),
+    ):
+        with pytest.raises(cc.PayloadTooLarge) as caught:
+            refuse()
+        refusals.append(str(caught.value))
+    expected = "The request body is 219 bytes; the limit is 200 bytes."
+    assert refusals == [expected] * 6
+    assert str(cc.PayloadTooLarge.for_size(219, 200)) == expected
+
+
+class _CountedText(str):
+    """A ``str`` body that counts how often it is encoded."""
+
+    encodes = 0
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        type(self).encodes += 1
+        return str(self).encode(encoding, errors)
+
+
+@pytest.mark.parametrize("text", ["a", "\u00e9"], ids=["ASCII", "non-ASCII"])
+def test_r33_a_str_body_is_encoded_once_for_its_size_its_bound_and_its_parse(
+    catalog: cc.Catalog, text: str
+) -> None:
+    """A large body was encoded three or four times (its size twice, its decode bound, orjson's
+    shape check): now once, and the bytes go on."""
+    image = '{"source": {"url": "https://cdn.example/a.jpg"}}'
+    for use in ("upsert", "use", "try_on"):
+        item = f'{{"externalId": "p", "images": [{image}], "title": "{text * 600_000}"[:10]}}'
+        body = f'{{"products": [{item}]}}' if use == "try_on" else item
+        _CountedText.encodes = 0
+        with pytest.raises(cc.ValidationFailed):  # [:10] is not JSON: parsed, then refused
+            getattr(catalog, use)("acme", _CountedText(body))
+        assert _CountedText.encodes == 1, use
+
+
 def test_r29_product_from_wire_refuses_what_is_not_a_wire_product() -> None:
     with pytest.raises(cc.ValidationFailed) as caught:
         cc.product_from_wire({"externalId": "p", "title": 5}, account="acme")

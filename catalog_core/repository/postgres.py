@@ -51,6 +51,7 @@ from catalog_core.repository._postgres_schema import (
     check_schema_name,
     schema_sql,
 )
+from catalog_core.repository._recognise import COMMON_TABLES, Found, recognise
 from catalog_core.repository._rows import (
     blob_refs_of_images,
     dt_or_none,
@@ -76,10 +77,30 @@ _COLUMNS: Final = (
 #: The catalog's tables and the columns each must have, to tell a catalog from another schema.
 _TABLE_COLUMNS: Final = {
     "products": frozenset({*_COLUMNS.replace(" ", "").split(","), "one_shot"}),
-    "blobs": frozenset({"account", "sha256", "mime_type", "data", "refs"}),
-    "catalog_meta": frozenset({"key", "value"}),
+    **COMMON_TABLES,
 }
-_INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
+# An object that belongs to an extension depends on it with deptype 'e'.
+_NOT_IN_AN_EXTENSION: Final = (
+    "NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = {c} AND e.objid = {o} "
+    "AND e.deptype = 'e')"
+)
+#: The schema's relations (with their columns), but an extension's.
+_RELATIONS: Final = (
+    "SELECT c.relname, c.relkind, a.attname FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE n.nspname = %s AND " + _NOT_IN_AN_EXTENSION.format(c="'pg_class'::regclass", o="c.oid")
+)
+#: Every object in the schema (each depends on it: sequences, types, functions, collations ...),
+#: but extensions and what belongs to them; at most six, described.
+_OBJECTS: Final = (
+    "SELECT pg_describe_object(d.classid, d.objid, d.objsubid) FROM pg_depend d "
+    "JOIN pg_namespace n ON n.oid = d.refobjid "
+    "WHERE d.refclassid = 'pg_namespace'::regclass AND n.nspname = %s "
+    "AND d.classid <> 'pg_extension'::regclass AND "
+    + _NOT_IN_AN_EXTENSION.format(c="d.classid", o="d.objid")
+    + " ORDER BY 1 LIMIT 6"
+)
 
 
 def _data(product: Product) -> str:
@@ -266,56 +287,40 @@ class PostgresRepository:
         """See :class:`Repository`: the schema's own, stored in ``catalog_meta``."""
         return self._cursor_secret
 
-    def _recognise(self, conn: psycopg.Connection[Any]) -> str:
+    def _recognise(self, conn: psycopg.Connection[Any]) -> Found:
         """Tell what the schema holds, reading only: ``"whole"``, ``"empty"`` or ``"incomplete"``.
 
+        The schema is empty only when it holds no object at all, but for extensions installed in
+        it (their types and functions are software, not another application's data).
+
         Raises:
-            RuntimeError: the schema holds tables of another application, or a catalog of
+            RuntimeError: the schema holds objects of another application, or a catalog of
                 another schema version.
         """
-        rows = conn.execute(
-            "SELECT c.relname, c.relkind, a.attname FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
-            "AND NOT a.attisdropped WHERE n.nspname = %s",
-            (self.schema,),
-        ).fetchall()
-        columns: dict[str, set[str]] = {}
+        rows = conn.execute(_RELATIONS, (self.schema,)).fetchall()
+        tables: dict[str, set[str]] = {}
         indexes = set()
         for name, kind, column in rows:
             if kind == "i":
                 indexes.add(name)
             elif kind in ("r", "p", "v", "m", "f"):
-                columns.setdefault(name, set()).add(column)
-        if not columns:
-            return "empty"
+                tables.setdefault(name, set()).add(column)
+        others = [] if tables else [r[0] for r in conn.execute(_OBJECTS, (self.schema,))]
+        select = f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'schema_version'"
 
-        def foreign(reason: str) -> RuntimeError:
-            return RuntimeError(
-                f"schema {self.schema!r} is not a catalog_core catalog: {reason}; it was left "
-                "unchanged"
-            )
+        def schema_version() -> str | None:
+            row = conn.execute(select).fetchone()
+            return None if row is None else str(row[0])
 
-        if "catalog_meta" not in columns:
-            tables = sorted(columns)
-            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
-            raise foreign(f"it holds tables of another application ({shown})")
-        for table, wanted in _TABLE_COLUMNS.items():
-            if table in columns and not wanted <= columns[table]:
-                lacking = ", ".join(sorted(wanted - columns[table]))
-                raise foreign(f"its {table} table lacks the catalog's columns ({lacking})")
-        row = conn.execute(
-            f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'schema_version'"
-        ).fetchone()
-        if row is None:
-            raise foreign("its catalog_meta table holds no catalog schema_version")
-        if row[0] != str(SCHEMA_VERSION):
-            raise RuntimeError(
-                f"schema {self.schema!r} holds catalog schema {row[0]}; this version of "
-                f"catalog_core reads schema {SCHEMA_VERSION}; it was left unchanged"
-            )
-        whole = columns.keys() >= _TABLE_COLUMNS.keys() and indexes >= _INDEX_NAMES
-        return "whole" if whole else "incomplete"
+        return recognise(
+            f"schema {self.schema!r}",
+            tables=tables,
+            others=others,
+            indexes=indexes,
+            columns=_TABLE_COLUMNS,
+            schema_version=schema_version,
+            version=SCHEMA_VERSION,
+        )
 
     # -- the contract -----------------------------------------------------------------------
 

@@ -12,6 +12,11 @@ Durability and concurrency:
   committed write survive a power loss too, at the price of one more sync per write.
 - Uploaded image bytes live in the same database, written in the same transaction as the product
   that first names them (R15, R26).
+- A file is recognised, read-only, before anything is written to it: another application's is
+  refused untouched.
+- A catalog the process may not write is read; where SQLite cannot make its ``-wal`` and
+  ``-shm`` files, through immutable connections under a guard that sees writers come
+  (``_sqlite_guard``).
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import quote
 
 import sqlite_utils
@@ -35,6 +40,7 @@ from catalog_core._json import loads
 from catalog_core.images import Blob
 from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
 from catalog_core.repository._batch import apply_changes
+from catalog_core.repository._recognise import COMMON_TABLES, Found, foreign, recognise
 from catalog_core.repository._rows import (
     blob_refs_of_images,
     dt_or_none,
@@ -43,6 +49,7 @@ from catalog_core.repository._rows import (
     images_to_json,
     ms_or_none,
 )
+from catalog_core.repository._sqlite_guard import Guard
 from catalog_core.repository.base import Change
 
 __all__ = ["SQLiteRepository"]
@@ -122,14 +129,10 @@ def _product_params(product: Product) -> tuple[Any, ...]:
     )
 
 
-#: What :func:`_recognise` returns for a catalog that needs nothing created.
-_WHOLE: Final = "whole"
 _TABLES: Final = {
     "products": frozenset(c.strip() for c in f"{_COLUMNS}, one_shot".split(",")),
-    "blobs": frozenset({"account", "sha256", "mime_type", "data", "refs"}),
-    "catalog_meta": frozenset({"key", "value"}),
+    **COMMON_TABLES,
 }
-_INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
 
 
 def _is_read_only(exc: sqlite3.OperationalError) -> bool:
@@ -141,53 +144,97 @@ def _cursor_secret_of(conn: sqlite3.Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _foreign(reason: str) -> RuntimeError:
-    return RuntimeError(
-        f"the database is not a catalog_core catalog: {reason}; it was left unchanged"
-    )
+def _recognise(conn: sqlite3.Connection) -> Found:
+    """Tell what the database is, reading only: see :func:`recognise`.
 
-
-def _recognise(conn: sqlite3.Connection) -> str:
-    """Tell what the database is, reading only: a catalog, an empty file, or neither.
-
-    Returns ``_WHOLE`` for a catalog of this schema, ``"empty"`` for a database without tables,
-    and ``"incomplete"`` for a catalog missing a table or an index.
+    It is empty only when ``sqlite_master`` has no row at all and no application marked it
+    (``application_id``, ``user_version``).
 
     Raises:
         RuntimeError: the database belongs to another application, or holds a catalog of
             another schema version.
         sqlite3.DatabaseError: the file is not an SQLite database (``SQLITE_NOTADB``).
     """
-    objects = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
+    tables: dict[str, list[str]] = {}
+    indexes, others = [], []
+    for name, kind in conn.execute("SELECT name, type FROM sqlite_master"):
+        if kind == "table" and name[:7] != "sqlite_":
+            columns = conn.execute("SELECT name FROM pragma_table_info(?)", (name,))
+            tables[name] = [row[0] for row in columns]
+        elif kind == "index":
+            indexes.append(name)
+        others.append(f"{kind} {name}")
     application_id = conn.execute("PRAGMA application_id").fetchone()[0]
     user_version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = sorted(n for n, kind in objects.items() if kind == "table" and n[:7] != "sqlite_")
-    if not tables:
-        if application_id or user_version:  # an application marked the file as its own
-            raise _foreign(
-                f"it is another application's database (application_id {application_id}, "
-                f"user_version {user_version})"
-            )
-        return "empty"
-    if "catalog_meta" not in tables:
-        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
-        raise _foreign(f"it holds tables of another application ({shown})")
-    for table, columns in _TABLES.items():
-        if table in tables:
-            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            if not columns <= have:
-                lacking = ", ".join(sorted(columns - have))
-                raise _foreign(f"its {table} table lacks the catalog's columns ({lacking})")
-    row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        raise _foreign("its catalog_meta table holds no catalog schema_version")
-    if row[0] != str(SCHEMA_VERSION):
-        raise RuntimeError(
-            f"the database has catalog schema {row[0]}; this version of catalog_core "
-            f"reads schema {SCHEMA_VERSION}; it was left unchanged"
+    mark = None
+    if application_id or user_version:  # an application marked the file as its own
+        mark = (
+            f"it is another application's database (application_id {application_id}, "
+            f"user_version {user_version})"
         )
-    whole = objects.keys() >= _TABLES.keys() | _INDEX_NAMES
-    return _WHOLE if whole else "incomplete"
+
+    def schema_version() -> str | None:
+        row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else str(row[0])
+
+    return recognise(
+        "the database",
+        tables=tables,
+        others=others,
+        indexes=indexes,
+        columns=_TABLES,
+        schema_version=schema_version,
+        version=SCHEMA_VERSION,
+        mark=mark,
+    )
+
+
+_READ_ONLY: Final = "the catalog is read-only"
+#: How many times a read is tried again as writers come and go, before giving up.
+_REOPENS: Final = 8
+_T = TypeVar("_T")
+
+
+def _open_connection(
+    path: str, timeout: float, kind: Literal["", "ro", "immutable"]
+) -> sqlite3.Connection:
+    """Open a connection: plain (read-write where allowed), read-only, or read-only immutable."""
+    if not kind:
+        return sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    query = "mode=ro&immutable=1" if kind == "immutable" else "mode=ro"
+    return sqlite3.connect(
+        f"file:{quote(os.path.abspath(path))}?{query}",
+        timeout=timeout,
+        isolation_level=None,
+        check_same_thread=False,
+        uri=True,
+    )
+
+
+def _recognised(conn: sqlite3.Connection) -> tuple[Found, str | None]:
+    """Recognise the database in one read transaction, and its cursor secret; close ``conn``."""
+    try:
+        conn.execute("BEGIN")
+        found = _recognise(conn)
+        return found, _cursor_secret_of(conn) if found == "whole" else None
+    finally:
+        conn.close()
+
+
+def _has_log_without_index(path: str) -> bool:
+    try:
+        return os.path.getsize(f"{path}-wal") > 0 and not os.path.exists(f"{path}-shm")
+    except FileNotFoundError:
+        return False
+
+
+def _log_without_index(path: str) -> sqlite3.OperationalError:
+    name = os.path.basename(path)
+    return sqlite3.OperationalError(
+        f"unable to open database file: the catalog is read-only and has a write-ahead log "
+        f"({name}-wal) but no {name}-shm, which SQLite needs to read it; open it once where "
+        "it is writable"
+    )
 
 
 class SQLiteRepository:
@@ -220,31 +267,26 @@ class SQLiteRepository:
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._idle: list[sqlite3.Connection] = []
-        self._connections: list[sqlite3.Connection] = []
+        #: Every connection this repository opened, with the guard it reads under (``None``: a
+        #: connection SQLite coordinates with writers itself).
+        self._connections: dict[sqlite3.Connection, Guard | None] = {}
         self._path: str | None
         self._shared: sqlite3.Connection | None
         self._path = None if isinstance(db, sqlite_utils.Database) else os.fspath(db)
         self._shared = None
-        #: Set when the file is opened as immutable: a WAL database on a read-only medium.
-        self._immutable = False
+        #: Set while reads go through immutable connections: see ``_sqlite_guard``.
+        self._guard: Guard | None = None
         try:
             if isinstance(db, sqlite_utils.Database):
                 self._shared = db.conn
                 self._configure(db.conn)
             elif self._path in ("", ":memory:"):
                 self._shared = self._connect()
-            try:
-                self._open()
-            except sqlite3.OperationalError as exc:
-                if not self._can_open_immutable(exc):
-                    raise
-                self.close()
-                self._immutable = True
-                self._open()
+            self._open()
         except sqlite3.DatabaseError as exc:
             self.close()
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
-                raise _foreign("it is not an SQLite database") from None
+                raise foreign("the database", "it is not an SQLite database") from None
             raise
         except BaseException:
             self.close()
@@ -253,24 +295,18 @@ class SQLiteRepository:
     # -- connections ------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        """Open a pooled connection: a plain one, or an immutable one while a guard is held."""
         assert self._path is not None
-        target = self._path
-        if self._immutable:
-            target = f"file:{quote(os.path.abspath(target))}?mode=ro&immutable=1"
-        conn = sqlite3.connect(
-            target,
-            timeout=self._busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-            uri=self._immutable,
-        )
+        with self._lock:
+            guard = self._guard
+        conn = _open_connection(self._path, self._busy_timeout, "immutable" if guard else "")
         try:
             self._configure(conn)
         except BaseException:
             conn.close()
             raise
         with self._lock:
-            self._connections.append(conn)
+            self._connections[conn] = guard
         return conn
 
     def _configure(self, conn: sqlite3.Connection) -> None:
@@ -280,25 +316,37 @@ class SQLiteRepository:
 
     @contextmanager
     def _borrow(self) -> Iterator[sqlite3.Connection]:
-        """Lend a connection for one operation: the shared one under the lock, else a pooled one."""
+        """Lend a connection for one operation: the shared one under the lock, else a pooled one.
+
+        A pooled connection of another kind than the current one (opened before the catalog
+        began or stopped reading under a guard) is closed rather than lent or kept.
+        """
         if self._shared is not None:
             with self._lock:
                 yield self._shared
             return
+        conn = None
         with self._lock:
-            conn = self._idle.pop() if self._idle else None
+            while self._idle and conn is None:
+                conn = self._idle.pop()
+                if self._connections.get(conn, False) is not self._guard:
+                    self._discard(conn)
+                    conn = None
         if conn is None:
             conn = self._connect()
         try:
             yield conn
         finally:
             with self._lock:
-                if len(self._idle) < _MAX_IDLE and conn in self._connections:
+                kept = self._connections.get(conn, False) is self._guard
+                if kept and len(self._idle) < _MAX_IDLE:
                     self._idle.append(conn)
                 else:
-                    conn.close()
-                    if conn in self._connections:
-                        self._connections.remove(conn)
+                    self._discard(conn)
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        conn.close()
+        self._connections.pop(conn, None)
 
     def _retry(self, action: Any) -> Any:
         deadline = time.monotonic() + self._busy_timeout
@@ -316,14 +364,48 @@ class SQLiteRepository:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.1)
 
+    def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a read on a borrowed connection, and check that it read the catalog as it is.
+
+        Under a guard, a read after which the guard finds a writer came (whether it returned
+        rows or failed on a page the writer's checkpoint tore) is read again, the way SQLite then
+        allows. A plain connection that cannot make the ``-wal`` or ``-shm`` (a writer that made
+        them has gone and removed them) makes the catalog choose again.
+        """
+        failure: sqlite3.DatabaseError | None = None
+        for _ in range(_REOPENS):
+            with self._borrow() as conn:
+                guard = self._connections.get(conn)
+                try:
+                    result = work(conn)
+                except sqlite3.DatabaseError as exc:
+                    if guard is None and not self._cannot_make_sidecars(exc):
+                        raise
+                    if guard is not None and guard.unchanged():
+                        raise  # not torn: no writer came
+                    failure = exc
+                else:
+                    if guard is None or guard.unchanged():
+                        return result
+            self._reopen(guard)
+        if failure is not None:
+            raise failure
+        raise sqlite3.OperationalError(  # writers came and went _REOPENS times in a row
+            "the catalog kept changing under a read-only reader; try again"
+        )
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """Hold the write lock from the first read to the commit (``BEGIN IMMEDIATE``).
 
         Raises:
             sqlite3.OperationalError: "the catalog is read-only" when the file, or the file
-                system, refuses the write (``SQLITE_READONLY``).
+                system, refuses the write (``SQLITE_READONLY``), or SQLite may not make the
+                ``-wal`` and ``-shm`` files it needs to write.
         """
+        guard = self._guard
+        if guard is not None and not guard.unchanged():
+            self._reopen(guard)
         with self._borrow() as conn:
             try:
                 self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
@@ -336,10 +418,10 @@ class SQLiteRepository:
                 else:
                     self._retry(conn.commit)
             except sqlite3.OperationalError as exc:
-                if not _is_read_only(exc):
+                if not _is_read_only(exc) and not self._cannot_make_sidecars(exc):
                     raise
                 clear = sqlite3.OperationalError(
-                    f"the catalog is read-only (its file or file system refuses writes): {exc}"
+                    f"{_READ_ONLY} (its file or file system refuses writes): {exc}"
                 )
                 clear.sqlite_errorcode, clear.sqlite_errorname = (
                     exc.sqlite_errorcode,
@@ -347,70 +429,162 @@ class SQLiteRepository:
                 )
                 raise clear from exc
 
-    def _can_open_immutable(self, exc: sqlite3.OperationalError) -> bool:
-        """Whether a file that cannot be opened is a WAL database to read as immutable.
+    # -- reading a file SQLite cannot read in place --------------------------------------------
 
-        On a read-only medium SQLite reads a WAL database only when its ``-wal`` and ``-shm``
-        files exist, since it cannot create them. Without a ``-wal`` every commit is in the
-        database file itself, and nothing can change it: reading it as immutable is exact. With
-        a ``-wal`` but no ``-shm``, immutable would miss the log's commits: that is refused.
-
-        Raises:
-            sqlite3.OperationalError: the file has a ``-wal`` but no ``-shm`` on a read-only
-                medium.
-        """
-        # CANTOPEN: the -shm cannot be made; READONLY_DIRECTORY: nor can anything else there.
+    def _cannot_make_sidecars(self, exc: sqlite3.Error) -> bool:
+        """Whether SQLite failed because it may not make a ``-wal`` or ``-shm`` file here."""
+        # CANTOPEN: on a read-only file system; READONLY_DIRECTORY: in a directory it may not
+        # write; READONLY_CANTINIT: a read-only -shm no writer has set up.
         error = getattr(exc, "sqlite_errorname", "")
         if error != "SQLITE_CANTOPEN" and not error.startswith("SQLITE_READONLY"):
             return False
         path = self._path
-        if self._shared is not None or self._immutable or path is None:
-            return False  # a connection of the embedder's, or tried already
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
-            return False  # nothing to read: the error stands
+        if self._shared is not None or path is None or not os.path.isfile(path):
+            return False
         directory = os.path.dirname(os.path.abspath(path))
-        if os.access(path, os.W_OK) and os.access(directory, os.W_OK):
-            return False  # writable after all: some other failure
-        log = f"{path}-wal"
-        if os.path.exists(log) and os.path.getsize(log) > 0:
-            name = os.path.basename(path)
-            raise sqlite3.OperationalError(
-                f"unable to open database file: the catalog is read-only and has a write-ahead "
-                f"log ({name}-wal) but no {name}-shm, which SQLite needs to read it; open it "
-                "once where it is writable"
-            ) from exc
-        return True
+        return not (os.access(path, os.W_OK) and os.access(directory, os.W_OK))
+
+    def _choose_reading(self) -> None:
+        """Read through plain connections where SQLite can; else through guarded immutable ones.
+
+        Raises:
+            sqlite3.OperationalError: SQLite cannot read the file here, and it cannot be read
+                exactly as immutable either: a ``-wal`` that may hold commits has no ``-shm``,
+                or this system has no open file description locks.
+        """
+        assert self._path is not None
+        with self._lock:
+            for _ in range(_REOPENS):
+                self._set_guard(None)
+                try:
+                    with self._borrow() as conn:
+                        conn.execute("SELECT 1 FROM sqlite_master").fetchall()
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not self._cannot_make_sidecars(exc):
+                        raise
+                    refused = exc
+                guard = Guard.take(self._path, self._busy_timeout)
+                if guard is None:
+                    raise sqlite3.OperationalError(
+                        f"{refused}: the catalog is read-only and SQLite cannot make its -wal "
+                        "and -shm files here; reading it as immutable needs open file "
+                        "description locks (Linux), to see writers come"
+                    ) from refused
+                if guard.usable:
+                    self._set_guard(guard)
+                    return
+                guard.release()
+                if guard.log_without_index:
+                    raise _log_without_index(self._path) from refused
+                # A writer made the -wal and -shm meanwhile: SQLite reads them now.
+            raise refused
+
+    def _reopen(self, stale: Guard | None) -> None:
+        """Choose again how to read, unless another thread already did since ``stale``."""
+        with self._lock:
+            if stale is not None and self._guard is not stale:
+                return
+            self._choose_reading()
+
+    def _set_guard(self, guard: Guard | None) -> None:
+        """Read under ``guard`` from now on: release the old one and close idle connections."""
+        with self._lock:
+            old, self._guard = self._guard, guard
+            if old is not None:
+                old.release()
+            for conn in self._idle:
+                self._discard(conn)
+            self._idle.clear()
 
     # -- schema -----------------------------------------------------------------------------
 
     def _open(self) -> None:
         """Recognise the database before changing anything, then create what is missing.
 
-        A file that is neither empty nor a catalog of this schema is refused untouched: the
-        first statements only read. WAL mode (which persists in the file) is switched on last,
-        once the file is known to be a catalog. A catalog of an earlier version gets its cursor
-        secret here; on a read-only one, this handle makes one of its own.
+        A file that is neither empty nor a catalog of this schema is refused untouched: it is
+        recognised over a read-only connection (an immutable one under a guard for a WAL file
+        without its -wal and -shm, so that none is left beside it). WAL mode (which persists
+        in the file) is switched on last, once the file is known to be a catalog. A catalog of
+        an earlier version gets its cursor secret here; on a read-only one, this handle makes
+        one of its own.
         """
-        with self._borrow() as conn:
-            found = _recognise(conn)
-            secret = _cursor_secret_of(conn) if found == _WHOLE else None
+        if self._shared is not None:
+            with self._borrow() as conn:
+                found = _recognise(conn)
+                secret = _cursor_secret_of(conn) if found == "whole" else None
+        else:
+            found, secret = self._recognise_file()
+            if found == "whole":
+                self._choose_reading()
         if secret is None:
             try:
                 with self._transaction() as conn:
                     # Again under the write lock: another process may have made it meanwhile.
-                    if _recognise(conn) != _WHOLE or _cursor_secret_of(conn) is None:
+                    if _recognise(conn) != "whole" or _cursor_secret_of(conn) is None:
                         self._create_schema(sqlite_utils.Database(conn))
                     secret = _cursor_secret_of(conn)
             except sqlite3.OperationalError as exc:
-                if found != _WHOLE or not _is_read_only(exc):
+                if found != "whole" or not str(exc).startswith(_READ_ONLY):
                     raise
         self._cursor_secret = (secret or secrets.token_hex(32)).encode("ascii")
-        if self._immutable:
+        if self._guard is not None:
             return  # read-only: its mode, WAL, cannot change nor needs to
         with self._borrow() as conn:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode not in ("wal", "memory"):
                 self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+
+    def _recognise_file(self) -> tuple[Found, str | None]:
+        """Recognise the file at the path without writing to it; return it and its cursor secret.
+
+        A missing or zero-byte file is empty. A WAL file without its ``-wal`` and ``-shm`` is
+        read as immutable under a guard (a plain or read-only connection would make them and,
+        read-only, leave them); any other through a read-only connection, which cannot
+        checkpoint another application's log into its file when it closes. A rollback journal
+        left by a writer that died is rolled back first, as by any SQLite reader.
+        """
+        assert self._path is not None
+        path = self._path
+        try:
+            with open(path, "rb") as file:
+                header = file.read(100)
+        except FileNotFoundError:
+            return "empty", None
+        except OSError:
+            header = b"SQLite format 3\x00"  # a directory, say: SQLite says what it is
+        if not header:
+            return "empty", None
+        if not header.startswith(b"SQLite format 3\x00"):
+            raise foreign("the database", "it is not an SQLite database")
+        wal = len(header) > 19 and header[19] == 2
+        for _ in range(_REOPENS):
+            if wal and not os.path.exists(f"{path}-shm"):
+                guard = Guard.take(path, self._busy_timeout)
+                if guard is not None and guard.usable:
+                    try:
+                        seen = _recognised(_open_connection(path, self._busy_timeout, "immutable"))
+                    except sqlite3.DatabaseError:
+                        if guard.unchanged():
+                            raise
+                        continue  # torn by a writer that came: read what it wrote
+                    else:
+                        if guard.unchanged():
+                            return seen
+                        continue  # a writer came: read what it wrote
+                    finally:
+                        guard.release()
+                if guard is not None:
+                    guard.release()
+            try:
+                return _recognised(_open_connection(path, self._busy_timeout, "ro"))
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY_ROLLBACK":
+                    return _recognised(_open_connection(path, self._busy_timeout, ""))
+                if self._cannot_make_sidecars(exc) and _has_log_without_index(path):
+                    raise _log_without_index(path) from exc
+                raise
+        raise sqlite3.OperationalError("the catalog kept changing while it was recognised")
 
     def _create_schema(self, db: sqlite_utils.Database) -> None:
         db.table("catalog_meta").create(
@@ -458,11 +632,12 @@ class SQLiteRepository:
 
     def get(self, account: str, external_id: str) -> Product | None:
         """See :meth:`Repository.get`."""
-        with self._borrow() as conn:
-            row = conn.execute(
+        row = self._read(
+            lambda conn: conn.execute(
                 f"SELECT {_COLUMNS} FROM products WHERE account = ? AND external_id = ?",
                 (account, external_id),
             ).fetchone()
+        )
         return None if row is None else _row_to_product(row)
 
     def write(self, account: str, external_id: str, change: Change) -> Product | None:
@@ -556,14 +731,15 @@ class SQLiteRepository:
         self, account: str, *, after: str | None, limit: int, now: datetime
     ) -> Sequence[Product]:
         """See :meth:`Repository.list_live`."""
-        with self._borrow() as conn:
-            rows = conn.execute(
+        rows = self._read(
+            lambda conn: conn.execute(
                 f"SELECT {_COLUMNS} FROM products INDEXED BY products_listing "
                 "WHERE account = ? AND one_shot = 0 AND external_id > ? "
                 "AND (expires_at IS NULL OR expires_at > ?) "
                 "ORDER BY external_id LIMIT ?",
                 (account, after or "", to_epoch_ms(now), limit),
             ).fetchall()
+        )
         return [_row_to_product(row) for row in rows]
 
     def purge_expired(self, now: datetime) -> int:
@@ -599,11 +775,12 @@ class SQLiteRepository:
 
     def get_blob(self, account: str, sha256: str) -> Blob | None:
         """See :meth:`Repository.get_blob`."""
-        with self._borrow() as conn:
-            row = conn.execute(
+        row = self._read(
+            lambda conn: conn.execute(
                 "SELECT sha256, data, mime_type FROM blobs WHERE account = ? AND sha256 = ?",
                 (account, sha256),
             ).fetchone()
+        )
         return None if row is None else Blob(row[0], bytes(row[1]), row[2])
 
     def close(self) -> None:
@@ -613,3 +790,6 @@ class SQLiteRepository:
                 conn.close()
             self._connections.clear()
             self._idle.clear()
+            guard, self._guard = self._guard, None
+            if guard is not None:
+                guard.release()

@@ -135,7 +135,7 @@ def check_declared_length(declared: int | None, limit: int) -> None:
         PayloadTooLarge: the declared length is over the limit.
     """
     if declared is not None and declared > limit:
-        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
+        raise PayloadTooLarge.for_size(declared, limit)
 
 
 async def _bounded(

@@ -88,9 +88,7 @@ def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping
             else len(payload)
         )
         if size > limits.max_request_bytes:
-            raise PayloadTooLarge(
-                f"The request body is {size} bytes; the limit is {limits.max_request_bytes} bytes."
-            )
+            raise PayloadTooLarge.for_size(size, limits.max_request_bytes)
         raw = payload if isinstance(payload, str) else bytes(payload)
         cost = decoded_size(raw) if size * MAX_BYTE_COST > limits.max_decoded_bytes else 0
         if cost > limits.max_decoded_bytes:
@@ -618,9 +616,7 @@ def split_multipart(
         if isinstance(part, str | bytes | Upload)
     )
     if size > limits.max_request_bytes:
-        raise PayloadTooLarge(
-            f"The request body is {size} bytes; the limit is {limits.max_request_bytes} bytes."
-        )
+        raise PayloadTooLarge.for_size(size, limits.max_request_bytes)
     if "data" not in fields:
         raise ValidationFailed.at("data", "is required: the JSON payload goes in the data field")
     files: dict[str, Upload] = {}

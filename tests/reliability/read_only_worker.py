@@ -17,6 +17,16 @@ Run by ``test_read_only`` in two steps, each a process of its own:
 - ``python -m tests.reliability.read_only_worker check DIRECTORY`` reads the catalog and tries
   to write it, through the command line and the library, and prints one JSON object of what it
   saw; the test judges it.
+
+A writer elsewhere (the file's owner, a read-write view of the same mount) may change a catalog
+this process may only read, while a reader holds it open:
+
+- ``make-race DIRECTORY`` makes a catalog of 300 products (``p000`` to ``p299``), closed cleanly;
+- ``race READER_DIRECTORY WRITER_DIRECTORY [PREFIX...]`` starts a reader on the first directory
+  (its command prefixed by ``PREFIX``: ``setpriv`` without the right to ignore file modes), and
+  between its reads runs two writers on the second, each a process of its own: 1,700 products
+  added, ``p000`` rewritten twice and a checkpoint; then 100 products deleted and ``p000``
+  rewritten again. It prints what the reader saw after each step, one JSON object.
 """
 
 from __future__ import annotations
@@ -140,8 +150,88 @@ def check(directory: Path) -> None:
     print(json.dumps(seen))
 
 
+def make_race(directory: Path) -> None:
+    repository = cc.SQLiteRepository(directory / "catalog.db")
+    catalog = cc.Catalog(repository)
+    list(catalog.upsert_many("acme", [{"externalId": f"p{n:03}", **IMAGES} for n in range(300)]))
+    repository.close()
+
+
+def write(directory: Path, step: str) -> None:
+    path = directory / "catalog.db"
+    repository = cc.SQLiteRepository(path)
+    catalog = cc.Catalog(repository)
+    if step == "1":
+        added = [{"externalId": f"n{n:04}", **IMAGES} for n in range(1700)]
+        list(catalog.upsert_many("acme", added))
+        catalog.upsert("acme", {"externalId": "p000", "title": "second"})
+        catalog.upsert("acme", {"externalId": "p000", "title": "third"})
+        with sqlite3.connect(path) as conn:  # the log into the file, under the reader's feet
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+    else:
+        for n in range(1, 101):
+            catalog.delete("acme", f"p{n:03}")
+        catalog.upsert("acme", {"externalId": "p000", "title": "fourth"})
+    repository.close()
+
+
+def read_while_written(directory: Path) -> None:
+    """Hold the catalog open; read it whenever a line comes on stdin, until stdin closes."""
+    repository = cc.SQLiteRepository(directory / "catalog.db")
+    catalog = cc.Catalog(repository)
+    try:
+        while True:
+            products = listed(catalog, "acme")
+            seen: dict[str, Any] = {"count": len(products), "files": sorted(os.listdir(directory))}
+            for external_id in ("p000", "p001", "n1699"):
+                try:
+                    product = catalog.get("acme", external_id)
+                    seen[external_id] = [product.version, product.title]
+                except cc.CatalogError as exc:
+                    seen[external_id] = exc.code
+            print(json.dumps(seen), flush=True)
+            if not sys.stdin.readline():
+                return
+    finally:
+        repository.close()
+
+
+def race(reading: Path, writing: Path, prefix: list[str]) -> None:
+    module = [sys.executable, "-m", "tests.reliability.read_only_worker"]
+    reader = subprocess.Popen(
+        [*prefix, *module, "read", str(reading)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdin is not None
+    assert reader.stdout is not None
+    seen: dict[str, Any] = {}
+    try:
+        seen["opened"] = json.loads(reader.stdout.readline() or "null")
+        for step in ("1", "2"):
+            subprocess.run([*module, "write", str(writing), step], check=True, timeout=120)
+            reader.stdin.write("\n")
+            reader.stdin.flush()
+            seen[f"after {step}"] = json.loads(reader.stdout.readline() or "null")
+    finally:
+        reader.stdin.close()
+        seen["status"] = reader.wait(timeout=120)
+    seen["files"] = sorted(os.listdir(writing))
+    print(json.dumps(seen))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2], Path(sys.argv[3]))
+    elif sys.argv[1] == "make-race":
+        make_race(Path(sys.argv[2]))
+    elif sys.argv[1] == "write":
+        write(Path(sys.argv[2]), sys.argv[3])
+    elif sys.argv[1] == "read":
+        read_while_written(Path(sys.argv[2]))
+    elif sys.argv[1] == "race":
+        race(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])
     else:
         check(Path(sys.argv[2]))

@@ -154,7 +154,7 @@ def test_r30_r33_a_line_over_the_request_limit_is_refused_without_being_read_who
             {
                 "line": 2,
                 "code": "PAYLOAD_TOO_LARGE",
-                "message": f"The request is {limit + 1} bytes; the limit is {limit} bytes.",
+                "message": f"The request body is {limit + 1} bytes; the limit is {limit} bytes.",
             }
         ],
         "warnings": [],

@@ -12,8 +12,10 @@ Tests run as root, whom a file's mode 444 does not stop, so "read-only" is made 
 ``read_only_worker`` makes the catalog, then reads and writes it and reports. A WAL-mode
 database needs care: SQLite reads it read-only when its ``-wal`` and ``-shm`` files exist
 (since 3.22.0) but cannot create them where it may not write, so a catalog closed cleanly (which
-removed them) is opened as immutable; one with a ``-wal`` but no ``-shm`` cannot be read without
-losing the log's commits, and is refused with a clear error.
+removed them) is read through immutable connections under a guard that sees a writer come; one
+with a ``-wal`` but no ``-shm`` cannot be read without losing the log's commits, and is refused
+with a clear error. A writer elsewhere (root; a read-write view of the mount) changes the
+catalog while a reader holds it open, and the reader must see it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ from tests.helpers import private_mount_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = "tests.reliability.read_only_worker"
+# The writer's view is read-write, the reader's a read-only bind mount of it.
+_WRITTEN_BESIDE_A_READ_ONLY_MOUNT = (
+    'mkdir "$1/rw" "$1/ro" && mount -t tmpfs -o size=32m tmpfs "$1/rw" '
+    '&& "$2" -m "$3" make-race "$1/rw" && mount --bind "$1/rw" "$1/ro" '
+    '&& mount -o remount,bind,ro "$1/ro" && exec "$2" -m "$3" race "$1/ro" "$1/rw"'
+)
 _ON_A_READ_ONLY_MOUNT = (
     'mount -t tmpfs -o size=8m tmpfs "$1" && "$2" -m "$3" make "$4" "$1" '
     '&& mount -o remount,ro "$1" && exec "$2" -m "$3" check "$1"'
@@ -162,3 +170,52 @@ def test_a_read_only_catalog_with_a_log_but_no_shared_memory_file_is_refused_cle
         assert_clean_refusal(seen[command], "cannot open the catalog database", "-shm")
     assert seen["library"]["open"]["type"] == "sqlite3.OperationalError"
     assert "-shm" in seen["library"]["open"]["message"]
+
+
+@pytest.mark.parametrize("how", ["mount", "permissions", "file mode only"])
+def test_a_reader_of_a_read_only_catalog_sees_what_a_writer_elsewhere_writes(
+    tmp_path: Path, how: str
+) -> None:
+    """What may not be written here may be written elsewhere: no stale or torn reads.
+
+    A reader that may not write (a read-only bind mount of a read-write mount; files of mode
+    444 in a directory of mode 555 for a reader without the right to ignore them, while root
+    writes) opens a catalog closed cleanly, which SQLite cannot read in place there. Writers in
+    other processes then add 1,700 products, rewrite one twice and checkpoint the log into the
+    file; then delete 100 and rewrite it again. After each, the reader, still open, must see
+    every change. With the file of mode 444 in a directory the reader may write, SQLite makes
+    the ``-wal`` and ``-shm`` itself and reads the catalog in place, as usual.
+    """
+    if how == "mount":
+        command = [*private_mount_namespace("the read-only bind mount"), "sh", "-c"]
+        command += [_WRITTEN_BESIDE_A_READ_ONLY_MOUNT, "sh", str(tmp_path), sys.executable, WORKER]
+    else:
+        subprocess.run([sys.executable, "-m", WORKER, "make-race", str(tmp_path)], check=True)
+        for name in os.listdir(tmp_path):
+            (tmp_path / name).chmod(0o444)
+        if how == "permissions":
+            tmp_path.chmod(0o555)
+        command = [sys.executable, "-m", WORKER, "race", str(tmp_path), str(tmp_path)]
+        command += _unprivileged()
+    try:
+        ran = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        tmp_path.chmod(0o755)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    seen = json.loads(ran.stdout)
+
+    assert seen["opened"]["count"] == 300
+    if how == "file mode only":
+        assert seen["opened"]["files"] == ["catalog.db", "catalog.db-shm", "catalog.db-wal"]
+    else:
+        assert seen["opened"]["files"] == ["catalog.db"]  # SQLite cannot read it in place
+    assert (seen["opened"]["p000"], seen["opened"]["n1699"]) == ([1, None], "PRODUCT_NOT_FOUND")
+    first = seen["after 1"]
+    assert (first["count"], first["n1699"], first["p000"]) == (2000, [1, None], [3, "third"])
+    second = seen["after 2"]
+    assert (second["count"], second["p001"], second["p000"]) == (
+        1900,
+        "PRODUCT_NOT_FOUND",
+        [4, "fourth"],
+    )
+    assert seen["status"] == 0

@@ -434,7 +434,13 @@ def _schema_state(url: str, schema: str) -> list[object]:
             conn.execute(f"SELECT * FROM {schema}.{name} ORDER BY 1").fetchall()
             for name in sorted({t[0] for t in tables})
         ]
-    return [tables, indexes, rows]
+        objects = conn.execute(  # every object in the schema: sequences, types, functions ...
+            "SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend "
+            "WHERE refclassid = 'pg_namespace'::regclass AND refobjid = %s::regnamespace "
+            "ORDER BY 1",
+            (schema,),
+        ).fetchall()
+    return [tables, indexes, rows, objects]
 
 
 FOREIGN_SCHEMAS = {
@@ -452,6 +458,16 @@ FOREIGN_SCHEMAS = {
         "CREATE TABLE {s}.catalog_meta (key text PRIMARY KEY, value text NOT NULL);"
         "INSERT INTO {s}.catalog_meta VALUES ('owner', 'another app')",
         "holds no catalog schema_version",
+    ),
+    "a sequence and no table": (
+        "CREATE SEQUENCE {s}.invoice_numbers",
+        "objects of another application (sequence {s}.invoice_numbers)",
+    ),
+    "types and a function and no table": (
+        "CREATE TYPE {s}.mood AS ENUM ('happy', 'sad');"
+        "CREATE DOMAIN {s}.positive AS integer CHECK (VALUE > 0);"
+        "CREATE FUNCTION {s}.answer() RETURNS integer LANGUAGE sql AS 'SELECT 42'",
+        "objects of another application (function {s}.answer(), type {s}.mood, type {s}.positive)",
     ),
 }
 
@@ -472,5 +488,24 @@ def test_a_schema_of_another_application_is_refused_and_left_as_it_was(
         cc.PostgresRepository(url, schema=schema, create_schema=create_schema)
 
     assert f"schema '{schema}' is not a catalog_core catalog" in str(refused.value)
-    assert reason in str(refused.value)
+    assert reason.format(s=schema) in str(refused.value)
     assert _schema_state(url, schema) == before
+
+
+def test_a_schema_holding_only_an_extension_is_the_catalogs_to_create(
+    url: str, schema: str
+) -> None:
+    """An extension's types and functions are installed software, not another application's data
+    (``public`` often holds some): the catalog is created beside them."""
+    # An extension exists once per database: runs sharing the server take turns.
+    with psycopg.connect(url, autocommit=True) as turn:
+        turn.execute("SELECT pg_advisory_lock(hashtext('catalog_core citext test'))")
+        turn.execute(f"CREATE SCHEMA {schema}")
+        turn.execute(f"CREATE EXTENSION citext SCHEMA {schema}")
+        repository = cc.PostgresRepository(url, schema=schema)
+        try:
+            cc.Catalog(repository).upsert("acme", {"externalId": "p", "images": IMAGES})
+            assert cc.Catalog(repository).get("acme", "p").version == 1
+        finally:
+            repository.close()
+            turn.execute(f"DROP SCHEMA {schema} CASCADE")

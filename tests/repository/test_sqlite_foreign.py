@@ -1,10 +1,13 @@
 """An SQLite file that is not a catalog is refused before anything is written to it.
 
 The catalog recognises its own schema by the ``schema_version`` row of ``catalog_meta`` (and
-tables of its own shape); an empty or new file is its to create. Anything else (another
-application's database, a file that is not SQLite at all) is refused with a clear error and
-left byte for byte as it was, with no ``-wal``, ``-shm`` or ``-journal`` file beside it, whether
-it is opened by the library, by URL, through a ``sqlite_utils.Database`` or by the command line.
+tables of its own shape); an empty or new file (no object at all) is its to create. Anything
+else (another application's database, a file that is not SQLite at all) is refused with a clear
+error and left byte for byte as it was, with no ``-wal``, ``-shm`` or ``-journal`` file beside
+it, whether it is opened by the library, by URL, through a ``sqlite_utils.Database`` or by the
+command line. It is recognised over a read-only connection, so another application's commits
+still in its ``-wal`` stay there; only a hot rollback journal is rolled back first, as any
+SQLite reader must.
 """
 
 from __future__ import annotations
@@ -79,6 +82,10 @@ FOREIGN: dict[str, tuple[Callable[[Path], None], str]] = {
     "an empty database another application marked as its own": (
         lambda p: _sqlite(p, "PRAGMA application_id = 1234", "PRAGMA user_version = 7"),
         "another application's database (application_id 1234, user_version 7)",
+    ),
+    "views of another application and no table": (
+        lambda p: _sqlite(p, "CREATE VIEW answers AS SELECT 42 AS answer"),
+        "objects of another application (view answers)",
     ),
     "a file that is not SQLite": (
         lambda p: p.write_text("shopping list: socks, a raincoat, and more socks\n" * 200),
@@ -156,6 +163,92 @@ def test_the_command_line_refuses_a_foreign_file_in_one_line_and_leaves_it_as_it
     assert reason in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert _snapshot(tmp_path) == before
+
+
+# Another application's WAL database whose last commits are still in its -wal: its writer died
+# (or is still running), so the -wal and -shm files are there.
+_DIE_AFTER_A_COMMIT = (
+    "import os, sqlite3, sys\n"
+    "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+    "conn.execute('PRAGMA journal_mode = WAL')\n"
+    "conn.execute('CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)')\n"
+    "conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')\n"
+    "conn.execute(\"INSERT INTO orders (item) VALUES ('socks'), ('a raincoat')\")\n"
+    "os._exit(0)\n"
+)
+
+
+def _cli_list(path: Path) -> None:
+    result = subprocess.run(
+        [str(SCRIPT), "--db", str(path), "list"], capture_output=True, text=True, timeout=30
+    )
+    assert (result.returncode, result.stdout) == (1, ""), result
+    raise RuntimeError(result.stderr)
+
+
+@pytest.mark.parametrize("opener", ["path", "url", "command line"])
+def test_a_foreign_database_with_commits_in_its_log_is_refused_without_a_checkpoint(
+    tmp_path: Path, opener: str
+) -> None:
+    """Recognised over a read-only connection: closing it cannot move the log into the file.
+
+    The ``-shm`` file is SQLite's shared index of the log, rewritten by every reader: only its
+    presence is compared.
+    """
+    path = tmp_path / "theirs.db"
+    subprocess.run([sys.executable, "-c", _DIE_AFTER_A_COMMIT, str(path)], check=True)
+    before = _snapshot(tmp_path)
+    assert list(before) == ["theirs.db", "theirs.db-shm", "theirs.db-wal"]
+    assert len(before["theirs.db-wal"]) > 0  # the two orders are only there
+
+    with pytest.raises(RuntimeError, match="tables of another application \\(orders\\)"):
+        {"path": _open_by_path, "url": _open_by_url, "command line": _cli_list}[opener](path)
+
+    after = _snapshot(tmp_path)
+    assert list(after) == list(before)
+    assert after["theirs.db"] == before["theirs.db"]
+    assert after["theirs.db-wal"] == before["theirs.db-wal"]
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    assert conn.execute("SELECT item FROM orders ORDER BY id").fetchall() == [
+        ("socks",),
+        ("a raincoat",),
+    ]
+    conn.close()
+
+
+# Another application's database in rollback-journal mode whose writer died mid-transaction,
+# after writing pages of the file: the hot -journal holds what they were.
+_DIE_IN_A_TRANSACTION = (
+    "import os, sqlite3, sys\n"
+    "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+    "conn.execute('CREATE TABLE notes (body TEXT)')\n"
+    "conn.execute(\"INSERT INTO notes VALUES ('buy socks')\")\n"
+    "conn.execute('PRAGMA cache_size = 1')\n"
+    "conn.execute('BEGIN')\n"
+    "conn.executemany('INSERT INTO notes VALUES (?)', [('x' * 1000,)] * 500)\n"
+    "os._exit(0)\n"
+)
+
+
+def test_a_foreign_database_left_with_a_hot_journal_is_rolled_back_as_by_any_reader(
+    tmp_path: Path,
+) -> None:
+    """A read-only connection cannot read it: SQLite must first undo the dead transaction.
+
+    That is what the application's own next reader would do; the file is then refused with its
+    committed contents, and no journal is left.
+    """
+    path = tmp_path / "theirs.db"
+    subprocess.run([sys.executable, "-c", _DIE_IN_A_TRANSACTION, str(path)], check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db", "theirs.db-journal"]
+
+    with pytest.raises(RuntimeError, match="tables of another application \\(notes\\)"):
+        cc.SQLiteRepository(path)
+
+    assert [p.name for p in tmp_path.iterdir()] == ["theirs.db"]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT body FROM notes").fetchall() == [("buy socks",)]
+    conn.close()
 
 
 @pytest.mark.parametrize("kind", ["missing", "zero bytes", "empty SQLite database"])
