@@ -292,7 +292,7 @@ class Catalog:
             command.external_id,
             images,
             blobs,
-            _Warnings().extended(warnings, count).extended(file_warnings),
+            _NO_WARNINGS.extended(warnings, count).extended(file_warnings),
         )
 
     def use(
@@ -312,7 +312,7 @@ class Catalog:
         account = check_account(account)
         uploads = _check_files(files)
         body = load_body(_check_request_size(item, uploads, self.limits), self.limits)
-        return self._use(account, body, uploads, prefix="", warnings=_Warnings())
+        return self._use(account, body, uploads, prefix="", warnings=_NO_WARNINGS)
 
     def try_on(
         self,
@@ -333,7 +333,7 @@ class Catalog:
         checked = _check_request_size(body, uploads, self.limits)
         item, prefix, warnings = decode_try_on(load_body(checked, self.limits))
         return self._use(
-            account, item, uploads, prefix=prefix, warnings=_Warnings().extended(warnings)
+            account, item, uploads, prefix=prefix, warnings=_NO_WARNINGS.extended(warnings)
         )
 
     def _use(
@@ -568,12 +568,17 @@ class _Warnings:
 
     def extended(self, more: tuple[PayloadWarning, ...], count: int | None = None) -> _Warnings:
         """Return these warnings followed by ``more``, of which there were ``count`` in all."""
+        if not more and not count:
+            return self  # the common case: nothing to add, nothing to copy
         total = self.count + (len(more) if count is None else count)
         return _Warnings((self.kept + more[:MAX_WARNINGS])[:MAX_WARNINGS], total)
 
     def result(self) -> tuple[tuple[PayloadWarning, ...], int]:
         """The warnings and the count, as a result takes them."""
         return self.kept, self.count
+
+
+_NO_WARNINGS: Final = _Warnings()
 
 
 class _TransactionClock:

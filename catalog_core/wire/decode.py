@@ -90,11 +90,12 @@ def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping
         if size > limits.max_request_bytes:
             raise PayloadTooLarge.for_size(size, limits.max_request_bytes)
         raw = payload if isinstance(payload, str) else bytes(payload)
-        cost = decoded_size(raw) if size * MAX_BYTE_COST > limits.max_decoded_bytes else 0
-        if cost > limits.max_decoded_bytes:
+        bound = limits.max_decoded_bytes
+        cost = decoded_size(raw) if size * MAX_BYTE_COST > bound else 0
+        if cost > bound:
             raise ValidationFailed.at(
                 path,
-                f"must be a JSON object that parses within {limits.max_decoded_bytes} bytes of "
+                f"must be a JSON object that parses within {bound} bytes of "
                 f"memory; this one could take {cost} ({VALUE_BYTES} a value or key, and 2 a "
                 "byte of text, or 8 when it holds non-ASCII characters or \\u escapes)",
             )
