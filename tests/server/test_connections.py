@@ -311,30 +311,21 @@ def test_a_connection_limit_past_what_the_descriptors_allow_is_warned_about(
 
 def test_all_the_sockets_of_a_server_share_its_connection_limit() -> None:
     """Server.run(sockets=[a, b]) keeps ``max_connections`` over both, not on each."""
-    import threading
-
     import uvicorn
 
     import catalog_core as cc
     from catalog_core.server import create_app
     from catalog_core.server.protocol import Server, head_timeout_protocol
+    from tests.server.test_protocol import running
 
     app = create_app(cc.Catalog(cc.MemoryRepository()))
     config = uvicorn.Config(app, http=head_timeout_protocol(5), log_config=None)
     listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
     ports = [sock.getsockname()[1] for sock in listeners]
-    server = Server(config, max_connections=1)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": listeners}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        with socket.create_connection(("127.0.0.1", ports[0]), timeout=10):
-            time.sleep(0.1)
-            with socket.create_connection(("127.0.0.1", ports[1]), timeout=10) as second:
-                assert read_all(second).startswith(b"HTTP/1.1 503 ")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with (
+        running(Server(config, max_connections=1), listeners),
+        socket.create_connection(("127.0.0.1", ports[0]), timeout=10),
+    ):
+        time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", ports[1]), timeout=10) as second:
+            assert read_all(second).startswith(b"HTTP/1.1 503 ")

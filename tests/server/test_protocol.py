@@ -3,6 +3,7 @@ it: every connection has Nagle's algorithm off, and the head deadline takes only
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -26,6 +27,22 @@ from catalog_core.server.protocol import (
 )
 
 
+@contextlib.contextmanager
+def running(server: uvicorn.Server, sockets: list[socket.socket] | None = None) -> Iterator[None]:
+    """``server`` run in a thread of its own until the block ends, started when it begins."""
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 def serve(app: Any, head_timeout: float) -> Iterator[tuple[uvicorn.Server, int]]:
     """uvicorn serving ``app`` with the protocol, on a socket made as ``serve`` makes it."""
     sock = socket.create_server(("127.0.0.1", 0))  # proto 0: asyncio leaves Nagle on for it
@@ -33,15 +50,8 @@ def serve(app: Any, head_timeout: float) -> Iterator[tuple[uvicorn.Server, int]]
         app, http=head_timeout_protocol(head_timeout), log_config=None, log_level="warning"
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield server, sock.getsockname()[1]
-    server.should_exit = True
-    thread.join(timeout=30)
+    with running(server, [sock]):
+        yield server, sock.getsockname()[1]
     sock.close()
 
 
@@ -172,20 +182,12 @@ def test_the_server_keeps_its_connection_limit_on_a_socket_it_binds_itself() -> 
     )
     with socket.create_server(("127.0.0.1", 0)) as probe:
         config.port = probe.getsockname()[1]
-    server = Server(config, max_connections=1)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        with socket.create_connection(("127.0.0.1", config.port), timeout=10) as first:
-            time.sleep(0.1)
-            with socket.create_connection(("127.0.0.1", config.port), timeout=10) as second:
-                assert second.recv(65536).startswith(b"HTTP/1.1 503 ")
-            first.sendall(b"GET /tryon/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with (
+        running(Server(config, max_connections=1)),
+        socket.create_connection(("127.0.0.1", config.port), timeout=10) as first,
+    ):
+        time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", config.port), timeout=10) as second:
+            assert second.recv(65536).startswith(b"HTTP/1.1 503 ")
+        first.sendall(b"GET /tryon/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
