@@ -64,7 +64,8 @@ DEFAULT_HEAD_TIMEOUT = 10.0
 DEFAULT_SEND_TIMEOUT = 30.0
 #: Descriptors the default connection limit keeps free for everything else the server opens:
 #: database files (three per SQLite connection, one connection per worker thread at most, and
-#: Starlette runs 40), a PostgreSQL pool's sockets, logs, the event loop's own.
+#: Starlette runs 40), a PostgreSQL pool's sockets, refused connections while they linger (64 at
+#: most), logs, the event loop's own.
 DESCRIPTOR_RESERVE: Final = 200
 # Seconds between two log lines about connections refused over the limit.
 _REFUSAL_LOG_SECONDS: Final = 10.0
