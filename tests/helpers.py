@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from typing import TypeVar
 
 import pytest
@@ -102,3 +103,26 @@ def private_mount_namespace(purpose: str) -> list[str]:
             pytest.fail(why + " (CATALOG_CORE_REQUIRE_TMPFS=1 forbids skipping)")
         pytest.skip(why)
     return list(command)
+
+
+# Starts its command from a small process and waits for it. Linux gives a process started by
+# exec the peak RSS of the process it replaced (subprocess starts children with vfork, which
+# shares the parent's memory, so a child of the test runner starts at the runner's peak); from
+# this launcher, a child starts at the launcher's. With "report", the child's stdout is dropped
+# and its own peak, in KiB, is the launcher's last line.
+_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "report = sys.argv[1] == 'report'\n"
+    "child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL if report else None)\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "if report:\n"
+    "    print(f'peak-rss-kib={usage.ru_maxrss}')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def from_a_fresh_process(command: list[str], *, report_peak: bool = False) -> list[str]:
+    """``command`` run from a small launcher, so that its peak RSS is its own, not the test
+    runner's; with ``report_peak``, its stdout is dropped and the launcher prints
+    ``peak-rss-kib=N`` (the command's own peak) as its last line."""
+    return [sys.executable, "-c", _LAUNCHER, "report" if report_peak else "run", *command]

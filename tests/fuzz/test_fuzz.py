@@ -62,7 +62,7 @@ from catalog_core.testing.strategies import (
 )
 from tests.fuzz.seeds import multipart, quoted, seeds
 from tests.fuzz.target import ACCOUNT, MODES, Target
-from tests.helpers import R31_PRODUCT_KEYS, run_size
+from tests.helpers import R31_PRODUCT_KEYS, from_a_fresh_process, run_size
 from tests.server.conftest import Server, start_server
 from tests.test_properties import any_texts, json_values, product_like_dicts
 
@@ -214,7 +214,9 @@ def test_r29_r33_atheris_finds_no_crash_hang_or_runaway_memory(
         "-print_final_stats=1",
     ]
     ran = subprocess.run(
-        command,
+        # libFuzzer's -rss_limit_mb reads the process's peak RSS, which it would otherwise start
+        # with from the test runner (2.5 GB in a long run of the reliability tests before it).
+        from_a_fresh_process(command),
         cwd=ROOT,
         env=os.environ,
         capture_output=True,

@@ -1,9 +1,9 @@
 """``catalog-core import`` runs in flat memory, however large its file and its lines.
 
-The import is measured as benchmarks/ measure it (docs/performance.md): a small launcher forks
-it and reports the child's own peak RSS, since Linux carries a parent's peak across fork and
-exec. The CI form imports files of tens of MiB made of 4 MiB lines; the long form
-(``CATALOG_CORE_IMPORT_MIB``) a file of 1 GiB.
+The import is measured as benchmarks/ measure it (docs/performance.md): a small launcher
+(``tests.helpers.from_a_fresh_process``) starts it and reports its own peak RSS, since Linux
+carries a parent's peak across fork and exec. The CI form imports files of tens of MiB made of
+4 MiB lines; the long form (``CATALOG_CORE_IMPORT_MIB``) a file of 1 GiB.
 """
 
 from __future__ import annotations
@@ -11,68 +11,69 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 import catalog_core as cc
-from tests.helpers import run_size
+from tests.helpers import from_a_fresh_process, run_size
 
 pytestmark = pytest.mark.slow
 
 MIB = 2**20
 LINE_BYTES = 4 * MIB
 IMAGE = {"source": {"url": "https://cdn.example/a.jpg"}}
-# The launcher's own peak is small; the child's is reported in KiB on its last line.
-_LAUNCHER = (
-    "import os, subprocess, sys\n"
-    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
-    "_, status, usage = os.wait4(child.pid, 0)\n"
-    "print(f'peak-rss-kib={usage.ru_maxrss}')\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
 
 
 def peak_rss_of_import(path: Path, db: Path, *extra: str) -> int:
     """Import ``path`` into ``db`` with the real command line; return its peak RSS in bytes."""
-    command = [sys.executable, "-c", _LAUNCHER, sys.executable, "-c"]
-    command += ["from catalog_core.cli import main; main()", "--db", str(db), "import", str(path)]
+    command = [sys.executable, "-c", "from catalog_core.cli import main; main()"]
+    command += ["--db", str(db), "import", str(path), *extra]
     ran = subprocess.run(
-        [*command, *extra], capture_output=True, text=True, timeout=600, check=False
+        from_a_fresh_process(command, report_peak=True),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
     return int(ran.stdout.splitlines()[-1].removeprefix("peak-rss-kib=")) * 1024
 
 
-def padded(head: dict[str, object], size: int, *, key: bool = False) -> bytes:
-    """A JSON line of exactly ``size`` bytes: ``head`` plus one unknown field of padding.
+def padded(head: dict[str, object], size: int, *, key: bool = False) -> Iterator[bytes]:
+    """A JSON line of exactly ``size`` bytes, in pieces of at most 1 MiB: ``head`` plus one
+    unknown field of padding (so that a line of a GiB never sits in the test's memory).
 
     The padding is the field's value, or with ``key`` its name, which the warning then names.
     """
-    start = json.dumps(head)[:-1].encode() + b', "'
+    start = json.dumps(head)[:-1].encode() + b', "' + (b"" if key else b'padding": "')
     end = b'": 1}\n' if key else b'"}\n'
-    middle = b"" if key else b'padding": "'
-    return start + middle + b"k" * (size - len(start) - len(middle) - len(end)) + end
+    yield start
+    left = size - len(start) - len(end)
+    while left > 0:
+        yield b"k" * min(left, MIB)
+        left -= MIB
+    yield end
 
 
-def large_lines(count: int) -> list[bytes]:
+def large_lines(count: int) -> Iterator[Iterable[bytes]]:
     """Lines of ``LINE_BYTES`` each, in turn: accepted (padding in a value), accepted (padding as
     the name of an unknown field, kept by its warning), rejected (no image on a create), blank.
     """
-    kinds: list[Callable[[int], bytes]] = [
+    kinds: list[Callable[[int], Iterable[bytes]]] = [
         lambda n: padded({"externalId": f"v{n}", "images": [IMAGE]}, LINE_BYTES),
         lambda n: padded({"externalId": f"k{n}", "images": [IMAGE]}, LINE_BYTES, key=True),
         lambda n: padded({"externalId": f"r{n}"}, LINE_BYTES),
-        lambda n: b" " * (LINE_BYTES - 1) + b"\n",
+        lambda n: [b" " * (LINE_BYTES - 1) + b"\n"],
     ]
-    return [kinds[n % len(kinds)](n) for n in range(count)]
+    return (kinds[n % len(kinds)](n) for n in range(count))
 
 
-def write_lines(path: Path, lines: list[bytes]) -> int:
+def write_lines(path: Path, lines: Iterable[Iterable[bytes]]) -> int:
     with path.open("wb") as out:
         for line in lines:
-            out.write(line)
+            out.writelines(line)
     return path.stat().st_size
 
 
@@ -117,7 +118,7 @@ def test_r30_r33_a_line_over_the_request_limit_is_refused_without_being_read_who
     """
     limit = cc.Limits().max_request_bytes
     image = {"images": [IMAGE]}
-    small = [json.dumps({"externalId": f"s{n}", **image}).encode() + b"\n" for n in range(2)]
+    small = [[json.dumps({"externalId": f"s{n}", **image}).encode() + b"\n"] for n in range(2)]
     at_limit = tmp_path / "at-limit.jsonl"
     write_lines(at_limit, [small[0], padded({"externalId": "big", **image}, limit), small[1]])
     accepted_peak = peak_rss_of_import(at_limit, tmp_path / "at-limit.db")
@@ -141,11 +142,11 @@ def test_r30_r33_a_line_over_the_request_limit_is_refused_without_being_read_who
 
     # The report, from a file of the same shape read through the same code in this process.
     runner = CliRunner(env={"CATALOG_CORE_DB": None, "CATALOG_CORE_ACCOUNT": None})
-    line = padded({"externalId": "big", **image}, limit + 1)
+    line = b"".join(padded({"externalId": "big", **image}, limit + 1))
     result = runner.invoke(
         main,
         ["--db", str(tmp_path / "report.db"), "import", "--json", "-"],
-        input=small[0] + line + small[1],
+        input=small[0][0] + line + small[1][0],
     )
     assert json.loads(result.stdout) == {
         "created": 2,
