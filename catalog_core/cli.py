@@ -25,6 +25,7 @@ import click
 import catalog_core as cc
 from catalog_core.catalog import MAX_PAGE_SIZE
 from catalog_core.wire.decode import check_account
+from catalog_core.wire.errors import error_to_wire
 
 __all__ = ["main"]
 
@@ -54,7 +55,7 @@ class _CatalogGroup(click.Group):
         try:
             return super().invoke(ctx)
         except cc.CatalogError as exc:
-            click.echo(json.dumps(exc.to_wire()), err=True)
+            click.echo(json.dumps(error_to_wire(exc)), err=True)
             ctx.exit(1)
         except _database_errors() as exc:
             raise click.ClickException(f"database error: {exc}") from None

@@ -1,23 +1,26 @@
 """Every failure the catalog reports, as one exception tree with stable codes (R29).
 
+An error is a code, a message and field details. The HTTP status of each code is the wire
+format's business: :mod:`catalog_core.wire.errors` holds that table.
+
 The tree::
 
     CatalogError (Exception)
-    ├── ValidationFailed            VALIDATION_FAILED         400  (also ValueError)
-    ├── ExternalIdRequired          EXTERNAL_ID_REQUIRED      400  (also ValueError)
-    ├── ProductImagesRequired       PRODUCT_IMAGES_REQUIRED   400  (also ValueError)
-    ├── InvalidImageInput           INVALID_IMAGE_INPUT       400  (also ValueError)
-    ├── MultipartFileNotFound       MULTIPART_FILE_NOT_FOUND  400  (also LookupError)
-    ├── InvalidImage                INVALID_IMAGE             400  (also ValueError)
-    ├── MissingApiKey               MISSING_API_KEY           401  (also PermissionError)
-    ├── InvalidApiKey               INVALID_API_KEY           401  (also PermissionError)
-    ├── ProductNotFound             PRODUCT_NOT_FOUND         404  (also LookupError)
-    ├── ReservedExternalId          RESERVED_EXTERNAL_ID      409  (also ValueError)
-    ├── VersionConflict             VERSION_CONFLICT          412
-    ├── FileTooLarge                FILE_TOO_LARGE            413  (also ValueError)
-    ├── PayloadTooLarge             PAYLOAD_TOO_LARGE         413  (also ValueError)
-    ├── UnsupportedMediaType        UNSUPPORTED_MEDIA_TYPE    415  (also ValueError)
-    └── RateLimited                 RATE_LIMITED              429
+    ├── ValidationFailed            VALIDATION_FAILED         (also ValueError)
+    ├── ExternalIdRequired          EXTERNAL_ID_REQUIRED      (also ValueError)
+    ├── ProductImagesRequired       PRODUCT_IMAGES_REQUIRED   (also ValueError)
+    ├── InvalidImageInput           INVALID_IMAGE_INPUT       (also ValueError)
+    ├── MultipartFileNotFound       MULTIPART_FILE_NOT_FOUND  (also LookupError)
+    ├── InvalidImage                INVALID_IMAGE             (also ValueError)
+    ├── MissingApiKey               MISSING_API_KEY           (also PermissionError)
+    ├── InvalidApiKey               INVALID_API_KEY           (also PermissionError)
+    ├── ProductNotFound             PRODUCT_NOT_FOUND         (also LookupError)
+    ├── ReservedExternalId          RESERVED_EXTERNAL_ID      (also ValueError)
+    ├── VersionConflict             VERSION_CONFLICT
+    ├── FileTooLarge                FILE_TOO_LARGE            (also ValueError)
+    ├── PayloadTooLarge             PAYLOAD_TOO_LARGE         (also ValueError)
+    ├── UnsupportedMediaType        UNSUPPORTED_MEDIA_TYPE    (also ValueError)
+    └── RateLimited                 RATE_LIMITED
 
 A caller that catches :class:`CatalogError` sees every failure a bad input can cause.
 """
@@ -81,6 +84,19 @@ def sort_details(details: Iterable[Detail]) -> tuple[Detail, ...]:
     return tuple(sorted(details, key=lambda d: (_path_key(d), d.message)))
 
 
+class _WireStatus:
+    """``status`` of an error class or instance: the HTTP status of its code.
+
+    The table is the wire format's (:data:`catalog_core.wire.errors.STATUS_BY_CODE`); it is
+    imported when first read, so that the domain loads nothing of the wire.
+    """
+
+    def __get__(self, instance: object, owner: type[CatalogError]) -> int:
+        from catalog_core.wire.errors import status_of
+
+        return status_of(owner)
+
+
 class CatalogError(Exception):
     """The base of every catalog failure.
 
@@ -92,7 +108,7 @@ class CatalogError(Exception):
     """
 
     code: ClassVar[str] = "INTERNAL"
-    status: ClassVar[int] = 500
+    status = _WireStatus()
 
     def __init__(self, message: str, details: Iterable[Detail] = ()) -> None:
         super().__init__(message)
@@ -100,11 +116,13 @@ class CatalogError(Exception):
         self.details: tuple[Detail, ...] = sort_details(details)
 
     def to_wire(self) -> dict[str, Any]:
-        """Return ``{code, message, status, details?}``; ``details`` only when there are some."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
-        if self.details:
-            body["details"] = [d.to_wire() for d in self.details]
-        return body
+        """Return ``{code, message, status, details?}``; ``details`` only when there are some.
+
+        The body is made by :func:`catalog_core.wire.errors.error_to_wire`.
+        """
+        from catalog_core.wire.errors import error_to_wire
+
+        return error_to_wire(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, details={list(self.details)!r})"
@@ -114,7 +132,6 @@ class ValidationFailed(CatalogError, ValueError):
     """A field has the wrong type, size or form; ``details`` lists every such field at once."""
 
     code = "VALIDATION_FAILED"
-    status = 400
 
     @classmethod
     def at(cls, path: str, message: str) -> ValidationFailed:
@@ -134,56 +151,48 @@ class ExternalIdRequired(CatalogError, ValueError):
     """The upsert has no ``externalId`` (missing, ``null`` or empty)."""
 
     code = "EXTERNAL_ID_REQUIRED"
-    status = 400
 
 
 class ProductImagesRequired(CatalogError, ValueError):
     """A product would be created, or left, with no image."""
 
     code = "PRODUCT_IMAGES_REQUIRED"
-    status = 400
 
 
 class InvalidImageInput(CatalogError, ValueError):
     """An image source holds neither or both of ``url`` and ``fileKey``."""
 
     code = "INVALID_IMAGE_INPUT"
-    status = 400
 
 
 class MultipartFileNotFound(CatalogError, LookupError):
     """An image names a ``fileKey`` that is not a file part of the request."""
 
     code = "MULTIPART_FILE_NOT_FOUND"
-    status = 400
 
 
 class InvalidImage(CatalogError, ValueError):
     """Uploaded bytes are not a JPEG, PNG, WebP, HEIC/HEIF or AVIF image."""
 
     code = "INVALID_IMAGE"
-    status = 400
 
 
 class MissingApiKey(CatalogError, PermissionError):
     """The request carries no API key."""
 
     code = "MISSING_API_KEY"
-    status = 401
 
 
 class InvalidApiKey(CatalogError, PermissionError):
     """The request's API key is not known."""
 
     code = "INVALID_API_KEY"
-    status = 401
 
 
 class ProductNotFound(CatalogError, LookupError):
     """No live product has that id in the account."""
 
     code = "PRODUCT_NOT_FOUND"
-    status = 404
 
     @classmethod
     def for_id(cls, external_id: str) -> ProductNotFound:
@@ -195,28 +204,24 @@ class ReservedExternalId(CatalogError, ValueError):
     """An upsert names an id with the ``_anon_`` prefix."""
 
     code = "RESERVED_EXTERNAL_ID"
-    status = 409
 
 
 class VersionConflict(CatalogError):
     """The expected version does not match the product's current version."""
 
     code = "VERSION_CONFLICT"
-    status = 412
 
 
 class FileTooLarge(CatalogError, ValueError):
     """An uploaded file is over the file limit."""
 
     code = "FILE_TOO_LARGE"
-    status = 413
 
 
 class PayloadTooLarge(CatalogError, ValueError):
     """The whole request body is over the request limit."""
 
     code = "PAYLOAD_TOO_LARGE"
-    status = 413
 
     @classmethod
     def for_size(cls, size: int, limit: int) -> PayloadTooLarge:
@@ -231,14 +236,12 @@ class UnsupportedMediaType(CatalogError, ValueError):
     """The request body is neither JSON nor multipart."""
 
     code = "UNSUPPORTED_MEDIA_TYPE"
-    status = 415
 
 
 class RateLimited(CatalogError):
     """The account has sent too many requests."""
 
     code = "RATE_LIMITED"
-    status = 429
 
 
 _BY_CODE: dict[str, type[CatalogError]] = {

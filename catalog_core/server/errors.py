@@ -21,32 +21,27 @@ class RouteNotFound(CatalogError, LookupError):
     """No endpoint has this path."""
 
     code = "ROUTE_NOT_FOUND"
-    status = 404
 
 
 class MethodNotAllowed(CatalogError):
     """The path exists but not with this method; the response's ``Allow`` header lists them."""
 
     code = "METHOD_NOT_ALLOWED"
-    status = 405
 
 
 class ServerError(CatalogError):
     """Something failed that is not the request's fault; the server's log has the traceback."""
 
     code = "INTERNAL"
-    status = 500
 
 
 class ServiceUnavailable(CatalogError):
     """The server is shutting down: it stopped before it could finish the request."""
 
     code = "UNAVAILABLE"
-    status = 503
 
 
 class RequestTimeout(CatalogError):
     """The client stopped sending: its head missed the header timeout, or its body the body one."""
 
     code = "REQUEST_TIMEOUT"
-    status = 408

@@ -48,6 +48,7 @@ from catalog_core._json import dumps
 from catalog_core.errors import CatalogError
 from catalog_core.server.body import check_timeout
 from catalog_core.server.errors import RequestTimeout, ServiceUnavailable
+from catalog_core.wire.errors import error_to_wire, status_of
 
 __all__ = [
     "DEFAULT_HEAD_TIMEOUT",
@@ -92,9 +93,10 @@ def default_max_connections() -> int:
 
 def _canned(error: CatalogError, *headers: str) -> bytes:
     """A whole HTTP/1.1 answer in the error shape, for a connection no request cycle runs on."""
-    body = dumps(error.to_wire())
+    body = dumps(error_to_wire(error))
+    status = status_of(error)
     lines = [
-        f"HTTP/1.1 {error.status} {http.HTTPStatus(error.status).phrase}",
+        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
         "content-type: application/json",
         f"content-length: {len(body)}",
         *headers,

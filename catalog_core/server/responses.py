@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from catalog_core._json import dumps
 from catalog_core.errors import CatalogError
 from catalog_core.model import PayloadWarning
+from catalog_core.wire.errors import error_to_wire, status_of
 
 __all__ = [
     "WARNINGS_COUNT_HEADER",
@@ -46,7 +47,7 @@ def json_response(
 
 def error_response(exc: CatalogError, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """Return ``{code, message, status, details?}`` with the error's HTTP status (R29)."""
-    return json_response(exc.to_wire(), exc.status, headers)
+    return json_response(error_to_wire(exc), status_of(exc), headers)
 
 
 def warnings_headers(

@@ -1,0 +1,80 @@
+"""The layers of docs/architecture.md: what each module may import at its top level.
+
+The arrows point inwards: adapters (``server``, ``cli``) -> ``catalog`` -> ``wire`` and
+``repository`` -> the domain. A module-level import against an arrow fails here; an import inside
+a function (done lazily, as ``CatalogError.status`` reads the wire's table) is not a layer's
+dependency and is not counted.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "catalog_core"
+
+#: Each layer and the layers its modules may import (itself included).
+LAYERS: dict[str, set[str]] = {
+    "domain": {"domain"},
+    "wire": {"domain", "wire"},
+    "repository": {"domain", "repository"},
+    "catalog": {"domain", "wire", "repository", "catalog"},
+    "adapter": {"domain", "wire", "repository", "catalog", "adapter", "package"},
+    "testing": {"domain", "wire", "repository", "catalog", "testing", "package"},
+    "package": {"domain", "wire", "repository", "catalog", "package"},
+}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")[1:]
+    if not parts or parts == ["__init__"]:
+        return "package"
+    head = parts[0]
+    if head in {"wire", "repository", "testing"}:
+        return head
+    if head in {"server", "cli"}:
+        return "adapter"
+    if head == "catalog":
+        return "catalog"
+    return "domain"
+
+
+def modules() -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        found.append((".".join(relative.parts), path))
+    return found
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The ``catalog_core`` modules a file imports when it is loaded (not under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for child in ast.walk(node) if isinstance(node, ast.If | ast.Try) else [node]:
+            if isinstance(child, ast.Import):
+                names.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                names.add(child.module)
+    return {name for name in names if name == "catalog_core" or name.startswith("catalog_core.")}
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=lambda v: str(v).split("/")[-1])
+def test_a_module_imports_only_the_layers_its_own_may_use(module: str, path: Path) -> None:
+    allowed = LAYERS[layer_of(module)]
+    wrong = {name for name in top_level_imports(path) if layer_of(name) not in allowed}
+    assert not wrong, f"{module} ({layer_of(module)}) imports {sorted(wrong)}"
+
+
+def test_the_layer_check_sees_an_import_against_the_arrows(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import catalog_core.wire.errors\nfrom catalog_core.catalog import Catalog\n")
+    assert {layer_of(name) for name in top_level_imports(bad)} == {"wire", "catalog"}
+    lazy = tmp_path / "lazy.py"
+    lazy.write_text("def f():\n    from catalog_core.wire.errors import status_of\n")
+    assert top_level_imports(lazy) == set()
