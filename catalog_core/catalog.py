@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard
 
 from catalog_core._unset import UNSET
-from catalog_core.commands import UpsertCommand
+from catalog_core.commands import ANY_VERSION, AnyVersion, UpsertCommand
 from catalog_core.cursor import cursor_key, decode_cursor, encode_cursor
 from catalog_core.errors import (
     CatalogError,
@@ -18,7 +17,6 @@ from catalog_core.errors import (
     PayloadTooLarge,
     ProductNotFound,
     ValidationFailed,
-    VersionConflict,
 )
 from catalog_core.images import Blob, make_blob
 from catalog_core.limits import Limits
@@ -37,9 +35,12 @@ from catalog_core.repository.base import Change, Repository, Write
 from catalog_core.rules import (
     ONE_SHOT_VALID_FOR_DAYS,
     USE_CREATED_VALID_FOR_DAYS,
+    check_version,
+    live,
     merge,
     new_one_shot_id,
     record_use,
+    write_time,
 )
 from catalog_core.wire.decode import (
     check_account,
@@ -63,18 +64,6 @@ MAX_PAGE_SIZE = 200
 #: :meth:`Catalog.upsert_many` writes a batch once its payloads reach this many bytes.
 DEFAULT_BATCH_BYTES = 8 * 2**20
 
-
-class AnyVersion(enum.Enum):
-    """The type of :data:`ANY_VERSION`."""
-
-    ANY_VERSION = "*"
-
-    def __repr__(self) -> str:
-        return "ANY_VERSION"
-
-
-#: ``if_version=ANY_VERSION``: the product must exist, at whatever version (HTTP ``If-Match: *``).
-ANY_VERSION: Final = AnyVersion.ANY_VERSION
 
 #: What ``if_version`` takes: one version, a collection of them, or :data:`ANY_VERSION`.
 ExpectedVersion = int | Collection[int] | AnyVersion
@@ -124,15 +113,11 @@ class Catalog:
         """Return the time of a write, read while the repository holds the key's lock.
 
         Reading the clock before the lock would let a writer that read it earlier commit later,
-        and a product's timestamps would go backwards (R11, R19). Never earlier than the stored
-        product's own timestamps either, so clocks that disagree between processes cannot
-        reorder a product's history. ``now``: the time of the transaction, already read.
+        and a product's timestamps would go backwards (R11, R19); :func:`rules.write_time
+        <catalog_core.rules.write_time>` keeps it from going back past the stored product's
+        own. ``now``: the time of the transaction, already read.
         """
-        if now is None:
-            now = self.now()
-        if stored is None:
-            return now
-        return max(now, stored.updated_at, stored.last_used_at or now)
+        return write_time(self.now() if now is None else now, stored)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -361,7 +346,7 @@ class Catalog:
         def change(stored: Product | None) -> Write:
             nonlocal created
             now = self._write_time(stored)
-            existing = _live(stored, now)
+            existing = live(stored, now)
             if command.is_reference:
                 if existing is None:
                     raise ProductNotFound.for_id(external_id)
@@ -396,7 +381,7 @@ class Catalog:
 
             def change(stored: Product | None, external_id: str = external_id) -> Write:
                 now = self._write_time(stored)
-                if _live(stored, now) is not None:
+                if live(stored, now) is not None:
                     raise _OneShotIdTaken
                 product = merge(
                     None,
@@ -439,10 +424,10 @@ class Catalog:
         if_version = _check_version(if_version)
 
         def change(stored: Product | None) -> Write:
-            existing = _live(stored, self._write_time(stored))
+            existing = live(stored, self._write_time(stored))
             if existing is None:
                 raise ProductNotFound.for_id(external_id)
-            _expect_version(existing, if_version, external_id)
+            check_version(existing, if_version, external_id)
             return Write(None)
 
         self.repository.write(account, external_id, change)
@@ -462,7 +447,7 @@ class Catalog:
         """
         account = check_account(account)
         external_id = _check_id(external_id, self.limits)
-        product = _live(self.repository.get(account, external_id), self.now())
+        product = live(self.repository.get(account, external_id), self.now())
         if product is None:
             raise ProductNotFound.for_id(external_id)
         return product
@@ -631,7 +616,7 @@ class _PreparedUpsert:
 
         def change(stored: Product | None) -> Write:
             now = self.catalog._write_time(stored, None if clock is None else clock())
-            existing = _live(stored, now)
+            existing = live(stored, now)
             product = merge(
                 existing,
                 self.command,
@@ -640,7 +625,7 @@ class _PreparedUpsert:
                 account=account,
                 external_id=self.external_id,
             )
-            _expect_version(existing, if_version, self.external_id)
+            check_version(existing, if_version, self.external_id)
             self.created = existing is None
             return Write(product, self.blobs)
 
@@ -649,45 +634,6 @@ class _PreparedUpsert:
     def result(self, product: Product) -> UpsertResult:
         """Return the upsert's result once ``product`` is stored."""
         return UpsertResult(product, self.created, *self.warnings.result())
-
-
-def _live(product: Product | None, now: datetime) -> Product | None:
-    """Return ``product`` when it is live at ``now``; an expired product counts as absent (R20)."""
-    return None if product is None or product.is_expired(now) else product
-
-
-def _expect_version(
-    existing: Product | None,
-    if_version: int | frozenset[int] | AnyVersion | None,
-    external_id: str,
-) -> None:
-    if if_version is None:
-        return
-    if if_version is ANY_VERSION:
-        if existing is None:
-            raise VersionConflict(
-                f"Product '{external_id}' does not exist; expected it at any version.",
-                [Detail("version", "no live product has this id")],
-            )
-        return
-    if isinstance(if_version, int):
-        expected = f"; expected version {if_version}."
-    elif if_version:
-        expected = "; expected one of versions " + ", ".join(map(str, sorted(if_version))) + "."
-    else:
-        expected = ", and no expected version was given that could match."
-    if existing is None:
-        raise VersionConflict(
-            f"Product '{external_id}' does not exist{expected}",
-            [Detail("version", "no live product has this id")],
-        )
-    if existing.version != if_version and not (
-        isinstance(if_version, frozenset) and existing.version in if_version
-    ):
-        raise VersionConflict(
-            f"Product '{external_id}' is at version {existing.version}{expected}",
-            [Detail("version", f"current version is {existing.version}")],
-        )
 
 
 def _check_version(value: object) -> int | frozenset[int] | AnyVersion | None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from catalog_core._unset import UNSET, Unset
 
-__all__ = ["ImageInput", "UpsertCommand"]
+__all__ = ["ANY_VERSION", "AnyVersion", "ImageInput", "UpsertCommand"]
 
 
 @attrs.frozen
@@ -57,3 +58,16 @@ class UpsertCommand:
                 self.images,
             )
         )
+
+
+class AnyVersion(enum.Enum):
+    """The type of :data:`ANY_VERSION`."""
+
+    ANY_VERSION = "*"
+
+    def __repr__(self) -> str:
+        return "ANY_VERSION"
+
+
+#: ``if_version=ANY_VERSION``: the product must exist, at whatever version (HTTP ``If-Match: *``).
+ANY_VERSION: Final = AnyVersion.ANY_VERSION

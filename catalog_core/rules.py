@@ -14,8 +14,8 @@ from typing import Any, Final
 import attrs
 
 from catalog_core._unset import UNSET
-from catalog_core.commands import UpsertCommand
-from catalog_core.errors import ProductImagesRequired
+from catalog_core.commands import ANY_VERSION, AnyVersion, UpsertCommand
+from catalog_core.errors import Detail, ProductImagesRequired, VersionConflict
 from catalog_core.model import ANON_PREFIX, Image, Product
 
 __all__ = [
@@ -24,10 +24,13 @@ __all__ = [
     "ONE_SHOT_ID_LENGTH",
     "ONE_SHOT_VALID_FOR_DAYS",
     "USE_CREATED_VALID_FOR_DAYS",
+    "check_version",
     "expires_at",
+    "live",
     "merge",
     "new_one_shot_id",
     "record_use",
+    "write_time",
 ]
 
 #: Fields an update keeps when omitted and replaces whole when given (R6, R8, R9, R10).
@@ -40,6 +43,22 @@ USE_CREATED_VALID_FOR_DAYS: Final = 15
 ONE_SHOT_VALID_FOR_DAYS: Final = 7
 ONE_SHOT_ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 ONE_SHOT_ID_LENGTH: Final = 24
+
+
+def live(product: Product | None, now: datetime) -> Product | None:
+    """Return ``product`` when it is live at ``now``; an expired product counts as absent (R20)."""
+    return None if product is None or product.is_expired(now) else product
+
+
+def write_time(now: datetime, stored: Product | None) -> datetime:
+    """Return the time of a write at ``now`` to the key holding ``stored`` (R11, R19).
+
+    Never earlier than the stored product's own timestamps, so that clocks that disagree
+    between processes cannot reorder a product's history.
+    """
+    if stored is None:
+        return now
+    return max(now, stored.updated_at, stored.last_used_at or now)
 
 
 def expires_at(
@@ -146,3 +165,48 @@ def _images_required(existing: Product | None, external_id: str) -> ProductImage
 def new_one_shot_id(choice: Callable[[str], str] = secrets.choice) -> str:
     """Return a fresh one-shot id: ``_anon_`` and 24 random characters from ``[a-z0-9]`` (R22c)."""
     return ANON_PREFIX + "".join(choice(ONE_SHOT_ID_ALPHABET) for _ in range(ONE_SHOT_ID_LENGTH))
+
+
+def check_version(
+    existing: Product | None,
+    if_version: int | frozenset[int] | AnyVersion | None,
+    external_id: str,
+) -> None:
+    """Check a write's expected version against the live product (R28).
+
+    Args:
+        existing: the live product, or ``None``.
+        if_version: ``None`` (no condition), a version, a set of acceptable versions (an empty
+            one never matches), or :data:`~catalog_core.ANY_VERSION` (the product must exist).
+        external_id: the product id, for the message.
+
+    Raises:
+        VersionConflict: the condition does not hold.
+    """
+    if if_version is None:
+        return
+    if if_version is ANY_VERSION:
+        if existing is None:
+            raise VersionConflict(
+                f"Product '{external_id}' does not exist; expected it at any version.",
+                [Detail("version", "no live product has this id")],
+            )
+        return
+    if isinstance(if_version, int):
+        expected = f"; expected version {if_version}."
+    elif if_version:
+        expected = "; expected one of versions " + ", ".join(map(str, sorted(if_version))) + "."
+    else:
+        expected = ", and no expected version was given that could match."
+    if existing is None:
+        raise VersionConflict(
+            f"Product '{external_id}' does not exist{expected}",
+            [Detail("version", "no live product has this id")],
+        )
+    if existing.version != if_version and not (
+        isinstance(if_version, frozenset) and existing.version in if_version
+    ):
+        raise VersionConflict(
+            f"Product '{external_id}' is at version {existing.version}{expected}",
+            [Detail("version", f"current version is {existing.version}")],
+        )
