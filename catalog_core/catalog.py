@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, TypeGuard, cast
 
 from catalog_core._unset import UNSET
 from catalog_core.commands import ANY_VERSION, AnyVersion, UpsertCommand
@@ -150,8 +150,7 @@ class Catalog:
         product = self.repository.write(
             account, prepared.external_id, prepared.change(account, if_version)
         )
-        assert product is not None
-        return prepared.result(product)
+        return prepared.result(_written(product))
 
     def upsert_many(
         self,
@@ -270,11 +269,11 @@ class Catalog:
         body = load_body(_check_request_size(payload, uploads, self.limits), self.limits)
         command, warnings, count = decode_upsert(body, self.limits, owned=body is not payload)
         images, blobs, file_warnings = self._resolve_images(command, uploads)
-        assert command.external_id is not None  # decode_upsert refuses a missing id on an upsert
         return _PreparedUpsert(
             self,
             command,
-            command.external_id,
+            # decode_upsert refuses a missing id on an upsert (R30): an upsert command has one.
+            cast(str, command.external_id),
             images,
             blobs,
             _NO_WARNINGS.extended(warnings, count).extended(file_warnings),
@@ -364,8 +363,7 @@ class Catalog:
             created = existing is None
             return Write(product, blobs)
 
-        product = self.repository.write(account, external_id, change)
-        assert product is not None
+        product = _written(self.repository.write(account, external_id, change))
         return UseResult(product, created, *warnings.result())
 
     def _use_one_shot(
@@ -396,10 +394,9 @@ class Catalog:
                 return Write(product, blobs)
 
             try:
-                product = self.repository.write(account, external_id, change)
+                product = _written(self.repository.write(account, external_id, change))
             except _OneShotIdTaken:  # pragma: no cover - 36**24 ids make this a formality
                 continue
-            assert product is not None
             return UseResult(product, True, *warnings.result())
 
     def delete(
@@ -523,8 +520,8 @@ class Catalog:
         images: list[Image] = []
         for order, entry in enumerate(command.images):
             if entry.file_key is None:
-                assert entry.url is not None
-                images.append(Image(entry.url, order, entry.classifications))
+                # An image input has exactly one of url and fileKey (R12, checked by decoding).
+                images.append(Image(cast(str, entry.url), order, entry.classifications))
                 continue
             blob = blobs.get(entry.file_key)
             if blob is None:
@@ -636,6 +633,13 @@ class _PreparedUpsert:
         return UpsertResult(product, self.created, *self.warnings.result())
 
 
+def _written(product: Product | None) -> Product:
+    """Return the product a write stored; a repository that answers ``None`` breaks the contract."""
+    if product is None:
+        raise RuntimeError("the repository returned no product for a write that stored one")
+    return product
+
+
 def _check_version(value: object) -> int | frozenset[int] | AnyVersion | None:
     """Return ``if_version`` checked: ``None``, ``ANY_VERSION``, a positive int, or a frozenset."""
     if value is None or value is ANY_VERSION:
@@ -658,9 +662,8 @@ def _positive_int(value: object) -> TypeGuard[int]:
 
 def _check_id(external_id: object, limits: Limits) -> str:
     details = check_external_id(external_id, limits)
-    if details:
+    if details or not isinstance(external_id, str):  # not a str: check_external_id said so
         raise ValidationFailed.of(details)
-    assert isinstance(external_id, str)
     return external_id
 
 
