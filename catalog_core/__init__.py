@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from catalog_core._unset import UNSET, Unset
 from catalog_core.catalog import ANY_VERSION, AnyVersion, Catalog
+from catalog_core.commands import ImageInput, UpsertCommand, UseCommand
 from catalog_core.errors import (
     CatalogError,
     Detail,
@@ -75,6 +76,7 @@ __all__ = [
     "ExternalIdRequired",
     "FileTooLarge",
     "Image",
+    "ImageInput",
     "InvalidApiKey",
     "InvalidImage",
     "InvalidImageInput",
@@ -96,7 +98,9 @@ __all__ = [
     "Unset",
     "UnsupportedMediaType",
     "Upload",
+    "UpsertCommand",
     "UpsertResult",
+    "UseCommand",
     "UseResult",
     "ValidationFailed",
     "VersionConflict",

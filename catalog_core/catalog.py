@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard, cast
 
 from catalog_core._unset import UNSET
-from catalog_core.commands import ANY_VERSION, AnyVersion, UpsertCommand
+from catalog_core.commands import (
+    ANY_VERSION,
+    AnyVersion,
+    ProductFields,
+    UpsertCommand,
+    UseCommand,
+)
 from catalog_core.cursor import cursor_key, decode_cursor, encode_cursor
 from catalog_core.errors import (
     CatalogError,
@@ -42,6 +48,7 @@ from catalog_core.rules import (
     record_use,
     write_time,
 )
+from catalog_core.wire.check import check_upsert_command, check_use_command
 from catalog_core.wire.decode import (
     check_account,
     check_external_id,
@@ -146,7 +153,48 @@ class Catalog:
         """
         account = check_account(account)
         if_version = _check_version(if_version)
-        prepared = self._prepare_upsert(payload, files)
+        return self._write_upsert(account, self._prepare_upsert(payload, files), if_version)
+
+    def apply_upsert(
+        self,
+        account: str,
+        command: UpsertCommand,
+        *,
+        files: Mapping[str, Upload] | None = None,
+        if_version: ExpectedVersion | None = None,
+    ) -> UpsertResult:
+        """Create or update a product from a typed command: :meth:`upsert` without the JSON.
+
+        Args:
+            account: the tenant.
+            command: the upsert; its ``UNSET`` fields keep their stored value (R6).
+            files: the uploads its images name by ``file_key`` (R14, R32).
+            if_version: as for :meth:`upsert` (R28).
+
+        Returns:
+            The product after the write and whether it was created (no payload warnings: a
+            command has no deprecated shapes or unknown fields; unused files still warn).
+
+        Raises:
+            CatalogError: every check of the same upsert sent as JSON, with the same codes,
+                messages and wire-named detail paths (``images.0.source.url``), in the order of
+                R30; nothing is written.
+        """
+        account = check_account(account)
+        if_version = _check_version(if_version)
+        uploads = _check_files(files)
+        _check_request_size(b"", uploads, self.limits)
+        checked = check_upsert_command(command, self.limits)
+        return self._write_upsert(
+            account, self._prepared(checked, uploads, _NO_WARNINGS), if_version
+        )
+
+    def _write_upsert(
+        self,
+        account: str,
+        prepared: _PreparedUpsert,
+        if_version: int | frozenset[int] | AnyVersion | None,
+    ) -> UpsertResult:
         product = self.repository.write(
             account, prepared.external_id, prepared.change(account, if_version)
         )
@@ -268,15 +316,21 @@ class Catalog:
         uploads = _check_files(files)
         body = load_body(_check_request_size(payload, uploads, self.limits), self.limits)
         command, warnings, count = decode_upsert(body, self.limits, owned=body is not payload)
+        return self._prepared(command, uploads, _NO_WARNINGS.extended(warnings, count))
+
+    def _prepared(
+        self, command: UpsertCommand, uploads: Mapping[str, Upload], warnings: _Warnings
+    ) -> _PreparedUpsert:
+        """Resolve a checked upsert's images: what waits for the transaction."""
         images, blobs, file_warnings = self._resolve_images(command, uploads)
         return _PreparedUpsert(
             self,
             command,
-            # decode_upsert refuses a missing id on an upsert (R30): an upsert command has one.
+            # Checking refuses a missing id on an upsert (R30): a checked upsert has one.
             cast(str, command.external_id),
             images,
             blobs,
-            _NO_WARNINGS.extended(warnings, count).extended(file_warnings),
+            warnings.extended(file_warnings),
         )
 
     def use(
@@ -329,17 +383,46 @@ class Catalog:
         prefix: str,
         warnings: _Warnings,
     ) -> UseResult:
-        """Apply a checked product item: the account, files, size and JSON are already checked."""
+        """Decode a product item: the account, files, size and JSON are already checked."""
         command, item_warnings, count = decode_upsert(
             body, self.limits, for_use=True, prefix=prefix
         )
-        images, blobs, file_warnings = self._resolve_images(command, uploads)
-        warnings = warnings.extended(item_warnings, count).extended(file_warnings)
+        return self._apply_use(account, command, uploads, warnings.extended(item_warnings, count))
 
-        if command.external_id is None:
+    def apply_use(
+        self,
+        account: str,
+        command: UseCommand,
+        *,
+        files: Mapping[str, Upload] | None = None,
+    ) -> UseResult:
+        """Apply a typed try-on product item and record the use: :meth:`use` without the JSON.
+
+        Raises:
+            CatalogError: every check of the same item sent as JSON, with the same codes,
+                messages and detail paths, in the order of R30; nothing is written.
+        """
+        account = check_account(account)
+        uploads = _check_files(files)
+        _check_request_size(b"", uploads, self.limits)
+        checked = check_use_command(command, self.limits)
+        return self._apply_use(account, checked, uploads, _NO_WARNINGS)
+
+    def _apply_use(
+        self,
+        account: str,
+        command: UpsertCommand | UseCommand,
+        uploads: Mapping[str, Upload],
+        warnings: _Warnings,
+    ) -> UseResult:
+        """Apply a checked product item (R22)."""
+        images, blobs, file_warnings = self._resolve_images(command, uploads)
+        warnings = warnings.extended(file_warnings)
+        external_id = command.external_id
+
+        if external_id is None:
             return self._use_one_shot(account, command, images, blobs, warnings)
 
-        external_id = command.external_id
         created = False
 
         def change(stored: Product | None) -> Write:
@@ -369,7 +452,7 @@ class Catalog:
     def _use_one_shot(
         self,
         account: str,
-        command: UpsertCommand,
+        command: ProductFields,
         images: tuple[Image, ...] | None,
         blobs: tuple[Blob, ...],
         warnings: _Warnings,
@@ -486,7 +569,7 @@ class Catalog:
     # -- helpers ----------------------------------------------------------------------------
 
     def _resolve_images(
-        self, command: UpsertCommand, files: Mapping[str, Upload]
+        self, command: ProductFields, files: Mapping[str, Upload]
     ) -> tuple[tuple[Image, ...] | None, tuple[Blob, ...], tuple[PayloadWarning, ...]]:
         """Turn image inputs into stored images and checked blobs (R14, R15, R32)."""
         if not files and command.images is not UNSET and not command.file_keys:

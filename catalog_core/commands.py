@@ -1,4 +1,9 @@
-"""What a caller asked for, decoded from the wire: fields the caller omitted are ``UNSET``."""
+"""What a caller asks for: typed commands whose omitted fields are ``UNSET``.
+
+The wire decodes JSON payloads into these; an embedder may build them directly and pass them to
+:meth:`Catalog.apply_upsert <catalog_core.Catalog.apply_upsert>` and
+:meth:`Catalog.apply_use <catalog_core.Catalog.apply_use>`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,14 @@ import attrs
 
 from catalog_core._unset import UNSET, Unset
 
-__all__ = ["ANY_VERSION", "AnyVersion", "ImageInput", "UpsertCommand"]
+__all__ = [
+    "ANY_VERSION",
+    "AnyVersion",
+    "ImageInput",
+    "ProductFields",
+    "UpsertCommand",
+    "UseCommand",
+]
 
 
 @attrs.frozen
@@ -25,13 +37,13 @@ class ImageInput:
 
 
 @attrs.frozen(kw_only=True)
-class UpsertCommand:
-    """An upsert, or the product item of a use (R22): every product field may be ``UNSET``.
+class ProductFields:
+    """The product fields a command may give: each one ``UNSET`` when omitted (R6).
 
-    ``external_id`` is ``None`` only in a one-shot use item (R22c).
+    ``None`` clears a field that may be ``null`` (``title``, ``description``, ``metadata``,
+    ``validForDays``); ``images`` replaces the whole list when given (R8).
     """
 
-    external_id: str | None
     title: str | Unset | None = UNSET
     description: str | Unset | None = UNSET
     metadata: Mapping[str, Any] | Unset | None = UNSET
@@ -58,6 +70,29 @@ class UpsertCommand:
                 self.images,
             )
         )
+
+
+@attrs.frozen(kw_only=True)
+class UpsertCommand(ProductFields):
+    """An upsert of the product ``external_id`` (R4-R18).
+
+    ``external_id`` is ``None`` only where the wire decoded a try-on item without one; an upsert
+    refuses it (``EXTERNAL_ID_REQUIRED``).
+    """
+
+    external_id: str | None
+
+
+@attrs.frozen(kw_only=True)
+class UseCommand(ProductFields):
+    """The product item of a try-on (R22).
+
+    With only ``external_id``, a reference to a live product (R22a); with product fields too, an
+    inline upsert (R22b); without ``external_id``, a new one-shot product with a generated id
+    (R22c).
+    """
+
+    external_id: str | None = None
 
 
 class AnyVersion(enum.Enum):

@@ -14,7 +14,7 @@ from typing import Any, Final
 import attrs
 
 from catalog_core._unset import UNSET
-from catalog_core.commands import ANY_VERSION, AnyVersion, UpsertCommand
+from catalog_core.commands import ANY_VERSION, AnyVersion, ProductFields
 from catalog_core.errors import Detail, ProductImagesRequired, VersionConflict
 from catalog_core.model import ANON_PREFIX, Image, Product
 
@@ -73,7 +73,7 @@ def expires_at(
 
 def merge(
     existing: Product | None,
-    command: UpsertCommand,
+    command: ProductFields,
     images: tuple[Image, ...] | None,
     now: datetime,
     *,

@@ -37,6 +37,8 @@ def test_the_api_tour_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     assert (tmp_path / "catalog.db").exists()
     assert namespace["bulk"] == ["ok", "EXTERNAL_ID_REQUIRED"]
     assert [p.external_id for p in catalog.list("globex").items] == ["mug"]
+    cap = catalog.get("initech", "cap")  # the typed upsert, then the typed use
+    assert (cap.title, cap.version, cap.last_used_at is not None) == ("Cap", 2, True)
 
 
 def test_the_quickstart_starts_the_server_on_the_embedded_default_first() -> None:
