@@ -45,20 +45,21 @@ from catalog_core.model import (
     UseResult,
 )
 from catalog_core.repository.base import BatchRepository, Repository, Write
-from catalog_core.repository.memory import MemoryRepository
 from catalog_core.repository.url import open_repository
 
 if _typing.TYPE_CHECKING:
+    from catalog_core.repository.memory import MemoryRepository
     from catalog_core.repository.postgres import PostgresRepository
     from catalog_core.repository.sqlite import SQLiteRepository
     from catalog_core.wire.encode import page_to_wire, product_from_wire, to_wire
 
 __version__ = "0.1.0"
 
-# The public names whose modules import a third-party library (sqlite-utils, cattrs, psycopg),
-# and the module each comes from: imported on first use (PEP 562), so that importing the package
-# costs only the core. PostgresRepository also needs the postgres extra installed.
+# The storage backends and the wire encoder, and the module each comes from: imported on first
+# use (PEP 562), with their driver (sqlite-utils, psycopg) or cattrs, so that importing the
+# package costs only the core. PostgresRepository also needs the postgres extra installed.
 _LAZY: _typing.Final = {
+    "MemoryRepository": "catalog_core.repository.memory",
     "PostgresRepository": "catalog_core.repository.postgres",
     "SQLiteRepository": "catalog_core.repository.sqlite",
     "page_to_wire": "catalog_core.wire.encode",

@@ -1,20 +1,23 @@
 """Storage backends behind the repository contract of :mod:`catalog_core.repository.base`.
 
-:class:`SQLiteRepository` is imported when first asked for, with sqlite-utils: importing a
-submodule (``catalog_core.repository.base``, as the catalog does) loads no storage driver.
+Each backend is imported when first asked for, :class:`SQLiteRepository` with sqlite-utils:
+importing the contract (``catalog_core.repository.base``, as the catalog does) loads none.
 """
 
 import importlib as _importlib
 import typing as _typing
 
 from catalog_core.repository.base import BatchRepository, Change, Repository, Write
-from catalog_core.repository.memory import MemoryRepository
 
 if _typing.TYPE_CHECKING:
+    from catalog_core.repository.memory import MemoryRepository
     from catalog_core.repository.sqlite import SQLiteRepository
 
-# Public names whose modules import a storage driver, and the module each comes from (PEP 562).
-_LAZY: _typing.Final = {"SQLiteRepository": "catalog_core.repository.sqlite"}
+# The backends, and the module each comes from (PEP 562).
+_LAZY: _typing.Final = {
+    "MemoryRepository": "catalog_core.repository.memory",
+    "SQLiteRepository": "catalog_core.repository.sqlite",
+}
 
 
 # Hidden from type checkers, which see the imports above: a misspelt name stays an error.
