@@ -8,7 +8,9 @@
 (True, 1)
 """
 
-from typing import TYPE_CHECKING
+# Imported under private names: every public name of this module is in __all__.
+import importlib as _importlib
+import typing as _typing
 
 from catalog_core._unset import UNSET, Unset
 from catalog_core.catalog import ANY_VERSION, AnyVersion, Catalog
@@ -44,24 +46,43 @@ from catalog_core.model import (
     UseResult,
 )
 from catalog_core.repository.base import BatchRepository, Repository, Write
-from catalog_core.repository.memory import MemoryRepository
-from catalog_core.repository.sqlite import SQLiteRepository
 from catalog_core.repository.url import open_repository
-from catalog_core.wire.encode import page_to_wire, product_from_wire, to_wire
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
+    from catalog_core.repository.memory import MemoryRepository
     from catalog_core.repository.postgres import PostgresRepository
+    from catalog_core.repository.sqlite import SQLiteRepository
+    from catalog_core.wire.encode import page_to_wire, product_from_wire, to_wire
 
 __version__ = "0.1.0"
 
+# The storage backends and the wire encoder, and the module each comes from: imported on first
+# use (PEP 562), with their driver (sqlite-utils, psycopg) or cattrs, so that importing the
+# package costs only the core. PostgresRepository also needs the postgres extra installed.
+_LAZY: _typing.Final = {
+    "MemoryRepository": "catalog_core.repository.memory",
+    "PostgresRepository": "catalog_core.repository.postgres",
+    "SQLiteRepository": "catalog_core.repository.sqlite",
+    "page_to_wire": "catalog_core.wire.encode",
+    "product_from_wire": "catalog_core.wire.encode",
+    "to_wire": "catalog_core.wire.encode",
+}
 
-def __getattr__(name: str) -> object:
-    # PostgresRepository needs the postgres extra: import psycopg only when it is asked for.
-    if name == "PostgresRepository":
-        from catalog_core.repository.postgres import PostgresRepository
 
-        return PostgresRepository
-    raise AttributeError(f"module 'catalog_core' has no attribute {name!r}")
+# Hidden from type checkers, which see the imports above: a misspelt name stays an error.
+if not _typing.TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(module), name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -103,8 +103,7 @@ def _open_catalog(
         click.ClickException: the path or URL does not name a usable catalog.
     """
     if target is None:
-        target = ctx.find_root().params["db"]
-    assert target is not None
+        target = _group_db(ctx)
     if "://" not in target and Path(target).is_dir():
         raise click.ClickException(
             f"cannot open the catalog database '{target}': it is a directory"
@@ -127,6 +126,19 @@ def _open_catalog(
     if close:
         ctx.find_root().call_on_close(repository.close)
     return cc.Catalog(repository)
+
+
+def _group_db(ctx: click.Context) -> str:
+    """Return the group's ``--db``: the catalog a command works on unless it names its own.
+
+    Raises:
+        click.UsageError: the group was given no catalog (only a caller that bypasses the
+            option's default can do that).
+    """
+    db = ctx.find_root().params.get("db")
+    if not isinstance(db, str):
+        raise click.UsageError("no catalog given: pass --db or set CATALOG_CORE_DB", ctx)
+    return db
 
 
 def _redact(target: str) -> str:
@@ -605,8 +617,7 @@ def serve(
         sock = socket.create_server((host, port), family=family)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
-    target = target or ctx.find_root().params["db"]
-    assert target is not None
+    target = target or _group_db(ctx)
     ctx.call_on_close(sock.close)
     catalog = _open_catalog(ctx, target, close=False)
     app = create_app(

@@ -1,8 +1,40 @@
-"""Storage backends behind the repository contract of :mod:`catalog_core.repository.base`."""
+"""Storage backends behind the repository contract of :mod:`catalog_core.repository.base`.
+
+Each backend is imported when first asked for, :class:`SQLiteRepository` with sqlite-utils:
+importing the contract (``catalog_core.repository.base``, as the catalog does) loads none.
+"""
+
+import importlib as _importlib
+import typing as _typing
 
 from catalog_core.repository.base import BatchRepository, Change, Repository, Write
-from catalog_core.repository.memory import MemoryRepository
-from catalog_core.repository.sqlite import SQLiteRepository
+
+if _typing.TYPE_CHECKING:
+    from catalog_core.repository.memory import MemoryRepository
+    from catalog_core.repository.sqlite import SQLiteRepository
+
+# The backends, and the module each comes from (PEP 562).
+_LAZY: _typing.Final = {
+    "MemoryRepository": "catalog_core.repository.memory",
+    "SQLiteRepository": "catalog_core.repository.sqlite",
+}
+
+
+# Hidden from type checkers, which see the imports above: a misspelt name stays an error.
+if not _typing.TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "BatchRepository",

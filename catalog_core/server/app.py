@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote_to_bytes
 import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.convertors import PathConvertor, register_url_convertor
+from starlette.convertors import CONVERTOR_TYPES, PathConvertor, register_url_convertor
 from starlette.datastructures import Headers, QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -58,7 +58,8 @@ __all__ = ["API_BASE", "create_app"]
 
 API_BASE: Final = "/tryon/v1"
 PRODUCTS_PATH: Final = f"{API_BASE}/products"
-PRODUCT_PATH: Final = f"{API_BASE}/products/{{external_id:catalog_id}}"
+_ID_CONVERTOR: Final = "catalog_id"
+PRODUCT_PATH: Final = f"{API_BASE}/products/{{external_id:{_ID_CONVERTOR}}}"
 
 logger = logging.getLogger("catalog_core.server")
 _T = TypeVar("_T")
@@ -74,7 +75,20 @@ class _IdConvertor(PathConvertor):
     regex = r"[\s\S]*"
 
 
-register_url_convertor("catalog_id", _IdConvertor())
+_convertor_lock: Final = threading.Lock()
+
+
+def _register_id_convertor() -> None:
+    """Put the ``catalog_id`` convertor in Starlette's registry, unless it is there already.
+
+    The registry is global to the process: it is filled by :func:`create_app`, never at import,
+    so that importing this module changes nothing for another application. Routes read it when
+    they are built, so this runs before the first route of the app is.
+    """
+    with _convertor_lock:
+        if not isinstance(CONVERTOR_TYPES.get(_ID_CONVERTOR), _IdConvertor):
+            register_url_convertor(_ID_CONVERTOR, _IdConvertor())
+
 
 # How long a shutdown waits for catalog calls still running in worker threads.
 _DRAIN_SECONDS: Final = 60.0
@@ -125,6 +139,7 @@ def create_app(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     check_timeout("body_timeout", body_timeout)
     check_timeout("body_min_rate", body_min_rate)
+    _register_id_convertor()
     calls = _CatalogCalls()
     endpoints = _Endpoints(catalog, calls, max_parts, (body_timeout, body_min_rate))
     document = openapi_document(
@@ -393,13 +408,15 @@ def _unknown_parameters(params: QueryParams, known: set[str]) -> list[PayloadWar
 
 
 async def _catalog_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CatalogError)
+    if not isinstance(exc, CatalogError):  # the app routes only CatalogError here
+        raise TypeError(f"not a CatalogError: {exc!r}") from exc
     return error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Routing failures in the catalog's error shape: an unknown path, a method not allowed."""
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # the app routes only HTTPException here
+        raise TypeError(f"not an HTTPException: {exc!r}") from exc
     if exc.status_code == 405:
         allowed = dict(exc.headers or {}).get("Allow", "")
         error: CatalogError = MethodNotAllowed(

@@ -30,8 +30,8 @@ def etag(version: int) -> str:
 
 def _skip_empty_elements(text: str, position: int) -> int:
     match = _EMPTY_ELEMENTS.match(text, position)
-    assert match is not None  # the pattern matches the empty string too
-    return match.end()
+    # Never None (the pattern matches the empty string); if it were, nothing would be skipped.
+    return position if match is None else match.end()
 
 
 def parse_if_match(values: list[str]) -> int | frozenset[int] | AnyVersion | None:

@@ -1,4 +1,11 @@
-"""The wire format: request payloads to commands, products and pages to response dicts."""
+"""The wire format: request payloads to commands, products and pages to response dicts.
+
+The encoding half (:mod:`catalog_core.wire.encode`) is imported when one of its names is first
+asked for, with cattrs: the catalog decodes requests without loading it.
+"""
+
+import importlib as _importlib
+import typing as _typing
 
 from catalog_core.wire.decode import (
     check_account,
@@ -8,14 +15,46 @@ from catalog_core.wire.decode import (
     load_body,
     split_multipart,
 )
-from catalog_core.wire.encode import (
-    format_timestamp,
-    make_converter,
-    page_to_wire,
-    parse_timestamp,
-    product_from_wire,
-    to_wire,
+
+if _typing.TYPE_CHECKING:
+    from catalog_core.wire.encode import (
+        format_timestamp,
+        make_converter,
+        page_to_wire,
+        parse_timestamp,
+        product_from_wire,
+        to_wire,
+    )
+
+# Public names whose modules import cattrs, and the module each comes from (PEP 562).
+_LAZY: _typing.Final = dict.fromkeys(
+    (
+        "format_timestamp",
+        "make_converter",
+        "page_to_wire",
+        "parse_timestamp",
+        "product_from_wire",
+        "to_wire",
+    ),
+    "catalog_core.wire.encode",
 )
+
+
+# Hidden from type checkers, which see the imports above: a misspelt name stays an error.
+if not _typing.TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "check_account",
