@@ -41,8 +41,8 @@ import pytest
 import catalog_core as cc
 from catalog_core.images import make_blob
 from catalog_core.repository.base import Change
+from catalog_core.testing._book import IMAGE_HEADERS
 from catalog_core.testing.clock import START, FakeClock
-from catalog_core.testing.strategies import IMAGE_HEADERS
 
 __all__ = ["RepositoryContract"]
 
@@ -182,12 +182,15 @@ def _storing(product: cc.Product | None, *blobs: cc.Blob) -> Change:
 
 def _put(repository: cc.Repository, product: cc.Product, *blobs: cc.Blob) -> cc.Product:
     stored = repository.write(product.account, product.external_id, _storing(product, *blobs))
-    assert stored is not None
+    if stored is None:
+        raise AssertionError(f"R26: writing {product.external_id!r} returned None, not the product")
     return stored
 
 
 def _drop(repository: cc.Repository, account: str, external_id: str) -> None:
-    assert repository.write(account, external_id, lambda _: cc.Write(None)) is None
+    left = repository.write(account, external_id, lambda _: cc.Write(None))
+    if left is not None:
+        raise AssertionError(f"R26: deleting {external_id!r} returned {left!r}, not None")
 
 
 def _recording(
@@ -234,7 +237,8 @@ def _separator_keys() -> tuple[list[tuple[str, str]], dict[tuple[str, str], tupl
             pairs.append(((f"a{sep}", "c"), ("a", f"{sep}c")))
     twins = {one: other for pair in pairs for one, other in (pair, pair[::-1])}
     keys = [key for pair in pairs for key in pair] + [("a", "c"), ("a", "c/"), ("a", "c//")]
-    assert len(set(keys)) == len(keys)
+    if len(set(keys)) != len(keys):
+        raise ValueError("SEPARATORS makes the same key twice")
     return keys, twins
 
 
@@ -250,8 +254,9 @@ def _live_ids(
 
 def _increment(stored: cc.Product | None) -> cc.Write:
     """A read-merge-write: one more version and one more count in the metadata."""
-    assert stored is not None
-    assert stored.metadata is not None
+    stored = _required(stored)
+    if stored.metadata is None:
+        raise AssertionError(f"R26: the change was handed {stored!r}, which lost its count")
     count = stored.metadata["n"] + 1
     return cc.Write(attrs.evolve(stored, version=stored.version + 1, metadata={"n": count}))
 
@@ -277,7 +282,8 @@ def _json_of_size(size: int, key: str = "k", **extra: Any) -> dict[str, Any]:
     while _compact_size(value) + _compact_size(filler) < size:
         value[key] += filler
     value[key] += "a" * (size - _compact_size(value))
-    assert _compact_size(value) == size
+    if _compact_size(value) != size:
+        raise ValueError(f"no JSON object of exactly {size} bytes with these extra keys")
     return value
 
 
@@ -1493,9 +1499,16 @@ class RepositoryContract:
         assert repository.get_blob(ACCOUNT, sha) == cc.Blob(sha, uploaded, "image/webp")
 
 
+def _required(stored: cc.Product | None) -> cc.Product:
+    """The product a change was handed, where the test stored one before."""
+    if stored is None:
+        raise AssertionError("R26: the change was handed None, though a product is stored")
+    return stored
+
+
 def _touched(stored: cc.Product | None) -> cc.Product:
-    assert stored is not None
-    return attrs.evolve(stored, version=stored.version + 1)
+    product = _required(stored)
+    return attrs.evolve(product, version=product.version + 1)
 
 
 def _try_to_mutate(value: object) -> None:
