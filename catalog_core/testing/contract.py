@@ -24,12 +24,14 @@ The suite accepts everything the protocol allows: it never counts how often a ch
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import pathlib
 import string
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -72,6 +74,10 @@ LISTING_IDS: Final = (
     "aa",
     "~",
     "\U0010fffd",
+    "_x",
+    "Z",
+    "10",
+    "9",  # after "10": not natural (numeric) order
 )
 # Ids a backend could trim, fold, normalise or truncate (R2); all are valid and all distinct.
 UNICODE_IDS: Final = (
@@ -82,6 +88,9 @@ UNICODE_IDS: Final = (
     "Case",
     "case",
     " padded ",
+    "padded",
+    " padded",
+    "padded ",
     "שלום",
     "zero\u200bwidth",
     "_ANON_is-an-ordinary-id",
@@ -611,6 +620,85 @@ class RepositoryContract:
                 assert repository.get_blob(ACCOUNT, upload.sha256) == upload
 
         self._with_second(repository, tmp_path, race)
+
+    def test_r27_r28_any_version_never_creates_however_deletes_race_it(
+        self, repository: cc.Repository
+    ) -> None:
+        """R27, R28: the existence check is in the write's own transaction, not a read before it.
+
+        Three threads upsert with ``ANY_VERSION`` while a fourth deletes and re-creates the
+        product: each upsert lands on a live product or is refused, and none ever creates it.
+        """
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        payload = {"externalId": "p", "title": "guarded", "images": list(IMAGES)}
+        catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
+        stop = threading.Event()
+
+        def churn() -> int:
+            rounds = 0
+            while not stop.is_set():
+                with contextlib.suppress(cc.ProductNotFound):
+                    catalog.delete(ACCOUNT, "p")
+                time.sleep(0.0005)  # leave the others a moment of absence, and one of presence
+                catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
+                time.sleep(0.0005)
+                rounds += 1
+            return rounds
+
+        def guarded(_: int) -> list[bool | None]:
+            outcomes: list[bool | None] = []
+            deadline = time.monotonic() + 30
+            # Until both sides of the race were seen: the scheduler decides how soon, not the test.
+            while len(outcomes) < 40 or (
+                not {None, False} <= set(outcomes) and time.monotonic() < deadline
+            ):
+                try:
+                    result = catalog.upsert(ACCOUNT, payload, if_version=cc.ANY_VERSION)
+                    outcomes.append(result.created)
+                except cc.VersionConflict:
+                    outcomes.append(None)  # absent at that moment: refused, never created
+            return outcomes
+
+        with ThreadPoolExecutor(4) as pool:
+            churner = pool.submit(churn)
+            outcomes = [o for batch in pool.map(guarded, range(3)) for o in batch]
+            stop.set()
+            assert churner.result() > 0
+        assert True not in outcomes
+        assert False in outcomes  # some landed on a live product
+
+    def test_r11_r27_a_writer_that_read_the_clock_first_never_writes_an_older_time_last(
+        self, repository: cc.Repository
+    ) -> None:
+        """R11, R27: the clock is read under the key's lock, so timestamps only move forward.
+
+        Writer A's clock stalls right after it is read (as a preempted thread would); writer B
+        starts meanwhile with a later clock. Whatever order they commit in, the stored history is
+        ordered.
+        """
+        a_read = threading.Event()
+
+        def stalling_clock() -> datetime:
+            a_read.set()
+            threading.Event().wait(0.3)  # B runs now, unless A already holds the key's lock
+            return START
+
+        catalog_a = cc.Catalog(repository, clock=stalling_clock)
+        catalog_b = cc.Catalog(repository, clock=lambda: START + timedelta(seconds=1))
+        writer_a = threading.Thread(
+            target=catalog_a.upsert, args=(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
+        )
+        writer_a.start()
+        a_read.wait(5)
+        other_image = {"source": {"url": "https://cdn.example/b.jpg"}}
+        catalog_b.upsert(ACCOUNT, {"externalId": "p", "images": [other_image]})
+        writer_a.join(5)
+
+        final = catalog_b.get(ACCOUNT, "p")
+        assert final.version == 2
+        assert final.updated_at >= final.created_at
+        # B's write at START + 1 s is in the history, so the last write cannot be dated before it.
+        assert final.updated_at >= START + timedelta(seconds=1)
 
     # -- write_many (BatchRepository, optional) ---------------------------------------------
 
@@ -1296,6 +1384,23 @@ class RepositoryContract:
                 assert repository.get_blob(ACCOUNT, blob.sha256) == blob, external_id
 
         self._with_second(repository, tmp_path, race)
+
+    def test_r15_an_orphan_blob_named_again_before_the_purge_is_kept(
+        self, repository: cc.Repository
+    ) -> None:
+        """R15, R21: bytes uploaded again after their last product went are kept by the purge."""
+        catalog = cc.Catalog(repository, clock=FakeClock())
+        png = _blob(1, "image/png").data
+        payload = {"externalId": "p1", "images": [{"source": {"fileKey": "f"}}]}
+        first = catalog.upsert(ACCOUNT, payload, files={"f": cc.Upload(png)}).product
+        sha = first.images[0].blob_sha256
+        assert sha is not None
+        catalog.delete(ACCOUNT, "p1")
+        catalog.upsert(ACCOUNT, {**payload, "externalId": "p2"}, files={"f": cc.Upload(png)})
+        catalog.purge_expired()
+        blob = repository.get_blob(ACCOUNT, sha)
+        assert blob is not None
+        assert blob.data == png
 
     def test_r21_purging_an_empty_repository_removes_nothing(
         self, repository: cc.Repository
