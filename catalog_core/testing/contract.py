@@ -284,6 +284,45 @@ def _in_threads(work: Callable[[int], None], threads: int) -> None:
             future.result()
 
 
+def _nothing_stored(
+    repository: cc.Repository, account: str, ids: Sequence[str], blob: cc.Blob
+) -> None:
+    """Check that none of ``ids`` and not ``blob`` is stored in ``account`` (R26)."""
+    for external_id in ids:
+        assert repository.get(account, external_id) is None, external_id
+    assert repository.get_blob(account, blob.sha256) is None
+
+
+def _not_found(catalog: cc.Catalog, account: str, external_id: str) -> None:
+    """Check that get, use and delete all answer ``PRODUCT_NOT_FOUND`` (R1, R20, R23)."""
+    with pytest.raises(cc.ProductNotFound):
+        catalog.get(account, external_id)
+    with pytest.raises(cc.ProductNotFound):
+        catalog.use(account, {"externalId": external_id})
+    with pytest.raises(cc.ProductNotFound):
+        catalog.delete(account, external_id)
+
+
+def _every_write_counts(
+    repository: cc.Repository, change: Change, *, threads: int, rounds: int
+) -> cc.Product:
+    """Run ``threads`` x ``rounds`` writes of ``change`` on ``hot`` at once; none may be lost (R27).
+
+    ``change`` is a read-merge-write that adds one to the count in the metadata.
+    """
+
+    def work(_: int) -> None:
+        for _ in range(rounds):
+            repository.write(ACCOUNT, "hot", change)
+
+    _in_threads(work, threads)
+    stored = repository.get(ACCOUNT, "hot")
+    assert stored is not None
+    assert stored.metadata == {"n": threads * rounds}
+    assert stored.version == 1 + threads * rounds
+    return stored
+
+
 def _json_of_size(size: int, key: str = "k", **extra: Any) -> dict[str, Any]:
     """Return a JSON object of exactly ``size`` bytes as compact UTF-8 JSON, of many widths."""
     value: dict[str, Any] = {**extra, key: ""}
@@ -325,6 +364,11 @@ class RepositoryContract:
         finally:
             self.dispose_repository(repository)
 
+    @pytest.fixture
+    def catalog(self, repository: cc.Repository) -> cc.Catalog:
+        """A :class:`~catalog_core.Catalog` on :meth:`repository`, with a :class:`FakeClock`."""
+        return cc.Catalog(repository, clock=FakeClock())
+
     def _with_second(
         self, first: cc.Repository, tmp_path: pathlib.Path, use: Callable[[cc.Repository], None]
     ) -> None:
@@ -334,6 +378,39 @@ class RepositoryContract:
         finally:
             if second is not first:
                 self.dispose_repository(second)
+
+    def _race_catalog_writers(
+        self,
+        repository: cc.Repository,
+        tmp_path: pathlib.Path,
+        upsert: Callable[[cc.Catalog, int], object],
+        check: Callable[[cc.Catalog], None],
+    ) -> None:
+        """R27: 6 threads x 20 upserts and uses of ``hot``, half of them on a second handle.
+
+        ``upsert(catalog, n)`` is thread ``n``'s upsert; afterwards, through each handle, the
+        version must count every write, and ``check(catalog)`` must pass.
+        """
+        threads, rounds = 6, 20
+        catalogs = [cc.Catalog(repository, clock=FakeClock())]
+
+        def race(second: cc.Repository) -> None:
+            catalogs.append(cc.Catalog(second, clock=FakeClock()))
+
+            def work(n: int) -> None:
+                catalog = catalogs[n % 2]
+                for k in range(rounds):
+                    if k % 2:
+                        catalog.use(ACCOUNT, {"externalId": "hot"})
+                    else:
+                        upsert(catalog, n)
+
+            _in_threads(work, threads)
+            for catalog in catalogs:
+                assert catalog.get(ACCOUNT, "hot").version == 1 + threads * rounds
+                check(catalog)
+
+        self._with_second(repository, tmp_path, race)
 
     # -- R26: atomic writes -----------------------------------------------------------------
 
@@ -407,9 +484,7 @@ class RepositoryContract:
             with pytest.raises(ValueError, match="account and external id"):
                 repository.write(ACCOUNT, "p", _storing(product, blob))
         for account in (ACCOUNT, OTHER):
-            assert repository.get(account, "p") is None
-            assert repository.get(account, "q") is None
-            assert repository.get_blob(account, blob.sha256) is None
+            _nothing_stored(repository, account, ("p", "q"), blob)
 
     def test_r26_a_write_naming_a_blob_never_given_is_refused_and_stores_not_even_its_blobs(
         self, repository: cc.Repository
@@ -455,10 +530,9 @@ class RepositoryContract:
         assert repository.get(ACCOUNT, "p") == product()
 
     def test_r26_a_rejected_catalog_request_changes_nothing(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R26, R28, R30: every refused upsert, use and delete leaves the storage untouched."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         before = catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)}).product
         blob = _blob(7, "image/png")
         upload = {"f": cc.Upload(blob.data)}
@@ -483,10 +557,9 @@ class RepositoryContract:
     # -- R28, R27: versions and concurrent writers ------------------------------------------
 
     def test_r28_versions_start_at_one_and_grow_by_one_with_every_write(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R28: version 1 on create, +1 on every upsert and use, 1 again after a re-create."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         writes: list[Callable[[], cc.UpsertResult | cc.UseResult]] = [
             lambda: catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)}),
             lambda: catalog.upsert(ACCOUNT, {"externalId": "p"}),
@@ -504,10 +577,9 @@ class RepositoryContract:
         assert catalog.get(ACCOUNT, "p").version == 1
 
     def test_r28_a_stale_expected_version_on_upsert_or_delete_changes_nothing(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R28: a version mismatch is VERSION_CONFLICT naming the current version; no write."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
         current = catalog.upsert(ACCOUNT, {"externalId": "p", "title": "two"}).product
         for attempt in (
@@ -529,18 +601,8 @@ class RepositoryContract:
         self, repository: cc.Repository
     ) -> None:
         """R27: 8 threads x 25 read-merge-writes on one key; every one of them counts."""
-        threads, rounds = 8, 25
         _put(repository, _product("hot", metadata={"n": 0}))
-
-        def work(_: int) -> None:
-            for _ in range(rounds):
-                repository.write(ACCOUNT, "hot", _increment)
-
-        _in_threads(work, threads)
-        stored = repository.get(ACCOUNT, "hot")
-        assert stored is not None
-        assert stored.metadata == {"n": threads * rounds}
-        assert stored.version == 1 + threads * rounds
+        _every_write_counts(repository, _increment, threads=8, rounds=25)
 
     def test_r27_r15_concurrent_read_merge_writes_on_a_product_holding_uploads_lose_no_update(
         self, repository: cc.Repository
@@ -550,7 +612,6 @@ class RepositoryContract:
         Each write also swaps the product's uploaded image for the other one, giving its bytes
         again: every write counts, and the blob references follow the final product.
         """
-        threads, rounds = 8, 25
         front, back = _blob(1), _blob(2, "image/png")
         _put(repository, _product("hot", images=_images_of(front), metadata={"n": 0}), front)
 
@@ -560,15 +621,7 @@ class RepositoryContract:
             blob = back if counted.version % 2 == 0 else front
             return cc.Write(attrs.evolve(counted, images=_images_of(blob)), (blob,))
 
-        def work(_: int) -> None:
-            for _ in range(rounds):
-                repository.write(ACCOUNT, "hot", swap)
-
-        _in_threads(work, threads)
-        stored = repository.get(ACCOUNT, "hot")
-        assert stored is not None
-        assert stored.metadata == {"n": threads * rounds}
-        assert stored.version == 1 + threads * rounds
+        stored = _every_write_counts(repository, swap, threads=8, rounds=25)
         named, other = (back, front) if stored.version % 2 == 0 else (front, back)
         assert stored.blob_refs == {named.sha256}
         assert repository.purge_expired(START) == 0
@@ -586,50 +639,34 @@ class RepositoryContract:
         6 threads x 20 writes through two handles: every accepted write counts in the version,
         and the image the product ends with has its bytes.
         """
-        threads, rounds = 6, 20
         uploads = [_blob(n, mime) for n, mime in enumerate(("image/jpeg", "image/png"))]
-        catalogs = [cc.Catalog(repository, clock=FakeClock())]
 
         def upsert(catalog: cc.Catalog, n: int) -> cc.UpsertResult:
             payload = {"externalId": "hot", "images": [{"source": {"fileKey": "f"}}]}
             files = {"f": cc.Upload(uploads[n % 2].data)}
             return catalog.upsert(ACCOUNT, {**payload, "metadata": {"by": n}}, files)
 
-        assert upsert(catalogs[0], 0).created
+        assert upsert(cc.Catalog(repository, clock=FakeClock()), 0).created
 
-        def race(second: cc.Repository) -> None:
-            catalogs.append(cc.Catalog(second, clock=FakeClock()))
+        def check(catalog: cc.Catalog) -> None:
+            product = catalog.get(ACCOUNT, "hot")
+            assert product.metadata is not None
+            assert len(product.blob_refs) == 1
+            upload = uploads[product.metadata["by"] % 2]
+            assert product.blob_refs == {upload.sha256}
+            assert catalog.purge_expired() == 0
+            assert repository.get_blob(ACCOUNT, upload.sha256) == upload
 
-            def work(n: int) -> None:
-                catalog = catalogs[n % 2]
-                for k in range(rounds):
-                    if k % 2:
-                        catalog.use(ACCOUNT, {"externalId": "hot"})
-                    else:
-                        upsert(catalog, n)
-
-            _in_threads(work, threads)
-            for catalog in catalogs:
-                product = catalog.get(ACCOUNT, "hot")
-                assert product.version == 1 + threads * rounds
-                assert product.metadata is not None
-                assert len(product.blob_refs) == 1
-                upload = uploads[product.metadata["by"] % 2]
-                assert product.blob_refs == {upload.sha256}
-                assert catalog.purge_expired() == 0
-                assert repository.get_blob(ACCOUNT, upload.sha256) == upload
-
-        self._with_second(repository, tmp_path, race)
+        self._race_catalog_writers(repository, tmp_path, upsert, check)
 
     def test_r27_r28_any_version_never_creates_however_deletes_race_it(
-        self, repository: cc.Repository
+        self, catalog: cc.Catalog
     ) -> None:
         """R27, R28: the existence check is in the write's own transaction, not a read before it.
 
         Three threads upsert with ``ANY_VERSION`` while a fourth deletes and re-creates the
         product: each upsert lands on a live product or is refused, and none ever creates it.
         """
-        catalog = cc.Catalog(repository, clock=FakeClock())
         payload = {"externalId": "p", "title": "guarded", "images": list(IMAGES)}
         catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
         stop = threading.Event()
@@ -795,9 +832,7 @@ class RepositoryContract:
                     [("kept", _increment), ("p", _storing(_product("p"), given)), bad],
                 )
             assert repository.get(ACCOUNT, "kept") == before
-            assert repository.get(ACCOUNT, "p") is None
-            assert repository.get(ACCOUNT, "q") is None
-            assert repository.get_blob(ACCOUNT, given.sha256) is None
+            _nothing_stored(repository, ACCOUNT, ("p", "q"), given)
 
     def test_r1_write_many_sees_and_writes_only_its_own_account(
         self, repository: cc.Repository
@@ -842,26 +877,14 @@ class RepositoryContract:
         self, repository: cc.Repository, tmp_path: pathlib.Path
     ) -> None:
         """R27, R28: upserts and uses through two handles; final version is 1 + every write."""
-        threads, rounds = 6, 20
-        catalogs = [cc.Catalog(repository, clock=FakeClock())]
-        catalogs[0].upsert(ACCOUNT, {"externalId": "hot", "images": list(IMAGES)})
+        cc.Catalog(repository, clock=FakeClock()).upsert(
+            ACCOUNT, {"externalId": "hot", "images": list(IMAGES)}
+        )
 
-        def race(second: cc.Repository) -> None:
-            catalogs.append(cc.Catalog(second, clock=FakeClock()))
+        def upsert(catalog: cc.Catalog, n: int) -> cc.UpsertResult:
+            return catalog.upsert(ACCOUNT, {"externalId": "hot", "metadata": {"by": n}})
 
-            def work(n: int) -> None:
-                catalog = catalogs[n % 2]
-                for k in range(rounds):
-                    if k % 2:
-                        catalog.use(ACCOUNT, {"externalId": "hot"})
-                    else:
-                        catalog.upsert(ACCOUNT, {"externalId": "hot", "metadata": {"by": n}})
-
-            _in_threads(work, threads)
-            for catalog in catalogs:
-                assert catalog.get(ACCOUNT, "hot").version == 1 + threads * rounds
-
-        self._with_second(repository, tmp_path, race)
+        self._race_catalog_writers(repository, tmp_path, upsert, lambda _: None)
 
     # -- R1: tenant isolation ---------------------------------------------------------------
 
@@ -916,12 +939,7 @@ class RepositoryContract:
         _each_call_saw(seen, None)
 
         catalog = cc.Catalog(repository, clock=FakeClock())
-        with pytest.raises(cc.ProductNotFound):
-            catalog.get(OTHER, "p")
-        with pytest.raises(cc.ProductNotFound):
-            catalog.use(OTHER, {"externalId": "p"})
-        with pytest.raises(cc.ProductNotFound):
-            catalog.delete(OTHER, "p")
+        _not_found(catalog, OTHER, "p")
         with pytest.raises(cc.VersionConflict):
             catalog.upsert(OTHER, {"externalId": "p", "images": list(IMAGES)}, if_version=1)
         assert catalog.list(OTHER).items == ()
@@ -1195,12 +1213,7 @@ class RepositoryContract:
         assert catalog.get(ACCOUNT, "p") == old
         assert [p.external_id for p in catalog.list(ACCOUNT).items] == ["p", "q"]
         clock.now = START + _DAY
-        with pytest.raises(cc.ProductNotFound):
-            catalog.get(ACCOUNT, "p")
-        with pytest.raises(cc.ProductNotFound):
-            catalog.use(ACCOUNT, {"externalId": "p"})
-        with pytest.raises(cc.ProductNotFound):
-            catalog.delete(ACCOUNT, "p")
+        _not_found(catalog, ACCOUNT, "p")
         assert [p.external_id for p in catalog.list(ACCOUNT).items] == ["q"]
         assert [p.external_id for p in catalog.list(ACCOUNT, limit=1).items] == ["q"]
         assert repository.get(ACCOUNT, "p") == old  # still stored: no purge has run
@@ -1386,10 +1399,9 @@ class RepositoryContract:
         self._with_second(repository, tmp_path, race)
 
     def test_r15_an_orphan_blob_named_again_before_the_purge_is_kept(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R15, R21: bytes uploaded again after their last product went are kept by the purge."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         png = _blob(1, "image/png").data
         payload = {"externalId": "p1", "images": [{"source": {"fileKey": "f"}}]}
         first = catalog.upsert(ACCOUNT, payload, files={"f": cc.Upload(png)}).product
@@ -1481,10 +1493,9 @@ class RepositoryContract:
     # -- R2, R9, R16: unicode and big values ------------------------------------------------
 
     def test_r2_unicode_external_ids_round_trip_exactly_and_stay_distinct(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R2: emoji, CJK, combining marks, case, spaces and 256 characters, never altered."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         for external_id in UNICODE_IDS:
             payload = {"externalId": external_id, "images": list(IMAGES), "title": external_id}
             assert catalog.upsert(ACCOUNT, payload).created
@@ -1537,10 +1548,9 @@ class RepositoryContract:
         assert repository.get(ACCOUNT, "catalog") == written
 
     def test_r9_metadata_of_exactly_the_size_limit_round_trips(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R9, R33: 16,384 bytes of compact UTF-8 JSON metadata is accepted and kept whole."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         metadata = _json_of_size(catalog.limits.max_metadata_bytes, nested={"ключ": [1, 2.5]})
         written = catalog.upsert(
             ACCOUNT, {"externalId": "p", "images": list(IMAGES), "metadata": metadata}
@@ -1552,10 +1562,9 @@ class RepositoryContract:
         assert _compact_size(stored.metadata) == 16_384
 
     def test_r8_r16_twenty_images_with_classifications_at_the_size_limit_round_trip(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R8, R16, R33: 20 images, each with 4,096 bytes of classifications, in order."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         limit = catalog.limits.max_classifications_bytes
         images = [
             {

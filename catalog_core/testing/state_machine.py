@@ -217,16 +217,9 @@ class ReferenceCatalog:
         """
         if self._too_large(files, body_bytes):
             return _error("PAYLOAD_TOO_LARGE")
-        return self._write(
-            account,
-            payload["externalId"],
-            payload,
-            files,
-            now=self.stamp(account, payload["externalId"], now),
-            if_version=if_version,
-            created_days=None,
-            used=False,
-        )
+        external_id = payload["externalId"]
+        now = self.stamp(account, external_id, now)
+        return self._write(account, external_id, payload, files, now=now, if_version=if_version)
 
     def use(
         self,
@@ -246,17 +239,7 @@ class ReferenceCatalog:
         if external_id is None:  # c. one-shot
             if one_shot_id is None:
                 return ("ok", "a new one-shot product")
-            return self._write(
-                account,
-                one_shot_id,
-                item,
-                files,
-                now=now,
-                if_version=None,
-                created_days=ONE_SHOT_DAYS,
-                used=True,
-                must_create=True,
-            )
+            return self._write(account, one_shot_id, item, files, now=now, used=True, one_shot=True)
         if not (PAYLOAD_KEYS - {"externalId"}) & item.keys():  # a. reference
             record = self.live(account, external_id, now)
             if record is None:
@@ -267,16 +250,7 @@ class ReferenceCatalog:
             return self._result(account, record, item, files, created=False)
         if external_id.startswith(ANON_PREFIX):  # R3: an inline item is an upsert
             return _error("RESERVED_EXTERNAL_ID")
-        return self._write(  # b. inline
-            account,
-            external_id,
-            item,
-            files,
-            now=now,
-            if_version=None,
-            created_days=INLINE_DAYS,
-            used=True,
-        )
+        return self._write(account, external_id, item, files, now=now, used=True)  # b. inline
 
     def delete(
         self, account: str, external_id: str, *, now: int, if_version: int | None = None
@@ -382,14 +356,14 @@ class ReferenceCatalog:
         files: Mapping[str, cc.Upload],
         *,
         now: int,
-        if_version: int | None,
-        created_days: int | None,
-        used: bool,
-        must_create: bool = False,
+        if_version: int | None = None,
+        used: bool = False,
+        one_shot: bool = False,
     ) -> Outcome:
+        """Create or update a product; ``used`` for a use (R22b), ``one_shot`` for R22c."""
         current = self.live(account, external_id, now)
         images = self._images(payload, files)
-        if must_create and current is not None:
+        if one_shot and current is not None:
             return ("ok", f"a one-shot id {external_id!r} that is already taken")
         problems = set()
         if images == [] or (current is None and images is None):
@@ -403,7 +377,8 @@ class ReferenceCatalog:
             record: dict[str, Any] = {
                 "externalId": external_id,
                 **dict.fromkeys(_EDITABLE),
-                "validForDays": created_days,  # R10, R22b, R22c
+                # R10: omitted on an upsert's create keeps the product; R22b, R22c: a use's expires.
+                "validForDays": (ONE_SHOT_DAYS if one_shot else INLINE_DAYS) if used else None,
                 "images": [],
                 "createdAt": now,
                 "lastUsedAt": None,

@@ -231,11 +231,11 @@ def _product_requests(
     draw: st.DrawFn,
     *,
     ids: st.SearchStrategy[str] | None,
-    multipart: bool | None,
-    deprecated: bool,
     images_required: bool,
-    require_field: bool,
-    allow_null_days: bool,
+    multipart: bool | None = None,
+    deprecated: bool = True,
+    require_field: bool = False,
+    allow_null_days: bool = True,
 ) -> _Pair:
     payload: dict[str, Any] = {}
     if ids is not None:
@@ -299,12 +299,7 @@ def upsert_payloads(
     """
     ids = strategy_option("external_id", external_id, external_ids())
     pairs = _product_requests(
-        ids=ids,
-        multipart=multipart,
-        deprecated=deprecated,
-        images_required=not partial,
-        require_field=False,
-        allow_null_days=True,
+        ids=ids, multipart=multipart, deprecated=deprecated, images_required=not partial
     )
     return pairs.map(lambda pair: UpsertRequest(*pair))
 
@@ -346,22 +341,13 @@ def use_items(
             ids,
             unknown_fields(PAYLOAD_KEYS, 1),
         ),
-        "inline": _product_requests(
-            ids=ids,
-            multipart=None,
-            deprecated=True,
-            images_required=False,
-            require_field=True,
-            allow_null_days=True,
-        ).map(lambda pair: UseRequest(*pair, kind="inline")),
-        "one_shot": _product_requests(
-            ids=None,
-            multipart=None,
-            deprecated=True,
-            images_required=True,
-            require_field=False,
-            allow_null_days=False,
-        ).map(lambda pair: UseRequest(*pair, kind="one_shot")),
+        # R22b: an inline item gives at least one field; R22c: a one-shot product always expires.
+        "inline": _product_requests(ids=ids, images_required=False, require_field=True).map(
+            lambda pair: UseRequest(*pair, kind="inline")
+        ),
+        "one_shot": _product_requests(ids=None, images_required=True, allow_null_days=False).map(
+            lambda pair: UseRequest(*pair, kind="one_shot")
+        ),
     }
     if kind is None:
         return st.one_of(by_kind["reference"], by_kind["inline"], by_kind["one_shot"])
