@@ -1,4 +1,7 @@
-"""Shared fixtures: a controllable clock, and every backend under the same behavioural tests.
+"""Shared fixtures: a controllable clock, and a ``catalog`` on every backend.
+
+``tests/test_rules.py`` pins ``backend`` to memory (rules do not depend on storage; the contract
+in ``tests/repository`` runs storage behaviour on every backend).
 
 Hypothesis profiles are chosen by ``CATALOG_CORE_HYPOTHESIS_PROFILE`` (``dev`` by default, ``ci``
 in CI, ``long`` by default under ``CATALOG_CORE_LONG=1``). Expensive property tests scale their

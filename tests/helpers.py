@@ -12,6 +12,7 @@ from typing import TypeVar
 import pytest
 
 import catalog_core as cc
+from catalog_core.testing._book import R31_PRODUCT_KEYS
 from catalog_core.testing.clock import START, FakeClock
 from catalog_core.testing.strategies import IMAGE_HEADERS, R29_STATUS
 
@@ -38,20 +39,6 @@ PNG = IMAGE_HEADERS["image/png"] + b"\x00" * 32
 WEBP = IMAGE_HEADERS["image/webp"] + b"\x00" * 32
 HEIC = IMAGE_HEADERS["image/heic"] + b"\x00" * 32
 AVIF = IMAGE_HEADERS["image/avif"] + b"\x00" * 32
-
-#: The keys of a product on the wire, in order (R31); ``account`` and ``version`` are not there.
-R31_PRODUCT_KEYS = (
-    "externalId",
-    "title",
-    "description",
-    "metadata",
-    "validForDays",
-    "expiresAt",
-    "lastUsedAt",
-    "createdAt",
-    "updatedAt",
-    "images",
-)
 
 
 def run_size(variable: str, ci: _Size, long: _Size) -> _Size:

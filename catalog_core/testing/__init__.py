@@ -8,7 +8,8 @@ Needs the ``testing`` extra (hypothesis and pytest): ``pip install 'catalog-core
   :class:`~catalog_core.Catalog` on a backend and a separately written reference model through
   random operations and checks they agree after every step.
 - :mod:`catalog_core.testing.strategies` — hypothesis strategies for payloads, use items,
-  products, accounts and ids.
+  products, accounts and ids; :mod:`catalog_core.testing.invalid` — upserts the catalog must
+  refuse, each with its code (also exported by ``strategies``).
 - :class:`FakeClock` — a clock the tests move by hand.
 """
 

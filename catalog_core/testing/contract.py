@@ -24,12 +24,14 @@ The suite accepts everything the protocol allows: it never counts how often a ch
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import pathlib
 import string
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -41,8 +43,8 @@ import pytest
 import catalog_core as cc
 from catalog_core.images import make_blob
 from catalog_core.repository.base import Change
+from catalog_core.testing._book import IMAGE_HEADERS
 from catalog_core.testing.clock import START, FakeClock
-from catalog_core.testing.strategies import IMAGE_HEADERS
 
 __all__ = ["RepositoryContract"]
 
@@ -72,6 +74,10 @@ LISTING_IDS: Final = (
     "aa",
     "~",
     "\U0010fffd",
+    "_x",
+    "Z",
+    "10",
+    "9",  # after "10": not natural (numeric) order
 )
 # Ids a backend could trim, fold, normalise or truncate (R2); all are valid and all distinct.
 UNICODE_IDS: Final = (
@@ -82,6 +88,9 @@ UNICODE_IDS: Final = (
     "Case",
     "case",
     " padded ",
+    "padded",
+    " padded",
+    "padded ",
     "שלום",
     "zero\u200bwidth",
     "_ANON_is-an-ordinary-id",
@@ -182,12 +191,15 @@ def _storing(product: cc.Product | None, *blobs: cc.Blob) -> Change:
 
 def _put(repository: cc.Repository, product: cc.Product, *blobs: cc.Blob) -> cc.Product:
     stored = repository.write(product.account, product.external_id, _storing(product, *blobs))
-    assert stored is not None
+    if stored is None:
+        raise AssertionError(f"R26: writing {product.external_id!r} returned None, not the product")
     return stored
 
 
 def _drop(repository: cc.Repository, account: str, external_id: str) -> None:
-    assert repository.write(account, external_id, lambda _: cc.Write(None)) is None
+    left = repository.write(account, external_id, lambda _: cc.Write(None))
+    if left is not None:
+        raise AssertionError(f"R26: deleting {external_id!r} returned {left!r}, not None")
 
 
 def _recording(
@@ -234,7 +246,8 @@ def _separator_keys() -> tuple[list[tuple[str, str]], dict[tuple[str, str], tupl
             pairs.append(((f"a{sep}", "c"), ("a", f"{sep}c")))
     twins = {one: other for pair in pairs for one, other in (pair, pair[::-1])}
     keys = [key for pair in pairs for key in pair] + [("a", "c"), ("a", "c/"), ("a", "c//")]
-    assert len(set(keys)) == len(keys)
+    if len(set(keys)) != len(keys):
+        raise ValueError("SEPARATORS makes the same key twice")
     return keys, twins
 
 
@@ -250,8 +263,9 @@ def _live_ids(
 
 def _increment(stored: cc.Product | None) -> cc.Write:
     """A read-merge-write: one more version and one more count in the metadata."""
-    assert stored is not None
-    assert stored.metadata is not None
+    stored = _required(stored)
+    if stored.metadata is None:
+        raise AssertionError(f"R26: the change was handed {stored!r}, which lost its count")
     count = stored.metadata["n"] + 1
     return cc.Write(attrs.evolve(stored, version=stored.version + 1, metadata={"n": count}))
 
@@ -270,6 +284,45 @@ def _in_threads(work: Callable[[int], None], threads: int) -> None:
             future.result()
 
 
+def _nothing_stored(
+    repository: cc.Repository, account: str, ids: Sequence[str], blob: cc.Blob
+) -> None:
+    """Check that none of ``ids`` and not ``blob`` is stored in ``account`` (R26)."""
+    for external_id in ids:
+        assert repository.get(account, external_id) is None, external_id
+    assert repository.get_blob(account, blob.sha256) is None
+
+
+def _not_found(catalog: cc.Catalog, account: str, external_id: str) -> None:
+    """Check that get, use and delete all answer ``PRODUCT_NOT_FOUND`` (R1, R20, R23)."""
+    with pytest.raises(cc.ProductNotFound):
+        catalog.get(account, external_id)
+    with pytest.raises(cc.ProductNotFound):
+        catalog.use(account, {"externalId": external_id})
+    with pytest.raises(cc.ProductNotFound):
+        catalog.delete(account, external_id)
+
+
+def _every_write_counts(
+    repository: cc.Repository, change: Change, *, threads: int, rounds: int
+) -> cc.Product:
+    """Run ``threads`` x ``rounds`` writes of ``change`` on ``hot`` at once; none may be lost (R27).
+
+    ``change`` is a read-merge-write that adds one to the count in the metadata.
+    """
+
+    def work(_: int) -> None:
+        for _ in range(rounds):
+            repository.write(ACCOUNT, "hot", change)
+
+    _in_threads(work, threads)
+    stored = repository.get(ACCOUNT, "hot")
+    assert stored is not None
+    assert stored.metadata == {"n": threads * rounds}
+    assert stored.version == 1 + threads * rounds
+    return stored
+
+
 def _json_of_size(size: int, key: str = "k", **extra: Any) -> dict[str, Any]:
     """Return a JSON object of exactly ``size`` bytes as compact UTF-8 JSON, of many widths."""
     value: dict[str, Any] = {**extra, key: ""}
@@ -277,7 +330,8 @@ def _json_of_size(size: int, key: str = "k", **extra: Any) -> dict[str, Any]:
     while _compact_size(value) + _compact_size(filler) < size:
         value[key] += filler
     value[key] += "a" * (size - _compact_size(value))
-    assert _compact_size(value) == size
+    if _compact_size(value) != size:
+        raise ValueError(f"no JSON object of exactly {size} bytes with these extra keys")
     return value
 
 
@@ -310,6 +364,11 @@ class RepositoryContract:
         finally:
             self.dispose_repository(repository)
 
+    @pytest.fixture
+    def catalog(self, repository: cc.Repository) -> cc.Catalog:
+        """A :class:`~catalog_core.Catalog` on :meth:`repository`, with a :class:`FakeClock`."""
+        return cc.Catalog(repository, clock=FakeClock())
+
     def _with_second(
         self, first: cc.Repository, tmp_path: pathlib.Path, use: Callable[[cc.Repository], None]
     ) -> None:
@@ -319,6 +378,39 @@ class RepositoryContract:
         finally:
             if second is not first:
                 self.dispose_repository(second)
+
+    def _race_catalog_writers(
+        self,
+        repository: cc.Repository,
+        tmp_path: pathlib.Path,
+        upsert: Callable[[cc.Catalog, int], object],
+        check: Callable[[cc.Catalog], None],
+    ) -> None:
+        """R27: 6 threads x 20 upserts and uses of ``hot``, half of them on a second handle.
+
+        ``upsert(catalog, n)`` is thread ``n``'s upsert; afterwards, through each handle, the
+        version must count every write, and ``check(catalog)`` must pass.
+        """
+        threads, rounds = 6, 20
+        catalogs = [cc.Catalog(repository, clock=FakeClock())]
+
+        def race(second: cc.Repository) -> None:
+            catalogs.append(cc.Catalog(second, clock=FakeClock()))
+
+            def work(n: int) -> None:
+                catalog = catalogs[n % 2]
+                for k in range(rounds):
+                    if k % 2:
+                        catalog.use(ACCOUNT, {"externalId": "hot"})
+                    else:
+                        upsert(catalog, n)
+
+            _in_threads(work, threads)
+            for catalog in catalogs:
+                assert catalog.get(ACCOUNT, "hot").version == 1 + threads * rounds
+                check(catalog)
+
+        self._with_second(repository, tmp_path, race)
 
     # -- R26: atomic writes -----------------------------------------------------------------
 
@@ -392,9 +484,7 @@ class RepositoryContract:
             with pytest.raises(ValueError, match="account and external id"):
                 repository.write(ACCOUNT, "p", _storing(product, blob))
         for account in (ACCOUNT, OTHER):
-            assert repository.get(account, "p") is None
-            assert repository.get(account, "q") is None
-            assert repository.get_blob(account, blob.sha256) is None
+            _nothing_stored(repository, account, ("p", "q"), blob)
 
     def test_r26_a_write_naming_a_blob_never_given_is_refused_and_stores_not_even_its_blobs(
         self, repository: cc.Repository
@@ -440,10 +530,9 @@ class RepositoryContract:
         assert repository.get(ACCOUNT, "p") == product()
 
     def test_r26_a_rejected_catalog_request_changes_nothing(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R26, R28, R30: every refused upsert, use and delete leaves the storage untouched."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         before = catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)}).product
         blob = _blob(7, "image/png")
         upload = {"f": cc.Upload(blob.data)}
@@ -468,10 +557,9 @@ class RepositoryContract:
     # -- R28, R27: versions and concurrent writers ------------------------------------------
 
     def test_r28_versions_start_at_one_and_grow_by_one_with_every_write(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R28: version 1 on create, +1 on every upsert and use, 1 again after a re-create."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         writes: list[Callable[[], cc.UpsertResult | cc.UseResult]] = [
             lambda: catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)}),
             lambda: catalog.upsert(ACCOUNT, {"externalId": "p"}),
@@ -489,10 +577,9 @@ class RepositoryContract:
         assert catalog.get(ACCOUNT, "p").version == 1
 
     def test_r28_a_stale_expected_version_on_upsert_or_delete_changes_nothing(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R28: a version mismatch is VERSION_CONFLICT naming the current version; no write."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
         current = catalog.upsert(ACCOUNT, {"externalId": "p", "title": "two"}).product
         for attempt in (
@@ -514,18 +601,8 @@ class RepositoryContract:
         self, repository: cc.Repository
     ) -> None:
         """R27: 8 threads x 25 read-merge-writes on one key; every one of them counts."""
-        threads, rounds = 8, 25
         _put(repository, _product("hot", metadata={"n": 0}))
-
-        def work(_: int) -> None:
-            for _ in range(rounds):
-                repository.write(ACCOUNT, "hot", _increment)
-
-        _in_threads(work, threads)
-        stored = repository.get(ACCOUNT, "hot")
-        assert stored is not None
-        assert stored.metadata == {"n": threads * rounds}
-        assert stored.version == 1 + threads * rounds
+        _every_write_counts(repository, _increment, threads=8, rounds=25)
 
     def test_r27_r15_concurrent_read_merge_writes_on_a_product_holding_uploads_lose_no_update(
         self, repository: cc.Repository
@@ -535,7 +612,6 @@ class RepositoryContract:
         Each write also swaps the product's uploaded image for the other one, giving its bytes
         again: every write counts, and the blob references follow the final product.
         """
-        threads, rounds = 8, 25
         front, back = _blob(1), _blob(2, "image/png")
         _put(repository, _product("hot", images=_images_of(front), metadata={"n": 0}), front)
 
@@ -545,15 +621,7 @@ class RepositoryContract:
             blob = back if counted.version % 2 == 0 else front
             return cc.Write(attrs.evolve(counted, images=_images_of(blob)), (blob,))
 
-        def work(_: int) -> None:
-            for _ in range(rounds):
-                repository.write(ACCOUNT, "hot", swap)
-
-        _in_threads(work, threads)
-        stored = repository.get(ACCOUNT, "hot")
-        assert stored is not None
-        assert stored.metadata == {"n": threads * rounds}
-        assert stored.version == 1 + threads * rounds
+        stored = _every_write_counts(repository, swap, threads=8, rounds=25)
         named, other = (back, front) if stored.version % 2 == 0 else (front, back)
         assert stored.blob_refs == {named.sha256}
         assert repository.purge_expired(START) == 0
@@ -571,40 +639,103 @@ class RepositoryContract:
         6 threads x 20 writes through two handles: every accepted write counts in the version,
         and the image the product ends with has its bytes.
         """
-        threads, rounds = 6, 20
         uploads = [_blob(n, mime) for n, mime in enumerate(("image/jpeg", "image/png"))]
-        catalogs = [cc.Catalog(repository, clock=FakeClock())]
 
         def upsert(catalog: cc.Catalog, n: int) -> cc.UpsertResult:
             payload = {"externalId": "hot", "images": [{"source": {"fileKey": "f"}}]}
             files = {"f": cc.Upload(uploads[n % 2].data)}
             return catalog.upsert(ACCOUNT, {**payload, "metadata": {"by": n}}, files)
 
-        assert upsert(catalogs[0], 0).created
+        assert upsert(cc.Catalog(repository, clock=FakeClock()), 0).created
 
-        def race(second: cc.Repository) -> None:
-            catalogs.append(cc.Catalog(second, clock=FakeClock()))
+        def check(catalog: cc.Catalog) -> None:
+            product = catalog.get(ACCOUNT, "hot")
+            assert product.metadata is not None
+            assert len(product.blob_refs) == 1
+            upload = uploads[product.metadata["by"] % 2]
+            assert product.blob_refs == {upload.sha256}
+            assert catalog.purge_expired() == 0
+            assert repository.get_blob(ACCOUNT, upload.sha256) == upload
 
-            def work(n: int) -> None:
-                catalog = catalogs[n % 2]
-                for k in range(rounds):
-                    if k % 2:
-                        catalog.use(ACCOUNT, {"externalId": "hot"})
-                    else:
-                        upsert(catalog, n)
+        self._race_catalog_writers(repository, tmp_path, upsert, check)
 
-            _in_threads(work, threads)
-            for catalog in catalogs:
-                product = catalog.get(ACCOUNT, "hot")
-                assert product.version == 1 + threads * rounds
-                assert product.metadata is not None
-                assert len(product.blob_refs) == 1
-                upload = uploads[product.metadata["by"] % 2]
-                assert product.blob_refs == {upload.sha256}
-                assert catalog.purge_expired() == 0
-                assert repository.get_blob(ACCOUNT, upload.sha256) == upload
+    def test_r27_r28_any_version_never_creates_however_deletes_race_it(
+        self, catalog: cc.Catalog
+    ) -> None:
+        """R27, R28: the existence check is in the write's own transaction, not a read before it.
 
-        self._with_second(repository, tmp_path, race)
+        Three threads upsert with ``ANY_VERSION`` while a fourth deletes and re-creates the
+        product: each upsert lands on a live product or is refused, and none ever creates it.
+        """
+        payload = {"externalId": "p", "title": "guarded", "images": list(IMAGES)}
+        catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
+        stop = threading.Event()
+
+        def churn() -> int:
+            rounds = 0
+            while not stop.is_set():
+                with contextlib.suppress(cc.ProductNotFound):
+                    catalog.delete(ACCOUNT, "p")
+                time.sleep(0.0005)  # leave the others a moment of absence, and one of presence
+                catalog.upsert(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
+                time.sleep(0.0005)
+                rounds += 1
+            return rounds
+
+        def guarded(_: int) -> list[bool | None]:
+            outcomes: list[bool | None] = []
+            deadline = time.monotonic() + 30
+            # Until both sides of the race were seen: the scheduler decides how soon, not the test.
+            while len(outcomes) < 40 or (
+                not {None, False} <= set(outcomes) and time.monotonic() < deadline
+            ):
+                try:
+                    result = catalog.upsert(ACCOUNT, payload, if_version=cc.ANY_VERSION)
+                    outcomes.append(result.created)
+                except cc.VersionConflict:
+                    outcomes.append(None)  # absent at that moment: refused, never created
+            return outcomes
+
+        with ThreadPoolExecutor(4) as pool:
+            churner = pool.submit(churn)
+            outcomes = [o for batch in pool.map(guarded, range(3)) for o in batch]
+            stop.set()
+            assert churner.result() > 0
+        assert True not in outcomes
+        assert False in outcomes  # some landed on a live product
+
+    def test_r11_r27_a_writer_that_read_the_clock_first_never_writes_an_older_time_last(
+        self, repository: cc.Repository
+    ) -> None:
+        """R11, R27: the clock is read under the key's lock, so timestamps only move forward.
+
+        Writer A's clock stalls right after it is read (as a preempted thread would); writer B
+        starts meanwhile with a later clock. Whatever order they commit in, the stored history is
+        ordered.
+        """
+        a_read = threading.Event()
+
+        def stalling_clock() -> datetime:
+            a_read.set()
+            threading.Event().wait(0.3)  # B runs now, unless A already holds the key's lock
+            return START
+
+        catalog_a = cc.Catalog(repository, clock=stalling_clock)
+        catalog_b = cc.Catalog(repository, clock=lambda: START + timedelta(seconds=1))
+        writer_a = threading.Thread(
+            target=catalog_a.upsert, args=(ACCOUNT, {"externalId": "p", "images": list(IMAGES)})
+        )
+        writer_a.start()
+        a_read.wait(5)
+        other_image = {"source": {"url": "https://cdn.example/b.jpg"}}
+        catalog_b.upsert(ACCOUNT, {"externalId": "p", "images": [other_image]})
+        writer_a.join(5)
+
+        final = catalog_b.get(ACCOUNT, "p")
+        assert final.version == 2
+        assert final.updated_at >= final.created_at
+        # B's write at START + 1 s is in the history, so the last write cannot be dated before it.
+        assert final.updated_at >= START + timedelta(seconds=1)
 
     # -- write_many (BatchRepository, optional) ---------------------------------------------
 
@@ -701,9 +832,7 @@ class RepositoryContract:
                     [("kept", _increment), ("p", _storing(_product("p"), given)), bad],
                 )
             assert repository.get(ACCOUNT, "kept") == before
-            assert repository.get(ACCOUNT, "p") is None
-            assert repository.get(ACCOUNT, "q") is None
-            assert repository.get_blob(ACCOUNT, given.sha256) is None
+            _nothing_stored(repository, ACCOUNT, ("p", "q"), given)
 
     def test_r1_write_many_sees_and_writes_only_its_own_account(
         self, repository: cc.Repository
@@ -748,26 +877,14 @@ class RepositoryContract:
         self, repository: cc.Repository, tmp_path: pathlib.Path
     ) -> None:
         """R27, R28: upserts and uses through two handles; final version is 1 + every write."""
-        threads, rounds = 6, 20
-        catalogs = [cc.Catalog(repository, clock=FakeClock())]
-        catalogs[0].upsert(ACCOUNT, {"externalId": "hot", "images": list(IMAGES)})
+        cc.Catalog(repository, clock=FakeClock()).upsert(
+            ACCOUNT, {"externalId": "hot", "images": list(IMAGES)}
+        )
 
-        def race(second: cc.Repository) -> None:
-            catalogs.append(cc.Catalog(second, clock=FakeClock()))
+        def upsert(catalog: cc.Catalog, n: int) -> cc.UpsertResult:
+            return catalog.upsert(ACCOUNT, {"externalId": "hot", "metadata": {"by": n}})
 
-            def work(n: int) -> None:
-                catalog = catalogs[n % 2]
-                for k in range(rounds):
-                    if k % 2:
-                        catalog.use(ACCOUNT, {"externalId": "hot"})
-                    else:
-                        catalog.upsert(ACCOUNT, {"externalId": "hot", "metadata": {"by": n}})
-
-            _in_threads(work, threads)
-            for catalog in catalogs:
-                assert catalog.get(ACCOUNT, "hot").version == 1 + threads * rounds
-
-        self._with_second(repository, tmp_path, race)
+        self._race_catalog_writers(repository, tmp_path, upsert, lambda _: None)
 
     # -- R1: tenant isolation ---------------------------------------------------------------
 
@@ -822,12 +939,7 @@ class RepositoryContract:
         _each_call_saw(seen, None)
 
         catalog = cc.Catalog(repository, clock=FakeClock())
-        with pytest.raises(cc.ProductNotFound):
-            catalog.get(OTHER, "p")
-        with pytest.raises(cc.ProductNotFound):
-            catalog.use(OTHER, {"externalId": "p"})
-        with pytest.raises(cc.ProductNotFound):
-            catalog.delete(OTHER, "p")
+        _not_found(catalog, OTHER, "p")
         with pytest.raises(cc.VersionConflict):
             catalog.upsert(OTHER, {"externalId": "p", "images": list(IMAGES)}, if_version=1)
         assert catalog.list(OTHER).items == ()
@@ -1101,12 +1213,7 @@ class RepositoryContract:
         assert catalog.get(ACCOUNT, "p") == old
         assert [p.external_id for p in catalog.list(ACCOUNT).items] == ["p", "q"]
         clock.now = START + _DAY
-        with pytest.raises(cc.ProductNotFound):
-            catalog.get(ACCOUNT, "p")
-        with pytest.raises(cc.ProductNotFound):
-            catalog.use(ACCOUNT, {"externalId": "p"})
-        with pytest.raises(cc.ProductNotFound):
-            catalog.delete(ACCOUNT, "p")
+        _not_found(catalog, ACCOUNT, "p")
         assert [p.external_id for p in catalog.list(ACCOUNT).items] == ["q"]
         assert [p.external_id for p in catalog.list(ACCOUNT, limit=1).items] == ["q"]
         assert repository.get(ACCOUNT, "p") == old  # still stored: no purge has run
@@ -1291,6 +1398,22 @@ class RepositoryContract:
 
         self._with_second(repository, tmp_path, race)
 
+    def test_r15_an_orphan_blob_named_again_before_the_purge_is_kept(
+        self, repository: cc.Repository, catalog: cc.Catalog
+    ) -> None:
+        """R15, R21: bytes uploaded again after their last product went are kept by the purge."""
+        png = _blob(1, "image/png").data
+        payload = {"externalId": "p1", "images": [{"source": {"fileKey": "f"}}]}
+        first = catalog.upsert(ACCOUNT, payload, files={"f": cc.Upload(png)}).product
+        sha = first.images[0].blob_sha256
+        assert sha is not None
+        catalog.delete(ACCOUNT, "p1")
+        catalog.upsert(ACCOUNT, {**payload, "externalId": "p2"}, files={"f": cc.Upload(png)})
+        catalog.purge_expired()
+        blob = repository.get_blob(ACCOUNT, sha)
+        assert blob is not None
+        assert blob.data == png
+
     def test_r21_purging_an_empty_repository_removes_nothing(
         self, repository: cc.Repository
     ) -> None:
@@ -1370,10 +1493,9 @@ class RepositoryContract:
     # -- R2, R9, R16: unicode and big values ------------------------------------------------
 
     def test_r2_unicode_external_ids_round_trip_exactly_and_stay_distinct(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R2: emoji, CJK, combining marks, case, spaces and 256 characters, never altered."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         for external_id in UNICODE_IDS:
             payload = {"externalId": external_id, "images": list(IMAGES), "title": external_id}
             assert catalog.upsert(ACCOUNT, payload).created
@@ -1426,10 +1548,9 @@ class RepositoryContract:
         assert repository.get(ACCOUNT, "catalog") == written
 
     def test_r9_metadata_of_exactly_the_size_limit_round_trips(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R9, R33: 16,384 bytes of compact UTF-8 JSON metadata is accepted and kept whole."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         metadata = _json_of_size(catalog.limits.max_metadata_bytes, nested={"ключ": [1, 2.5]})
         written = catalog.upsert(
             ACCOUNT, {"externalId": "p", "images": list(IMAGES), "metadata": metadata}
@@ -1441,10 +1562,9 @@ class RepositoryContract:
         assert _compact_size(stored.metadata) == 16_384
 
     def test_r8_r16_twenty_images_with_classifications_at_the_size_limit_round_trip(
-        self, repository: cc.Repository
+        self, repository: cc.Repository, catalog: cc.Catalog
     ) -> None:
         """R8, R16, R33: 20 images, each with 4,096 bytes of classifications, in order."""
-        catalog = cc.Catalog(repository, clock=FakeClock())
         limit = catalog.limits.max_classifications_bytes
         images = [
             {
@@ -1493,9 +1613,16 @@ class RepositoryContract:
         assert repository.get_blob(ACCOUNT, sha) == cc.Blob(sha, uploaded, "image/webp")
 
 
+def _required(stored: cc.Product | None) -> cc.Product:
+    """The product a change was handed, where the test stored one before."""
+    if stored is None:
+        raise AssertionError("R26: the change was handed None, though a product is stored")
+    return stored
+
+
 def _touched(stored: cc.Product | None) -> cc.Product:
-    assert stored is not None
-    return attrs.evolve(stored, version=stored.version + 1)
+    product = _required(stored)
+    return attrs.evolve(product, version=product.version + 1)
 
 
 def _try_to_mutate(value: object) -> None:

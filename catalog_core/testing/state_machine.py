@@ -42,6 +42,21 @@ from hypothesis.stateful import (
 )
 
 import catalog_core as cc
+from catalog_core.testing._book import (
+    ANON_PREFIX,
+    DAY_MS,
+    EDITABLE_FIELDS,
+    ENTRY_KEYS,
+    EPOCH,
+    INLINE_DAYS,
+    ONE_SHOT_DAYS,
+    ONE_SHOT_ID,
+    PAYLOAD_KEYS,
+    PRODUCT_FIELDS,
+    R29_STATUS,
+    SOURCE_KEYS,
+    first_in_r30_order,
+)
 from catalog_core.testing.clock import FakeClock
 from catalog_core.testing.strategies import (
     InvalidUpsertRequest,
@@ -72,41 +87,24 @@ LIMITS: Final = cc.Limits(max_file_bytes=2048, max_request_bytes=8192)
 
 Outcome = tuple[Any, ...]
 
-_DAY_MS: Final = 86_400_000
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_ANON: Final = "_anon_"
-_ONE_SHOT_ID: Final = re.compile(r"_anon_[a-z0-9]{24}")
-_FIELDS: Final = ("title", "description", "metadata", "validForDays")
-_PRODUCT_KEYS: Final = frozenset({"externalId", *_FIELDS, "images", "imageUrls"})
-_STATUS: Final = {
-    "VALIDATION_FAILED": 400,
-    "EXTERNAL_ID_REQUIRED": 400,
-    "PRODUCT_IMAGES_REQUIRED": 400,
-    "INVALID_IMAGE_INPUT": 400,
-    "MULTIPART_FILE_NOT_FOUND": 400,
-    "INVALID_IMAGE": 400,
-    "PRODUCT_NOT_FOUND": 404,
-    "RESERVED_EXTERNAL_ID": 409,
-    "VERSION_CONFLICT": 412,
-    "FILE_TOO_LARGE": 413,
-    "PAYLOAD_TOO_LARGE": 413,
-}
+_EDITABLE: Final = tuple(field.name for field in EDITABLE_FIELDS)
+_WIRE_FIELDS: Final = tuple(field for field in PRODUCT_FIELDS if field.on_wire)
 
 
 def _error(code: str) -> Outcome:
-    return ("error", code, _STATUS[code])
+    return ("error", code, R29_STATUS[code])
 
 
 def epoch_ms(moment: datetime) -> int:
     """Return ``moment`` as whole milliseconds since the epoch (sub-milliseconds cut off)."""
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def wire_timestamp(ms: int | None) -> str | None:
     """Return ``2026-05-13T10:00:00.000Z`` for epoch milliseconds (R31)."""
     if ms is None:
         return None
-    moment = _EPOCH + timedelta(milliseconds=ms)
+    moment = EPOCH + timedelta(milliseconds=ms)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
 
 
@@ -149,16 +147,12 @@ class ReferenceCatalog:
     def wire(record: Mapping[str, Any]) -> dict[str, Any]:
         """Return a record exactly as the wire shows it (R31)."""
         return {
-            "externalId": record["externalId"],
-            "title": record["title"],
-            "description": record["description"],
-            "metadata": copy.deepcopy(record["metadata"]),
-            "validForDays": record["validForDays"],
-            "expiresAt": wire_timestamp(record["expiresAt"]),
-            "lastUsedAt": wire_timestamp(record["lastUsedAt"]),
-            "createdAt": wire_timestamp(record["createdAt"]),
-            "updatedAt": wire_timestamp(record["updatedAt"]),
-            "images": copy.deepcopy(record["images"]),
+            field.name: (
+                wire_timestamp(record[field.name])
+                if field.kind == "timestamp"
+                else copy.deepcopy(record[field.name])
+            )
+            for field in _WIRE_FIELDS
         }
 
     def get(self, account: str, external_id: str, *, now: int) -> Outcome:
@@ -173,7 +167,7 @@ class ReferenceCatalog:
         ids = sorted(
             external_id
             for external_id in self.products.get(account, {})
-            if not external_id.startswith(_ANON) and self.live(account, external_id, now)
+            if not external_id.startswith(ANON_PREFIX) and self.live(account, external_id, now)
         )
         return [self.wire(self.products[account][external_id]) for external_id in ids]
 
@@ -223,16 +217,9 @@ class ReferenceCatalog:
         """
         if self._too_large(files, body_bytes):
             return _error("PAYLOAD_TOO_LARGE")
-        return self._write(
-            account,
-            payload["externalId"],
-            payload,
-            files,
-            now=self.stamp(account, payload["externalId"], now),
-            if_version=if_version,
-            created_days=None,
-            used=False,
-        )
+        external_id = payload["externalId"]
+        now = self.stamp(account, external_id, now)
+        return self._write(account, external_id, payload, files, now=now, if_version=if_version)
 
     def use(
         self,
@@ -252,18 +239,8 @@ class ReferenceCatalog:
         if external_id is None:  # c. one-shot
             if one_shot_id is None:
                 return ("ok", "a new one-shot product")
-            return self._write(
-                account,
-                one_shot_id,
-                item,
-                files,
-                now=now,
-                if_version=None,
-                created_days=7,
-                used=True,
-                must_create=True,
-            )
-        if not any(key in item for key in (*_FIELDS, "images", "imageUrls")):  # a. reference
+            return self._write(account, one_shot_id, item, files, now=now, used=True, one_shot=True)
+        if not (PAYLOAD_KEYS - {"externalId"}) & item.keys():  # a. reference
             record = self.live(account, external_id, now)
             if record is None:
                 return _error("PRODUCT_NOT_FOUND")
@@ -271,18 +248,9 @@ class ReferenceCatalog:
             record["expiresAt"] = self._expiry(record)
             record["version"] += 1
             return self._result(account, record, item, files, created=False)
-        if external_id.startswith(_ANON):  # R3: an inline item is an upsert
+        if external_id.startswith(ANON_PREFIX):  # R3: an inline item is an upsert
             return _error("RESERVED_EXTERNAL_ID")
-        return self._write(  # b. inline
-            account,
-            external_id,
-            item,
-            files,
-            now=now,
-            if_version=None,
-            created_days=15,
-            used=True,
-        )
+        return self._write(account, external_id, item, files, now=now, used=True)  # b. inline
 
     def delete(
         self, account: str, external_id: str, *, now: int, if_version: int | None = None
@@ -330,7 +298,7 @@ class ReferenceCatalog:
         if record["validForDays"] is None:
             return None
         start = max(record["updatedAt"], record["lastUsedAt"] or record["updatedAt"])
-        return int(start + record["validForDays"] * _DAY_MS)
+        return int(start + record["validForDays"] * DAY_MS)
 
     @staticmethod
     def _images(
@@ -357,22 +325,20 @@ class ReferenceCatalog:
     @staticmethod
     def _warnings(payload: Mapping[str, Any], files: Mapping[str, cc.Upload]) -> list[list[str]]:
         """R17, R18, R32: the warnings' codes and paths, sorted."""
-        found = [["UNKNOWN_FIELD", key] for key in payload if key not in _PRODUCT_KEYS]
+        found = [["UNKNOWN_FIELD", key] for key in payload if key not in PAYLOAD_KEYS]
         used = set()
         if "imageUrls" in payload:
             found.append(["DEPRECATED_IMAGE_URLS", "imageUrls"])
         for n, entry in enumerate(payload.get("images", [])):
             found += [
-                ["UNKNOWN_FIELD", f"images.{n}.{key}"]
-                for key in entry
-                if key not in ("source", "classifications", "url", "fileKey")
+                ["UNKNOWN_FIELD", f"images.{n}.{key}"] for key in entry if key not in ENTRY_KEYS
             ]
             if "source" in entry:
                 source = entry["source"]
                 found += [
                     ["UNKNOWN_FIELD", f"images.{n}.source.{key}"]
                     for key in source
-                    if key not in ("url", "fileKey")
+                    if key not in SOURCE_KEYS
                 ]
             else:
                 source = entry
@@ -390,38 +356,37 @@ class ReferenceCatalog:
         files: Mapping[str, cc.Upload],
         *,
         now: int,
-        if_version: int | None,
-        created_days: int | None,
-        used: bool,
-        must_create: bool = False,
+        if_version: int | None = None,
+        used: bool = False,
+        one_shot: bool = False,
     ) -> Outcome:
+        """Create or update a product; ``used`` for a use (R22b), ``one_shot`` for R22c."""
         current = self.live(account, external_id, now)
         images = self._images(payload, files)
-        if must_create and current is not None:
+        if one_shot and current is not None:
             return ("ok", f"a one-shot id {external_id!r} that is already taken")
+        problems = set()
+        if images == [] or (current is None and images is None):
+            problems.add("PRODUCT_IMAGES_REQUIRED")  # R5, R8
+        if if_version is not None and (current is None or if_version != current["version"]):
+            problems.add("VERSION_CONFLICT")  # R28; decision table: no live product
+        code = first_in_r30_order(problems)
+        if code is not None:
+            return _error(code)
         if current is None:  # R4: create, inheriting nothing from an expired record
-            if not images:
-                return _error("PRODUCT_IMAGES_REQUIRED")  # R5
-            if if_version is not None:
-                return _error("VERSION_CONFLICT")  # decision table: no live product
             record: dict[str, Any] = {
                 "externalId": external_id,
-                "title": None,
-                "description": None,
-                "metadata": None,
-                "validForDays": created_days,  # R10, R22b, R22c
+                **dict.fromkeys(_EDITABLE),
+                # R10: omitted on an upsert's create keeps the product; R22b, R22c: a use's expires.
+                "validForDays": (ONE_SHOT_DAYS if one_shot else INLINE_DAYS) if used else None,
                 "images": [],
                 "createdAt": now,
                 "lastUsedAt": None,
                 "version": 0,
             }
         else:
-            if images == []:
-                return _error("PRODUCT_IMAGES_REQUIRED")  # R8
-            if if_version is not None and if_version != current["version"]:
-                return _error("VERSION_CONFLICT")  # R28
             record = copy.deepcopy(current)
-        for key in _FIELDS:  # R6: omitted keeps; R7, R9, R10: given replaces whole, null clears
+        for key in _EDITABLE:  # R6: omitted keeps; R7, R9, R10: given replaces whole, null clears
             if key in payload:
                 record[key] = copy.deepcopy(payload[key])
         if images is not None:
@@ -772,9 +737,11 @@ class CatalogStateMachine(RuleBasedStateMachine):
     def use_one_shot(self, account: str, item: UseRequest) -> str:
         """R22c: a one-shot item creates a product under a fresh ``_anon_`` id."""
         result = self._use(account, item)
-        assert isinstance(result, cc.UseResult)  # _use has checked that the use was accepted
+        if result is None:  # _use has compared the refusal with the model, which accepts
+            raise AssertionError("R22c: a valid one-shot item was refused")
         external_id = result.product.external_id
-        assert _ONE_SHOT_ID.fullmatch(external_id), f"one-shot id {external_id!r} (R22c)"
+        if not ONE_SHOT_ID.fullmatch(external_id):
+            raise AssertionError(f"R22c: one-shot id {external_id!r}")
         return external_id
 
     def _use(self, account: str, item: UseRequest) -> cc.UpsertResult | cc.UseResult | None:
@@ -880,7 +847,7 @@ class CatalogStateMachine(RuleBasedStateMachine):
         )
         if expiries:
             target = expiries[pick % len(expiries)] + offset_ms
-            self.clock.now = _EPOCH + timedelta(milliseconds=target)
+            self.clock.now = EPOCH + timedelta(milliseconds=target)
 
     # -- after every step -----------------------------------------------------------------------
 
@@ -915,11 +882,12 @@ class CatalogStateMachine(RuleBasedStateMachine):
         product: cc.Product | None,
         error: cc.CatalogError | None,
     ) -> None:
-        if product is not None:
-            actual: Outcome = ("ok", {"product": cc.to_wire(product), "version": product.version})
+        if error is not None:
+            actual: Outcome = ("error", error.code, error.status)
+        elif product is not None:
+            actual = ("ok", {"product": cc.to_wire(product), "version": product.version})
         else:
-            assert error is not None
-            actual = ("error", error.code, error.status)
+            raise AssertionError(f"get {external_id!r} answered neither a product nor an error")
         expected = self.model.get(account, external_id, now=self.now())
         _expect_same(actual, expected, f"get {external_id!r} in account {account!r}")
 

@@ -484,7 +484,9 @@ def json_carries(payload: dict[str, Any]) -> bool:
 
 
 @EXAMPLES
-@given(item=use_items(external_id="shirt-42"), form=st.sampled_from(["products", "product"]))
+@given(
+    item=use_items(external_id=st.just("shirt-42")), form=st.sampled_from(["products", "product"])
+)
 def test_r22_the_kits_use_items_in_try_on_bodies_are_applied(
     default_target: Target, item: UseRequest, form: str
 ) -> None:

@@ -123,10 +123,36 @@ def test_r33_the_rule_book_limits_are_the_library_defaults() -> None:
 def test_options_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         upsert_payloads(True)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        products(st.just("acme"))  # type: ignore[misc]
     with pytest.raises(InvalidArgument):
         use_items(kind="sideways")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument):
         invalid_upsert_payloads(limits=cc.Limits(max_url_length=20))
+
+
+@pytest.mark.parametrize(
+    ("strategy", "option"),
+    [
+        (upsert_payloads, "external_id"),
+        (use_items, "external_id"),
+        (invalid_upsert_payloads, "external_id"),
+        (products, "account"),
+    ],
+)
+def test_options_take_strategies_only_as_hypothesis_does(strategy: Any, option: str) -> None:
+    """A single value is ``st.just(value)``: an option never takes "a value or a strategy"."""
+    with pytest.raises(InvalidArgument, match=rf"{option}='shirt-1' must be a strategy.*st\.just"):
+        strategy(**{option: "shirt-1"})
+    assert isinstance(strategy(**{option: st.just("shirt-1")}), st.SearchStrategy)
+
+
+def test_the_invalid_cases_are_importable_from_their_own_module_and_from_strategies() -> None:
+    from catalog_core.testing import invalid
+
+    assert invalid.invalid_upsert_payloads is invalid_upsert_payloads
+    assert invalid.InvalidUpsertRequest is InvalidUpsertRequest
+    assert invalid.__all__ == ["InvalidUpsertRequest", "invalid_upsert_payloads"]
 
 
 # -- accounts and ids -----------------------------------------------------------------------------
@@ -217,7 +243,7 @@ def test_r4_r17_upsert_payloads_create_a_fresh_product_and_update_it_as_json_or_
 
 
 @CHECKS
-@given(request=upsert_payloads(partial=True, external_id="shirt-1"))
+@given(request=upsert_payloads(partial=True, external_id=st.just("shirt-1")))
 def test_r5_r6_partial_payloads_update_an_existing_product_and_create_only_with_images(
     request: UpsertRequest,
 ) -> None:
@@ -316,7 +342,7 @@ def test_r30_r33_with_small_limits_size_problems_are_drawn_and_refused_too(
 
 
 @CHECKS
-@given(case=invalid_upsert_payloads(external_id="shirt-1"), data=st.data())
+@given(case=invalid_upsert_payloads(external_id=st.just("shirt-1")), data=st.data())
 def test_r30_refused_payloads_give_the_same_code_on_an_existing_product(
     case: InvalidUpsertRequest, data: st.DataObject
 ) -> None:
@@ -395,7 +421,7 @@ def test_r30_combined_and_edge_cases_are_drawn(name: str, predicate: Any) -> Non
 
 
 @CHECKS
-@given(item=use_items(kind="reference", external_id="shirt-1"))
+@given(item=use_items(kind="reference", external_id=st.just("shirt-1")))
 def test_r22a_reference_items_use_a_live_product_and_need_one(item: UseRequest) -> None:
     """R22a: a reference records the use without editing; with no live product it is refused."""
     assert item.kind == "reference"
@@ -412,7 +438,7 @@ def test_r22a_reference_items_use_a_live_product_and_need_one(item: UseRequest) 
 
 
 @CHECKS
-@given(item=use_items(kind="inline", external_id="shirt-1"))
+@given(item=use_items(kind="inline", external_id=st.just("shirt-1")))
 def test_r22b_inline_items_update_a_live_product_and_create_only_with_images(
     item: UseRequest,
 ) -> None:
@@ -479,7 +505,7 @@ def test_r31_products_survive_the_wire_round_trip(product: cc.Product) -> None:
 
 
 @CHECKS
-@given(product=products(account="acme"))
+@given(product=products(account=st.just("acme")))
 def test_r16_r19_r22c_products_keep_the_models_invariants(product: cc.Product) -> None:
     """R16, R19, R22c, R28 and the model's timestamps: what a catalog could have stored."""
     assert product.account == "acme"
