@@ -39,13 +39,11 @@ from catalog_core.model import (
 )
 from catalog_core.repository.base import Change, Repository, Write
 from catalog_core.rules import (
-    ONE_SHOT_VALID_FOR_DAYS,
-    USE_CREATED_VALID_FOR_DAYS,
     check_version,
     live,
     merge,
     new_one_shot_id,
-    record_use,
+    use,
     write_time,
 )
 from catalog_core.wire.check import check_upsert_command, check_use_command
@@ -429,20 +427,7 @@ class Catalog:
             nonlocal created
             now = self._write_time(stored)
             existing = live(stored, now)
-            if command.is_reference:
-                if existing is None:
-                    raise ProductNotFound.for_id(external_id)
-                return Write(record_use(existing, now))
-            product = merge(
-                existing,
-                command,
-                images,
-                now,
-                account=account,
-                external_id=external_id,
-                default_valid_for_days=USE_CREATED_VALID_FOR_DAYS,
-                used=True,
-            )
+            product = use(existing, command, images, now, account=account, external_id=external_id)
             created = existing is None
             return Write(product, blobs)
 
@@ -464,15 +449,14 @@ class Catalog:
                 now = self._write_time(stored)
                 if live(stored, now) is not None:
                     raise _OneShotIdTaken
-                product = merge(
+                product = use(
                     None,
                     command,
                     images,
                     now,
                     account=account,
                     external_id=external_id,
-                    default_valid_for_days=ONE_SHOT_VALID_FOR_DAYS,
-                    used=True,
+                    one_shot=True,
                 )
                 return Write(product, blobs)
 

@@ -15,7 +15,7 @@ import attrs
 
 from catalog_core._unset import UNSET
 from catalog_core.commands import ANY_VERSION, AnyVersion, ProductFields
-from catalog_core.errors import Detail, ProductImagesRequired, VersionConflict
+from catalog_core.errors import Detail, ProductImagesRequired, ProductNotFound, VersionConflict
 from catalog_core.model import ANON_PREFIX, Image, Product
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "merge",
     "new_one_shot_id",
     "record_use",
+    "use",
     "write_time",
 ]
 
@@ -135,6 +136,46 @@ def merge(
         )
     return attrs.evolve(
         existing, updated_at=now, last_used_at=last_used_at, version=existing.version + 1, **fields
+    )
+
+
+def use(
+    existing: Product | None,
+    command: ProductFields,
+    images: tuple[Image, ...] | None,
+    now: datetime,
+    *,
+    account: str,
+    external_id: str,
+    one_shot: bool = False,
+) -> Product:
+    """Apply a try-on product item to the live product ``existing`` at ``now`` (R22).
+
+    Every use sets ``lastUsedAt``. An item with no product field is a reference: it renews the
+    live product's timer (R22a). Any other item is an inline upsert, whose created product lives
+    15 days unless it says otherwise (R22b); a ``one_shot`` item (no id given: ``external_id``
+    is a fresh one of :func:`new_one_shot_id`) creates a product that lives 7 days unless it
+    says otherwise (R22c).
+
+    Raises:
+        ProductNotFound: a reference names no live product.
+        ProductImagesRequired: the product would have no image (R5, R8).
+    """
+    if command.is_reference and not one_shot:
+        if existing is None:
+            raise ProductNotFound.for_id(external_id)
+        return record_use(existing, now)
+    return merge(
+        existing,
+        command,
+        images,
+        now,
+        account=account,
+        external_id=external_id,
+        default_valid_for_days=(
+            ONE_SHOT_VALID_FOR_DAYS if one_shot else USE_CREATED_VALID_FOR_DAYS
+        ),
+        used=True,
     )
 
 
