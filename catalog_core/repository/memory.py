@@ -15,8 +15,8 @@ import attrs
 
 from catalog_core.images import Blob
 from catalog_core.model import Image, Product
-from catalog_core.repository._batch import apply_changes
-from catalog_core.repository.base import Change, Write
+from catalog_core.repository._engine import PRODUCTS, Plan, missing_blob, write_batch, write_one
+from catalog_core.repository.base import Change
 
 __all__ = ["MemoryRepository"]
 
@@ -38,10 +38,6 @@ def _detached(product: Product) -> Product:
             for i in product.images
         ),
     )
-
-
-def _storing(write: Write) -> Change:
-    return lambda _: write
 
 
 class MemoryRepository:
@@ -76,29 +72,7 @@ class MemoryRepository:
     def write(self, account: str, external_id: str, change: Change) -> Product | None:
         """See :meth:`Repository.write`."""
         with self._lock:
-            old = self._products.get(account, {}).get(external_id)
-            result = change(None if old is None else _detached(old))
-            new = result.product
-            if new is not None and (new.account, new.external_id) != (account, external_id):
-                raise ValueError("a write must keep the product's account and external id")
-            before = old.blob_refs if old else frozenset()
-            after = new.blob_refs if new else frozenset()
-            given = {blob.sha256 for blob in result.blobs}
-            for sha in after - before:
-                if sha not in given and (account, sha) not in self._blobs:
-                    raise ValueError(
-                        f"product refers to blob {sha} that was neither stored nor given"
-                    )
-            # Checked: from here on nothing raises, so the write is all or nothing (R26).
-            for blob in result.blobs:
-                key = (account, blob.sha256)
-                if key not in self._blobs:
-                    self._blobs[key] = blob
-                    self._refs[key] = 0
-                    self._orphans.add(key)  # until a product refers to it
-            self._adjust_refs(account, before, after)
-            if old is not None or new is not None:
-                self._store(account, external_id, old, new)
+            new = write_one(PRODUCTS, account, external_id, change, self._load, self._apply)
             return None if new is None else _detached(new)
 
     def write_many(
@@ -106,30 +80,46 @@ class MemoryRepository:
     ) -> list[Product | Exception | None]:
         """See :meth:`BatchRepository.write_many`."""
         with self._lock:
-            products = self._products.get(account, {})
-            stored = {i: _detached(products[i]) for i, _ in changes if i in products}
-            outcomes, written, blobs, deltas = apply_changes(account, changes, stored)
-            given = {blob.sha256 for blob in blobs}
-            for sha, delta in deltas.items():
-                if delta > 0 and sha not in given and (account, sha) not in self._blobs:
-                    raise ValueError(
-                        f"product refers to blob {sha} that was neither stored nor given"
-                    )
-            # Checked: each write below succeeds, so the batch is all or nothing (R26).
-            for external_id, new in written.items():
-                self.write(account, external_id, _storing(Write(new, tuple(blobs))))
+            outcomes = write_batch(PRODUCTS, account, changes, self._load, self._apply)
             return [_detached(o) if isinstance(o, Product) else o for o in outcomes]
 
+    def _load(self, account: str, ids: list[str]) -> dict[str, Product]:
+        """The stored products of ``ids``, as copies the changes may not alter the store through."""
+        products = self._products.get(account, {})
+        return {i: _detached(products[i]) for i in ids if i in products}
+
+    def _apply(self, account: str, plan: Plan[Product]) -> None:
+        """Store ``plan``: checked first, so that nothing raises once the store changes (R26)."""
+        for sha in plan.required:
+            if (account, sha) not in self._blobs:
+                raise missing_blob(PRODUCTS, sha)
+        for blob in plan.blobs:
+            key = (account, blob.sha256)
+            if key not in self._blobs:
+                self._blobs[key] = blob
+                self._refs[key] = 0
+                self._orphans.add(key)  # until a product refers to it
+        self._move_refs(account, plan.deltas)
+        products = self._products.get(account, {})
+        for external_id, new in plan.written.items():
+            old = products.get(external_id)
+            if old is not None or new is not None:
+                self._store(account, external_id, old, new)
+
     def _adjust_refs(self, account: str, before: frozenset[str], after: frozenset[str]) -> None:
-        for sha in after - before:
+        """Move reference counts as a product's blobs go from ``before`` to ``after``."""
+        self._move_refs(
+            account, dict.fromkeys(after - before, 1) | dict.fromkeys(before - after, -1)
+        )
+
+    def _move_refs(self, account: str, deltas: Mapping[str, int]) -> None:
+        for sha, delta in deltas.items():
             key = (account, sha)
-            self._refs[key] += 1
-            self._orphans.discard(key)
-        for sha in before - after:
-            key = (account, sha)
-            self._refs[key] -= 1
-            if self._refs[key] == 0:
+            refs = self._refs[key] = self._refs[key] + delta
+            if refs == 0:
                 self._orphans.add(key)
+            else:
+                self._orphans.discard(key)
 
     def _store(
         self, account: str, external_id: str, old: Product | None, new: Product | None
