@@ -72,7 +72,7 @@ def _dt_or_none(ms: int | None) -> datetime | None:
     return None if ms is None else from_epoch_ms(ms)
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # compared and hashed by identity: backends key their statements by it
 class SqlTable(Generic[R]):
     """How one record kind is stored in one SQL table.
 

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import json
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, TypeVar, cast
 
 import attrs
 
 from catalog_core.images import Blob
 from catalog_core.model import Image, Product
-from catalog_core.repository._engine import PRODUCTS, Plan, missing_blob, write_batch, write_one
+from catalog_core.repository._engine import (
+    PRODUCTS,
+    Plan,
+    RecordKind,
+    missing_blob,
+    write_batch,
+    write_one,
+)
 from catalog_core.repository.base import Change
 
 __all__ = ["MemoryRepository"]
+
+R = TypeVar("R")
 
 
 def _copy_json(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -40,6 +50,24 @@ def _detached(product: Product) -> Product:
     )
 
 
+def _same(record: R) -> R:
+    return record
+
+
+#: How to copy a record of a kind holding mutable JSON; records of other kinds are handed out.
+_COPIES: Final[dict[str, Callable[[Any], Any]]] = {PRODUCTS.name: _detached}
+
+
+def _put(
+    table: dict[str, dict[str, R]], account: str, record_id: str, old: R | None, new: R | None
+) -> None:
+    """Store ``new`` under the key (``None``: delete the stored record)."""
+    if new is None:
+        del table[account][record_id]
+    else:
+        table.setdefault(account, {})[record_id] = new
+
+
 class MemoryRepository:
     """Products and blobs in dictionaries, guarded by one lock.
 
@@ -51,6 +79,8 @@ class MemoryRepository:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._products: dict[str, dict[str, Product]] = {}
+        #: The records of each kind, by account then id; products are ``_products``.
+        self._tables: dict[str, dict[str, dict[str, Any]]] = {PRODUCTS.name: self._products}
         self._listed_ids: dict[str, list[str]] = {}
         self._expiry: list[tuple[datetime, str, str]] = []
         self._expiry_floor = 1024  # compact the heap when it doubles past this
@@ -72,7 +102,8 @@ class MemoryRepository:
     def write(self, account: str, external_id: str, change: Change) -> Product | None:
         """See :meth:`Repository.write`."""
         with self._lock:
-            new = write_one(PRODUCTS, account, external_id, change, self._load, self._apply)
+            load, apply = self._session(PRODUCTS)
+            new = write_one(PRODUCTS, account, external_id, change, load, apply)
             return None if new is None else _detached(new)
 
     def write_many(
@@ -80,31 +111,49 @@ class MemoryRepository:
     ) -> list[Product | Exception | None]:
         """See :meth:`BatchRepository.write_many`."""
         with self._lock:
-            outcomes = write_batch(PRODUCTS, account, changes, self._load, self._apply)
+            load, apply = self._session(PRODUCTS)
+            outcomes = write_batch(PRODUCTS, account, changes, load, apply)
             return [_detached(o) if isinstance(o, Product) else o for o in outcomes]
 
-    def _load(self, account: str, ids: list[str]) -> dict[str, Product]:
-        """The stored products of ``ids``, as copies the changes may not alter the store through."""
-        products = self._products.get(account, {})
-        return {i: _detached(products[i]) for i in ids if i in products}
+    def _session(
+        self, kind: RecordKind[R, Any]
+    ) -> tuple[Callable[[str, list[str]], dict[str, R]], Callable[[str, Plan[R]], None]]:
+        """Return the load and apply steps of the shared write algorithm for ``kind``.
 
-    def _apply(self, account: str, plan: Plan[Product]) -> None:
-        """Store ``plan``: checked first, so that nothing raises once the store changes (R26)."""
-        for sha in plan.required:
-            if (account, sha) not in self._blobs:
-                raise missing_blob(PRODUCTS, sha)
-        for blob in plan.blobs:
-            key = (account, blob.sha256)
-            if key not in self._blobs:
-                self._blobs[key] = blob
-                self._refs[key] = 0
-                self._orphans.add(key)  # until a product refers to it
-        self._move_refs(account, plan.deltas)
-        products = self._products.get(account, {})
-        for external_id, new in plan.written.items():
-            old = products.get(external_id)
-            if old is not None or new is not None:
-                self._store(account, external_id, old, new)
+        Both run under the lock; see :mod:`catalog_core.repository._engine`. Products keep
+        their listing and expiry indexes up to date; a kind without indexes is a plain table.
+        """
+        table = cast("dict[str, dict[str, R]]", self._tables.setdefault(kind.name, {}))
+        copy = cast("Callable[[R], R]", _COPIES.get(kind.name, _same))
+        put = cast(
+            "Callable[[str, str, R | None, R | None], None]",
+            self._store if kind is PRODUCTS else functools.partial(_put, table),
+        )
+
+        def load(account: str, ids: list[str]) -> dict[str, R]:
+            # Copies: a change may not alter the store through what it was given.
+            records = table.get(account, {})
+            return {i: copy(records[i]) for i in ids if i in records}
+
+        def apply(account: str, plan: Plan[R]) -> None:
+            # Checked first, so that nothing raises once the store changes (R26).
+            for sha in plan.required:
+                if (account, sha) not in self._blobs:
+                    raise missing_blob(kind, sha)
+            for blob in plan.blobs:
+                key = (account, blob.sha256)
+                if key not in self._blobs:
+                    self._blobs[key] = blob
+                    self._refs[key] = 0
+                    self._orphans.add(key)  # until a record refers to it
+            self._move_refs(account, plan.deltas)
+            records = table.get(account, {})
+            for record_id, new in plan.written.items():
+                old = records.get(record_id)
+                if old is not None or new is not None:
+                    put(account, record_id, old, new)
+
+        return load, apply
 
     def _adjust_refs(self, account: str, before: frozenset[str], after: frozenset[str]) -> None:
         """Move reference counts as a product's blobs go from ``before`` to ``after``."""

@@ -42,7 +42,14 @@ from psycopg_pool import ConnectionPool
 
 from catalog_core.images import Blob
 from catalog_core.model import Product, to_epoch_ms
-from catalog_core.repository._engine import PRODUCTS, Plan, missing_blob, write_batch, write_one
+from catalog_core.repository._engine import (
+    PRODUCTS,
+    Plan,
+    RecordKind,
+    missing_blob,
+    write_batch,
+    write_one,
+)
 from catalog_core.repository._postgres_schema import (
     DEFAULT_SCHEMA,
     SCHEMA_VERSION,
@@ -153,23 +160,26 @@ class PostgresRepository:
             kwargs={"autocommit": True},
         )
         self._quoted = f'"{self.schema}"'  # quoted: a reserved word is a valid schema name
-        #: The statements of each table, by name.
-        self._statements: dict[str, Statements] = {
-            table.name: statements(
-                table,
-                qualified=f"{self._quoted}.{table.name}",
-                mark="%s",
-                insert_suffix=f" ON CONFLICT (account, {table.id_column}) DO NOTHING",
-            )
-            for table in (PACKED,)
-        }
-        self._products = self._statements[PACKED.name]
+        self._statements: dict[SqlTable[Any], Statements] = {}
+        self._products = self._statements_of(PACKED)
         try:
             self._pool.wait(timeout=connect_timeout)
             self._prepare_schema(create_schema)
         except BaseException:
             self.close()
             raise
+
+    def _statements_of(self, table: SqlTable[Any]) -> Statements:
+        """Return the statements of ``table`` in this repository's schema (written once)."""
+        sql = self._statements.get(table)
+        if sql is None:
+            sql = self._statements[table] = statements(
+                table,
+                qualified=f"{self._quoted}.{table.name}",
+                mark="%s",
+                insert_suffix=f" ON CONFLICT (account, {table.id_column}) DO NOTHING",
+            )
+        return sql
 
     @staticmethod
     def schema_sql(schema: str = DEFAULT_SCHEMA) -> str:
@@ -338,7 +348,7 @@ class PostgresRepository:
         """See :meth:`Repository.write`."""
 
         def once(conn: psycopg.Connection[Any]) -> Product | None:
-            load, apply = self._session(conn, PACKED)
+            load, apply = self._session(conn, PRODUCTS, PACKED)
             return write_one(PRODUCTS, account, external_id, change, load, apply)
 
         return self._in_transaction(once)
@@ -354,22 +364,22 @@ class PostgresRepository:
         """
 
         def once(conn: psycopg.Connection[Any]) -> list[Product | Exception | None]:
-            load, apply = self._session(conn, PACKED)
+            load, apply = self._session(conn, PRODUCTS, PACKED)
             return write_batch(PRODUCTS, account, changes, load, apply)
 
         return self._in_transaction(once)
 
     def _session(
-        self, conn: psycopg.Connection[Any], table: SqlTable[_R]
+        self, conn: psycopg.Connection[Any], kind: RecordKind[_R, Any], table: SqlTable[_R]
     ) -> tuple[Callable[[str, list[str]], dict[str, _R]], Callable[[str, Plan[_R]], None]]:
-        """Return the load and apply steps of the shared write algorithm on ``table``.
+        """Return the load and apply steps of the shared write algorithm for ``kind`` in ``table``.
 
         Both run in ``conn``'s transaction; see :mod:`catalog_core.repository._engine`. The load
         locks the stored rows in id order (``FOR UPDATE``); the apply inserts with ``ON CONFLICT
         DO NOTHING`` and raises ``_CreatedConcurrently`` when a concurrent writer created one of
         the rows first, then moves blob references in SHA-256 order.
         """
-        sql = self._statements[table.name]
+        sql = self._statements_of(table)
 
         def load(account: str, ids: list[str]) -> dict[str, _R]:
             if len(ids) == 1:  # the common case, a little faster as an equality
@@ -388,13 +398,14 @@ class PostgresRepository:
                 raise _CreatedConcurrently
             _run(conn, sql.update, [table.update_params(table.encode(r)) for r in plan.updates])
             _run(conn, sql.delete, [(account, i) for i in plan.deletes])
-            self._store_blobs(conn, account, plan.deltas, plan.blobs)
+            self._store_blobs(conn, kind, account, plan.deltas, plan.blobs)
 
         return load, apply
 
     def _store_blobs(
         self,
         conn: psycopg.Connection[Any],
+        kind: RecordKind[Any, Any],
         account: str,
         deltas: dict[str, int],
         blobs: Iterable[Blob],
@@ -406,7 +417,7 @@ class PostgresRepository:
         for sha in sorted(deltas.keys() | given.keys()):
             blob = given.get(sha)
             if blob is None:
-                self._adjust_refs(conn, account, [(sha, deltas[sha])])
+                self._adjust_refs(conn, kind, account, [(sha, deltas[sha])])
                 continue
             # DO UPDATE (not DO NOTHING) locks a blob that already exists, so a concurrent purge
             # cannot delete it as an orphan between this write and its commit.
@@ -418,7 +429,11 @@ class PostgresRepository:
             )
 
     def _adjust_refs(
-        self, conn: psycopg.Connection[Any], account: str, deltas: Iterable[tuple[str, int]]
+        self,
+        conn: psycopg.Connection[Any],
+        kind: RecordKind[Any, Any],
+        account: str,
+        deltas: Iterable[tuple[str, int]],
     ) -> None:
         # In SHA-256 order, so that concurrent writes lock blob rows in one order (no deadlock).
         for sha, delta in sorted(deltas):
@@ -428,7 +443,7 @@ class PostgresRepository:
                 (delta, account, sha),
             )
             if cursor.rowcount != 1:
-                raise missing_blob(PRODUCTS, sha)
+                raise missing_blob(kind, sha)
 
     def list_live(
         self, account: str, *, after: str | None, limit: int, now: datetime
@@ -477,7 +492,7 @@ class PostgresRepository:
             for (refs,) in rows:
                 for sha in PACKED.refs_of(refs):
                     deltas[sha] = deltas.get(sha, 0) - 1
-            self._adjust_refs(conn, account, deltas.items())
+            self._adjust_refs(conn, PRODUCTS, account, deltas.items())
             return len(rows)
 
         def purge_blobs(conn: psycopg.Connection[Any], account: str) -> int:

@@ -21,6 +21,7 @@ Durability and concurrency:
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import secrets
@@ -37,9 +38,16 @@ import sqlite_utils
 
 from catalog_core.images import Blob
 from catalog_core.model import Product, to_epoch_ms
-from catalog_core.repository._engine import PRODUCTS, Plan, missing_blob, write_batch, write_one
+from catalog_core.repository._engine import (
+    PRODUCTS,
+    Plan,
+    RecordKind,
+    missing_blob,
+    write_batch,
+    write_one,
+)
 from catalog_core.repository._recognise import COMMON_TABLES, Found, foreign, recognise
-from catalog_core.repository._rows import SPLIT, SqlTable, statements
+from catalog_core.repository._rows import SPLIT, SqlTable, Statements, statements
 from catalog_core.repository._sqlite_guard import Guard
 from catalog_core.repository.base import Change
 
@@ -51,9 +59,14 @@ _PURGE_BATCH: Final = 500
 _READ_CHUNK: Final = 500
 #: Connections kept open between operations; more are opened while more threads work at once.
 _MAX_IDLE: Final = 8
-_PRODUCTS: Final = statements(SPLIT, qualified="products", mark="?")
-#: The statements of each table, by name.
-_STATEMENTS: Final = {SPLIT.name: _PRODUCTS}
+
+
+@functools.cache
+def _statements_of(table: SqlTable[Any]) -> Statements:
+    return statements(table, qualified=table.name, mark="?")
+
+
+_PRODUCTS: Final = _statements_of(SPLIT)
 #: A product's row and its insert: the benchmarks build their fixtures with them.
 _product_params: Final = SPLIT.encode
 _INSERT: Final = _PRODUCTS.insert
@@ -192,8 +205,10 @@ def _run(conn: sqlite3.Connection, statement: str, rows: Sequence[Sequence[Any]]
         conn.executemany(statement, rows)
 
 
-def _move_refs(conn: sqlite3.Connection, account: str, deltas: dict[str, int]) -> None:
-    """Move the reference count of each blob by its delta.
+def _move_refs(
+    conn: sqlite3.Connection, kind: RecordKind[Any, Any], account: str, deltas: dict[str, int]
+) -> None:
+    """Move the reference count of each blob by its delta, for records of ``kind``.
 
     Raises:
         ValueError: a blob is not stored (see :func:`missing_blob`).
@@ -204,17 +219,17 @@ def _move_refs(conn: sqlite3.Connection, account: str, deltas: dict[str, int]) -
             (delta, account, sha),
         )
         if cursor.rowcount != 1:
-            raise missing_blob(PRODUCTS, sha)
+            raise missing_blob(kind, sha)
 
 
 def _session(
-    conn: sqlite3.Connection, table: SqlTable[_R]
+    conn: sqlite3.Connection, kind: RecordKind[_R, Any], table: SqlTable[_R]
 ) -> tuple[Callable[[str, list[str]], dict[str, _R]], Callable[[str, Plan[_R]], None]]:
-    """Return the load and apply steps of the shared write algorithm on ``table``.
+    """Return the load and apply steps of the shared write algorithm for ``kind`` in ``table``.
 
     Both run in ``conn``'s transaction; see :mod:`catalog_core.repository._engine`.
     """
-    sql = _STATEMENTS[table.name]
+    sql = _statements_of(table)
 
     def load(account: str, ids: list[str]) -> dict[str, _R]:
         found: dict[str, _R] = {}
@@ -234,7 +249,7 @@ def _session(
             "VALUES (?, ?, ?, ?, 0)",
             [(account, b.sha256, b.mime_type, b.data) for b in plan.blobs],
         )
-        _move_refs(conn, account, plan.deltas)
+        _move_refs(conn, kind, account, plan.deltas)
         _run(conn, sql.delete, [(account, i) for i in plan.deletes])
         _run(conn, sql.insert, [table.encode(r) for r in plan.inserts])
         _run(conn, sql.update, [table.update_params(table.encode(r)) for r in plan.updates])
@@ -654,7 +669,7 @@ class SQLiteRepository:
     def write(self, account: str, external_id: str, change: Change) -> Product | None:
         """See :meth:`Repository.write`."""
         with self._transaction() as conn:
-            load, apply = _session(conn, SPLIT)
+            load, apply = _session(conn, PRODUCTS, SPLIT)
             return write_one(PRODUCTS, account, external_id, change, load, apply)
 
     def write_many(
@@ -667,7 +682,7 @@ class SQLiteRepository:
         ``executemany``.
         """
         with self._transaction() as conn:
-            load, apply = _session(conn, SPLIT)
+            load, apply = _session(conn, PRODUCTS, SPLIT)
             return write_batch(PRODUCTS, account, changes, load, apply)
 
     def list_live(
@@ -698,7 +713,7 @@ class SQLiteRepository:
                     (cutoff, _PURGE_BATCH),
                 ).fetchall()
                 for account, _, refs in rows:
-                    _move_refs(conn, account, dict.fromkeys(SPLIT.refs_of(refs), -1))
+                    _move_refs(conn, PRODUCTS, account, dict.fromkeys(SPLIT.refs_of(refs), -1))
                 conn.executemany(
                     _PRODUCTS.delete, [(account, external_id) for account, external_id, _ in rows]
                 )
