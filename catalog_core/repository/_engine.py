@@ -17,7 +17,7 @@ a backend writes is described by a :class:`RecordKind`, so a new kind of record 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, Final, Generic, TypeAlias, TypeVar, cast
 
 import attrs
 
@@ -28,8 +28,11 @@ from catalog_core.repository.base import Write
 
 __all__ = [
     "PRODUCTS",
+    "Apply",
+    "Load",
     "Plan",
     "RecordKind",
+    "Session",
     "missing_blob",
     "plan_writes",
     "write_batch",
@@ -142,6 +145,16 @@ class Plan(Generic[R]):
         return [sha for sha, delta in self.deltas.items() if delta > 0 and sha not in given]
 
 
+#: A backend's load step: given the account and ids (each once, in order of first appearance),
+#: read (and, where the backend locks, lock) their stored records.
+Load: TypeAlias = Callable[[str, list[str]], Mapping[str, R]]
+#: A backend's apply step: given the account and the plan, store it, or raise (then the backend
+#: stores none of it).
+Apply: TypeAlias = Callable[[str, Plan[R]], object]
+#: The two steps of one backend for one record kind, in one transaction.
+Session: TypeAlias = tuple[Load[R], Apply[R]]
+
+
 def _blob_deltas(
     kind: RecordKind[R, Any], stored: Mapping[str, R], written: Mapping[str, R | None]
 ) -> dict[str, int]:
@@ -215,8 +228,8 @@ def write_batch(
     kind: RecordKind[R, W],
     account: str,
     changes: Sequence[tuple[str, Callable[[R | None], W]]],
-    load: Callable[[str, list[str]], Mapping[str, R]],
-    apply: Callable[[str, Plan[R]], object],
+    load: Load[R],
+    apply: Apply[R],
     *,
     capture: bool = True,
 ) -> list[R | Exception | None]:
@@ -226,10 +239,8 @@ def write_batch(
         kind: what the records are.
         account: the account of every key.
         changes: ``(id, change)`` pairs, in order.
-        load: given the account and ids (each once, in order of first appearance), reads (and,
-            where the backend locks, locks) their stored records.
-        apply: given the account and the plan, stores it, or raises (then the backend stores
-            none of it).
+        load: the backend's :data:`Load` step.
+        apply: the backend's :data:`Apply` step.
         capture: see :func:`plan_writes`.
     """
     ids = list(dict.fromkeys(record_id for record_id, _ in changes))
@@ -243,8 +254,8 @@ def write_one(
     account: str,
     record_id: str,
     change: Callable[[R | None], W],
-    load: Callable[[str, list[str]], Mapping[str, R]],
-    apply: Callable[[str, Plan[R]], object],
+    load: Load[R],
+    apply: Apply[R],
 ) -> R | None:
     """Apply one change as a batch of one whose exception propagates; return what was stored."""
     outcome = write_batch(kind, account, ((record_id, change),), load, apply, capture=False)[0]

@@ -31,6 +31,7 @@ __all__ = [
     "SqlTable",
     "Statements",
     "blob_refs_of_images",
+    "live_page",
     "statements",
 ]
 
@@ -160,6 +161,25 @@ def statements(
 
 
 # -- products ---------------------------------------------------------------------------------
+
+
+def live_page(table: SqlTable[Product], *, qualified: str, mark: str, listed: str) -> str:
+    """Write the statement of a page of live products (R20, R24).
+
+    Args:
+        table: how products are stored.
+        qualified: the table as the statement names it (with the index to walk, say).
+        mark: the dialect's parameter mark.
+        listed: the dialect's condition that a product is listed (not one-shot, R22c), as the
+            listing index states it.
+
+    The parameters are the account, the id to start after, the time in milliseconds, the limit.
+    """
+    return (
+        f"SELECT {table.selected} FROM {qualified} WHERE account = {mark} AND {listed} "
+        f"AND external_id > {mark} AND (expires_at IS NULL OR expires_at > {mark}) "
+        f"ORDER BY external_id LIMIT {mark}"
+    )
 
 
 def _times(product: Product) -> tuple[Any, ...]:

@@ -16,14 +16,7 @@ import attrs
 
 from catalog_core.images import Blob
 from catalog_core.model import Image, Product
-from catalog_core.repository._engine import (
-    PRODUCTS,
-    Plan,
-    RecordKind,
-    missing_blob,
-    write_batch,
-    write_one,
-)
+from catalog_core.repository import _engine as engine
 from catalog_core.repository.base import Change
 
 __all__ = ["MemoryRepository"]
@@ -55,7 +48,7 @@ def _same(record: R) -> R:
 
 
 #: How to copy a record of a kind holding mutable JSON; records of other kinds are handed out.
-_COPIES: Final[dict[str, Callable[[Any], Any]]] = {PRODUCTS.name: _detached}
+_COPIES: Final[dict[str, Callable[[Any], Any]]] = {engine.PRODUCTS.name: _detached}
 
 
 def _put(
@@ -80,7 +73,7 @@ class MemoryRepository:
         self._lock = threading.RLock()
         self._products: dict[str, dict[str, Product]] = {}
         #: The records of each kind, by account then id; products are ``_products``.
-        self._tables: dict[str, dict[str, dict[str, Any]]] = {PRODUCTS.name: self._products}
+        self._tables: dict[str, dict[str, dict[str, Any]]] = {engine.PRODUCTS.name: self._products}
         self._listed_ids: dict[str, list[str]] = {}
         self._expiry: list[tuple[datetime, str, str]] = []
         self._expiry_floor = 1024  # compact the heap when it doubles past this
@@ -102,8 +95,8 @@ class MemoryRepository:
     def write(self, account: str, external_id: str, change: Change) -> Product | None:
         """See :meth:`Repository.write`."""
         with self._lock:
-            load, apply = self._session(PRODUCTS)
-            new = write_one(PRODUCTS, account, external_id, change, load, apply)
+            load, apply = self._session(engine.PRODUCTS)
+            new = engine.write_one(engine.PRODUCTS, account, external_id, change, load, apply)
             return None if new is None else _detached(new)
 
     def write_many(
@@ -111,13 +104,11 @@ class MemoryRepository:
     ) -> list[Product | Exception | None]:
         """See :meth:`BatchRepository.write_many`."""
         with self._lock:
-            load, apply = self._session(PRODUCTS)
-            outcomes = write_batch(PRODUCTS, account, changes, load, apply)
+            load, apply = self._session(engine.PRODUCTS)
+            outcomes = engine.write_batch(engine.PRODUCTS, account, changes, load, apply)
             return [_detached(o) if isinstance(o, Product) else o for o in outcomes]
 
-    def _session(
-        self, kind: RecordKind[R, Any]
-    ) -> tuple[Callable[[str, list[str]], dict[str, R]], Callable[[str, Plan[R]], None]]:
+    def _session(self, kind: engine.RecordKind[R, Any]) -> engine.Session[R]:
         """Return the load and apply steps of the shared write algorithm for ``kind``.
 
         Both run under the lock; see :mod:`catalog_core.repository._engine`. Products keep
@@ -127,7 +118,7 @@ class MemoryRepository:
         copy = cast("Callable[[R], R]", _COPIES.get(kind.name, _same))
         put = cast(
             "Callable[[str, str, R | None, R | None], None]",
-            self._store if kind is PRODUCTS else functools.partial(_put, table),
+            self._store if kind is engine.PRODUCTS else functools.partial(_put, table),
         )
 
         def load(account: str, ids: list[str]) -> dict[str, R]:
@@ -135,11 +126,11 @@ class MemoryRepository:
             records = table.get(account, {})
             return {i: copy(records[i]) for i in ids if i in records}
 
-        def apply(account: str, plan: Plan[R]) -> None:
+        def apply(account: str, plan: engine.Plan[R]) -> None:
             # Checked first, so that nothing raises once the store changes (R26).
             for sha in plan.required:
                 if (account, sha) not in self._blobs:
-                    raise missing_blob(kind, sha)
+                    raise engine.missing_blob(kind, sha)
             for blob in plan.blobs:
                 key = (account, blob.sha256)
                 if key not in self._blobs:

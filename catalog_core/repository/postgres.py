@@ -42,22 +42,15 @@ from psycopg_pool import ConnectionPool
 
 from catalog_core.images import Blob
 from catalog_core.model import Product, to_epoch_ms
-from catalog_core.repository._engine import (
-    PRODUCTS,
-    Plan,
-    RecordKind,
-    missing_blob,
-    write_batch,
-    write_one,
-)
+from catalog_core.repository import _engine as engine
 from catalog_core.repository._postgres_schema import (
     DEFAULT_SCHEMA,
     SCHEMA_VERSION,
     check_schema_name,
     schema_sql,
 )
-from catalog_core.repository._recognise import COMMON_TABLES, Found, recognise
-from catalog_core.repository._rows import PACKED, SqlTable, Statements, statements
+from catalog_core.repository._recognise import COMMON_TABLES, Contents, Found, read_meta, recognise
+from catalog_core.repository._rows import PACKED, SqlTable, Statements, live_page, statements
 from catalog_core.repository.base import Change
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresRepository"]
@@ -162,6 +155,9 @@ class PostgresRepository:
         self._quoted = f'"{self.schema}"'  # quoted: a reserved word is a valid schema name
         self._statements: dict[SqlTable[Any], Statements] = {}
         self._products = self._statements_of(PACKED)
+        self._page = live_page(
+            PACKED, qualified=f"{self._quoted}.products", mark="%s", listed="NOT one_shot"
+        )
         try:
             self._pool.wait(timeout=connect_timeout)
             self._prepare_schema(create_schema)
@@ -268,20 +264,11 @@ class PostgresRepository:
             elif kind in ("r", "p", "v", "m", "f"):
                 tables.setdefault(name, set()).add(column)
         others = [] if tables else [r[0] for r in conn.execute(_OBJECTS, (self.schema,))]
-        select = f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'schema_version'"
-
-        def schema_version() -> str | None:
-            row = conn.execute(select).fetchone()
-            return None if row is None else str(row[0])
-
+        meta = f"{self._quoted}.catalog_meta"
+        version = functools.partial(read_meta, conn, meta, "schema_version")
+        contents = Contents(tables, others, indexes, version)
         return recognise(
-            f"schema {self.schema!r}",
-            tables=tables,
-            others=others,
-            indexes=indexes,
-            columns=_TABLE_COLUMNS,
-            schema_version=schema_version,
-            version=SCHEMA_VERSION,
+            f"schema {self.schema!r}", contents, columns=_TABLE_COLUMNS, version=SCHEMA_VERSION
         )
 
     # -- the contract -----------------------------------------------------------------------
@@ -348,8 +335,8 @@ class PostgresRepository:
         """See :meth:`Repository.write`."""
 
         def once(conn: psycopg.Connection[Any]) -> Product | None:
-            load, apply = self._session(conn, PRODUCTS, PACKED)
-            return write_one(PRODUCTS, account, external_id, change, load, apply)
+            load, apply = self._session(conn, engine.PRODUCTS, PACKED)
+            return engine.write_one(engine.PRODUCTS, account, external_id, change, load, apply)
 
         return self._in_transaction(once)
 
@@ -364,14 +351,14 @@ class PostgresRepository:
         """
 
         def once(conn: psycopg.Connection[Any]) -> list[Product | Exception | None]:
-            load, apply = self._session(conn, PRODUCTS, PACKED)
-            return write_batch(PRODUCTS, account, changes, load, apply)
+            load, apply = self._session(conn, engine.PRODUCTS, PACKED)
+            return engine.write_batch(engine.PRODUCTS, account, changes, load, apply)
 
         return self._in_transaction(once)
 
     def _session(
-        self, conn: psycopg.Connection[Any], kind: RecordKind[_R, Any], table: SqlTable[_R]
-    ) -> tuple[Callable[[str, list[str]], dict[str, _R]], Callable[[str, Plan[_R]], None]]:
+        self, conn: psycopg.Connection[Any], kind: engine.RecordKind[_R, Any], table: SqlTable[_R]
+    ) -> engine.Session[_R]:
         """Return the load and apply steps of the shared write algorithm for ``kind`` in ``table``.
 
         Both run in ``conn``'s transaction; see :mod:`catalog_core.repository._engine`. The load
@@ -392,7 +379,7 @@ class PostgresRepository:
                 ).fetchall()
             return {row[1]: table.decode(row) for row in rows}
 
-        def apply(account: str, plan: Plan[_R]) -> None:
+        def apply(account: str, plan: engine.Plan[_R]) -> None:
             inserts = [table.encode(r) for r in plan.inserts]
             if _run(conn, sql.insert, inserts) != len(inserts):
                 raise _CreatedConcurrently
@@ -405,7 +392,7 @@ class PostgresRepository:
     def _store_blobs(
         self,
         conn: psycopg.Connection[Any],
-        kind: RecordKind[Any, Any],
+        kind: engine.RecordKind[Any, Any],
         account: str,
         deltas: dict[str, int],
         blobs: Iterable[Blob],
@@ -431,7 +418,7 @@ class PostgresRepository:
     def _adjust_refs(
         self,
         conn: psycopg.Connection[Any],
-        kind: RecordKind[Any, Any],
+        kind: engine.RecordKind[Any, Any],
         account: str,
         deltas: Iterable[tuple[str, int]],
     ) -> None:
@@ -443,21 +430,14 @@ class PostgresRepository:
                 (delta, account, sha),
             )
             if cursor.rowcount != 1:
-                raise missing_blob(kind, sha)
+                raise engine.missing_blob(kind, sha)
 
     def list_live(
         self, account: str, *, after: str | None, limit: int, now: datetime
     ) -> Sequence[Product]:
         """See :meth:`Repository.list_live`."""
-        rows = self._read(
-            lambda conn: conn.execute(
-                f"SELECT {PACKED.selected} FROM {self._quoted}.products "
-                "WHERE account = %s AND NOT one_shot AND external_id > %s "
-                "AND (expires_at IS NULL OR expires_at > %s) "
-                "ORDER BY external_id LIMIT %s",
-                (account, after or "", to_epoch_ms(now), limit),
-            ).fetchall()
-        )
+        params = (account, after or "", to_epoch_ms(now), limit)
+        rows = self._read(lambda conn: conn.execute(self._page, params).fetchall())
         return [PACKED.decode(row) for row in rows]
 
     def _accounts(self, conn: psycopg.Connection[Any], table: str) -> list[str]:
@@ -492,7 +472,7 @@ class PostgresRepository:
             for (refs,) in rows:
                 for sha in PACKED.refs_of(refs):
                     deltas[sha] = deltas.get(sha, 0) - 1
-            self._adjust_refs(conn, PRODUCTS, account, deltas.items())
+            self._adjust_refs(conn, engine.PRODUCTS, account, deltas.items())
             return len(rows)
 
         def purge_blobs(conn: psycopg.Connection[Any], account: str) -> int:

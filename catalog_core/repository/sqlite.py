@@ -38,16 +38,16 @@ import sqlite_utils
 
 from catalog_core.images import Blob
 from catalog_core.model import Product, to_epoch_ms
-from catalog_core.repository._engine import (
-    PRODUCTS,
-    Plan,
-    RecordKind,
-    missing_blob,
-    write_batch,
-    write_one,
+from catalog_core.repository import _engine as engine
+from catalog_core.repository._recognise import (
+    COMMON_TABLES,
+    Contents,
+    Found,
+    foreign,
+    read_meta,
+    recognise,
 )
-from catalog_core.repository._recognise import COMMON_TABLES, Found, foreign, recognise
-from catalog_core.repository._rows import SPLIT, SqlTable, Statements, statements
+from catalog_core.repository._rows import SPLIT, SqlTable, Statements, live_page, statements
 from catalog_core.repository._sqlite_guard import Guard
 from catalog_core.repository.base import Change
 
@@ -67,6 +67,9 @@ def _statements_of(table: SqlTable[Any]) -> Statements:
 
 
 _PRODUCTS: Final = _statements_of(SPLIT)
+_PAGE: Final = live_page(
+    SPLIT, qualified="products INDEXED BY products_listing", mark="?", listed="one_shot = 0"
+)
 #: A product's row and its insert: the benchmarks build their fixtures with them.
 _product_params: Final = SPLIT.encode
 _INSERT: Final = _PRODUCTS.insert
@@ -99,8 +102,7 @@ def _is_read_only(exc: sqlite3.OperationalError) -> bool:
 
 
 def _cursor_secret_of(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'cursor_secret'").fetchone()
-    return None if row is None else str(row[0])
+    return read_meta(conn, "catalog_meta", "cursor_secret")
 
 
 def _recognise(conn: sqlite3.Connection) -> Found:
@@ -132,20 +134,9 @@ def _recognise(conn: sqlite3.Connection) -> Found:
             f"user_version {user_version})"
         )
 
-    def schema_version() -> str | None:
-        row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
-        return None if row is None else str(row[0])
-
-    return recognise(
-        "the database",
-        tables=tables,
-        others=others,
-        indexes=indexes,
-        columns=_TABLES,
-        schema_version=schema_version,
-        version=SCHEMA_VERSION,
-        mark=mark,
-    )
+    version = functools.partial(read_meta, conn, "catalog_meta", "schema_version")
+    contents = Contents(tables, others, indexes, version, mark)
+    return recognise("the database", contents, columns=_TABLES, version=SCHEMA_VERSION)
 
 
 _READ_ONLY: Final = "the catalog is read-only"
@@ -206,12 +197,15 @@ def _run(conn: sqlite3.Connection, statement: str, rows: Sequence[Sequence[Any]]
 
 
 def _move_refs(
-    conn: sqlite3.Connection, kind: RecordKind[Any, Any], account: str, deltas: dict[str, int]
+    conn: sqlite3.Connection,
+    kind: engine.RecordKind[Any, Any],
+    account: str,
+    deltas: dict[str, int],
 ) -> None:
     """Move the reference count of each blob by its delta, for records of ``kind``.
 
     Raises:
-        ValueError: a blob is not stored (see :func:`missing_blob`).
+        ValueError: a blob is not stored (the engine's ``missing_blob``).
     """
     for sha, delta in deltas.items():
         cursor = conn.execute(
@@ -219,12 +213,12 @@ def _move_refs(
             (delta, account, sha),
         )
         if cursor.rowcount != 1:
-            raise missing_blob(kind, sha)
+            raise engine.missing_blob(kind, sha)
 
 
 def _session(
-    conn: sqlite3.Connection, kind: RecordKind[_R, Any], table: SqlTable[_R]
-) -> tuple[Callable[[str, list[str]], dict[str, _R]], Callable[[str, Plan[_R]], None]]:
+    conn: sqlite3.Connection, kind: engine.RecordKind[_R, Any], table: SqlTable[_R]
+) -> engine.Session[_R]:
     """Return the load and apply steps of the shared write algorithm for ``kind`` in ``table``.
 
     Both run in ``conn``'s transaction; see :mod:`catalog_core.repository._engine`.
@@ -242,7 +236,7 @@ def _session(
             found.update((row[1], table.decode(row)) for row in rows)
         return found
 
-    def apply(account: str, plan: Plan[_R]) -> None:
+    def apply(account: str, plan: engine.Plan[_R]) -> None:
         _run(
             conn,
             "INSERT OR IGNORE INTO blobs (account, sha256, mime_type, data, refs) "
@@ -669,8 +663,8 @@ class SQLiteRepository:
     def write(self, account: str, external_id: str, change: Change) -> Product | None:
         """See :meth:`Repository.write`."""
         with self._transaction() as conn:
-            load, apply = _session(conn, PRODUCTS, SPLIT)
-            return write_one(PRODUCTS, account, external_id, change, load, apply)
+            load, apply = _session(conn, engine.PRODUCTS, SPLIT)
+            return engine.write_one(engine.PRODUCTS, account, external_id, change, load, apply)
 
     def write_many(
         self, account: str, changes: Sequence[tuple[str, Change]]
@@ -682,22 +676,15 @@ class SQLiteRepository:
         ``executemany``.
         """
         with self._transaction() as conn:
-            load, apply = _session(conn, PRODUCTS, SPLIT)
-            return write_batch(PRODUCTS, account, changes, load, apply)
+            load, apply = _session(conn, engine.PRODUCTS, SPLIT)
+            return engine.write_batch(engine.PRODUCTS, account, changes, load, apply)
 
     def list_live(
         self, account: str, *, after: str | None, limit: int, now: datetime
     ) -> Sequence[Product]:
         """See :meth:`Repository.list_live`."""
-        rows = self._read(
-            lambda conn: conn.execute(
-                f"SELECT {SPLIT.selected} FROM products INDEXED BY products_listing "
-                "WHERE account = ? AND one_shot = 0 AND external_id > ? "
-                "AND (expires_at IS NULL OR expires_at > ?) "
-                "ORDER BY external_id LIMIT ?",
-                (account, after or "", to_epoch_ms(now), limit),
-            ).fetchall()
-        )
+        params = (account, after or "", to_epoch_ms(now), limit)
+        rows = self._read(lambda conn: conn.execute(_PAGE, params).fetchall())
         return [SPLIT.decode(row) for row in rows]
 
     def purge_expired(self, now: datetime) -> int:
@@ -713,7 +700,9 @@ class SQLiteRepository:
                     (cutoff, _PURGE_BATCH),
                 ).fetchall()
                 for account, _, refs in rows:
-                    _move_refs(conn, PRODUCTS, account, dict.fromkeys(SPLIT.refs_of(refs), -1))
+                    _move_refs(
+                        conn, engine.PRODUCTS, account, dict.fromkeys(SPLIT.refs_of(refs), -1)
+                    )
                 conn.executemany(
                     _PRODUCTS.delete, [(account, external_id) for account, external_id, _ in rows]
                 )
