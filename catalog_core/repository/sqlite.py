@@ -226,6 +226,9 @@ def _session(
     sql = _statements_of(table)
 
     def load(account: str, ids: list[str]) -> dict[str, _R]:
+        if len(ids) == 1:  # a write: one statement, no list to build
+            row = conn.execute(sql.get, (account, ids[0])).fetchone()
+            return {} if row is None else {ids[0]: table.decode(row)}
         found: dict[str, _R] = {}
         for start in range(0, len(ids), _READ_CHUNK):
             chunk = ids[start : start + _READ_CHUNK]
@@ -237,16 +240,21 @@ def _session(
         return found
 
     def apply(account: str, plan: engine.Plan[_R]) -> None:
-        _run(
-            conn,
-            "INSERT OR IGNORE INTO blobs (account, sha256, mime_type, data, refs) "
-            "VALUES (?, ?, ?, ?, 0)",
-            [(account, b.sha256, b.mime_type, b.data) for b in plan.blobs],
-        )
-        _move_refs(conn, kind, account, plan.deltas)
-        _run(conn, sql.delete, [(account, i) for i in plan.deletes])
-        _run(conn, sql.insert, [table.encode(r) for r in plan.inserts])
-        _run(conn, sql.update, [table.update_params(table.encode(r)) for r in plan.updates])
+        if plan.blobs:
+            _run(
+                conn,
+                "INSERT OR IGNORE INTO blobs (account, sha256, mime_type, data, refs) "
+                "VALUES (?, ?, ?, ?, 0)",
+                [(account, b.sha256, b.mime_type, b.data) for b in plan.blobs],
+            )
+        if plan.deltas:
+            _move_refs(conn, kind, account, plan.deltas)
+        if plan.deletes:
+            _run(conn, sql.delete, [(account, i) for i in plan.deletes])
+        if plan.inserts:
+            _run(conn, sql.insert, [table.encode(r) for r in plan.inserts])
+        if plan.updates:
+            _run(conn, sql.update, [table.update_params(table.encode(r)) for r in plan.updates])
 
     return load, apply
 
