@@ -195,11 +195,13 @@ def _times(product: Product) -> tuple[Any, ...]:
 
 def _product(
     row: Sequence[Any],
-    text: tuple[str | None, str | None, Any, list[list[Any]]],
+    title: str | None,
+    description: str | None,
+    metadata: Any,
+    images: list[list[Any]],
     times: int,
 ) -> Product:
     """Return the product of a row whose times start at column ``times`` and end with version."""
-    title, description, metadata, images = text
     return Product(
         account=row[0],
         external_id=row[1],
@@ -236,7 +238,7 @@ def _split_row(product: Product) -> tuple[Any, ...]:
 
 def _split_product(row: Sequence[Any]) -> Product:
     metadata = None if row[4] is None else loads(row[4])
-    return _product(row, (row[2], row[3], metadata, loads(row[10])), 5)
+    return _product(row, row[2], row[3], metadata, loads(row[10]), 5)
 
 
 def _packed_text(product: Product) -> str:
@@ -266,7 +268,7 @@ def _packed_row(product: Product) -> tuple[Any, ...]:
 
 def _packed_product(row: Sequence[Any]) -> Product:
     data = loads(row[2])
-    return _product(row, (data["title"], data["description"], data["metadata"], data["images"]), 3)
+    return _product(row, data["title"], data["description"], data["metadata"], data["images"], 3)
 
 
 #: Products in SQLite: each text in its own column (SQLite text holds any code point).
