@@ -7,13 +7,15 @@ its own way; the judgement and the messages are here, once.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from typing import Final, Literal
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 __all__ = [
     "COMMON_TABLES",
     "INDEX_NAMES",
+    "Contents",
     "Found",
     "foreign",
+    "read_meta",
     "recognise",
 ]
 
@@ -25,6 +27,36 @@ COMMON_TABLES: Final = {
     "catalog_meta": frozenset({"key", "value"}),
 }
 INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
+
+
+class _Executes(Protocol):
+    def execute(self, query: str, /) -> Any: ...
+
+
+def read_meta(conn: _Executes, table: str, key: str) -> str | None:
+    """Return the value of ``key`` in the ``catalog_meta`` table named ``table``, or ``None``."""
+    row = conn.execute(f"SELECT value FROM {table} WHERE key = '{key}'").fetchone()
+    return None if row is None else str(row[0])
+
+
+class Contents(NamedTuple):
+    """What a backend read of a database (or schema), for :func:`recognise` to judge.
+
+    Attributes:
+        tables: each table with the names of its columns.
+        others: every other object (views, sequences, types, functions ...), described; only
+            looked at when there is no table.
+        indexes: the names of its indexes.
+        schema_version: reads the ``schema_version`` row of ``catalog_meta`` (``None`` if none).
+        mark: why an object-less database still belongs to another application (SQLite's
+            ``application_id`` and ``user_version``), or ``None``.
+    """
+
+    tables: Mapping[str, Collection[str]]
+    others: Collection[str]
+    indexes: Collection[str]
+    schema_version: Callable[[], str | None]
+    mark: str | None = None
 
 
 def foreign(subject: str, reason: str) -> RuntimeError:
@@ -39,28 +71,18 @@ def _shown(names: Collection[str]) -> str:
 
 def recognise(
     subject: str,
+    contents: Contents,
     *,
-    tables: Mapping[str, Collection[str]],
-    others: Collection[str],
-    indexes: Collection[str],
     columns: Mapping[str, frozenset[str]],
-    schema_version: Callable[[], str | None],
     version: int,
-    mark: str | None = None,
 ) -> Found:
     """Judge what a database (or schema) holds, from what the backend read of it.
 
     Args:
         subject: how messages name it.
-        tables: each table with the names of its columns.
-        others: every other object (views, sequences, types, functions ...), described; only
-            looked at when there is no table.
-        indexes: the names of its indexes.
+        contents: what the backend read of it.
         columns: the catalog's tables and the columns each must have.
-        schema_version: reads the ``schema_version`` row of ``catalog_meta`` (``None`` if none).
         version: the catalog schema this version of catalog_core reads.
-        mark: why an object-less database still belongs to another application (SQLite's
-            ``application_id`` and ``user_version``), or ``None``.
 
     Returns:
         ``"empty"`` when it holds nothing at all, ``"whole"`` for a catalog of this version with
@@ -69,6 +91,7 @@ def recognise(
     Raises:
         RuntimeError: it holds another application's objects, or a catalog of another version.
     """
+    tables, others, indexes, schema_version, mark = contents
     if not tables:
         if others:
             raise foreign(subject, f"it holds objects of another application ({_shown(others)})")

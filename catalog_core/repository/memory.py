@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import json
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, TypeVar, cast
 
 import attrs
 
 from catalog_core.images import Blob
 from catalog_core.model import Image, Product
-from catalog_core.repository._batch import apply_changes
-from catalog_core.repository.base import Change, Write
+from catalog_core.repository import _engine as engine
+from catalog_core.repository.base import Change
 
 __all__ = ["MemoryRepository"]
+
+R = TypeVar("R")
 
 
 def _copy_json(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -40,8 +43,22 @@ def _detached(product: Product) -> Product:
     )
 
 
-def _storing(write: Write) -> Change:
-    return lambda _: write
+def _same(record: R) -> R:
+    return record
+
+
+#: How to copy a record of a kind holding mutable JSON; records of other kinds are handed out.
+_COPIES: Final[dict[str, Callable[[Any], Any]]] = {engine.PRODUCTS.name: _detached}
+
+
+def _put(
+    table: dict[str, dict[str, R]], account: str, record_id: str, old: R | None, new: R | None
+) -> None:
+    """Store ``new`` under the key (``None``: delete the stored record)."""
+    if new is None:
+        del table[account][record_id]
+    else:
+        table.setdefault(account, {})[record_id] = new
 
 
 class MemoryRepository:
@@ -55,6 +72,8 @@ class MemoryRepository:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._products: dict[str, dict[str, Product]] = {}
+        #: The records of each kind, by account then id; products are ``_products``.
+        self._tables: dict[str, dict[str, dict[str, Any]]] = {engine.PRODUCTS.name: self._products}
         self._listed_ids: dict[str, list[str]] = {}
         self._expiry: list[tuple[datetime, str, str]] = []
         self._expiry_floor = 1024  # compact the heap when it doubles past this
@@ -76,29 +95,8 @@ class MemoryRepository:
     def write(self, account: str, external_id: str, change: Change) -> Product | None:
         """See :meth:`Repository.write`."""
         with self._lock:
-            old = self._products.get(account, {}).get(external_id)
-            result = change(None if old is None else _detached(old))
-            new = result.product
-            if new is not None and (new.account, new.external_id) != (account, external_id):
-                raise ValueError("a write must keep the product's account and external id")
-            before = old.blob_refs if old else frozenset()
-            after = new.blob_refs if new else frozenset()
-            given = {blob.sha256 for blob in result.blobs}
-            for sha in after - before:
-                if sha not in given and (account, sha) not in self._blobs:
-                    raise ValueError(
-                        f"product refers to blob {sha} that was neither stored nor given"
-                    )
-            # Checked: from here on nothing raises, so the write is all or nothing (R26).
-            for blob in result.blobs:
-                key = (account, blob.sha256)
-                if key not in self._blobs:
-                    self._blobs[key] = blob
-                    self._refs[key] = 0
-                    self._orphans.add(key)  # until a product refers to it
-            self._adjust_refs(account, before, after)
-            if old is not None or new is not None:
-                self._store(account, external_id, old, new)
+            load, apply = self._session(engine.PRODUCTS)
+            new = engine.write_one(engine.PRODUCTS, account, external_id, change, load, apply)
             return None if new is None else _detached(new)
 
     def write_many(
@@ -106,30 +104,62 @@ class MemoryRepository:
     ) -> list[Product | Exception | None]:
         """See :meth:`BatchRepository.write_many`."""
         with self._lock:
-            products = self._products.get(account, {})
-            stored = {i: _detached(products[i]) for i, _ in changes if i in products}
-            outcomes, written, blobs, deltas = apply_changes(account, changes, stored)
-            given = {blob.sha256 for blob in blobs}
-            for sha, delta in deltas.items():
-                if delta > 0 and sha not in given and (account, sha) not in self._blobs:
-                    raise ValueError(
-                        f"product refers to blob {sha} that was neither stored nor given"
-                    )
-            # Checked: each write below succeeds, so the batch is all or nothing (R26).
-            for external_id, new in written.items():
-                self.write(account, external_id, _storing(Write(new, tuple(blobs))))
+            load, apply = self._session(engine.PRODUCTS)
+            outcomes = engine.write_batch(engine.PRODUCTS, account, changes, load, apply)
             return [_detached(o) if isinstance(o, Product) else o for o in outcomes]
 
+    def _session(self, kind: engine.RecordKind[R, Any]) -> engine.Session[R]:
+        """Return the load and apply steps of the shared write algorithm for ``kind``.
+
+        Both run under the lock; see :mod:`catalog_core.repository._engine`. Products keep
+        their listing and expiry indexes up to date; a kind without indexes is a plain table.
+        """
+        table = cast("dict[str, dict[str, R]]", self._tables.setdefault(kind.name, {}))
+        copy = cast("Callable[[R], R]", _COPIES.get(kind.name, _same))
+        put = cast(
+            "Callable[[str, str, R | None, R | None], None]",
+            self._store if kind is engine.PRODUCTS else functools.partial(_put, table),
+        )
+
+        def load(account: str, ids: list[str]) -> dict[str, R]:
+            # Copies: a change may not alter the store through what it was given.
+            records = table.get(account, {})
+            return {i: copy(records[i]) for i in ids if i in records}
+
+        def apply(account: str, plan: engine.Plan[R]) -> None:
+            # Checked first, so that nothing raises once the store changes (R26).
+            for sha in plan.required:
+                if (account, sha) not in self._blobs:
+                    raise engine.missing_blob(kind, sha)
+            for blob in plan.blobs:
+                key = (account, blob.sha256)
+                if key not in self._blobs:
+                    self._blobs[key] = blob
+                    self._refs[key] = 0
+                    self._orphans.add(key)  # until a record refers to it
+            self._move_refs(account, plan.deltas)
+            records = table.get(account, {})
+            for record_id, new in plan.written.items():
+                old = records.get(record_id)
+                if old is not None or new is not None:
+                    put(account, record_id, old, new)
+
+        return load, apply
+
     def _adjust_refs(self, account: str, before: frozenset[str], after: frozenset[str]) -> None:
-        for sha in after - before:
+        """Move reference counts as a product's blobs go from ``before`` to ``after``."""
+        self._move_refs(
+            account, dict.fromkeys(after - before, 1) | dict.fromkeys(before - after, -1)
+        )
+
+    def _move_refs(self, account: str, deltas: Mapping[str, int]) -> None:
+        for sha, delta in deltas.items():
             key = (account, sha)
-            self._refs[key] += 1
-            self._orphans.discard(key)
-        for sha in before - after:
-            key = (account, sha)
-            self._refs[key] -= 1
-            if self._refs[key] == 0:
+            refs = self._refs[key] = self._refs[key] + delta
+            if refs == 0:
                 self._orphans.add(key)
+            else:
+                self._orphans.discard(key)
 
     def _store(
         self, account: str, external_id: str, old: Product | None, new: Product | None

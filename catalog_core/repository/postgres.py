@@ -29,7 +29,6 @@ Design:
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import secrets
 import time
@@ -41,42 +40,31 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
-from catalog_core._json import dumps_for_storage, loads
 from catalog_core.images import Blob
-from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
-from catalog_core.repository._batch import apply_changes
+from catalog_core.model import Product, to_epoch_ms
+from catalog_core.repository import _engine as engine
 from catalog_core.repository._postgres_schema import (
     DEFAULT_SCHEMA,
     SCHEMA_VERSION,
     check_schema_name,
     schema_sql,
 )
-from catalog_core.repository._recognise import COMMON_TABLES, Found, recognise
-from catalog_core.repository._rows import (
-    blob_refs_of_images,
-    dt_or_none,
-    dumps,
-    images_from_json,
-    images_to_json,
-    ms_or_none,
-)
+from catalog_core.repository._recognise import COMMON_TABLES, Contents, Found, read_meta, recognise
+from catalog_core.repository._rows import PACKED, SqlTable, Statements, live_page, statements
 from catalog_core.repository.base import Change
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresRepository"]
 
 _PURGE_BATCH: Final = 500
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 _RETRIED: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 #: Tries again after a lost connection, each on a fresh one from a checked pool.
 _LOST_CONNECTION_RETRIES: Final = 3
 logger = logging.getLogger("catalog_core.postgres")
-_COLUMNS: Final = (
-    "account, external_id, data, valid_for_days, expires_at, last_used_at, created_at, "
-    "updated_at, version"
-)
 #: The catalog's tables and the columns each must have, to tell a catalog from another schema.
 _TABLE_COLUMNS: Final = {
-    "products": frozenset({*_COLUMNS.replace(" ", "").split(","), "one_shot"}),
+    PACKED.name: PACKED.all_columns,
     **COMMON_TABLES,
 }
 # An object that belongs to an extension depends on it with deptype 'e'.
@@ -103,50 +91,18 @@ _OBJECTS: Final = (
 )
 
 
-def _data(product: Product) -> str:
-    data = {
-        "title": product.title,
-        "description": product.description,
-        "metadata": product.metadata,
-        "images": images_to_json(product.images),
-    }
-    text = dumps_for_storage(data)  # escapes every control character
-    if text is not None:
-        return text.decode("utf-8")
-    return dumps(data, ascii_only=True)  # a lone surrogate, say: escape every non-ASCII character
+def _run(conn: psycopg.Connection[Any], statement: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Run ``statement`` once per row, pipelined; return the rows it affected.
 
-
-def _row_to_product(row: Sequence[Any]) -> Product:
-    data = loads(row[2])
-    return Product(
-        account=row[0],
-        external_id=row[1],
-        title=data["title"],
-        description=data["description"],
-        metadata=data["metadata"],
-        valid_for_days=row[3],
-        expires_at=dt_or_none(row[4]),
-        last_used_at=dt_or_none(row[5]),
-        created_at=from_epoch_ms(row[6]),
-        updated_at=from_epoch_ms(row[7]),
-        images=images_from_json(data["images"]),
-        version=row[8],
-    )
-
-
-def _product_params(product: Product) -> dict[str, Any]:
-    return {
-        "account": product.account,
-        "external_id": product.external_id,
-        "one_shot": product.one_shot,
-        "data": _data(product),
-        "valid_for_days": product.valid_for_days,
-        "expires_at": ms_or_none(product.expires_at),
-        "last_used_at": ms_or_none(product.last_used_at),
-        "created_at": to_epoch_ms(product.created_at),
-        "updated_at": to_epoch_ms(product.updated_at),
-        "version": product.version,
-    }
+    One row is one ``execute`` (a pipeline would cost it more than it saves); none, nothing.
+    """
+    if len(rows) == 1:
+        return conn.execute(statement, rows[0]).rowcount
+    if not rows:
+        return 0
+    with conn.cursor() as cur:
+        cur.executemany(statement, rows)
+        return cur.rowcount
 
 
 class _CreatedConcurrently(Exception):
@@ -196,22 +152,11 @@ class PostgresRepository:
             # open their transaction explicitly.
             kwargs={"autocommit": True},
         )
-        s = self._quoted = f'"{self.schema}"'  # quoted: a reserved word is a valid schema name
-        self._select = (
-            f"SELECT {_COLUMNS} FROM {s}.products WHERE account = %s AND external_id = %s"
-        )
-        self._insert = (
-            f"INSERT INTO {s}.products (account, external_id, one_shot, data, valid_for_days, "
-            "expires_at, last_used_at, created_at, updated_at, version) VALUES (%(account)s, "
-            "%(external_id)s, %(one_shot)s, %(data)s, %(valid_for_days)s, %(expires_at)s, "
-            "%(last_used_at)s, %(created_at)s, %(updated_at)s, %(version)s) "
-            "ON CONFLICT (account, external_id) DO NOTHING"
-        )
-        self._update = (
-            f"UPDATE {s}.products SET data = %(data)s, valid_for_days = %(valid_for_days)s, "
-            "expires_at = %(expires_at)s, last_used_at = %(last_used_at)s, "
-            "created_at = %(created_at)s, updated_at = %(updated_at)s, version = %(version)s "
-            "WHERE account = %(account)s AND external_id = %(external_id)s"
+        self._quoted = f'"{self.schema}"'  # quoted: a reserved word is a valid schema name
+        self._statements: dict[SqlTable[Any], Statements] = {}
+        self._products = self._statements_of(PACKED)
+        self._page = live_page(
+            PACKED, qualified=f"{self._quoted}.products", mark="%s", listed="NOT one_shot"
         )
         try:
             self._pool.wait(timeout=connect_timeout)
@@ -219,6 +164,18 @@ class PostgresRepository:
         except BaseException:
             self.close()
             raise
+
+    def _statements_of(self, table: SqlTable[Any]) -> Statements:
+        """Return the statements of ``table`` in this repository's schema (written once)."""
+        sql = self._statements.get(table)
+        if sql is None:
+            sql = self._statements[table] = statements(
+                table,
+                qualified=f"{self._quoted}.{table.name}",
+                mark="%s",
+                insert_suffix=f" ON CONFLICT (account, {table.id_column}) DO NOTHING",
+            )
+        return sql
 
     @staticmethod
     def schema_sql(schema: str = DEFAULT_SCHEMA) -> str:
@@ -280,7 +237,8 @@ class PostgresRepository:
                         conn.rollback()
                     return secrets.token_hex(32).encode("ascii")
                 row = conn.execute(select).fetchone()
-        assert row is not None
+        if row is None:  # inserted, yet gone: someone deletes catalog_meta rows meanwhile
+            raise RuntimeError(f"schema {self.schema!r} lost its cursor secret while it was read")
         return str(row[0]).encode("ascii")
 
     def cursor_secret(self) -> bytes:
@@ -306,28 +264,20 @@ class PostgresRepository:
             elif kind in ("r", "p", "v", "m", "f"):
                 tables.setdefault(name, set()).add(column)
         others = [] if tables else [r[0] for r in conn.execute(_OBJECTS, (self.schema,))]
-        select = f"SELECT value FROM {self._quoted}.catalog_meta WHERE key = 'schema_version'"
-
-        def schema_version() -> str | None:
-            row = conn.execute(select).fetchone()
-            return None if row is None else str(row[0])
-
+        meta = f"{self._quoted}.catalog_meta"
+        version = functools.partial(read_meta, conn, meta, "schema_version")
+        contents = Contents(tables, others, indexes, version)
         return recognise(
-            f"schema {self.schema!r}",
-            tables=tables,
-            others=others,
-            indexes=indexes,
-            columns=_TABLE_COLUMNS,
-            schema_version=schema_version,
-            version=SCHEMA_VERSION,
+            f"schema {self.schema!r}", contents, columns=_TABLE_COLUMNS, version=SCHEMA_VERSION
         )
 
     # -- the contract -----------------------------------------------------------------------
 
     def get(self, account: str, external_id: str) -> Product | None:
         """See :meth:`Repository.get`."""
-        row = self._read(lambda conn: conn.execute(self._select, (account, external_id)).fetchone())
-        return None if row is None else _row_to_product(row)
+        sql = self._products.get
+        row = self._read(lambda conn: conn.execute(sql, (account, external_id)).fetchone())
+        return None if row is None else PACKED.decode(row)
 
     def _lost(self, conn: psycopg.Connection[Any], attempt: int) -> bool:
         """Whether to run again after an error on ``conn``: the connection died, and tries are left.
@@ -383,39 +333,66 @@ class PostgresRepository:
 
     def write(self, account: str, external_id: str, change: Change) -> Product | None:
         """See :meth:`Repository.write`."""
-        return self._in_transaction(
-            lambda conn: self._write_once(conn, account, external_id, change)
-        )
 
-    def _write_once(
-        self, conn: psycopg.Connection[Any], account: str, external_id: str, change: Change
-    ) -> Product | None:
-        row = conn.execute(self._select + " FOR UPDATE", (account, external_id)).fetchone()
-        old = None if row is None else _row_to_product(row)
-        result = change(old)
-        new = result.product
-        if new is not None and (new.account, new.external_id) != (account, external_id):
-            raise ValueError("a write must keep the product's account and external id")
-        if new is None:
-            if old is not None:
-                conn.execute(
-                    f"DELETE FROM {self._quoted}.products WHERE account = %s AND external_id = %s",
-                    (account, external_id),
-                )
-        elif old is None:
-            if conn.execute(self._insert, _product_params(new)).rowcount != 1:
+        def once(conn: psycopg.Connection[Any]) -> Product | None:
+            load, apply = self._session(conn, engine.PRODUCTS, PACKED)
+            return engine.write_one(engine.PRODUCTS, account, external_id, change, load, apply)
+
+        return self._in_transaction(once)
+
+    def write_many(
+        self, account: str, changes: Sequence[tuple[str, Change]]
+    ) -> list[Product | Exception | None]:
+        """See :meth:`BatchRepository.write_many`.
+
+        One transaction: the batch's existing rows are locked in id order with one statement,
+        the changes run in order, and the rows are written with pipelined ``executemany``. When
+        a concurrent writer created one of the batch's new rows first, the whole batch runs again.
+        """
+
+        def once(conn: psycopg.Connection[Any]) -> list[Product | Exception | None]:
+            load, apply = self._session(conn, engine.PRODUCTS, PACKED)
+            return engine.write_batch(engine.PRODUCTS, account, changes, load, apply)
+
+        return self._in_transaction(once)
+
+    def _session(
+        self, conn: psycopg.Connection[Any], kind: engine.RecordKind[_R, Any], table: SqlTable[_R]
+    ) -> engine.Session[_R]:
+        """Return the load and apply steps of the shared write algorithm for ``kind`` in ``table``.
+
+        Both run in ``conn``'s transaction; see :mod:`catalog_core.repository._engine`. The load
+        locks the stored rows in id order (``FOR UPDATE``); the apply inserts with ``ON CONFLICT
+        DO NOTHING`` and raises ``_CreatedConcurrently`` when a concurrent writer created one of
+        the rows first, then moves blob references in SHA-256 order.
+        """
+        sql = self._statements_of(table)
+
+        def load(account: str, ids: list[str]) -> dict[str, _R]:
+            if len(ids) == 1:  # the common case, a little faster as an equality
+                rows = conn.execute(f"{sql.get} FOR UPDATE", (account, ids[0])).fetchall()
+            else:
+                rows = conn.execute(
+                    f"{sql.select} AND {table.id_column} = ANY(%s) "
+                    f"ORDER BY {table.id_column} FOR UPDATE",
+                    (account, sorted(ids)),
+                ).fetchall()
+            return {row[1]: table.decode(row) for row in rows}
+
+        def apply(account: str, plan: engine.Plan[_R]) -> None:
+            inserts = [table.encode(r) for r in plan.inserts]
+            if _run(conn, sql.insert, inserts) != len(inserts):
                 raise _CreatedConcurrently
-        else:
-            conn.execute(self._update, _product_params(new))
-        before = old.blob_refs if old else frozenset()
-        after = new.blob_refs if new else frozenset()
-        deltas = dict.fromkeys(after - before, 1) | dict.fromkeys(before - after, -1)
-        self._store_blobs(conn, account, deltas, result.blobs)
-        return new
+            _run(conn, sql.update, [table.update_params(table.encode(r)) for r in plan.updates])
+            _run(conn, sql.delete, [(account, i) for i in plan.deletes])
+            self._store_blobs(conn, kind, account, plan.deltas, plan.blobs)
+
+        return load, apply
 
     def _store_blobs(
         self,
         conn: psycopg.Connection[Any],
+        kind: engine.RecordKind[Any, Any],
         account: str,
         deltas: dict[str, int],
         blobs: Iterable[Blob],
@@ -427,7 +404,7 @@ class PostgresRepository:
         for sha in sorted(deltas.keys() | given.keys()):
             blob = given.get(sha)
             if blob is None:
-                self._adjust_refs(conn, account, [(sha, deltas[sha])])
+                self._adjust_refs(conn, kind, account, [(sha, deltas[sha])])
                 continue
             # DO UPDATE (not DO NOTHING) locks a blob that already exists, so a concurrent purge
             # cannot delete it as an orphan between this write and its commit.
@@ -438,51 +415,12 @@ class PostgresRepository:
                 (account, sha, blob.mime_type, blob.data, deltas.get(sha, 0)),
             )
 
-    def write_many(
-        self, account: str, changes: Sequence[tuple[str, Change]]
-    ) -> list[Product | Exception | None]:
-        """See :meth:`BatchRepository.write_many`.
-
-        One transaction: the batch's existing rows are locked in id order with one statement,
-        the changes run in order, and the rows are written with pipelined ``executemany``. When
-        a concurrent writer created one of the batch's new rows first, the whole batch runs again.
-        """
-        return self._in_transaction(lambda conn: self._write_many_once(conn, account, changes))
-
-    def _write_many_once(
-        self, conn: psycopg.Connection[Any], account: str, changes: Sequence[tuple[str, Change]]
-    ) -> list[Product | Exception | None]:
-        ids = sorted(dict.fromkeys(external_id for external_id, _ in changes))
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM {self._quoted}.products "
-            "WHERE account = %s AND external_id = ANY(%s) ORDER BY external_id FOR UPDATE",
-            (account, ids),
-        ).fetchall()
-        stored: dict[str, Product | None] = {row[1]: _row_to_product(row) for row in rows}
-        outcomes, written, blobs, deltas = apply_changes(account, changes, stored)
-        with conn.cursor() as cur:
-            created = [p for i, p in written.items() if p is not None and stored.get(i) is None]
-            if created:
-                cur.executemany(self._insert, [_product_params(p) for p in created])
-                if cur.rowcount != len(created):
-                    raise _CreatedConcurrently
-            cur.executemany(
-                self._update,
-                [
-                    _product_params(p)
-                    for i, p in written.items()
-                    if p is not None and stored.get(i) is not None
-                ],
-            )
-            cur.executemany(
-                f"DELETE FROM {self._quoted}.products WHERE account = %s AND external_id = %s",
-                [(account, i) for i, p in written.items() if p is None and stored.get(i)],
-            )
-        self._store_blobs(conn, account, deltas, blobs)
-        return outcomes
-
     def _adjust_refs(
-        self, conn: psycopg.Connection[Any], account: str, deltas: Iterable[tuple[str, int]]
+        self,
+        conn: psycopg.Connection[Any],
+        kind: engine.RecordKind[Any, Any],
+        account: str,
+        deltas: Iterable[tuple[str, int]],
     ) -> None:
         # In SHA-256 order, so that concurrent writes lock blob rows in one order (no deadlock).
         for sha, delta in sorted(deltas):
@@ -492,22 +430,15 @@ class PostgresRepository:
                 (delta, account, sha),
             )
             if cursor.rowcount != 1:
-                raise ValueError(f"product refers to blob {sha} that was neither stored nor given")
+                raise engine.missing_blob(kind, sha)
 
     def list_live(
         self, account: str, *, after: str | None, limit: int, now: datetime
     ) -> Sequence[Product]:
         """See :meth:`Repository.list_live`."""
-        rows = self._read(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM {self._quoted}.products "
-                "WHERE account = %s AND NOT one_shot AND external_id > %s "
-                "AND (expires_at IS NULL OR expires_at > %s) "
-                "ORDER BY external_id LIMIT %s",
-                (account, after or "", to_epoch_ms(now), limit),
-            ).fetchall()
-        )
-        return [_row_to_product(row) for row in rows]
+        params = (account, after or "", to_epoch_ms(now), limit)
+        rows = self._read(lambda conn: conn.execute(self._page, params).fetchall())
+        return [PACKED.decode(row) for row in rows]
 
     def _accounts(self, conn: psycopg.Connection[Any], table: str) -> list[str]:
         """Every account of ``table``, by a loose index scan of its primary key."""
@@ -534,14 +465,14 @@ class PostgresRepository:
                 " WHERE account = %s AND expires_at <= %s ORDER BY expires_at LIMIT %s"
                 " FOR UPDATE SKIP LOCKED) x"
                 " WHERE p.account = %s AND p.external_id = x.external_id"
-                " AND p.expires_at <= %s RETURNING p.data",
+                f" AND p.expires_at <= %s RETURNING p.{PACKED.refs_column}",
                 (account, cutoff, _PURGE_BATCH, account, cutoff),
             ).fetchall()
             deltas: dict[str, int] = {}
-            for (data,) in rows:
-                for sha in blob_refs_of_images(json.loads(data)["images"]):
+            for (refs,) in rows:
+                for sha in PACKED.refs_of(refs):
                     deltas[sha] = deltas.get(sha, 0) - 1
-            self._adjust_refs(conn, account, deltas.items())
+            self._adjust_refs(conn, engine.PRODUCTS, account, deltas.items())
             return len(rows)
 
         def purge_blobs(conn: psycopg.Connection[Any], account: str) -> int:

@@ -21,7 +21,7 @@ Durability and concurrency:
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import random
 import secrets
@@ -36,19 +36,18 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from catalog_core._json import loads
 from catalog_core.images import Blob
-from catalog_core.model import Product, from_epoch_ms, to_epoch_ms
-from catalog_core.repository._batch import apply_changes
-from catalog_core.repository._recognise import COMMON_TABLES, Found, foreign, recognise
-from catalog_core.repository._rows import (
-    blob_refs_of_images,
-    dt_or_none,
-    dumps,
-    images_from_json,
-    images_to_json,
-    ms_or_none,
+from catalog_core.model import Product, to_epoch_ms
+from catalog_core.repository import _engine as engine
+from catalog_core.repository._recognise import (
+    COMMON_TABLES,
+    Contents,
+    Found,
+    foreign,
+    read_meta,
+    recognise,
 )
+from catalog_core.repository._rows import SPLIT, SqlTable, Statements, live_page, statements
 from catalog_core.repository._sqlite_guard import Guard
 from catalog_core.repository.base import Change
 
@@ -60,22 +59,20 @@ _PURGE_BATCH: Final = 500
 _READ_CHUNK: Final = 500
 #: Connections kept open between operations; more are opened while more threads work at once.
 _MAX_IDLE: Final = 8
-_COLUMNS: Final = (
-    "account, external_id, title, description, metadata, valid_for_days, expires_at, "
-    "last_used_at, created_at, updated_at, images, version"
+
+
+@functools.cache
+def _statements_of(table: SqlTable[Any]) -> Statements:
+    return statements(table, qualified=table.name, mark="?")
+
+
+_PRODUCTS: Final = _statements_of(SPLIT)
+_PAGE: Final = live_page(
+    SPLIT, qualified="products INDEXED BY products_listing", mark="?", listed="one_shot = 0"
 )
-_INSERT: Final = (
-    f"INSERT INTO products ({_COLUMNS}, one_shot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# An update in place rewrites only the indexes whose columns change (the expiry index, mostly);
-# INSERT OR REPLACE would delete the row and rewrite every index.
-# SQLite rewrites an index when the SET clause names one of its columns, whatever the values: the
-# key (and one_shot, which follows from the id) stay out of it. Takes the first 12 insert params.
-_UPDATE: Final = (
-    "UPDATE products SET title = ?3, description = ?4, metadata = ?5, valid_for_days = ?6, "
-    "expires_at = ?7, last_used_at = ?8, created_at = ?9, updated_at = ?10, images = ?11, "
-    "version = ?12 WHERE account = ?1 AND external_id = ?2"
-)
+#: A product's row and its insert: the benchmarks build their fixtures with them.
+_product_params: Final = SPLIT.encode
+_INSERT: Final = _PRODUCTS.insert
 _INDEXES: Final = (
     # Listing walks one account's non-one-shot ids in order (R24): a partial index keeps
     # one-shot products out of the walk.
@@ -94,43 +91,8 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _row_to_product(row: Sequence[Any]) -> Product:
-    return Product(
-        account=row[0],
-        external_id=row[1],
-        title=row[2],
-        description=row[3],
-        metadata=None if row[4] is None else loads(row[4]),
-        valid_for_days=row[5],
-        expires_at=dt_or_none(row[6]),
-        last_used_at=dt_or_none(row[7]),
-        created_at=from_epoch_ms(row[8]),
-        updated_at=from_epoch_ms(row[9]),
-        images=images_from_json(loads(row[10])),
-        version=row[11],
-    )
-
-
-def _product_params(product: Product) -> tuple[Any, ...]:
-    return (
-        product.account,
-        product.external_id,
-        product.title,
-        product.description,
-        None if product.metadata is None else dumps(product.metadata),
-        product.valid_for_days,
-        ms_or_none(product.expires_at),
-        ms_or_none(product.last_used_at),
-        to_epoch_ms(product.created_at),
-        to_epoch_ms(product.updated_at),
-        dumps(images_to_json(product.images)),
-        product.version,
-        int(product.one_shot),
-    )
-
-
 _TABLES: Final = {
-    "products": frozenset(c.strip() for c in f"{_COLUMNS}, one_shot".split(",")),
+    SPLIT.name: SPLIT.all_columns,
     **COMMON_TABLES,
 }
 
@@ -140,8 +102,7 @@ def _is_read_only(exc: sqlite3.OperationalError) -> bool:
 
 
 def _cursor_secret_of(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'cursor_secret'").fetchone()
-    return None if row is None else str(row[0])
+    return read_meta(conn, "catalog_meta", "cursor_secret")
 
 
 def _recognise(conn: sqlite3.Connection) -> Found:
@@ -173,26 +134,16 @@ def _recognise(conn: sqlite3.Connection) -> Found:
             f"user_version {user_version})"
         )
 
-    def schema_version() -> str | None:
-        row = conn.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
-        return None if row is None else str(row[0])
-
-    return recognise(
-        "the database",
-        tables=tables,
-        others=others,
-        indexes=indexes,
-        columns=_TABLES,
-        schema_version=schema_version,
-        version=SCHEMA_VERSION,
-        mark=mark,
-    )
+    version = functools.partial(read_meta, conn, "catalog_meta", "schema_version")
+    contents = Contents(tables, others, indexes, version, mark)
+    return recognise("the database", contents, columns=_TABLES, version=SCHEMA_VERSION)
 
 
 _READ_ONLY: Final = "the catalog is read-only"
 #: How many times a read is tried again as writers come and go, before giving up.
 _REOPENS: Final = 8
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 def _open_connection(
@@ -235,6 +186,77 @@ def _log_without_index(path: str) -> sqlite3.OperationalError:
         f"({name}-wal) but no {name}-shm, which SQLite needs to read it; open it once where "
         "it is writable"
     )
+
+
+def _run(conn: sqlite3.Connection, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run ``statement`` once per row: nothing for none, ``execute`` for one (a little faster)."""
+    if len(rows) == 1:
+        conn.execute(statement, rows[0])
+    elif rows:
+        conn.executemany(statement, rows)
+
+
+def _move_refs(
+    conn: sqlite3.Connection,
+    kind: engine.RecordKind[Any, Any],
+    account: str,
+    deltas: dict[str, int],
+) -> None:
+    """Move the reference count of each blob by its delta, for records of ``kind``.
+
+    Raises:
+        ValueError: a blob is not stored (the engine's ``missing_blob``).
+    """
+    for sha, delta in deltas.items():
+        cursor = conn.execute(
+            "UPDATE blobs SET refs = refs + ? WHERE account = ? AND sha256 = ?",
+            (delta, account, sha),
+        )
+        if cursor.rowcount != 1:
+            raise engine.missing_blob(kind, sha)
+
+
+def _session(
+    conn: sqlite3.Connection, kind: engine.RecordKind[_R, Any], table: SqlTable[_R]
+) -> engine.Session[_R]:
+    """Return the load and apply steps of the shared write algorithm for ``kind`` in ``table``.
+
+    Both run in ``conn``'s transaction; see :mod:`catalog_core.repository._engine`.
+    """
+    sql = _statements_of(table)
+
+    def load(account: str, ids: list[str]) -> dict[str, _R]:
+        if len(ids) == 1:  # a write: one statement, no list to build
+            row = conn.execute(sql.get, (account, ids[0])).fetchone()
+            return {} if row is None else {ids[0]: table.decode(row)}
+        found: dict[str, _R] = {}
+        for start in range(0, len(ids), _READ_CHUNK):
+            chunk = ids[start : start + _READ_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(
+                f"{sql.select} AND {table.id_column} IN ({marks})", (account, *chunk)
+            ).fetchall()
+            found.update((row[1], table.decode(row)) for row in rows)
+        return found
+
+    def apply(account: str, plan: engine.Plan[_R]) -> None:
+        if plan.blobs:
+            _run(
+                conn,
+                "INSERT OR IGNORE INTO blobs (account, sha256, mime_type, data, refs) "
+                "VALUES (?, ?, ?, ?, 0)",
+                [(account, b.sha256, b.mime_type, b.data) for b in plan.blobs],
+            )
+        if plan.deltas:
+            _move_refs(conn, kind, account, plan.deltas)
+        if plan.deletes:
+            _run(conn, sql.delete, [(account, i) for i in plan.deletes])
+        if plan.inserts:
+            _run(conn, sql.insert, [table.encode(r) for r in plan.inserts])
+        if plan.updates:
+            _run(conn, sql.update, [table.update_params(table.encode(r)) for r in plan.updates])
+
+    return load, apply
 
 
 class SQLiteRepository:
@@ -294,12 +316,22 @@ class SQLiteRepository:
 
     # -- connections ------------------------------------------------------------------------
 
+    def _file(self) -> str:
+        """Return the catalog file's path; only a repository opened on a path pools connections.
+
+        Raises:
+            RuntimeError: the repository reads a connection it was given (it has no path).
+        """
+        if self._path is None:
+            raise RuntimeError("this SQLiteRepository reads a connection it was given, not a path")
+        return self._path
+
     def _connect(self) -> sqlite3.Connection:
         """Open a pooled connection: a plain one, or an immutable one while a guard is held."""
-        assert self._path is not None
+        path = self._file()
         with self._lock:
             guard = self._guard
-        conn = _open_connection(self._path, self._busy_timeout, "immutable" if guard else "")
+        conn = _open_connection(path, self._busy_timeout, "immutable" if guard else "")
         try:
             self._configure(conn)
         except BaseException:
@@ -452,7 +484,7 @@ class SQLiteRepository:
                 exactly as immutable either: a ``-wal`` that may hold commits has no ``-shm``,
                 or this system has no open file description locks.
         """
-        assert self._path is not None
+        path = self._file()
         with self._lock:
             for _ in range(_REOPENS):
                 self._set_guard(None)
@@ -464,7 +496,7 @@ class SQLiteRepository:
                     if not self._cannot_make_sidecars(exc):
                         raise
                     refused = exc
-                guard = Guard.take(self._path, self._busy_timeout)
+                guard = Guard.take(path, self._busy_timeout)
                 if guard is None:
                     raise sqlite3.OperationalError(
                         f"{refused}: the catalog is read-only and SQLite cannot make its -wal "
@@ -476,7 +508,7 @@ class SQLiteRepository:
                     return
                 guard.release()
                 if guard.log_without_index:
-                    raise _log_without_index(self._path) from refused
+                    raise _log_without_index(path) from refused
                 # A writer made the -wal and -shm meanwhile: SQLite reads them now.
             raise refused
 
@@ -544,8 +576,7 @@ class SQLiteRepository:
         checkpoint another application's log into its file when it closes. A rollback journal
         left by a writer that died is rolled back first, as by any SQLite reader.
         """
-        assert self._path is not None
-        path = self._path
+        path = self._file()
         try:
             with open(path, "rb") as file:
                 header = file.read(100)
@@ -633,44 +664,15 @@ class SQLiteRepository:
     def get(self, account: str, external_id: str) -> Product | None:
         """See :meth:`Repository.get`."""
         row = self._read(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM products WHERE account = ? AND external_id = ?",
-                (account, external_id),
-            ).fetchone()
+            lambda conn: conn.execute(_PRODUCTS.get, (account, external_id)).fetchone()
         )
-        return None if row is None else _row_to_product(row)
+        return None if row is None else SPLIT.decode(row)
 
     def write(self, account: str, external_id: str, change: Change) -> Product | None:
         """See :meth:`Repository.write`."""
         with self._transaction() as conn:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM products WHERE account = ? AND external_id = ?",
-                (account, external_id),
-            ).fetchone()
-            old = None if row is None else _row_to_product(row)
-            result = change(old)
-            new = result.product
-            if new is not None and (new.account, new.external_id) != (account, external_id):
-                raise ValueError("a write must keep the product's account and external id")
-            conn.executemany(
-                "INSERT OR IGNORE INTO blobs (account, sha256, mime_type, data, refs) "
-                "VALUES (?, ?, ?, ?, 0)",
-                [(account, b.sha256, b.mime_type, b.data) for b in result.blobs],
-            )
-            before = old.blob_refs if old else frozenset()
-            after = new.blob_refs if new else frozenset()
-            self._adjust_refs(conn, account, after - before, +1)
-            self._adjust_refs(conn, account, before - after, -1)
-            if new is None:
-                conn.execute(
-                    "DELETE FROM products WHERE account = ? AND external_id = ?",
-                    (account, external_id),
-                )
-            elif row is None:
-                conn.execute(_INSERT, _product_params(new))
-            else:
-                conn.execute(_UPDATE, _product_params(new)[:12])
-            return new
+            load, apply = _session(conn, engine.PRODUCTS, SPLIT)
+            return engine.write_one(engine.PRODUCTS, account, external_id, change, load, apply)
 
     def write_many(
         self, account: str, changes: Sequence[tuple[str, Change]]
@@ -682,65 +684,16 @@ class SQLiteRepository:
         ``executemany``.
         """
         with self._transaction() as conn:
-            found: dict[str, Product | None] = {}
-            ids = list(dict.fromkeys(external_id for external_id, _ in changes))
-            for start in range(0, len(ids), _READ_CHUNK):
-                chunk = ids[start : start + _READ_CHUNK]
-                marks = ", ".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM products "
-                    f"WHERE account = ? AND external_id IN ({marks})",
-                    (account, *chunk),
-                ).fetchall()
-                found.update((row[1], _row_to_product(row)) for row in rows)
-            outcomes, written, blobs, deltas = apply_changes(account, changes, found)
-            conn.executemany(
-                "INSERT OR IGNORE INTO blobs (account, sha256, mime_type, data, refs) "
-                "VALUES (?, ?, ?, ?, 0)",
-                [(account, b.sha256, b.mime_type, b.data) for b in blobs],
-            )
-            for sha, delta in deltas.items():
-                self._adjust_refs(conn, account, {sha}, delta)
-            conn.executemany(
-                "DELETE FROM products WHERE account = ? AND external_id = ?",
-                [(account, external_id) for external_id, new in written.items() if new is None],
-            )
-            conn.executemany(
-                _INSERT,
-                [_product_params(p) for i, p in written.items() if p and found.get(i) is None],
-            )
-            conn.executemany(
-                _UPDATE,
-                [_product_params(p)[:12] for i, p in written.items() if p and found.get(i)],
-            )
-            return outcomes
-
-    @staticmethod
-    def _adjust_refs(
-        conn: sqlite3.Connection, account: str, shas: frozenset[str] | set[str], delta: int
-    ) -> None:
-        for sha in shas:
-            cursor = conn.execute(
-                "UPDATE blobs SET refs = refs + ? WHERE account = ? AND sha256 = ?",
-                (delta, account, sha),
-            )
-            if cursor.rowcount != 1:
-                raise ValueError(f"product refers to blob {sha} that was neither stored nor given")
+            load, apply = _session(conn, engine.PRODUCTS, SPLIT)
+            return engine.write_batch(engine.PRODUCTS, account, changes, load, apply)
 
     def list_live(
         self, account: str, *, after: str | None, limit: int, now: datetime
     ) -> Sequence[Product]:
         """See :meth:`Repository.list_live`."""
-        rows = self._read(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM products INDEXED BY products_listing "
-                "WHERE account = ? AND one_shot = 0 AND external_id > ? "
-                "AND (expires_at IS NULL OR expires_at > ?) "
-                "ORDER BY external_id LIMIT ?",
-                (account, after or "", to_epoch_ms(now), limit),
-            ).fetchall()
-        )
-        return [_row_to_product(row) for row in rows]
+        params = (account, after or "", to_epoch_ms(now), limit)
+        rows = self._read(lambda conn: conn.execute(_PAGE, params).fetchall())
+        return [SPLIT.decode(row) for row in rows]
 
     def purge_expired(self, now: datetime) -> int:
         """See :meth:`Repository.purge_expired`."""
@@ -749,15 +702,17 @@ class SQLiteRepository:
         while True:
             with self._transaction() as conn:
                 rows = conn.execute(
-                    "SELECT account, external_id, images FROM products INDEXED BY products_expiry "
+                    f"SELECT account, external_id, {SPLIT.refs_column} FROM products "
+                    "INDEXED BY products_expiry "
                     "WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
                     (cutoff, _PURGE_BATCH),
                 ).fetchall()
-                for account, _, images in rows:
-                    self._adjust_refs(conn, account, blob_refs_of_images(json.loads(images)), -1)
+                for account, _, refs in rows:
+                    _move_refs(
+                        conn, engine.PRODUCTS, account, dict.fromkeys(SPLIT.refs_of(refs), -1)
+                    )
                 conn.executemany(
-                    "DELETE FROM products WHERE account = ? AND external_id = ?",
-                    [(account, external_id) for account, external_id, _ in rows],
+                    _PRODUCTS.delete, [(account, external_id) for account, external_id, _ in rows]
                 )
             removed += len(rows)
             if len(rows) < _PURGE_BATCH:

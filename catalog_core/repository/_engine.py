@@ -1,0 +1,239 @@
+"""The write algorithm of the shipped backends, written once for every kind of record.
+
+A write, or a batch of writes, runs in three steps inside the backend's transaction:
+
+1. the backend **loads** the stored records of the batch's keys (locking them where it locks);
+2. :func:`plan_writes` runs the changes in order against them and computes a :class:`Plan`: the
+   records to insert, update or delete, the blobs given with the writes, and the change of every
+   blob's reference count; it refuses a write that moves a record to another key;
+3. the backend **applies** the plan, and refuses it with :func:`missing_blob` when a blob the plan
+   needs (:attr:`Plan.required`) is neither stored nor given.
+
+:meth:`Repository.write <catalog_core.repository.base.Repository.write>` is a batch of one whose
+change's exception propagates; ``write_many`` keeps each change's exception as its outcome. What
+a backend writes is described by a :class:`RecordKind`, so a new kind of record reuses all of this.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Generic, TypeAlias, TypeVar, cast
+
+import attrs
+
+from catalog_core.errors import CatalogError
+from catalog_core.images import Blob
+from catalog_core.model import Product
+from catalog_core.repository.base import Write
+
+__all__ = [
+    "PRODUCTS",
+    "Apply",
+    "Load",
+    "Plan",
+    "RecordKind",
+    "Session",
+    "missing_blob",
+    "plan_writes",
+    "write_batch",
+    "write_one",
+]
+
+R = TypeVar("R")
+W = TypeVar("W")
+
+_NO_REFS: Final[frozenset[str]] = frozenset()
+
+
+@attrs.frozen
+class RecordKind(Generic[R, W]):
+    """One kind of record a repository stores: what the shared write algorithm needs of it.
+
+    Every record is keyed by ``(account, id)``, the account first. A change of this kind takes the
+    stored record (or ``None``) and returns a ``W`` that names the new record and its new blobs.
+
+    Attributes:
+        name: how messages name a record (``"product"``).
+        id_name: how messages name its id (``"external id"``).
+        key: the ``(account, id)`` of a record.
+        blob_refs: the SHA-256 of every blob a record refers to (none: an empty set).
+        record_of: the record a change's result stores (``None``: delete it).
+        blobs_of: the blobs a change's result gives.
+    """
+
+    name: str
+    id_name: str
+    key: Callable[[R], tuple[str, str]]
+    blob_refs: Callable[[R], frozenset[str]]
+    record_of: Callable[[W], R | None]
+    blobs_of: Callable[[W], Sequence[Blob]]
+
+
+#: Products, keyed by ``(account, external_id)``; a product refers to its ``upload://`` images.
+PRODUCTS: Final[RecordKind[Product, Write]] = RecordKind(
+    name="product",
+    id_name="external id",
+    # attrgetter: these run for every write, and a getter written in C costs less than a call.
+    key=operator.attrgetter("account", "external_id"),
+    blob_refs=operator.attrgetter("blob_refs"),
+    record_of=operator.attrgetter("product"),
+    blobs_of=operator.attrgetter("blobs"),
+)
+
+
+def missing_blob(kind: RecordKind[Any, Any], sha256: str) -> ValueError:
+    """Return the error refusing a write whose record names a blob neither stored nor given."""
+    return ValueError(f"{kind.name} refers to blob {sha256} that was neither stored nor given")
+
+
+@attrs.define(slots=True)
+class Plan(Generic[R]):
+    """What a batch of changes asks the backend to store, computed by :func:`plan_writes`.
+
+    Attributes:
+        outcomes: one per change, in order: the record stored, ``None`` for a delete, or the
+            exception the change raised.
+        written: the final state of every id a change wrote (``None``: deleted).
+        inserts: the records to insert: written, and not stored before.
+        updates: the records to update in place.
+        deletes: the ids of the stored records to delete.
+        blobs: the blobs given with the writes, one per SHA-256, to insert where missing.
+        deltas: the non-zero change of each blob's reference count.
+    """
+
+    outcomes: list[R | Exception | None]
+    written: dict[str, R | None]
+    inserts: list[R]
+    updates: list[R]
+    deletes: list[str]
+    blobs: list[Blob]
+    deltas: dict[str, int]
+
+    @property
+    def required(self) -> list[str]:
+        """The blobs the writes newly refer to without giving them: they must be stored already."""
+        given = {blob.sha256 for blob in self.blobs}
+        return [sha for sha, delta in self.deltas.items() if delta > 0 and sha not in given]
+
+
+#: A backend's load step: given the account and ids (each once, in order of first appearance),
+#: read (and, where the backend locks, lock) their stored records.
+Load: TypeAlias = Callable[[str, list[str]], Mapping[str, R]]
+#: A backend's apply step: given the account and the plan, store it, or raise (then the backend
+#: stores none of it).
+Apply: TypeAlias = Callable[[str, Plan[R]], object]
+#: The two steps of one backend for one record kind, in one transaction.
+Session: TypeAlias = tuple[Load[R], Apply[R]]
+
+
+def plan_writes(
+    kind: RecordKind[R, W],
+    account: str,
+    changes: Sequence[tuple[str, Callable[[R | None], W]]],
+    stored: Mapping[str, R],
+    *,
+    capture: bool,
+) -> Plan[R]:
+    """Run the changes in order against the stored records; return what to store.
+
+    A change sees the record as left by the earlier changes of the batch to its key.
+
+    Args:
+        kind: what the records are.
+        account: the account of every key.
+        changes: ``(id, change)`` pairs, in order.
+        stored: the stored record of each id that has one.
+        capture: keep a change's exception as its outcome (and leave its key as it was), as
+            ``write_many`` does; otherwise let it propagate, as ``write`` does.
+
+    Raises:
+        ValueError: a change stored a record under another key.
+    """
+    outcomes: list[R | Exception | None] = []
+    written: dict[str, R | None] = {}
+    blobs: dict[str, Blob] = {}
+    for record_id, change in changes:
+        old = written[record_id] if record_id in written else stored.get(record_id)
+        if capture:
+            try:
+                result = change(old)
+            except CatalogError as exc:  # the change refused: its key stays as it was
+                # Without its traceback: that would hold this frame (and so the whole batch) in
+                # a cycle with ``outcomes`` until the garbage collector ran.
+                outcomes.append(exc.with_traceback(None))
+                continue
+            except Exception as exc:  # a defect of the change: kept whole, for the caller to raise
+                outcomes.append(exc)
+                continue
+        else:
+            result = change(old)
+        new = kind.record_of(result)
+        if new is not None and kind.key(new) != (account, record_id):
+            raise ValueError(f"a write must keep the {kind.name}'s account and {kind.id_name}")
+        for blob in kind.blobs_of(result):
+            blobs.setdefault(blob.sha256, blob)
+        written[record_id] = new
+        outcomes.append(new)
+    plan: Plan[R] = Plan(outcomes, written, [], [], [], list(blobs.values()), {})
+    deltas = plan.deltas
+    for record_id, new in written.items():
+        old = stored.get(record_id)
+        if new is None:
+            if old is not None:
+                plan.deletes.append(record_id)
+        elif old is None:
+            plan.inserts.append(new)
+        else:
+            plan.updates.append(new)
+        before = _NO_REFS if old is None else kind.blob_refs(old)
+        after = _NO_REFS if new is None else kind.blob_refs(new)
+        if before != after:
+            for sha in after - before:
+                deltas[sha] = deltas.get(sha, 0) + 1
+            for sha in before - after:
+                deltas[sha] = deltas.get(sha, 0) - 1
+    for sha in [sha for sha, delta in deltas.items() if not delta]:
+        del deltas[sha]
+    return plan
+
+
+def write_batch(
+    kind: RecordKind[R, W],
+    account: str,
+    changes: Sequence[tuple[str, Callable[[R | None], W]]],
+    load: Load[R],
+    apply: Apply[R],
+    *,
+    capture: bool = True,
+) -> list[R | Exception | None]:
+    """Load the batch's stored records, plan the changes, apply the plan; return the outcomes.
+
+    Args:
+        kind: what the records are.
+        account: the account of every key.
+        changes: ``(id, change)`` pairs, in order.
+        load: the backend's :data:`Load` step.
+        apply: the backend's :data:`Apply` step.
+        capture: see :func:`plan_writes`.
+    """
+    ids = list(dict.fromkeys(record_id for record_id, _ in changes))
+    plan = plan_writes(kind, account, changes, load(account, ids), capture=capture)
+    apply(account, plan)
+    return plan.outcomes
+
+
+def write_one(
+    kind: RecordKind[R, W],
+    account: str,
+    record_id: str,
+    change: Callable[[R | None], W],
+    load: Load[R],
+    apply: Apply[R],
+) -> R | None:
+    """Apply one change as a batch of one whose exception propagates; return what was stored."""
+    plan = plan_writes(
+        kind, account, ((record_id, change),), load(account, [record_id]), capture=False
+    )
+    apply(account, plan)
+    return cast("R | None", plan.outcomes[0])  # without capture, no outcome is an exception
