@@ -70,6 +70,9 @@ _IMAGES_KEY: Final = _IMAGES.wire
 _IMAGE_URLS: Final = next(field for field in PRODUCT_FIELDS if field.kind is Kind.IMAGE_URLS)
 _CLASSIFICATIONS: Final = next(field for field in IMAGE_FIELDS if field.kind is Kind.JSON)
 _CLASSIFICATIONS_KEY: Final = _CLASSIFICATIONS.wire
+# Bounds asked for at every id and image: module constants spare an attribute lookup each.
+_ID_BOUND: Final = _ID.bound
+_CLASSIFICATIONS_BOUND: Final = _CLASSIFICATIONS.bound
 _ENTRY_KEYS: Final = frozenset(IMAGE_ENTRY_KEYS)
 _SOURCE_KEYS: Final = frozenset(SOURCE_KEYS)
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
@@ -151,7 +154,7 @@ def check_external_id(value: object, limits: Limits, *, path: str = _ID.wire) ->
         return [Detail(path, "must be a string")]
     if not value:
         return [Detail(path, "must not be empty")]
-    max_length = _ID.bound(limits)
+    max_length = _ID_BOUND(limits)
     if len(value) > max_length:
         return [Detail(path, f"must be at most {max_length} characters")]
     if _CONTROL_OR_SURROGATE.search(value) is None:  # one search for both; a hit is told apart
@@ -287,7 +290,7 @@ class _Decoder:
         if value is None:
             return None
         result = self.json_object(
-            value, _CLASSIFICATIONS.bound(self.limits), _IMAGES_KEY, index, _CLASSIFICATIONS_KEY
+            value, _CLASSIFICATIONS_BOUND(self.limits), _IMAGES_KEY, index, _CLASSIFICATIONS_KEY
         )
         return result or None  # {} means none (R16)
 
@@ -576,7 +579,7 @@ def decode_upsert(
         raise InvalidImageInput(
             f"Image source at {first.path} {first.message}.", decoder.image_input
         )
-    _check_reserved_id(command, for_use=for_use)
+    _check_reserved_id(command, for_use)
     return command, tuple(decoder.warnings), decoder.warning_count
 
 
@@ -588,7 +591,7 @@ def _check_one_shot(values: Mapping[str, Any], decoder: _Decoder) -> None:
         )
 
 
-def _check_reserved_id(command: UpsertCommand, *, for_use: bool) -> None:
+def _check_reserved_id(command: UpsertCommand, for_use: bool) -> None:
     """R3: ids with the ``_anon_`` prefix are the catalog's; a use item may only refer to one.
 
     Raises:
