@@ -1,6 +1,7 @@
-"""Products and pages to their wire form (R31), through one cattrs converter.
+"""Products and pages to their wire form (R31), through the cattrs converter of the field table.
 
-The converter is made by :func:`make_converter`, never cattrs' global one. Its structure hooks
+The converter is made by :func:`make_converter`, never cattrs' global one, with hooks generated
+from :mod:`catalog_core.wire.fields`; it is the only encoder. Its structure hooks
 are strict (no coercion of ``42`` to ``"42"`` or of ``True`` to ``1``), and every cattrs
 exception is translated into ``VALIDATION_FAILED`` before it can leave this module.
 """
