@@ -1,9 +1,12 @@
-"""The hand-written fast paths of the wire layer agree with the general code they shortcut.
+"""The fast paths of the wire layer agree with the general code they shortcut.
 
-``to_wire`` is written out by hand and must equal the converter's unstructuring (R31); the URL
-check accepts plain URLs through a regular expression and must never accept one that the full
-check refuses (R13); the check that metadata and classifications are plain JSON skips a call for
-the values JSON parsing makes most and must judge every value as a plain reading would (R9, R16).
+Each fast path is kept for a benchmark case (`decode`): the URL check accepts plain URLs through a
+regular expression and must never accept one that the full check refuses (R13); the canonical
+image entry is read without the branches of the deprecated shapes and must be read as the general
+code reads it (R12, R16, R17); the check that metadata and classifications are plain JSON skips a
+call for the values JSON parsing makes most and must judge every value as a plain reading would
+(R9, R16). The encoder has no fast path: ``to_wire`` is the converter's generated hook, held here
+to a plain reading of R31.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import catalog_core as cc
@@ -31,18 +34,48 @@ from catalog_core.wire.encode import (
 from tests.server.test_openapi import _URL_PIECES
 
 CONVERTER = make_converter()
+SHARING = make_converter(copy_json=False)
+
+
+def plain_wire(product: cc.Product) -> dict[str, Any]:
+    """R31 read plainly: these keys in this order, timestamps as text, ``classifications?``."""
+
+    def stamp(moment: datetime | None) -> str | None:
+        return None if moment is None else format_timestamp(moment)
+
+    def image(image: cc.Image) -> dict[str, Any]:
+        wire: dict[str, Any] = {"sourceUrl": image.source_url, "order": image.order}
+        if image.classifications is not None:
+            wire["classifications"] = image.classifications
+        return wire
+
+    return {
+        "externalId": product.external_id,
+        "title": product.title,
+        "description": product.description,
+        "metadata": product.metadata,
+        "validForDays": product.valid_for_days,
+        "expiresAt": stamp(product.expires_at),
+        "lastUsedAt": stamp(product.last_used_at),
+        "createdAt": stamp(product.created_at),
+        "updatedAt": stamp(product.updated_at),
+        "images": [image(item) for item in product.images],
+    }
 
 
 @given(cst.products())
-def test_r31_the_hand_written_to_wire_is_the_converters_unstructuring(product: cc.Product) -> None:
-    assert to_wire(product) == CONVERTER.unstructure(product)
-    assert list(to_wire(product)) == list(CONVERTER.unstructure(product))  # key order too
+def test_r31_to_wire_is_a_plain_reading_of_r31(product: cc.Product) -> None:
+    expected = plain_wire(product)
+    for wire in (to_wire(product), CONVERTER.unstructure(product), SHARING.unstructure(product)):
+        assert wire == expected
+        assert list(wire) == list(expected)  # key order too
+        assert [list(image) for image in wire["images"]] == [
+            list(image) for image in expected["images"]
+        ]
 
 
 @given(cst.products())
 def test_r31_the_response_bytes_are_the_standard_librarys_compact_json(product: cc.Product) -> None:
-    import json
-
     expected = json.dumps(to_wire(product), ensure_ascii=False, separators=(",", ":"))
     assert to_wire_json(product) == expected.encode("utf-8")
 
@@ -106,6 +139,43 @@ _AWKWARD = ["http://a..b/", "http://./", "https://-/x", "http://a/\\@b", "http:/
 )
 def test_r13_the_plain_url_shortcut_accepts_only_what_the_full_check_accepts(url: str) -> None:
     assert _accepts(url) == full_check(url)
+
+
+_URLS = st.sampled_from(["https://cdn.example/a.jpg", "ftp://a/x", "http://[::1]/", "", 5, None])
+_SOURCES = st.dictionaries(st.sampled_from(["url", "fileKey", "other"]), _URLS, max_size=3)
+_CLASSIFICATIONS = (
+    st.none()
+    | st.dictionaries(st.sampled_from(["k", "v"]), st.integers() | st.text(max_size=2), max_size=2)
+    | st.just([])
+)
+_ENTRIES = st.fixed_dictionaries(
+    {},
+    optional={
+        "source": _SOURCES | _URLS,
+        "classifications": _CLASSIFICATIONS,
+        "url": _URLS,
+        "fileKey": _URLS,
+        "colour": st.just("red"),
+    },
+) | st.sampled_from([None, "https://cdn.example/a.jpg", []])
+
+
+def read_image(entry: object, general: bool) -> tuple[Any, ...]:
+    """Everything reading one image entry yields: the input, its path, details, warnings."""
+    decoder = decode._Decoder(cc.Limits(), "products.0.", owned=False)
+    image = decoder._any_image(entry, 3) if general else decoder.image(entry, 3)
+    path = None if image is None else image.path
+    return image, path, decoder.details, decoder.image_input, decoder.warnings
+
+
+@given(_ENTRIES)
+@example({"source": {"url": "https://cdn.example/a.jpg"}, "classifications": {"k": 1}})
+@example({"source": {"url": "ftp://a/x"}, "classifications": {"k": float("nan")}})
+@example({"source": {"url": "https://cdn.example/a.jpg"}, "classifications": {}})
+def test_r12_r17_the_canonical_image_shortcut_reads_an_entry_as_the_general_code(
+    entry: object,
+) -> None:
+    assert read_image(entry, general=False) == read_image(entry, general=True)
 
 
 def test_r31_changing_the_wire_dict_never_changes_the_product() -> None:

@@ -10,6 +10,7 @@ names the rule. Every URL and If-Match value the patterns admit, the server acce
 
 from __future__ import annotations
 
+import functools
 import sys
 import unicodedata
 from typing import Any, Final
@@ -18,6 +19,7 @@ from catalog_core import __version__
 from catalog_core.catalog import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from catalog_core.errors import CatalogError, error_classes
 from catalog_core.limits import Limits
+from catalog_core.model import ANON_PREFIX
 from catalog_core.server.body import DEFAULT_MAX_PARTS
 from catalog_core.server.errors import (
     MethodNotAllowed,
@@ -26,12 +28,19 @@ from catalog_core.server.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from catalog_core.wire.decode import MAX_VALID_FOR_DAYS
+from catalog_core.wire.fields import (
+    MAX_VALID_FOR_DAYS,
+    PRODUCT_FIELDS,
+    WRITTEN_IMAGE_FIELDS,
+    WRITTEN_PRODUCT_FIELDS,
+    Field,
+    Kind,
+)
 
 __all__ = [
     "IF_MATCH_PATTERN",
     "OPENAPI_PATH",
-    "URL_PATTERN",
+    "URL_PATTERN",  # noqa: F822 - made on first use by the module's __getattr__
     "openapi_document",
     "server_error_classes",
 ]
@@ -41,12 +50,14 @@ OPENAPI_PATH: Final = "/tryon/v1/openapi.json"
 _TEXT: Final = r"[^\x00-\x1f\x7f]"
 
 
+@functools.cache
 def _normalising_to_delimiters() -> str:
     """Return, as a regex class body, the characters whose NFKC form holds / ? # @ or :.
 
     The URL parser refuses a host or user part that holds one (``urllib.parse`` checks the NFKC
     form of every non-ASCII netloc), so the URL pattern leaves them out; they are computed from
-    the same Unicode tables the parser uses.
+    the same Unicode tables the parser uses. A scan of every code point (0.2 s): made once, when
+    the pattern is first asked for, so that importing this module costs nothing of it.
     """
     found: list[str] = []
     for code in range(0x80, sys.maxunicode + 1):
@@ -58,11 +69,6 @@ def _normalising_to_delimiters() -> str:
     return "".join(found)
 
 
-# An absolute http(s) URL with a host (R13), as the server's URL parser reads it: no spaces or
-# controls; a host that is a name or a bracketed IPv6 (or IPvFuture) literal; a port from 0 to
-# 65535, possibly empty. A URL this pattern admits is accepted, and one it refuses is refused
-# except when the URL parser overlooks text around a bracketed literal.
-_NOT_IN_NETLOC: Final = r"\x00-\x20\x7f/?#\[\]" + _normalising_to_delimiters()
 _H16: Final = r"[0-9A-Fa-f]{1,4}"
 _OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _LS32: Final = rf"(?:{_H16}:{_H16}|{_OCTET}(?:\.{_OCTET}){{3}})"
@@ -83,19 +89,38 @@ _IPV6: Final = (
     )
     + ")"
 )
-_IP_LITERAL: Final = (
-    rf"\[(?:{_IPV6}(?:%[^{_NOT_IN_NETLOC}@%]+)?|v[0-9A-Fa-f]+\.[^{_NOT_IN_NETLOC}@]+)\]"
-)
 _PORT: Final = (
     r"0*(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 )
-URL_PATTERN: Final = (
-    r"^[Hh][Tt][Tt][Pp][Ss]?://"
-    rf"(?:[^{_NOT_IN_NETLOC}]*@)?"
-    rf"(?:[^{_NOT_IN_NETLOC}@:]+|{_IP_LITERAL})"
-    rf"(?::(?:{_PORT})?)?"
-    r"(?:[/?#][^\x00-\x20\x7f]*)?$"
-)
+
+
+@functools.cache
+def _url_pattern() -> str:
+    """Return the pattern of an absolute http(s) URL with a host (R13), as the server reads it.
+
+    No spaces or controls; a host that is a name or a bracketed IPv6 (or IPvFuture) literal; a
+    port from 0 to 65535, possibly empty. A URL this pattern admits is accepted, and one it
+    refuses is refused except when the URL parser overlooks text around a bracketed literal.
+    The module's ``URL_PATTERN``; computed on first use.
+    """
+    not_in_netloc = r"\x00-\x20\x7f/?#\[\]" + _normalising_to_delimiters()
+    ip_literal = rf"\[(?:{_IPV6}(?:%[^{not_in_netloc}@%]+)?|v[0-9A-Fa-f]+\.[^{not_in_netloc}@]+)\]"
+    return (
+        r"^[Hh][Tt][Tt][Pp][Ss]?://"
+        rf"(?:[^{not_in_netloc}]*@)?"
+        rf"(?:[^{not_in_netloc}@:]+|{ip_literal})"
+        rf"(?::(?:{_PORT})?)?"
+        r"(?:[/?#][^\x00-\x20\x7f]*)?$"
+    )
+
+
+def __getattr__(name: str) -> str:
+    # URL_PATTERN is made on first use (PEP 562): importing the module does not scan Unicode.
+    if name == "URL_PATTERN":
+        return _url_pattern()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _TIMESTAMP: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
 # If-Match as the server reads it (conditions.parse_if_match): `*`, or a list of at least one entity
 # tag separated by commas, with empty elements (RFC 9110 §5.6.1.2) before, between and after them.
@@ -181,35 +206,91 @@ _EXTERNAL_ID_PARAMETER: Final = {
 }
 
 
-def _schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
-    nullable_text = {"type": ["string", "null"]}
-    timestamp = {"type": "string", "format": "date-time", "pattern": _TIMESTAMP}
-    product_properties: dict[str, dict[str, Any]] = {
-        "externalId": _ref("ExternalId"),
-        "title": {**nullable_text, "maxLength": limits.max_title_length},
-        "description": {**nullable_text, "maxLength": limits.max_description_length},
-        "metadata": {"type": ["object", "null"]},
-        "validForDays": {
-            "type": ["integer", "null"],
-            "minimum": 1,
-            "maximum": MAX_VALID_FOR_DAYS,
-        },
-        "expiresAt": {"oneOf": [timestamp, {"type": "null"}]},
-        "lastUsedAt": {"oneOf": [timestamp, {"type": "null"}]},
-        "createdAt": timestamp,
-        "updatedAt": timestamp,
-        "images": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": limits.max_images,
-            "items": _ref("Image"),
-        },
+# What the schema of a field read from a body adds to its schema as written, by kind.
+_READ_NOTES: Final = {
+    Kind.DAYS: (
+        "Days, written as a JSON integer: 30.0 and 3e1 are refused (R10), though JSON Schema "
+        "counts them as integers."
+    ),
+    Kind.IMAGES: "Replaces the whole list, in this order (R8).",
+}
+
+
+def _nullable(kind: str, field: Field) -> str | list[str]:
+    return [kind, "null"] if field.nullable else kind
+
+
+def _images(field: Field, limits: Limits, items: str) -> dict[str, Any]:
+    return {"type": "array", "minItems": 1, "maxItems": field.bound(limits), "items": _ref(items)}
+
+
+def _written_schema(field: Field, limits: Limits) -> dict[str, Any]:
+    """Return the schema of ``field`` in a product or image on the wire (R31)."""
+    kind = field.kind
+    if kind is Kind.ID:
+        return _ref("ExternalId")
+    if kind is Kind.TEXT:
+        return {"type": _nullable("string", field), "maxLength": field.bound(limits)}
+    if kind is Kind.JSON:  # an image's {} is written as no classifications (R16)
+        return (
+            {"type": "object", "minProperties": 1}
+            if field.omit_none
+            else {"type": _nullable("object", field)}
+        )
+    if kind is Kind.DAYS:
+        return {"type": _nullable("integer", field), "minimum": 1, "maximum": MAX_VALID_FOR_DAYS}
+    if kind is Kind.TIMESTAMP:
+        timestamp = {"type": "string", "format": "date-time", "pattern": _TIMESTAMP}
+        return {"oneOf": [timestamp, {"type": "null"}]} if field.nullable else timestamp
+    if kind is Kind.IMAGES:
+        return _images(field, limits, "Image")
+    if kind is Kind.URL:
+        return {
+            "type": "string",
+            "description": "The URL as given, or upload://<sha256> for uploaded bytes.",
+        }
+    if kind is Kind.ORDER:
+        return {"type": "integer", "minimum": 0}
+    raise TypeError(f"{field.wire} is never written")
+
+
+def _read_schema(field: Field, limits: Limits) -> dict[str, Any]:
+    """Return the schema of ``field`` in an upsert body."""
+    if field.kind is Kind.ID:
+        return {
+            "allOf": [_ref("ExternalId")],
+            "not": {"pattern": f"^{ANON_PREFIX}"},
+            "description": f"Ids starting with {ANON_PREFIX} are reserved (409, R3).",
+        }
+    if field.kind is Kind.IMAGE_URLS:
+        return {"type": "array", "deprecated": True, **_images(field, limits, "Url")}
+    if field.kind is Kind.IMAGES:
+        schema = _images(field, limits, "ImageInput")
+    else:
+        schema = _written_schema(field, limits)
+    note = _READ_NOTES.get(field.kind)
+    return schema if note is None else {**schema, "description": note}
+
+
+def _object(fields: tuple[Field, ...], limits: Limits, **extra: Any) -> dict[str, Any]:
+    """Return the schema of a product or an image on the wire: exactly these keys (R31)."""
+    return {
+        "type": "object",
+        **extra,
+        "required": [field.wire for field in fields if not field.omit_none],
+        "properties": {field.wire: _written_schema(field, limits) for field in fields},
+        "additionalProperties": False,
     }
+
+
+def _schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
+    read = tuple(field for field in PRODUCT_FIELDS if field.read)
+    (external_id,) = (field for field in read if field.kind is Kind.ID)
     return {
         "ExternalId": {
             "type": "string",
             "minLength": 1,
-            "maxLength": limits.max_external_id_length,
+            "maxLength": external_id.bound(limits),
             "pattern": f"^{_TEXT}*$",
         },
         "Error": {
@@ -229,26 +310,12 @@ def _schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
             "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
             "additionalProperties": False,
         },
-        "Image": {
-            "type": "object",
-            "required": ["sourceUrl", "order"],
-            "properties": {
-                "sourceUrl": {
-                    "type": "string",
-                    "description": "The URL as given, or upload://<sha256> for uploaded bytes.",
-                },
-                "order": {"type": "integer", "minimum": 0},
-                "classifications": {"type": "object", "minProperties": 1},
-            },
-            "additionalProperties": False,
-        },
-        "Product": {
-            "type": "object",
-            "description": "The product on the wire (R31): exactly these keys, in this order.",
-            "required": list(product_properties),
-            "properties": product_properties,
-            "additionalProperties": False,
-        },
+        "Image": _object(WRITTEN_IMAGE_FIELDS, limits),
+        "Product": _object(
+            WRITTEN_PRODUCT_FIELDS,
+            limits,
+            description="The product on the wire (R31): exactly these keys, in this order.",
+        ),
         "Page": {
             "type": "object",
             "required": ["items", "nextCursor", "hasMore", "count"],
@@ -260,7 +327,7 @@ def _schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
             },
             "additionalProperties": False,
         },
-        "Url": {"type": "string", "maxLength": limits.max_url_length, "pattern": URL_PATTERN},
+        "Url": {"type": "string", "maxLength": limits.max_url_length, "pattern": _url_pattern()},
         "FileKey": {"type": "string", "minLength": 1},
         "ImageSource": {
             "type": "object",
@@ -306,39 +373,13 @@ def _schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
                 f"most {limits.max_metadata_bytes} bytes and each classifications object at "
                 f"most {limits.max_classifications_bytes} bytes, as compact UTF-8 JSON (R9, R16)."
             ),
-            "required": ["externalId"],
-            "properties": {
-                "externalId": {
-                    "allOf": [_ref("ExternalId")],
-                    "not": {"pattern": "^_anon_"},
-                    "description": "Ids starting with _anon_ are reserved (409, R3).",
-                },
-                "title": product_properties["title"],
-                "description": product_properties["description"],
-                "metadata": product_properties["metadata"],
-                "validForDays": {
-                    **product_properties["validForDays"],
-                    "description": (
-                        "Days, written as a JSON integer: 30.0 and 3e1 are refused (R10), "
-                        "though JSON Schema counts them as integers."
-                    ),
-                },
-                "images": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": limits.max_images,
-                    "items": _ref("ImageInput"),
-                    "description": "Replaces the whole list, in this order (R8).",
-                },
-                "imageUrls": {
-                    "type": "array",
-                    "deprecated": True,
-                    "minItems": 1,
-                    "maxItems": limits.max_images,
-                    "items": _ref("Url"),
-                },
+            "required": [external_id.wire],
+            "properties": {field.wire: _read_schema(field, limits) for field in read},
+            "not": {
+                "required": [
+                    field.wire for field in read if field.kind in (Kind.IMAGES, Kind.IMAGE_URLS)
+                ]
             },
-            "not": {"required": ["images", "imageUrls"]},
         },
         "MultipartUpsertBody": {
             "type": "object",

@@ -1,6 +1,7 @@
-"""Products and pages to their wire form (R31), through one cattrs converter.
+"""Products and pages to their wire form (R31), through the cattrs converter of the field table.
 
-The converter is made by :func:`make_converter`, never cattrs' global one. Its structure hooks
+The converter is made by :func:`make_converter`, never cattrs' global one, with hooks generated
+from :mod:`catalog_core.wire.fields`; it is the only encoder. Its structure hooks
 are strict (no coercion of ``42`` to ``"42"`` or of ``True`` to ``1``), and every cattrs
 exception is translated into ``VALIDATION_FAILED`` before it can leave this module.
 """
@@ -13,13 +14,15 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import cattrs
+from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from catalog_core._json import dumps
 from catalog_core.errors import Detail, ValidationFailed
 from catalog_core.limits import Limits
 from catalog_core.model import Image, Page, Product
-from catalog_core.wire.decode import check_external_id, json_value_problem
+from catalog_core.wire.decode import check_external_id, days_problem, json_value_problem
+from catalog_core.wire.fields import WRITTEN_IMAGE_FIELDS, WRITTEN_PRODUCT_FIELDS, Field, Kind
 
 __all__ = [
     "format_timestamp",
@@ -32,15 +35,9 @@ __all__ = [
 ]
 
 _TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
-
+# Attribute names to wire names, for the paths of cattrs' errors.
 _WIRE_NAMES: Final = {
-    "external_id": "externalId",
-    "valid_for_days": "validForDays",
-    "expires_at": "expiresAt",
-    "last_used_at": "lastUsedAt",
-    "created_at": "createdAt",
-    "updated_at": "updatedAt",
-    "source_url": "sourceUrl",
+    field.attribute: field.wire for field in (*WRITTEN_PRODUCT_FIELDS, *WRITTEN_IMAGE_FIELDS)
 }
 
 
@@ -87,66 +84,6 @@ def _structure_mapping(value: object, _: object) -> Mapping[str, Any]:
     return value
 
 
-def make_converter() -> cattrs.Converter:
-    """Return the converter of the wire format: camelCase names, R31 timestamps, strict types."""
-    converter = cattrs.Converter()
-    converter.register_unstructure_hook(datetime, format_timestamp)
-    converter.register_structure_hook(datetime, lambda value, _: parse_timestamp(value))
-    for kind in (str, int):
-        converter.register_structure_hook(kind, _strict(kind))
-    converter.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
-
-    source_url = override(rename="sourceUrl")
-    classifications = override(omit_if_default=True)
-    converter.register_unstructure_hook(
-        Image,
-        make_dict_unstructure_fn(
-            Image, converter, source_url=source_url, classifications=classifications
-        ),
-    )
-    converter.register_structure_hook(
-        Image,
-        make_dict_structure_fn(
-            Image,
-            converter,
-            _cattrs_forbid_extra_keys=True,
-            source_url=source_url,
-            classifications=classifications,
-        ),
-    )
-    renamed = {
-        name: override(rename=wire) for name, wire in _WIRE_NAMES.items() if name != "source_url"
-    }
-    converter.register_unstructure_hook(
-        Product,
-        make_dict_unstructure_fn(
-            Product,
-            converter,
-            account=override(omit=True),
-            version=override(omit=True),
-            **renamed,  # type: ignore[arg-type]  # cattrs types **kwargs as overrides
-        ),
-    )
-    converter.register_structure_hook(
-        Product,
-        make_dict_structure_fn(
-            Product,
-            converter,
-            _cattrs_forbid_extra_keys=True,
-            **renamed,  # type: ignore[arg-type]  # cattrs types **kwargs as overrides
-        ),
-    )
-    return converter
-
-
-_CONVERTER: Final = make_converter()
-_LIMITS: Final = Limits()
-
-
-def _stamp(moment: datetime | None) -> str | None:
-    return None if moment is None else format_timestamp(moment)
-
-
 def _copy(value: Any) -> Any:
     """Return a copy of a JSON value that shares no dict or list with it."""
     if isinstance(value, Mapping):
@@ -156,48 +93,112 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _image_to_wire(image: Image, copy: Callable[[Any], Any]) -> dict[str, Any]:
-    if image.classifications is None:
-        return {"sourceUrl": image.source_url, "order": image.order}
+def _stamp(moment: datetime | None) -> str | None:
+    return None if moment is None else format_timestamp(moment)
+
+
+def _unstructure_hook(field: Field, copy_json: bool, image: Callable[[Image], Any]) -> Any:
+    """Return how ``field``'s value is written: ``identity`` is inlined by cattrs."""
+    if field.kind is Kind.TIMESTAMP:
+        return _stamp if field.nullable else format_timestamp
+    if field.kind is Kind.JSON:
+        return _copy if copy_json else identity  # _copy(None) is None
+    if field.kind is Kind.IMAGES:
+        return lambda images: [image(item) for item in images]
+    return identity
+
+
+def _overrides(
+    fields: tuple[Field, ...], copy_json: bool, image: Callable[[Image], Any] = identity
+) -> dict[str, Any]:  # Any: cattrs types **overrides beside its own bool options
+    """Return the cattrs overrides of ``fields``: wire names, hooks, omitted ``None`` values."""
     return {
-        "sourceUrl": image.source_url,
-        "order": image.order,
-        "classifications": copy(image.classifications),
+        field.attribute: override(
+            rename=field.wire,
+            omit_if_default=field.omit_none or None,  # the attribute's default is None
+            unstruct_hook=_unstructure_hook(field, copy_json, image),
+        )
+        for field in fields
     }
 
 
-def _wire(product: Product, copy: Callable[[Any], Any]) -> dict[str, Any]:
-    return {
-        "externalId": product.external_id,
-        "title": product.title,
-        "description": product.description,
-        "metadata": None if product.metadata is None else copy(product.metadata),
-        "validForDays": product.valid_for_days,
-        "expiresAt": _stamp(product.expires_at),
-        "lastUsedAt": _stamp(product.last_used_at),
-        "createdAt": _stamp(product.created_at),
-        "updatedAt": _stamp(product.updated_at),
-        "images": [_image_to_wire(image, copy) for image in product.images],
-    }
+def _structure_overrides(fields: tuple[Field, ...]) -> dict[str, Any]:
+    return {field.attribute: override(rename=field.wire) for field in fields}
 
 
-def _same(value: Any) -> Any:
-    return value
+def make_converter(*, copy_json: bool = True) -> cattrs.Converter:
+    """Return the converter of the wire format: camelCase names, R31 timestamps, strict types.
+
+    Its hooks are generated from the field table (:mod:`catalog_core.wire.fields`), specialised
+    for each class: a product unstructures to the dict of :func:`to_wire`, keys in R31 order.
+
+    Args:
+        copy_json: give the unstructured dict copies of ``metadata`` and ``classifications``;
+            ``False`` shares them with the product, for a dict written out at once and dropped.
+    """
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(datetime, format_timestamp)
+    converter.register_structure_hook(datetime, lambda value, _: parse_timestamp(value))
+    for kind in (str, int):
+        converter.register_structure_hook(kind, _strict(kind))
+    converter.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
+
+    image = make_dict_unstructure_fn(
+        Image, converter, **_overrides(WRITTEN_IMAGE_FIELDS, copy_json)
+    )
+    converter.register_unstructure_hook(Image, image)
+    converter.register_structure_hook(
+        Image,
+        make_dict_structure_fn(
+            Image,
+            converter,
+            _cattrs_forbid_extra_keys=True,
+            **_structure_overrides(WRITTEN_IMAGE_FIELDS),
+        ),
+    )
+    converter.register_unstructure_hook(
+        Product,
+        make_dict_unstructure_fn(
+            Product,
+            converter,
+            account=override(omit=True),
+            version=override(omit=True),
+            **_overrides(WRITTEN_PRODUCT_FIELDS, copy_json, image),
+        ),
+    )
+    converter.register_structure_hook(
+        Product,
+        make_dict_structure_fn(
+            Product,
+            converter,
+            _cattrs_forbid_extra_keys=True,
+            **_structure_overrides(WRITTEN_PRODUCT_FIELDS),
+        ),
+    )
+    return converter
+
+
+# Two converters of the same table: the response bytes are written at once, so they need no
+# copies of metadata and classifications, and copying them would double the time of the
+# `encode` benchmark case (measured 11.4 µs against 5.7 µs a product).
+_CONVERTER: Final = make_converter()
+_SHARING: Final = make_converter(copy_json=False)
+_TO_WIRE: Final[Callable[[Product], dict[str, Any]]] = _CONVERTER.get_unstructure_hook(Product)
+_TO_WIRE_SHARED: Final[Callable[[Product], dict[str, Any]]] = _SHARING.get_unstructure_hook(Product)
+_LIMITS: Final = Limits()
 
 
 def to_wire(product: Product) -> dict[str, Any]:
     """Return ``product`` exactly as the public service sends it (R31).
 
-    Written out by hand because every response goes through it; the converter of
-    :func:`make_converter` unstructures a product to the same dict (the tests hold them equal).
     ``metadata`` and ``classifications`` are copies: changing the dict never changes the product.
     """
-    return _wire(product, _copy)
+    return _TO_WIRE(product)
 
 
 def to_wire_json(product: Product) -> bytes:
     """Return the response body of ``product``: its wire form as compact UTF-8 JSON (R31)."""
-    return dumps(_wire(product, _same))  # written at once: no copies needed
+    return dumps(_TO_WIRE_SHARED(product))
 
 
 def page_to_wire(page: Page) -> dict[str, Any]:
@@ -240,21 +241,32 @@ def product_from_wire(data: Mapping[str, Any], *, account: str, version: int = 1
 
 def _product_problems(product: Product) -> list[Detail]:
     details = check_external_id(product.external_id, _LIMITS)
-    if product.valid_for_days is not None and not 1 <= product.valid_for_days <= 365:
-        details.append(Detail("validForDays", "must be from 1 to 365"))
     if product.version < 1:
         details.append(Detail("version", "must be at least 1"))
-    if product.metadata is not None:
-        problem = json_value_problem(product.metadata)
-        if problem:
-            details.append(Detail("metadata", problem))
+    details += _value_problems(product, WRITTEN_PRODUCT_FIELDS, "")
     for index, image in enumerate(product.images):
+        prefix = f"{_WIRE_NAMES['images']}.{index}."
         if image.order != index:
-            details.append(Detail(f"images.{index}.order", f"must be {index}"))
-        if image.classifications is not None:
-            problem = json_value_problem(image.classifications)
-            if problem:
-                details.append(Detail(f"images.{index}.classifications", problem))
+            details.append(Detail(prefix + _WIRE_NAMES["order"], f"must be {index}"))
+        details += _value_problems(image, WRITTEN_IMAGE_FIELDS, prefix)
+    return details
+
+
+def _value_problems(value: object, fields: tuple[Field, ...], prefix: str) -> list[Detail]:
+    """Return what the rules refuse in the values cattrs' types let through (R9, R10, R16)."""
+    details = []
+    for field in fields:
+        item = getattr(value, field.attribute)
+        if item is None:
+            continue
+        if field.kind is Kind.DAYS:
+            problem = days_problem(item)
+        elif field.kind is Kind.JSON:
+            problem = json_value_problem(item)
+        else:
+            continue
+        if problem:
+            details.append(Detail(prefix + field.wire, problem))
     return details
 
 
