@@ -20,7 +20,6 @@ from catalog_core.errors import (
     CatalogError,
     Detail,
     MultipartFileNotFound,
-    PayloadTooLarge,
     ProductNotFound,
     ValidationFailed,
 )
@@ -50,6 +49,7 @@ from catalog_core.wire.check import check_upsert_command, check_use_command
 from catalog_core.wire.decode import (
     check_account,
     check_external_id,
+    check_request_size,
     decode_try_on,
     decode_upsert,
     load_body,
@@ -181,7 +181,7 @@ class Catalog:
         account = check_account(account)
         if_version = _check_version(if_version)
         uploads = _check_files(files)
-        _check_request_size(b"", uploads, self.limits)
+        check_request_size(_files_bytes(uploads), self.limits)
         checked = check_upsert_command(command, self.limits)
         return self._write_upsert(
             account, self._prepared(checked, uploads, _NO_WARNINGS), if_version
@@ -312,7 +312,7 @@ class Catalog:
     ) -> _PreparedUpsert:
         """Check and decode an upsert outside any transaction (R30 up to the stored state)."""
         uploads = _check_files(files)
-        body = load_body(_check_request_size(payload, uploads, self.limits), self.limits)
+        body = load_body(payload, self.limits, files_bytes=_files_bytes(uploads))
         command, warnings, count = decode_upsert(body, self.limits, owned=body is not payload)
         return self._prepared(command, uploads, _NO_WARNINGS.extended(warnings, count))
 
@@ -347,7 +347,7 @@ class Catalog:
         """
         account = check_account(account)
         uploads = _check_files(files)
-        body = load_body(_check_request_size(item, uploads, self.limits), self.limits)
+        body = load_body(item, self.limits, files_bytes=_files_bytes(uploads))
         return self._use(account, body, uploads, prefix="", warnings=_NO_WARNINGS)
 
     def try_on(
@@ -366,8 +366,9 @@ class Catalog:
         """
         account = check_account(account)
         uploads = _check_files(files)
-        checked = _check_request_size(body, uploads, self.limits)
-        item, prefix, warnings = decode_try_on(load_body(checked, self.limits))
+        item, prefix, warnings = decode_try_on(
+            load_body(body, self.limits, files_bytes=_files_bytes(uploads))
+        )
         return self._use(
             account, item, uploads, prefix=prefix, warnings=_NO_WARNINGS.extended(warnings)
         )
@@ -402,7 +403,7 @@ class Catalog:
         """
         account = check_account(account)
         uploads = _check_files(files)
-        _check_request_size(b"", uploads, self.limits)
+        check_request_size(_files_bytes(uploads), self.limits)
         checked = check_use_command(command, self.limits)
         return self._apply_use(account, checked, uploads, _NO_WARNINGS)
 
@@ -751,23 +752,6 @@ def _check_files(files: object) -> dict[str, Upload]:
     return checked
 
 
-def _check_request_size(payload: object, files: Mapping[str, Upload], limits: Limits) -> object:
-    """Refuse a request over the request limit before anything is parsed (R30, R33).
-
-    Returns:
-        The payload to parse: a ``str`` as its UTF-8 bytes, encoded once here rather than again
-        by each step after (its size, its decode bound, the parser); a ``str`` holding a lone
-        surrogate, which has no UTF-8 form, as it is (its JSON may still be read).
-    """
-    size = sum(len(f.data) for f in files.values())
-    passed = payload
-    if isinstance(payload, str):
-        try:
-            passed = payload.encode("utf-8")
-        except UnicodeEncodeError:
-            size += len(payload.encode("utf-8", "surrogatepass"))
-    if isinstance(passed, bytes | bytearray | memoryview):
-        size += len(passed)
-    if size > limits.max_request_bytes:
-        raise PayloadTooLarge.for_size(size, limits.max_request_bytes)
-    return passed
+def _files_bytes(files: Mapping[str, Upload]) -> int:
+    """The bytes of a request's file parts, which count toward its size (R33)."""
+    return sum(len(f.data) for f in files.values())

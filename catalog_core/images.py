@@ -61,7 +61,7 @@ def sniff_image_type(data: bytes) -> str | None:
 
 
 def make_blob(name: str, data: bytes, *, max_bytes: int) -> Blob:
-    """Check the upload ``name`` and return it as a content-addressed blob.
+    """Check the upload ``name`` and return it as a content-addressed blob (R15).
 
     Raises:
         FileTooLarge: ``data`` is longer than ``max_bytes``.

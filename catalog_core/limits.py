@@ -14,7 +14,7 @@ def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> 
 
 @attrs.frozen(kw_only=True)
 class Limits:
-    """Every size limit of the rule book; the defaults are those of the public service.
+    """Every size limit of the rule book (R33); the defaults are those of the public service.
 
     Each breach is reported as a :class:`~catalog_core.CatalogError`, never truncated.
     ``max_request_bytes`` bounds a whole request body and must exceed ``max_file_bytes``, so that

@@ -13,9 +13,15 @@ from typing import Any, Final
 
 import attrs
 
-from catalog_core._unset import UNSET
-from catalog_core.commands import ANY_VERSION, AnyVersion, ProductFields
-from catalog_core.errors import Detail, ProductImagesRequired, ProductNotFound, VersionConflict
+from catalog_core._unset import UNSET, Unset
+from catalog_core.commands import ANY_VERSION, AnyVersion, ProductFields, UpsertCommand, UseCommand
+from catalog_core.errors import (
+    Detail,
+    ProductImagesRequired,
+    ProductNotFound,
+    ReservedExternalId,
+    VersionConflict,
+)
 from catalog_core.model import ANON_PREFIX, Image, Product
 
 __all__ = [
@@ -24,11 +30,13 @@ __all__ = [
     "ONE_SHOT_ID_LENGTH",
     "ONE_SHOT_VALID_FOR_DAYS",
     "USE_CREATED_VALID_FOR_DAYS",
+    "check_reserved_id",
     "check_version",
     "expires_at",
     "live",
     "merge",
     "new_one_shot_id",
+    "one_shot_days_problem",
     "record_use",
     "use",
     "write_time",
@@ -44,6 +52,37 @@ USE_CREATED_VALID_FOR_DAYS: Final = 15
 ONE_SHOT_VALID_FOR_DAYS: Final = 7
 ONE_SHOT_ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 ONE_SHOT_ID_LENGTH: Final = 24
+
+
+def check_reserved_id(command: UpsertCommand | UseCommand, *, for_use: bool) -> None:
+    """Refuse a write under an id with the ``_anon_`` prefix, which is the catalog's (R3).
+
+    A try-on item (``for_use``) may refer to such a product (R22c ids are used again by their
+    id); nothing may create or change one by naming it.
+
+    Raises:
+        ReservedExternalId: ``command`` would write a product under such an id.
+    """
+    external_id = command.external_id
+    if (
+        isinstance(external_id, str)
+        and external_id.startswith(ANON_PREFIX)
+        and not (for_use and command.is_reference)
+    ):
+        raise ReservedExternalId(
+            f"externalId '{external_id}' is reserved — the '{ANON_PREFIX}' prefix is for "
+            "server-generated IDs."
+        )
+
+
+def one_shot_days_problem(valid_for_days: int | Unset | None) -> str | None:
+    """Return why a one-shot item's ``validForDays`` is refused, or ``None`` (R22c).
+
+    A one-shot product always expires: ``null`` is refused; a number or nothing (7 days) is not.
+    """
+    if valid_for_days is None:
+        return "a one-shot product always expires: give a number of days or omit it"
+    return None
 
 
 def live(product: Product | None, now: datetime) -> Product | None:
@@ -83,7 +122,7 @@ def merge(
     default_valid_for_days: int | None = None,
     used: bool = False,
 ) -> Product:
-    """Apply an upsert to the live product ``existing`` (``None`` creates), at ``now``.
+    """Apply an upsert to the live product ``existing`` (``None`` creates, R4), at ``now``.
 
     Args:
         existing: the live product, or ``None`` when there is none (an expired one counts as none).

@@ -9,6 +9,9 @@ dependency and is not counted.
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,31 @@ def test_the_layer_check_sees_an_import_against_the_arrows(tmp_path: Path) -> No
     lazy = tmp_path / "lazy.py"
     lazy.write_text("def f():\n    from catalog_core.wire.errors import status_of\n")
     assert top_level_imports(lazy) == set()
+
+
+ROOT = PACKAGE.parent
+RULE_ROW = re.compile(r"^\| (R\d+) \| `([\w.]+):([\w.]+)` \|$", re.MULTILINE)
+
+
+def rule_table() -> list[tuple[str, str, str]]:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    return RULE_ROW.findall(text.split("## Each rule", 1)[1])
+
+
+def test_every_rule_of_the_rule_book_leads_to_exactly_one_function() -> None:
+    book = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    rules = sorted(
+        set(re.findall(r"^\*\*(R\d+) —", book, flags=re.MULTILINE)), key=lambda r: int(r[1:])
+    )
+    assert [rule for rule, _, _ in rule_table()] == rules
+
+
+@pytest.mark.parametrize(("rule", "module", "name"), rule_table(), ids=lambda v: str(v))
+def test_the_function_a_rule_leads_to_exists_and_cites_the_rule(
+    rule: str, module: str, name: str
+) -> None:
+    target: object = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    doc = inspect.getdoc(target) or ""
+    assert re.search(rf"\b{rule}[a-z]?\b", doc), f"{module}:{name} does not cite {rule}"

@@ -30,11 +30,11 @@ from catalog_core.errors import (
     ExternalIdRequired,
     InvalidImageInput,
     PayloadTooLarge,
-    ReservedExternalId,
     ValidationFailed,
 )
 from catalog_core.limits import Limits
-from catalog_core.model import ANON_PREFIX, MAX_WARNINGS, PayloadWarning, Upload
+from catalog_core.model import MAX_WARNINGS, PayloadWarning, Upload
+from catalog_core.rules import check_reserved_id, one_shot_days_problem
 from catalog_core.wire.fields import (
     IMAGE_ENTRY_KEYS,
     IMAGE_FIELDS,
@@ -50,6 +50,7 @@ __all__ = [
     "MAX_VALID_FOR_DAYS",
     "check_account",
     "check_external_id",
+    "check_request_size",
     "days_problem",
     "decode_try_on",
     "decode_upsert",
@@ -88,47 +89,79 @@ _PLAIN_URL: Final = re.compile(r"https?://[A-Za-z0-9.-]+(?:[/?#].*)?", re.ASCII 
 _BRACKETS_WHOLE: Final = re.compile(r"[^\[\]]*|\[[^\[\]]*\](?::[^\[\]]*)?")
 
 
-def load_body(payload: object, limits: Limits, *, path: str = "body") -> Mapping[str, Any]:
-    """Return the JSON object of a request body.
+def check_request_size(size: int, limits: Limits) -> None:
+    """Refuse a request of ``size`` bytes over the request limit, before anything is parsed.
+
+    The one comparison of R33's request limit, made once at each entry point: a body with its
+    file parts (:func:`load_body`), the parts of a multipart body (:func:`split_multipart`), the
+    files of a typed command (:meth:`Catalog.apply_upsert <catalog_core.Catalog.apply_upsert>`).
+    It comes before every other check of the request but the account (R30).
+
+    Raises:
+        PayloadTooLarge: ``size`` is over ``limits.max_request_bytes``.
+    """
+    if size > limits.max_request_bytes:
+        raise PayloadTooLarge.for_size(size, limits.max_request_bytes)
+
+
+def load_body(
+    payload: object, limits: Limits, *, path: str = "body", files_bytes: int = 0
+) -> Mapping[str, Any]:
+    """Return the JSON object of a request body, after checking the request's size.
 
     Args:
         payload: a mapping (used as it is), or the raw body as ``bytes`` or ``str``.
-        limits: the request limit applies to a raw body, before anything is parsed (R30).
+        limits: the request limit applies to the raw body and ``files_bytes`` together, before
+            anything is parsed (R30, R33).
         path: the detail path naming the body (``data`` for the field of a multipart body).
+        files_bytes: the size of the request's file parts, which count toward its limit.
 
     Raises:
-        PayloadTooLarge: the raw body is over ``limits.max_request_bytes``.
+        PayloadTooLarge: the raw body and the files are over ``limits.max_request_bytes``.
         ValidationFailed: the body is not valid UTF-8 JSON, or not a JSON object, or parsing it
             could take more memory than ``limits.max_decoded_bytes`` (judged from the text,
             before any of it is parsed).
     """
     if type(payload) is not bytes and isinstance(payload, Mapping):
+        check_request_size(files_bytes, limits)
         return payload
-    if isinstance(payload, bytes | bytearray | memoryview | str):
-        size = (
-            len(payload.encode("utf-8", "surrogatepass"))
-            if isinstance(payload, str)
-            else len(payload)
-        )
-        if size > limits.max_request_bytes:
-            raise PayloadTooLarge.for_size(size, limits.max_request_bytes)
-        raw = payload if isinstance(payload, str) else bytes(payload)
-        bound = limits.max_decoded_bytes
-        cost = decoded_size(raw) if size * MAX_BYTE_COST > bound else 0
-        if cost > bound:
-            raise ValidationFailed.at(
-                path,
-                f"must be a JSON object that parses within {bound} bytes of "
-                f"memory; this one could take {cost} ({VALUE_BYTES} a value or key, and 2 a "
-                "byte of text, or 8 when it holds non-ASCII characters or \\u escapes)",
-            )
+    raw: bytes | str
+    if isinstance(payload, str):
         try:
-            value = loads(raw)
-        except (ValueError, RecursionError) as exc:
-            # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
-            raise ValidationFailed.at(path, f"must be a JSON object ({_short(exc)})") from None
-        if isinstance(value, dict):
-            return value
+            # Encoded once, here, rather than again by each step after (the decode bound, the
+            # parser); a str holding a lone surrogate has no UTF-8 form: it is read as it is.
+            raw = payload.encode("utf-8")
+            size = len(raw)
+        except UnicodeEncodeError:
+            raw, size = payload, len(payload.encode("utf-8", "surrogatepass"))
+    elif isinstance(payload, bytes | bytearray | memoryview):
+        raw = payload if type(payload) is bytes else bytes(payload)
+        size = len(raw)
+    else:
+        check_request_size(files_bytes, limits)
+        raise ValidationFailed.at(path, "must be a JSON object")
+    check_request_size(size + files_bytes, limits)
+    return _parse_body(raw, size, limits, path)
+
+
+def _parse_body(raw: bytes | str, size: int, limits: Limits, path: str) -> Mapping[str, Any]:
+    """Parse a raw body of ``size`` bytes whose request size is checked."""
+    bound = limits.max_decoded_bytes
+    cost = decoded_size(raw) if size * MAX_BYTE_COST > bound else 0
+    if cost > bound:
+        raise ValidationFailed.at(
+            path,
+            f"must be a JSON object that parses within {bound} bytes of "
+            f"memory; this one could take {cost} ({VALUE_BYTES} a value or key, and 2 a "
+            "byte of text, or 8 when it holds non-ASCII characters or \\u escapes)",
+        )
+    try:
+        value = loads(raw)
+    except (ValueError, RecursionError) as exc:
+        # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
+        raise ValidationFailed.at(path, f"must be a JSON object ({_short(exc)})") from None
+    if isinstance(value, dict):
+        return value
     raise ValidationFailed.at(path, "must be a JSON object")
 
 
@@ -205,6 +238,7 @@ class _Decoder:
             self.warnings.append(PayloadWarning(code, self.path(*parts), message))
 
     def text(self, value: object, field: Field) -> str | Unset:
+        """Return a title or description: a string within its length, no lone surrogates (R7)."""
         if not isinstance(value, str):
             self.fail("must be a string or null", field.wire)
             return UNSET
@@ -238,6 +272,7 @@ class _Decoder:
         return copy
 
     def json_field(self, value: object, field: Field) -> dict[str, Any] | Unset:
+        """Return ``metadata``: a JSON object within its byte bound (R9)."""
         result = self.json_object(value, field.bound(self.limits), field.wire)
         return UNSET if result is None else result
 
@@ -249,6 +284,7 @@ class _Decoder:
         return value  # type: ignore[return-value]  # days_problem found an int
 
     def url(self, value: object, *parts: object) -> str | None:
+        """Return an image URL: absolute http(s) with a host, within its length (R13)."""
         if not isinstance(value, str):
             self.fail("must be a string", *parts)
             return None
@@ -286,6 +322,7 @@ class _Decoder:
         return value
 
     def classifications(self, entry: Mapping[str, Any], index: int) -> Mapping[str, Any] | None:
+        """Return classifications: a JSON object within its bound; ``{}`` is none (R16)."""
         value = entry.get(_CLASSIFICATIONS_KEY)
         if value is None:
             return None
@@ -312,6 +349,7 @@ class _Decoder:
         return None if key is None else (None, key)
 
     def image(self, entry: object, index: int) -> ImageInput | None:
+        """Return one entry ``{source: {url | fileKey}, classifications?}`` as an input (R12)."""
         source = entry.get("source") if type(entry) is dict else None
         if (
             type(source) is dict
@@ -338,6 +376,7 @@ class _Decoder:
         return self._any_image(entry, index)
 
     def _any_image(self, entry: object, index: int) -> ImageInput | None:
+        """Read an entry of any accepted shape, the deprecated flat ones with a warning (R17)."""
         if type(entry) is not dict and not isinstance(entry, Mapping):
             self.fail("must be an object", _IMAGES_KEY, index)
             return None
@@ -570,7 +609,9 @@ def decode_upsert(
             values[attribute] = None if value is None and nullable else read(decoder, value, field)
     values[_IMAGES.attribute] = decoder.images(body, _IMAGES)
     if for_use and external_id is None:
-        _check_one_shot(values, decoder)
+        problem = one_shot_days_problem(values.get(_DAYS.attribute, UNSET))
+        if problem:
+            decoder.fail(problem, _DAYS.wire)
     command = UpsertCommand(external_id=external_id, **values)
     if decoder.details:
         raise ValidationFailed.of(decoder.details)
@@ -579,34 +620,8 @@ def decode_upsert(
         raise InvalidImageInput(
             f"Image source at {first.path} {first.message}.", decoder.image_input
         )
-    _check_reserved_id(command, for_use)
+    check_reserved_id(command, for_use=for_use)
     return command, tuple(decoder.warnings), decoder.warning_count
-
-
-def _check_one_shot(values: Mapping[str, Any], decoder: _Decoder) -> None:
-    """R22c: a one-shot product (a use item without an id) always expires."""
-    if values.get(_DAYS.attribute, UNSET) is None:
-        decoder.fail(
-            "a one-shot product always expires: give a number of days or omit it", _DAYS.wire
-        )
-
-
-def _check_reserved_id(command: UpsertCommand, for_use: bool) -> None:
-    """R3: ids with the ``_anon_`` prefix are the catalog's; a use item may only refer to one.
-
-    Raises:
-        ReservedExternalId: ``command`` would write a product under such an id.
-    """
-    external_id = command.external_id
-    if (
-        isinstance(external_id, str)
-        and external_id.startswith(ANON_PREFIX)
-        and not (for_use and command.is_reference)
-    ):
-        raise ReservedExternalId(
-            f"{_ID.wire} '{external_id}' is reserved — the '{ANON_PREFIX}' prefix is for "
-            "server-generated IDs."
-        )
 
 
 def decode_try_on(
@@ -661,13 +676,14 @@ def split_multipart(
     """
     if not isinstance(fields, Mapping):
         raise ValidationFailed.at("body", "must be the parts of a multipart body")
-    size = sum(
-        len(part.data) if isinstance(part, Upload) else len(part)
-        for part in fields.values()
-        if isinstance(part, str | bytes | Upload)
+    check_request_size(
+        sum(
+            len(part.data) if isinstance(part, Upload) else len(part)
+            for part in fields.values()
+            if isinstance(part, str | bytes | Upload)
+        ),
+        limits,
     )
-    if size > limits.max_request_bytes:
-        raise PayloadTooLarge.for_size(size, limits.max_request_bytes)
     if "data" not in fields:
         raise ValidationFailed.at("data", "is required: the JSON payload goes in the data field")
     files: dict[str, Upload] = {}
@@ -685,5 +701,5 @@ def split_multipart(
                 raise ValidationFailed.at(name, "must be valid Unicode text") from None
         else:
             raise ValidationFailed.at(name, "must be text, bytes or an Upload")
-    data = files.pop("data")
-    return load_body(data.data, limits, path="data"), files
+    data = files.pop("data").data
+    return _parse_body(data, len(data), limits, "data"), files

@@ -48,7 +48,7 @@ _DEFECT: Final = 500
 
 
 def status_of(error: CatalogError | type[CatalogError]) -> int:
-    """Return the HTTP status of an error (or error class) by its code: 500 for an unknown code."""
+    """Return the HTTP status of an error (or error class) by its code (R29); 500 if unknown."""
     return STATUS_BY_CODE.get(error.code, _DEFECT)
 
 
