@@ -9,9 +9,9 @@
 """
 
 # Imported under private names: every public name of this module is in __all__.
-import importlib as _importlib
 import typing as _typing
 
+from catalog_core import _lazy
 from catalog_core._unset import UNSET, Unset
 from catalog_core.catalog import ANY_VERSION, AnyVersion, Catalog
 from catalog_core.commands import ImageInput, UpsertCommand, UseCommand
@@ -71,18 +71,7 @@ _LAZY: _typing.Final = {
 
 # Hidden from type checkers, which see the imports above: a misspelt name stays an error.
 if not _typing.TYPE_CHECKING:
-
-    def __getattr__(name: str) -> object:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(_importlib.import_module(module), name)
-        globals()[name] = value  # later lookups are plain attribute reads
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    __getattr__, __dir__ = _lazy.attach(globals(), _LAZY)
 
 
 __all__ = [

@@ -466,6 +466,20 @@ def _a_number(ctx: click.Context, param: click.Parameter, value: float) -> float
     return value
 
 
+def _positive_number_option(
+    name: str, default: float, help: str, *, most: float = 86400
+) -> Callable[[_F], _F]:
+    """A ``serve`` option: a number above 0, at most ``most`` (seconds, or bytes a second)."""
+    return click.option(
+        name,
+        type=click.FloatRange(min=0, min_open=True, max=most),
+        default=default,
+        show_default=True,
+        help=help,
+        callback=_a_number,
+    )
+
+
 def _api_key_pair(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str]:
@@ -528,40 +542,29 @@ def _api_key_pair(
     show_default=True,
     help="Seconds to let requests in flight complete after SIGTERM or Ctrl+C.",
 )
-@click.option(
+@_positive_number_option(
     "--body-timeout",
-    type=click.FloatRange(min=0, min_open=True, max=86400),
-    default=30.0,
-    show_default=True,
-    help="Seconds a request body may go without a byte arriving (then 408 REQUEST_TIMEOUT).",
-    callback=_a_number,
+    30.0,
+    "Seconds a request body may go without a byte arriving (then 408 REQUEST_TIMEOUT).",
 )
-@click.option(
+@_positive_number_option(
     "--body-min-rate",
-    type=click.FloatRange(min=0, min_open=True, max=2**30),
-    default=1024.0,  # DEFAULT_BODY_MIN_RATE: the CLI does not import the server extra
-    show_default=True,
-    help="Bytes a second a request body must average after its first --body-timeout seconds "
+    1024.0,  # DEFAULT_BODY_MIN_RATE: the CLI does not import the server extra
+    "Bytes a second a request body must average after its first --body-timeout seconds "
     "(then 408 REQUEST_TIMEOUT): a body that trickles in cannot hold a connection for long.",
-    callback=_a_number,
+    most=2**30,
 )
-@click.option(
+@_positive_number_option(
     "--header-timeout",
-    type=click.FloatRange(min=0, min_open=True, max=86400),
-    default=10.0,  # DEFAULT_HEAD_TIMEOUT: the CLI does not import the server extra
-    show_default=True,
-    help="Seconds a connection may take to send a request's line and headers (then 408 "
+    10.0,  # DEFAULT_HEAD_TIMEOUT: the CLI does not import the server extra
+    "Seconds a connection may take to send a request's line and headers (then 408 "
     "REQUEST_TIMEOUT, or a silent close if it sent nothing).",
-    callback=_a_number,
 )
-@click.option(
+@_positive_number_option(
     "--send-timeout",
-    type=click.FloatRange(min=0, min_open=True, max=86400),
-    default=30.0,  # DEFAULT_SEND_TIMEOUT: the CLI does not import the server extra
-    show_default=True,
-    help="Seconds a client may leave a response's bytes waiting without taking any (then the "
+    30.0,  # DEFAULT_SEND_TIMEOUT: the CLI does not import the server extra
+    "Seconds a client may leave a response's bytes waiting without taking any (then the "
     "connection is closed): a client that never reads cannot hold a connection.",
-    callback=_a_number,
 )
 @click.option(
     "--max-connections",

@@ -141,34 +141,37 @@ class Upload:
     mime_type: str | None = None
 
 
-def _count_of(result: UpsertResult | UseResult) -> int:
+def _count_of(result: _WriteResult) -> int:
     return len(result.warnings)
 
 
 @attrs.frozen
-class UpsertResult:
+class _WriteResult:
+    """What a write returns: the product, whether it was created, and the request's warnings.
+
+    ``warnings`` holds the first :data:`MAX_WARNINGS` of them, ``warning_count`` all of them.
+    """
+
+    product: Product
+    created: bool
+    warnings: tuple[PayloadWarning, ...] = ()
+    warning_count: int = attrs.field(default=attrs.Factory(_count_of, takes_self=True))
+
+
+@attrs.frozen
+class UpsertResult(_WriteResult):
     """The product after an accepted upsert, whether it was created, and any warnings.
 
     ``warnings`` holds the first :data:`MAX_WARNINGS` of them, ``warning_count`` all of them.
     """
 
-    product: Product
-    created: bool
-    warnings: tuple[PayloadWarning, ...] = ()
-    warning_count: int = attrs.field(default=attrs.Factory(_count_of, takes_self=True))
-
 
 @attrs.frozen
-class UseResult:
+class UseResult(_WriteResult):
     """The product a try-on used, whether the use created it, and any warnings (R22).
 
     ``warnings`` holds the first :data:`MAX_WARNINGS` of them, ``warning_count`` all of them.
     """
-
-    product: Product
-    created: bool
-    warnings: tuple[PayloadWarning, ...] = ()
-    warning_count: int = attrs.field(default=attrs.Factory(_count_of, takes_self=True))
 
 
 @attrs.frozen

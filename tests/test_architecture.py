@@ -63,7 +63,11 @@ def top_level_imports(path: Path) -> set[str]:
             if isinstance(child, ast.Import):
                 names.update(alias.name for alias in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
-                names.add(child.module)
+                # ``from catalog_core import _lazy`` imports the module catalog_core._lazy.
+                if child.module == "catalog_core":
+                    names.update(f"catalog_core.{alias.name}" for alias in child.names)
+                else:
+                    names.add(child.module)
     return {name for name in names if name == "catalog_core" or name.startswith("catalog_core.")}
 
 

@@ -4,9 +4,9 @@ Each backend is imported when first asked for, :class:`SQLiteRepository` with sq
 importing the contract (``catalog_core.repository.base``, as the catalog does) loads none.
 """
 
-import importlib as _importlib
 import typing as _typing
 
+from catalog_core import _lazy
 from catalog_core.repository.base import BatchRepository, Change, Repository, Write
 
 if _typing.TYPE_CHECKING:
@@ -22,18 +22,7 @@ _LAZY: _typing.Final = {
 
 # Hidden from type checkers, which see the imports above: a misspelt name stays an error.
 if not _typing.TYPE_CHECKING:
-
-    def __getattr__(name: str) -> object:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(_importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    __getattr__, __dir__ = _lazy.attach(globals(), _LAZY)
 
 
 __all__ = [

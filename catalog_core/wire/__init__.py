@@ -4,9 +4,9 @@ The encoding half (:mod:`catalog_core.wire.encode`) is imported when one of its 
 asked for, with cattrs: the catalog decodes requests without loading it.
 """
 
-import importlib as _importlib
 import typing as _typing
 
+from catalog_core import _lazy
 from catalog_core.wire.decode import (
     check_account,
     check_external_id,
@@ -42,18 +42,7 @@ _LAZY: _typing.Final = dict.fromkeys(
 
 # Hidden from type checkers, which see the imports above: a misspelt name stays an error.
 if not _typing.TYPE_CHECKING:
-
-    def __getattr__(name: str) -> object:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(_importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    __getattr__, __dir__ = _lazy.attach(globals(), _LAZY)
 
 
 __all__ = [
