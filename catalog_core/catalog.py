@@ -558,7 +558,9 @@ class Catalog:
     ) -> tuple[tuple[Image, ...] | None, tuple[Blob, ...], tuple[PayloadWarning, ...]]:
         """Turn image inputs into stored images and checked blobs (R14, R15, R32)."""
         if not files and command.images is not UNSET and not command.file_keys:
-            # URLs only, no file parts: the common case of JSON bodies and bulk imports.
+            # URLs only and no file parts: every JSON body, and so the sqlite_upsert and
+            # sqlite_bulk benchmark cases, take this path (tests/test_fast_paths.py checks it
+            # agrees with the general one below).
             return (
                 tuple(
                     Image(entry.url, order, entry.classifications)  # type: ignore[arg-type]

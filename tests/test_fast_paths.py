@@ -5,8 +5,10 @@ regular expression and must never accept one that the full check refuses (R13); 
 image entry is read without the branches of the deprecated shapes and must be read as the general
 code reads it (R12, R16, R17); the check that metadata and classifications are plain JSON skips a
 call for the values JSON parsing makes most and must judge every value as a plain reading would
-(R9, R16). The encoder has no fast path: ``to_wire`` is the converter's generated hook, held here
-to a plain reading of R31.
+(R9, R16). The catalog resolves the images of a request without file parts (every JSON body,
+so ``sqlite_upsert`` and ``sqlite_bulk``) in one pass, which must give what the general
+resolution gives (R12, R14). The encoder has no fast path: ``to_wire`` is the converter's
+generated hook, held here to a plain reading of R31.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import catalog_core as cc
+from catalog_core import ImageInput, UpsertCommand
 from catalog_core._json import MAX_INT_DIGITS, LongInt
 from catalog_core.testing import strategies as cst
 from catalog_core.wire import decode
@@ -176,6 +179,30 @@ def test_r12_r17_the_canonical_image_shortcut_reads_an_entry_as_the_general_code
     entry: object,
 ) -> None:
     assert read_image(entry, general=False) == read_image(entry, general=True)
+
+
+@given(
+    st.lists(
+        st.builds(
+            ImageInput,
+            url=st.sampled_from(["https://cdn.example/a.jpg", "https://cdn.example/b.jpg"]),
+            classifications=st.none() | st.just({"view": "front"}),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_r12_r14_images_without_file_parts_resolve_as_the_general_code_resolves_them(
+    images: list[ImageInput],
+) -> None:
+    catalog = cc.Catalog(cc.MemoryRepository())
+    command = UpsertCommand(external_id="p1", images=tuple(images))
+    fast = catalog._resolve_images(command, {})
+    # A file part no image names sends the same command down the general path.
+    general = catalog._resolve_images(command, {"spare": cc.Upload(b"x")})
+    assert fast[:2] == general[:2]
+    assert fast[2] == ()
+    assert [w.code for w in general[2]] == ["UNUSED_FILE"]
 
 
 def test_r31_changing_the_wire_dict_never_changes_the_product() -> None:

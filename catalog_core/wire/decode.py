@@ -597,7 +597,7 @@ def decode_upsert(
             f"{id_key} is required.", [Detail(decoder.path(id_key), "is required")]
         )
     if external_id is not None:
-        decoder.details.extend(check_external_id(external_id, limits, path=decoder.path(id_key)))
+        decoder.details.extend(check_external_id(external_id, limits, path=decoder.prefix + id_key))
     if not UPSERT_KEYS.issuperset(body):
         for key in body:
             if key not in UPSERT_KEYS:
