@@ -89,6 +89,7 @@ Outcome = tuple[Any, ...]
 
 _EDITABLE: Final = tuple(field.name for field in EDITABLE_FIELDS)
 _WIRE_FIELDS: Final = tuple(field for field in PRODUCT_FIELDS if field.on_wire)
+_MUTABLE_KINDS: Final = frozenset({"object", "images"})
 
 
 def _error(code: str) -> Outcome:
@@ -146,14 +147,15 @@ class ReferenceCatalog:
     @staticmethod
     def wire(record: Mapping[str, Any]) -> dict[str, Any]:
         """Return a record exactly as the wire shows it (R31)."""
-        return {
-            field.name: (
-                wire_timestamp(record[field.name])
-                if field.kind == "timestamp"
-                else copy.deepcopy(record[field.name])
-            )
-            for field in _WIRE_FIELDS
-        }
+        wire: dict[str, Any] = {}
+        for field in _WIRE_FIELDS:
+            value = record[field.name]
+            if field.kind == "timestamp":
+                value = wire_timestamp(value)
+            elif field.kind in _MUTABLE_KINDS:  # the model's own objects are never handed out
+                value = copy.deepcopy(value)
+            wire[field.name] = value
+        return wire
 
     def get(self, account: str, external_id: str, *, now: int) -> Outcome:
         """R23: the live product and its version, else ``PRODUCT_NOT_FOUND``."""
