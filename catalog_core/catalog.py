@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard, cast
@@ -15,7 +15,6 @@ from catalog_core.commands import (
     UpsertCommand,
     UseCommand,
 )
-from catalog_core.cursor import cursor_key, decode_cursor, encode_cursor
 from catalog_core.errors import (
     CatalogError,
     Detail,
@@ -45,7 +44,6 @@ from catalog_core.rules import (
     use,
     write_time,
 )
-from catalog_core.wire.check import check_upsert_command, check_use_command
 from catalog_core.wire.decode import (
     check_account,
     check_external_id,
@@ -108,7 +106,7 @@ class Catalog:
         self._clock = clock
         self._cursor_key: bytes | None = None
         # For a repository without cursor_secret(): cursors then live as long as this Catalog.
-        self._own_secret = secrets.token_bytes(32)
+        self._own_secret = os.urandom(32)
 
     def now(self) -> datetime:
         """Return the catalog's current time, UTC, truncated to whole milliseconds."""
@@ -182,7 +180,9 @@ class Catalog:
         if_version = _check_version(if_version)
         uploads = _check_files(files)
         check_request_size(_files_bytes(uploads), self.limits)
-        checked = check_upsert_command(command, self.limits)
+        from catalog_core.wire import check as wire_check  # typed entries: loaded on first use
+
+        checked = wire_check.check_upsert_command(command, self.limits)
         return self._write_upsert(
             account, self._prepared(checked, uploads, _NO_WARNINGS), if_version
         )
@@ -404,7 +404,9 @@ class Catalog:
         account = check_account(account)
         uploads = _check_files(files)
         check_request_size(_files_bytes(uploads), self.limits)
-        checked = check_use_command(command, self.limits)
+        from catalog_core.wire import check as wire_check  # typed entries: loaded on first use
+
+        checked = wire_check.check_use_command(command, self.limits)
         return self._apply_use(account, checked, uploads, _NO_WARNINGS)
 
     def _apply_use(
@@ -531,12 +533,16 @@ class Catalog:
         account = check_account(account)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValidationFailed.at("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
+        from catalog_core import cursor as cursors  # listing: loaded on first use, with hmac
+
         key = self._listing_key()
-        after = None if cursor is None else decode_cursor(account, cursor, key)
+        after = None if cursor is None else cursors.decode_cursor(account, cursor, key)
         rows = self.repository.list_live(account, after=after, limit=limit + 1, now=self.now())
         items = tuple(rows[:limit])
         has_more = len(rows) > limit
-        next_cursor = encode_cursor(account, items[-1].external_id, key) if has_more else None
+        next_cursor = (
+            cursors.encode_cursor(account, items[-1].external_id, key) if has_more else None
+        )
         return Page(items, next_cursor, has_more)
 
     def _listing_key(self) -> bytes:
@@ -547,8 +553,11 @@ class Catalog:
         """
         key = self._cursor_key
         if key is None:
+            from catalog_core import cursor as cursors
+
             secret = getattr(self.repository, "cursor_secret", None)
-            key = self._cursor_key = cursor_key(self._own_secret if secret is None else secret())
+            key = cursors.cursor_key(self._own_secret if secret is None else secret())
+            self._cursor_key = key
         return key
 
     # -- helpers ----------------------------------------------------------------------------

@@ -6,7 +6,6 @@ stores it in the same transaction as the product that names it (R26).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Final
 
 import attrs
@@ -76,4 +75,6 @@ def make_blob(name: str, data: bytes, *, max_bytes: int) -> Blob:
         raise InvalidImage(
             f"File '{name}' is not a JPEG, PNG, WebP, HEIC/HEIF or AVIF image.",
         )
+    import hashlib  # on first use: its C module is a good part of the package's import time
+
     return Blob(hashlib.sha256(data).hexdigest(), bytes(data), mime_type)

@@ -5,7 +5,6 @@ Nothing here reads a clock or touches storage; ``now`` is always a parameter.
 
 from __future__ import annotations
 
-import secrets
 import string
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -242,8 +241,15 @@ def _images_required(existing: Product | None, external_id: str) -> ProductImage
     )
 
 
-def new_one_shot_id(choice: Callable[[str], str] = secrets.choice) -> str:
-    """Return a fresh one-shot id: ``_anon_`` and 24 random characters from ``[a-z0-9]`` (R22c)."""
+def new_one_shot_id(choice: Callable[[str], str] | None = None) -> str:
+    """Return a fresh one-shot id: ``_anon_`` and 24 random characters from ``[a-z0-9]`` (R22c).
+
+    ``choice`` picks one character of a string; by default :func:`secrets.choice`.
+    """
+    if choice is None:
+        import secrets  # on first use: it loads hmac and hashlib, much of the import time
+
+        choice = secrets.choice
     return ANON_PREFIX + "".join(choice(ONE_SHOT_ID_ALPHABET) for _ in range(ONE_SHOT_ID_LENGTH))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
 from catalog_core.repository.base import Repository
 
@@ -28,6 +27,8 @@ def open_repository(url: str, **options: Any) -> Repository:
     Raises:
         ValueError: the URL's scheme is not one of these.
     """
+    from urllib.parse import unquote  # on first use, as the backends are
+
     scheme = url.split(":", 1)[0].lower() if "://" in url else ""
     if scheme in ("postgresql", "postgres"):
         from catalog_core.repository.postgres import PostgresRepository

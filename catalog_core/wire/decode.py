@@ -12,7 +12,6 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from catalog_core._json import (
     MAX_BYTE_COST,
@@ -298,6 +297,8 @@ class _Decoder:
         if _PLAIN_URL.fullmatch(value):  # accepted by the checks below
             return value
         try:
+            from urllib.parse import urlsplit  # on first use: plain URLs never need it
+
             split = urlsplit(value)
             host = split.hostname
             split.port  # noqa: B018 - parsing the port is the check: it raises on a bad one
