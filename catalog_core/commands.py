@@ -60,16 +60,11 @@ class ProductFields:
     @property
     def is_reference(self) -> bool:
         """Whether no product field is given: a use of this shape only references (R22a)."""
-        return all(
-            value is UNSET
-            for value in (
-                self.title,
-                self.description,
-                self.metadata,
-                self.valid_for_days,
-                self.images,
-            )
-        )
+        return all(getattr(self, name) is UNSET for name in _PRODUCT_FIELD_NAMES)
+
+
+#: The names of the fields of :class:`ProductFields`, in order.
+_PRODUCT_FIELD_NAMES: Final = tuple(field.name for field in attrs.fields(ProductFields))
 
 
 @attrs.frozen(kw_only=True)

@@ -139,21 +139,12 @@ def merge(
     Raises:
         ProductImagesRequired: the product would have no image (R5, R8).
     """
-    given: dict[str, Any] = {
-        "title": command.title,
-        "description": command.description,
-        "metadata": command.metadata,
-        "valid_for_days": command.valid_for_days,
-        "images": UNSET if images is None else images,
-    }
+    given: dict[str, Any] = {name: getattr(command, name) for name in MERGED_FIELDS}
+    given["images"] = UNSET if images is None else images  # resolved from the inputs
     if existing is None:
-        base: dict[str, Any] = {
-            "title": None,
-            "description": None,
-            "metadata": None,
-            "valid_for_days": default_valid_for_days,
-            "images": (),
-        }
+        base: dict[str, Any] = dict.fromkeys(MERGED_FIELDS)
+        base["valid_for_days"] = default_valid_for_days
+        base["images"] = ()
     else:
         base = {name: getattr(existing, name) for name in MERGED_FIELDS}
     fields = {name: base[name] if given[name] is UNSET else given[name] for name in MERGED_FIELDS}

@@ -25,7 +25,8 @@ LAYERS: dict[str, set[str]] = {
     "repository": {"domain", "repository"},
     "catalog": {"domain", "wire", "repository", "catalog"},
     "adapter": {"domain", "wire", "repository", "catalog", "adapter", "package"},
-    "testing": {"domain", "wire", "repository", "catalog", "testing", "package"},
+    # The kit is a reading of the rule book of its own: never the wire's tables.
+    "testing": {"domain", "repository", "testing", "package"},
     "package": {"domain", "wire", "repository", "catalog", "package"},
 }
 
@@ -76,6 +77,20 @@ def test_a_module_imports_only_the_layers_its_own_may_use(module: str, path: Pat
     allowed = LAYERS[layer_of(module)]
     wrong = {name for name in top_level_imports(path) if layer_of(name) not in allowed}
     assert not wrong, f"{module} ({layer_of(module)}) imports {sorted(wrong)}"
+
+
+#: What the layers above storage may import of it: the contract, not a backend.
+STORAGE_CONTRACT = {"catalog_core.repository.base"}
+
+
+@pytest.mark.parametrize(
+    ("module", "path"),
+    [(m, p) for m, p in modules() if layer_of(m) in {"catalog", "testing"}],
+    ids=lambda v: str(v).split("/")[-1],
+)
+def test_the_catalog_and_the_kit_see_only_the_storage_contract(module: str, path: Path) -> None:
+    storage = {name for name in top_level_imports(path) if layer_of(name) == "repository"}
+    assert storage <= STORAGE_CONTRACT, f"{module} imports {sorted(storage - STORAGE_CONTRACT)}"
 
 
 def test_the_layer_check_sees_an_import_against_the_arrows(tmp_path: Path) -> None:

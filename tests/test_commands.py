@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,32 @@ def test_r30_a_typed_command_holding_what_is_not_an_image_input_is_refused(
     with pytest.raises(cc.ValidationFailed) as refused:
         catalog.apply_upsert("acme", command)
     assert [d.path for d in refused.value.details] == sorted([path, "title"])
+    assert catalog.list("acme").items == ()
+
+
+class Unreadable(Mapping[str, Any]):
+    """A caller's own mapping whose reading fails."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("unreadable")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("unreadable")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_r9_r16_a_mapping_that_cannot_be_read_is_refused_at_its_field() -> None:
+    catalog = fresh()
+    command = UpsertCommand(
+        external_id="p1",
+        metadata=Unreadable(),
+        images=(ImageInput(url=URL, classifications=Unreadable()),),
+    )
+    with pytest.raises(cc.ValidationFailed) as refused:
+        catalog.apply_upsert("acme", command)
+    assert [d.path for d in refused.value.details] == ["images.0.classifications", "metadata"]
     assert catalog.list("acme").items == ()
 
 

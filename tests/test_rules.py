@@ -1204,6 +1204,20 @@ def test_r32_a_multipart_body_puts_the_json_in_data(catalog: cc.Catalog) -> None
         assert codes_and_paths(caught.value) == [("VALIDATION_FAILED", "data")]
 
 
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_r32_a_data_part_of_any_bytes_like_kind_is_read_as_json(kind: type) -> None:
+    """An Upload may hold any bytes-like value; its JSON is read, or refused at ``data``."""
+    from catalog_core.wire import split_multipart
+
+    limits = cc.Limits()
+    body, _ = split_multipart({"data": cc.Upload(kind(b'{"externalId": "p1"}'))}, limits)
+    assert body == {"externalId": "p1"}
+    for bad in (b"[1]", b"\xff", b"{"):
+        with pytest.raises(cc.ValidationFailed) as caught:
+            split_multipart({"data": cc.Upload(kind(bad))}, limits)
+        assert codes_and_paths(caught.value) == [("VALIDATION_FAILED", "data")]
+
+
 def test_r32_file_parts_no_image_names_are_ignored_with_a_warning(
     catalog: cc.Catalog, repo: cc.Repository
 ) -> None:

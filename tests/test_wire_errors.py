@@ -41,6 +41,20 @@ def test_r29_every_error_reads_its_status_from_the_wire_table(cls: type[cc.Catal
     )
 
 
+def test_r29_a_subclass_that_sets_its_own_status_is_answered_with_it() -> None:
+    class Teapot(cc.CatalogError):
+        code = "TEAPOT"
+        status = 418
+
+    class Unprocessable(cc.ValidationFailed):
+        status = 422
+
+    assert status_of(Teapot("x")) == status_of(Teapot) == Teapot("x").status == 418
+    assert Teapot("x").to_wire() == {"code": "TEAPOT", "message": "x", "status": 418}
+    assert error_to_wire(Unprocessable("x"))["status"] == 422
+    assert status_of(cc.ValidationFailed("x")) == 400
+
+
 def test_r29_an_error_of_an_unknown_code_is_answered_as_a_defect() -> None:
     class Unknown(cc.CatalogError):
         code = "SOMETHING_ELSE"

@@ -121,6 +121,10 @@ def __getattr__(name: str) -> str:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), "URL_PATTERN"})
+
+
 _TIMESTAMP: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
 # If-Match as the server reads it (conditions.parse_if_match): `*`, or a list of at least one entity
 # tag separated by commas, with empty elements (RFC 9110 §5.6.1.2) before, between and after them.

@@ -21,15 +21,16 @@ from catalog_core.commands import ImageInput, UpsertCommand, UseCommand
 from catalog_core.errors import Detail, ValidationFailed
 from catalog_core.limits import Limits
 from catalog_core.wire.decode import decode_upsert
+from catalog_core.wire.fields import PRODUCT_FIELDS, Kind
 
 __all__ = ["check_upsert_command", "check_use_command"]
 
-#: Attribute of a command -> its key on the wire, for the fields copied as they are.
-_PLAIN_FIELDS: Final = (
-    ("title", "title"),
-    ("description", "description"),
-    ("metadata", "metadata"),
-    ("valid_for_days", "validForDays"),
+#: Attribute of a command -> its key on the wire, for the fields a body sets as they are (the
+#: id and the images have their own forms).
+_PLAIN_FIELDS: Final = tuple(
+    (field.attribute, field.wire)
+    for field in PRODUCT_FIELDS
+    if field.read and field.kind in (Kind.TEXT, Kind.JSON, Kind.DAYS)
 )
 
 
@@ -88,7 +89,7 @@ def _canonical(command: UpsertCommand | UseCommand, typed: list[Detail]) -> dict
     for attribute, key in _PLAIN_FIELDS:
         value = getattr(command, attribute)
         if value is not UNSET:
-            body[key] = dict(value) if isinstance(value, Mapping) else value
+            body[key] = _plain(value, key, typed)
     images: object = command.images
     if images is UNSET:
         return body
@@ -111,9 +112,18 @@ def _canonical_image(entry: object, index: int, typed: list[Detail]) -> object:
         source["fileKey"] = entry.file_key
     image: dict[str, Any] = {"source": source}
     if entry.classifications is not None:
-        image["classifications"] = (
-            dict(entry.classifications)
-            if isinstance(entry.classifications, Mapping)
-            else entry.classifications
+        image["classifications"] = _plain(
+            entry.classifications, f"images.{index}.classifications", typed
         )
     return image
+
+
+def _plain(value: object, path: str, typed: list[Detail]) -> object:
+    """Return a mapping as the ``dict`` a body would hold (others as they are, for the wire)."""
+    if not isinstance(value, Mapping) or type(value) is dict:
+        return value
+    try:
+        return dict(value)
+    except Exception:  # a caller's own Mapping that cannot be read is no JSON object
+        typed.append(Detail(path, "must be a JSON object that can be read"))
+        return []  # refused at the same path by the wire too

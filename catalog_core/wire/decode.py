@@ -703,4 +703,5 @@ def split_multipart(
         else:
             raise ValidationFailed.at(name, "must be text, bytes or an Upload")
     data = files.pop("data").data
-    return _parse_body(data, len(data), limits, "data"), files
+    raw = data if type(data) is bytes else bytes(data)  # an Upload may hold any bytes-like value
+    return _parse_body(raw, len(raw), limits, "data"), files

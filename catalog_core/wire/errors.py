@@ -48,8 +48,20 @@ _DEFECT: Final = 500
 
 
 def status_of(error: CatalogError | type[CatalogError]) -> int:
-    """Return the HTTP status of an error (or error class) by its code (R29); 500 if unknown."""
-    return STATUS_BY_CODE.get(error.code, _DEFECT)
+    """Return the HTTP status of an error (or error class) (R29).
+
+    A subclass that sets ``status`` itself (an embedder's ``class Teapot(CatalogError): code =
+    "TEAPOT"; status = 418``) is answered with it; otherwise the status is its code's in
+    :data:`STATUS_BY_CODE`, and 500 for a code not there.
+    """
+    cls = error if isinstance(error, type) else type(error)
+    for klass in cls.__mro__:
+        own = klass.__dict__.get("status")
+        if own is not None:
+            if type(own) is int:
+                return own
+            break  # CatalogError's own: the table's
+    return STATUS_BY_CODE.get(cls.code, _DEFECT)
 
 
 def error_to_wire(error: CatalogError) -> dict[str, Any]:
