@@ -20,7 +20,13 @@ The tree::
     ├── FileTooLarge                FILE_TOO_LARGE            (also ValueError)
     ├── PayloadTooLarge             PAYLOAD_TOO_LARGE         (also ValueError)
     ├── UnsupportedMediaType        UNSUPPORTED_MEDIA_TYPE    (also ValueError)
-    └── RateLimited                 RATE_LIMITED
+    ├── RateLimited                 RATE_LIMITED
+    │   the try-on flow's codes (T20):
+    ├── FileRequired                FILE_REQUIRED             (also ValueError)
+    ├── CustomerImageRequired       CUSTOMER_IMAGE_REQUIRED   (also ValueError)
+    ├── CustomerImageFetchFailed    CUSTOMER_IMAGE_FETCH_FAILED (also ValueError)
+    ├── InsufficientCredits         INSUFFICIENT_CREDITS
+    └── GenerationNotFound          GENERATION_NOT_FOUND      (also LookupError)
 
 A caller that catches :class:`CatalogError` sees every failure a bad input can cause.
 """
@@ -35,9 +41,14 @@ import attrs
 
 __all__ = [
     "CatalogError",
+    "CustomerImageFetchFailed",
+    "CustomerImageRequired",
     "Detail",
     "ExternalIdRequired",
+    "FileRequired",
     "FileTooLarge",
+    "GenerationNotFound",
+    "InsufficientCredits",
     "InvalidApiKey",
     "InvalidImage",
     "InvalidImageInput",
@@ -54,6 +65,7 @@ __all__ = [
     "error_classes",
     "error_for_code",
     "sort_details",
+    "tryon_error_classes",
 ]
 
 
@@ -244,6 +256,49 @@ class RateLimited(CatalogError):
     code = "RATE_LIMITED"
 
 
+class FileRequired(CatalogError, ValueError):
+    """A person-image upload has no ``file`` part (T1)."""
+
+    code = "FILE_REQUIRED"
+
+
+class CustomerImageRequired(CatalogError, ValueError):
+    """A try-on names no person image (T7)."""
+
+    code = "CUSTOMER_IMAGE_REQUIRED"
+
+
+class CustomerImageFetchFailed(CatalogError, ValueError):
+    """A try-on's person image URL cannot be fetched (T7)."""
+
+    code = "CUSTOMER_IMAGE_FETCH_FAILED"
+
+
+class InsufficientCredits(CatalogError):
+    """The account has no credit left for a try-on (T16)."""
+
+    code = "INSUFFICIENT_CREDITS"
+
+
+class GenerationNotFound(CatalogError, LookupError):
+    """No generation of the account has that id (T13)."""
+
+    code = "GENERATION_NOT_FOUND"
+
+    @classmethod
+    def for_id(cls, generation_id: str) -> GenerationNotFound:
+        """Return the error for ``generation_id``."""
+        return cls(f"Generation '{generation_id}' not found.")
+
+
+_TRYON_CLASSES: tuple[type[CatalogError], ...] = (
+    FileRequired,
+    CustomerImageRequired,
+    CustomerImageFetchFailed,
+    InsufficientCredits,
+    GenerationNotFound,
+)
+
 _BY_CODE: dict[str, type[CatalogError]] = {
     cls.code: cls
     for cls in (
@@ -271,10 +326,18 @@ def error_classes() -> tuple[type[CatalogError], ...]:
     return tuple(_BY_CODE.values())
 
 
+def tryon_error_classes() -> tuple[type[CatalogError], ...]:
+    """Return the class of every code the try-on flow adds (T20), in the rule book's order."""
+    return _TRYON_CLASSES
+
+
 def error_for_code(code: str) -> type[CatalogError]:
     """Return the exception class of a wire ``code``.
 
     Raises:
-        KeyError: ``code`` is not one of the codes of R29.
+        KeyError: ``code`` is neither one of the codes of R29 nor one of T20.
     """
-    return _BY_CODE[code]
+    found = _BY_CODE.get(code)
+    if found is None:
+        found = {cls.code: cls for cls in _TRYON_CLASSES}[code]
+    return found

@@ -124,7 +124,8 @@ class PayloadWarning:
     """Something the catalog accepted but the caller should change (R17, R18, R32).
 
     ``code`` is one of ``DEPRECATED_IMAGE_SHAPE``, ``DEPRECATED_IMAGE_URLS``,
-    ``DEPRECATED_PRODUCT_FIELD``, ``UNKNOWN_FIELD`` and ``UNUSED_FILE``; ``path`` is the dotted
+    ``DEPRECATED_PRODUCT_FIELD``, ``DEPRECATED_FIELD`` (a try-on field's old name, T6),
+    ``UNKNOWN_FIELD`` and ``UNUSED_FILE``; ``path`` is the dotted
     path of the field or the name of the file part.
     """
 

@@ -40,7 +40,7 @@ def layer_of(module: str) -> str:
         return head
     if head in {"server", "cli"}:
         return "adapter"
-    if head == "catalog":
+    if head == "catalog" or parts[:2] == ["tryon", "service"]:
         return "catalog"
     return "domain"
 

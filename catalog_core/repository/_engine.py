@@ -25,9 +25,13 @@ import attrs
 from catalog_core.errors import CatalogError
 from catalog_core.images import Blob
 from catalog_core.model import Product
-from catalog_core.repository.base import Write
+from catalog_core.repository.base import TryOnChange, TryOnKeys, TryOnState, TryOnWrite, Write
+from catalog_core.tryon.model import Credits, Generation, PersonImage
 
 __all__ = [
+    "CREDITS",
+    "GENERATIONS",
+    "PERSON_IMAGES",
     "PRODUCTS",
     "Apply",
     "Load",
@@ -38,6 +42,7 @@ __all__ = [
     "plan_writes",
     "write_batch",
     "write_one",
+    "write_tryon",
 ]
 
 R = TypeVar("R")
@@ -79,6 +84,51 @@ PRODUCTS: Final[RecordKind[Product, Write]] = RecordKind(
     blob_refs=operator.attrgetter("blob_refs"),
     record_of=operator.attrgetter("product"),
     blobs_of=operator.attrgetter("blobs"),
+)
+
+
+#: A stored record of a kind without change objects, and the blobs it is given with.
+Stored: TypeAlias = "tuple[Any, tuple[Blob, ...]]"
+
+_NO_BLOBS: Final[tuple[Blob, ...]] = ()
+
+
+def _no_refs(record: object) -> frozenset[str]:
+    return _NO_REFS
+
+
+#: Person images (T1-T4), keyed by ``(account, image_id)``; each refers to its blob.
+PERSON_IMAGES: Final[RecordKind[PersonImage, Stored]] = RecordKind(
+    name="person image",
+    id_name="image id",
+    key=operator.attrgetter("account", "image_id"),
+    blob_refs=operator.attrgetter("blob_refs"),
+    record_of=operator.itemgetter(0),
+    blobs_of=operator.itemgetter(1),
+)
+
+#: Generations (T10-T15), keyed by ``(account, generation_id)``; each refers to the blobs of its
+#: person snapshot and result.
+GENERATIONS: Final[RecordKind[Generation, Stored]] = RecordKind(
+    name="generation",
+    id_name="generation id",
+    key=operator.attrgetter("account", "generation_id"),
+    blob_refs=operator.attrgetter("blob_refs"),
+    record_of=operator.itemgetter(0),
+    blobs_of=operator.itemgetter(1),
+)
+
+#: The id of an account's one credit balance record.
+CREDITS_ID: Final = "credits"
+
+#: Credit balances (T16), one per account, keyed by ``(account, "credits")``.
+CREDITS: Final[RecordKind[Credits, Stored]] = RecordKind(
+    name="credit balance",
+    id_name="id",
+    key=lambda credits: (credits.account, CREDITS_ID),
+    blob_refs=_no_refs,
+    record_of=operator.itemgetter(0),
+    blobs_of=operator.itemgetter(1),
 )
 
 
@@ -237,3 +287,101 @@ def write_one(
     )
     apply(account, plan)
     return cast("R | None", plan.outcomes[0])  # without capture, no outcome is an exception
+
+
+def write_tryon(
+    account: str,
+    keys: TryOnKeys,
+    change: TryOnChange,
+    session: Callable[[RecordKind[Any, Any]], Session[Any]],
+) -> TryOnWrite:
+    """Run a try-on change over several kinds of records in one transaction (T10, R26).
+
+    ``session`` gives the backend's load and apply steps of a kind, all in the one transaction
+    the caller holds. Every record is loaded first (the product, person images, generations, then
+    the balance: one order for every writer), ``change`` runs once, and each kind's plan is
+    applied: products, person images, generations, credits. A blob given with the person images
+    and generations is given to both plans (a backend inserts a blob only where it is missing).
+
+    Raises:
+        ValueError: ``change`` stored a record that is not one of ``keys``.
+    """
+    steps: dict[str, Session[Any]] = {}
+
+    def step(kind: RecordKind[Any, Any]) -> Session[Any]:
+        found = steps.get(kind.name)
+        if found is None:
+            found = steps[kind.name] = session(kind)
+        return found
+
+    product = None
+    if keys.product is not None:
+        product = step(PRODUCTS)[0](account, [keys.product]).get(keys.product)
+    images = (
+        dict(step(PERSON_IMAGES)[0](account, list(keys.person_images)))
+        if keys.person_images
+        else {}
+    )
+    generations = (
+        dict(step(GENERATIONS)[0](account, list(keys.generations))) if keys.generations else {}
+    )
+    credits = step(CREDITS)[0](account, [CREDITS_ID]).get(CREDITS_ID) if keys.credits else None
+    state = TryOnState(product, dict(images), dict(generations), credits)
+    result = change(state)
+    if result.product is not None:
+        if keys.product is None:
+            raise ValueError("a try-on write stored a product it did not read")
+        written = result.product
+        plan = plan_writes(
+            PRODUCTS,
+            account,
+            ((keys.product, lambda _: written),),
+            {keys.product: product} if product is not None else {},
+            capture=False,
+        )
+        step(PRODUCTS)[1](account, plan)
+    _apply_records(
+        account, PERSON_IMAGES, keys.person_images, images, result.person_images, result.blobs, step
+    )
+    _apply_records(
+        account, GENERATIONS, keys.generations, generations, result.generations, result.blobs, step
+    )
+    if result.credits is not None:
+        if not keys.credits:
+            raise ValueError("a try-on write stored a credit balance it did not read")
+        _apply_records(
+            account,
+            CREDITS,
+            (CREDITS_ID,),
+            {} if credits is None else {CREDITS_ID: credits},
+            ((CREDITS_ID, result.credits),),
+            (),
+            step,
+            keyed=True,
+        )
+    return result
+
+
+def _apply_records(
+    account: str,
+    kind: RecordKind[Any, Stored],
+    allowed: tuple[str, ...],
+    stored: Mapping[str, Any],
+    records: Sequence[Any],
+    blobs: tuple[Blob, ...],
+    step: Callable[[RecordKind[Any, Any]], Session[Any]],
+    *,
+    keyed: bool = False,
+) -> None:
+    """Plan and apply the records of one kind a try-on write stores."""
+    if not records:
+        return
+    pairs = list(records) if keyed else [(kind.key(r)[1], r) for r in records]
+    for record_id, _ in pairs:
+        if record_id not in allowed:
+            raise ValueError(f"a try-on write stored a {kind.name} it did not read: {record_id}")
+    changes = [
+        (record_id, lambda _old, record=record: (record, blobs)) for record_id, record in pairs
+    ]
+    plan = plan_writes(kind, account, changes, stored, capture=False)
+    step(kind)[1](account, plan)

@@ -10,14 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
 from catalog_core.images import Blob
 from catalog_core.model import Product
 
-__all__ = ["BatchRepository", "Change", "Repository", "Write"]
+if TYPE_CHECKING:
+    from catalog_core.tryon.model import Credits, Generation, PersonImage
+
+__all__ = [
+    "BatchRepository",
+    "Change",
+    "PurgeCounts",
+    "Repository",
+    "TryOnChange",
+    "TryOnKeys",
+    "TryOnRepository",
+    "TryOnState",
+    "TryOnWrite",
+    "Write",
+]
 
 
 @attrs.frozen
@@ -127,5 +141,133 @@ class BatchRepository(Repository, Protocol):
         Returns:
             One outcome per change, in order: the stored product, ``None`` for a delete, or the
             exception the change raised.
+        """
+        ...
+
+
+# -- the try-on flow's state (T1-T24) --------------------------------------------------------
+
+
+@attrs.frozen
+class TryOnKeys:
+    """The records of one account a try-on write reads and may write, in one transaction.
+
+    Attributes:
+        product: the product's external id, or ``None`` for none.
+        person_images: the ids of person images to read (and the id of a new one to write).
+        generations: the ids of generations to read (and the id of a new one to write).
+        credits: whether the account's credit balance is read (and may be written).
+    """
+
+    product: str | None = None
+    person_images: tuple[str, ...] = ()
+    generations: tuple[str, ...] = ()
+    credits: bool = False
+
+
+@attrs.frozen
+class TryOnState:
+    """What a try-on write reads: the stored records of its keys (expired or not; ``None``: none).
+
+    ``person_images`` and ``generations`` hold only the ids that have a stored record.
+    """
+
+    product: Product | None = None
+    person_images: dict[str, PersonImage] = attrs.Factory(dict)
+    generations: dict[str, Generation] = attrs.Factory(dict)
+    credits: Credits | None = None
+
+
+@attrs.frozen
+class TryOnWrite:
+    """What a try-on write stores; every record must be one of the write's keys.
+
+    Attributes:
+        product: the product's new state (a :class:`Write`, which may delete it), or ``None`` to
+            leave it as it is.
+        person_images: person images to store (inserted or replaced).
+        generations: generations to store (inserted or replaced).
+        credits: the new balance, or ``None`` to leave it.
+        blobs: blobs the person images and generations name, stored once per account and
+            SHA-256 in the same transaction.
+    """
+
+    product: Write | None = None
+    person_images: tuple[PersonImage, ...] = ()
+    generations: tuple[Generation, ...] = ()
+    credits: Credits | None = None
+    blobs: tuple[Blob, ...] = ()
+
+
+#: A try-on change: given the stored records of its keys, return what to store, or raise to
+#: store nothing. Pure: a backend may call it more than once when it retries.
+TryOnChange = Callable[[TryOnState], TryOnWrite]
+
+
+@attrs.frozen
+class PurgeCounts:
+    """What one purge removed (R21, T22)."""
+
+    products: int = 0
+    person_images: int = 0
+    generations: int = 0
+
+
+@runtime_checkable
+class TryOnRepository(Repository, Protocol):
+    """A repository that also stores the try-on flow's state.
+
+    Person images, generations and credit balances, each keyed by account (R1). All three
+    shipped backends are one.
+
+    Person images and generations refer to blobs of the account's blob store, counted like a
+    product's (a blob stays while any product, person image or generation names it).
+    """
+
+    def get_person_image(self, account: str, image_id: str) -> PersonImage | None:
+        """Return the stored person image, expired or not, or ``None``."""
+        ...
+
+    def get_generation(self, account: str, generation_id: str) -> Generation | None:
+        """Return the stored generation, expired or not, or ``None``."""
+        ...
+
+    def get_credits(self, account: str) -> Credits | None:
+        """Return the account's stored balance, or ``None`` when it has none yet."""
+        ...
+
+    def write_tryon(self, account: str, keys: TryOnKeys, change: TryOnChange) -> TryOnWrite:
+        """Apply ``change`` to the records of ``keys`` atomically and return what it stored.
+
+        As :meth:`Repository.write`: the records are read and locked, ``change`` runs, and what
+        it returns is stored in the same transaction, all of it or nothing (T10, R26); concurrent
+        writes to the same records (the account's balance, say) are serialised, so a balance is
+        never overdrawn (T16). When ``change`` raises, nothing is stored and the exception
+        propagates unchanged.
+
+        Raises:
+            ValueError: the write stores a record that is not one of ``keys``, or names a blob
+                neither stored nor given.
+        """
+        ...
+
+    def erase_customer(self, account: str, customer_id: str) -> int:
+        """Erase a customer's data (T18).
+
+        Delete the account's person images tagged with ``customer_id``; strip its generations of
+        the customer id, person snapshot and result.
+
+        Atomic, idempotent, and only ``account`` is touched (T19). Returns the number of records
+        deleted or changed.
+        """
+        ...
+
+    def purge(self, now: datetime) -> PurgeCounts:
+        """Delete what has expired at ``now``, then the blobs nothing refers to (R21, T22).
+
+        Products, person images and generations; :meth:`Repository.purge_expired` is its product
+        count.
+
+        Works in bounded batches and costs time in proportion to what it removes.
         """
         ...

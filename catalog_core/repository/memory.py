@@ -17,7 +17,15 @@ import attrs
 from catalog_core.images import Blob
 from catalog_core.model import Image, Product
 from catalog_core.repository import _engine as engine
-from catalog_core.repository.base import Change
+from catalog_core.repository.base import (
+    Change,
+    PurgeCounts,
+    TryOnChange,
+    TryOnKeys,
+    TryOnWrite,
+)
+from catalog_core.tryon.model import Credits, Generation, PersonImage
+from catalog_core.tryon.rules import erased
 
 __all__ = ["MemoryRepository"]
 
@@ -81,6 +89,15 @@ class MemoryRepository:
         self._refs: dict[tuple[str, str], int] = {}
         self._orphans: set[tuple[str, str]] = set()
         self._cursor_secret = secrets.token_bytes(32)
+        #: Person images and generations: expiry heaps and customer indexes, by kind.
+        self._tryon_expiry: dict[str, list[tuple[datetime, str, str]]] = {
+            engine.PERSON_IMAGES.name: [],
+            engine.GENERATIONS.name: [],
+        }
+        self._customers: dict[str, dict[tuple[str, str], set[str]]] = {
+            engine.PERSON_IMAGES.name: {},
+            engine.GENERATIONS.name: {},
+        }
 
     def cursor_secret(self) -> bytes:
         """See :meth:`Repository.cursor_secret`: random, for this repository's lifetime."""
@@ -118,7 +135,11 @@ class MemoryRepository:
         copy = cast("Callable[[R], R]", _COPIES.get(kind.name, _same))
         put = cast(
             "Callable[[str, str, R | None, R | None], None]",
-            self._store if kind is engine.PRODUCTS else functools.partial(_put, table),
+            self._store
+            if kind is engine.PRODUCTS
+            else functools.partial(self._store_tryon, kind.name, table)
+            if kind.name in self._tryon_expiry
+            else functools.partial(_put, table),
         )
 
         def load(account: str, ids: list[str]) -> dict[str, R]:
@@ -208,7 +229,11 @@ class MemoryRepository:
             return page
 
     def purge_expired(self, now: datetime) -> int:
-        """See :meth:`Repository.purge_expired`."""
+        """See :meth:`Repository.purge_expired`: :meth:`purge`, counting the products."""
+        return self.purge(now).products
+
+    def _purge_products(self, now: datetime) -> int:
+        """Delete the expired products, then every blob nothing refers to."""
         removed = 0
         with self._lock:
             while self._expiry and self._expiry[0][0] <= now:
@@ -224,6 +249,125 @@ class MemoryRepository:
                 del self._refs[key]
             self._orphans.clear()
         return removed
+
+    # -- the try-on flow ---------------------------------------------------------------------
+
+    def _store_tryon(
+        self,
+        kind: str,
+        table: dict[str, dict[str, Any]],
+        account: str,
+        record_id: str,
+        old: PersonImage | Generation | None,
+        new: PersonImage | Generation | None,
+    ) -> None:
+        """Store a person image or generation, keeping its expiry heap and customer index."""
+        _put(table, account, record_id, old, new)
+        customers = self._customers[kind]
+        if old is not None and old.customer_id is not None:
+            ids = customers.get((account, old.customer_id))
+            if ids is not None:
+                ids.discard(record_id)
+                if not ids:
+                    del customers[(account, old.customer_id)]
+        if new is not None:
+            if new.customer_id is not None:
+                customers.setdefault((account, new.customer_id), set()).add(record_id)
+            if old is None or old.expires_at != new.expires_at:
+                heapq.heappush(self._tryon_expiry[kind], (new.expires_at, account, record_id))
+
+    def get_person_image(self, account: str, image_id: str) -> PersonImage | None:
+        """See :meth:`TryOnRepository.get_person_image`."""
+        with self._lock:
+            table = self._tables.get(engine.PERSON_IMAGES.name, {})
+            return cast("PersonImage | None", table.get(account, {}).get(image_id))
+
+    def get_generation(self, account: str, generation_id: str) -> Generation | None:
+        """See :meth:`TryOnRepository.get_generation`."""
+        with self._lock:
+            table = self._tables.get(engine.GENERATIONS.name, {})
+            return cast("Generation | None", table.get(account, {}).get(generation_id))
+
+    def get_credits(self, account: str) -> Credits | None:
+        """See :meth:`TryOnRepository.get_credits`."""
+        with self._lock:
+            table = self._tables.get(engine.CREDITS.name, {})
+            return cast("Credits | None", table.get(account, {}).get(engine.CREDITS_ID))
+
+    def write_tryon(self, account: str, keys: TryOnKeys, change: TryOnChange) -> TryOnWrite:
+        """See :meth:`TryOnRepository.write_tryon`: under the lock, every plan checked first.
+
+        The plans of every kind are collected, their blobs checked together, and only then
+        applied, so that a refused write leaves nothing half-written (R26).
+        """
+        with self._lock:
+            deferred: list[tuple[engine.RecordKind[Any, Any], Any, engine.Plan[Any]]] = []
+
+            def session(kind: engine.RecordKind[Any, Any]) -> engine.Session[Any]:
+                load, apply = self._session(kind)
+                return load, lambda _account, plan: deferred.append((kind, apply, plan))
+
+            result = engine.write_tryon(account, keys, change, session)
+            given = {blob.sha256 for _, _, plan in deferred for blob in plan.blobs}
+            for kind, _, plan in deferred:
+                for sha in plan.required:
+                    if (account, sha) not in self._blobs and sha not in given:
+                        raise engine.missing_blob(kind, sha)
+            for _, apply, plan in deferred:
+                apply(account, plan)
+            if result.product is not None and result.product.product is not None:
+                result = attrs.evolve(
+                    result,
+                    product=attrs.evolve(result.product, product=_detached(result.product.product)),
+                )
+            return result
+
+    def erase_customer(self, account: str, customer_id: str) -> int:
+        """See :meth:`TryOnRepository.erase_customer`."""
+        touched = 0
+        with self._lock:
+            images_kind, generations_kind = engine.PERSON_IMAGES, engine.GENERATIONS
+            images = self._tables.setdefault(images_kind.name, {})
+            generations = self._tables.setdefault(generations_kind.name, {})
+            for record_id in sorted(
+                self._customers[images_kind.name].get((account, customer_id), ())
+            ):
+                image = images[account][record_id]
+                self._adjust_refs(account, image.blob_refs, frozenset())
+                self._store_tryon(images_kind.name, images, account, record_id, image, None)
+                touched += 1
+            for record_id in sorted(
+                self._customers[generations_kind.name].get((account, customer_id), ())
+            ):
+                old = generations[account][record_id]
+                new = erased(old)
+                self._adjust_refs(account, old.blob_refs, new.blob_refs)
+                self._store_tryon(generations_kind.name, generations, account, record_id, old, new)
+                touched += 1
+        return touched
+
+    def purge(self, now: datetime) -> PurgeCounts:
+        """See :meth:`TryOnRepository.purge`."""
+        with self._lock:
+            counts = {}
+            for kind in (engine.PERSON_IMAGES, engine.GENERATIONS):
+                heap = self._tryon_expiry[kind.name]
+                table = self._tables.setdefault(kind.name, {})
+                removed = 0
+                while heap and heap[0][0] <= now:
+                    expires, account, record_id = heapq.heappop(heap)
+                    record = table.get(account, {}).get(record_id)
+                    if record is not None and record.expires_at == expires:
+                        self._adjust_refs(account, record.blob_refs, frozenset())
+                        self._store_tryon(kind.name, table, account, record_id, record, None)
+                        removed += 1
+                counts[kind.name] = removed
+            products = self._purge_products(now)
+        return PurgeCounts(
+            products=products,
+            person_images=counts[engine.PERSON_IMAGES.name],
+            generations=counts[engine.GENERATIONS.name],
+        )
 
     def get_blob(self, account: str, sha256: str) -> Blob | None:
         """See :meth:`Repository.get_blob`."""

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["STATUS_BY_CODE", "error_to_wire", "status_of"]
 
-#: The HTTP status of each error code: the codes of R29, in the rule book's order, then the codes
+#: The HTTP status of each error code: the codes of R29, in the rule book's order, those the try-on
+#: flow adds (T20), then the codes
 #: only the server meets (a path it does not serve, a method a path does not allow, a request
 #: too slow, a defect, a server at its connection limit).
 STATUS_BY_CODE: Final[Mapping[str, int]] = MappingProxyType(
@@ -37,6 +38,11 @@ STATUS_BY_CODE: Final[Mapping[str, int]] = MappingProxyType(
         "PAYLOAD_TOO_LARGE": 413,
         "UNSUPPORTED_MEDIA_TYPE": 415,
         "RATE_LIMITED": 429,
+        "FILE_REQUIRED": 400,
+        "CUSTOMER_IMAGE_REQUIRED": 400,
+        "CUSTOMER_IMAGE_FETCH_FAILED": 400,
+        "INSUFFICIENT_CREDITS": 402,
+        "GENERATION_NOT_FOUND": 404,
         "ROUTE_NOT_FOUND": 404,
         "METHOD_NOT_ALLOWED": 405,
         "REQUEST_TIMEOUT": 408,
