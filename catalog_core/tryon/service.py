@@ -405,6 +405,7 @@ class TryOn:
         outcome: dict[str, Any] = {}
 
         def change(state: TryOnState) -> TryOnWrite:
+            customer_id = command.customer_id
             now = write_time(self.now(), state.product)
             existing = live(state.product, now)
             if one_shot and existing is not None:
@@ -429,6 +430,9 @@ class TryOn:
                 if stored is None:
                     raise ValidationFailed.at(f"{person.path}.id", "unknown or expired image")
                 snap = Person(sha256=stored.sha256, mime_type=stored.mime_type)
+                # A photo tagged with a customer tags what is made of it, so that erasing the
+                # customer reaches the generation too (T18).
+                customer_id = command.customer_id or stored.customer_id
             elif person_blob is not None:
                 assert new_image_id_ is not None
                 new_images = (
@@ -467,7 +471,7 @@ class TryOn:
                 generation_id=generation_id,
                 product=product_snapshot,
                 person=snap,
-                customer_id=command.customer_id,
+                customer_id=customer_id,
                 watermark=command.watermark,
                 keep_for_days=command.keep_for_days,
                 created_at=now,
