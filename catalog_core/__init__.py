@@ -17,9 +17,14 @@ from catalog_core.catalog import ANY_VERSION, AnyVersion, Catalog
 from catalog_core.commands import ImageInput, UpsertCommand, UseCommand
 from catalog_core.errors import (
     CatalogError,
+    CustomerImageFetchFailed,
+    CustomerImageRequired,
     Detail,
     ExternalIdRequired,
+    FileRequired,
     FileTooLarge,
+    GenerationNotFound,
+    InsufficientCredits,
     InvalidApiKey,
     InvalidImage,
     InvalidImageInput,
@@ -45,13 +50,14 @@ from catalog_core.model import (
     UpsertResult,
     UseResult,
 )
-from catalog_core.repository.base import BatchRepository, Repository, Write
+from catalog_core.repository.base import BatchRepository, Repository, TryOnRepository, Write
 from catalog_core.repository.url import open_repository
 
 if _typing.TYPE_CHECKING:
     from catalog_core.repository.memory import MemoryRepository
     from catalog_core.repository.postgres import PostgresRepository
     from catalog_core.repository.sqlite import SQLiteRepository
+    from catalog_core.tryon.service import TryOn
     from catalog_core.wire.encode import page_to_wire, product_from_wire, to_wire
 
 __version__ = "0.1.0"
@@ -63,6 +69,7 @@ _LAZY: _typing.Final = {
     "MemoryRepository": "catalog_core.repository.memory",
     "PostgresRepository": "catalog_core.repository.postgres",
     "SQLiteRepository": "catalog_core.repository.sqlite",
+    "TryOn": "catalog_core.tryon.service",
     "page_to_wire": "catalog_core.wire.encode",
     "product_from_wire": "catalog_core.wire.encode",
     "to_wire": "catalog_core.wire.encode",
@@ -82,11 +89,16 @@ __all__ = [
     "Blob",
     "Catalog",
     "CatalogError",
+    "CustomerImageFetchFailed",
+    "CustomerImageRequired",
     "Detail",
     "ExternalIdRequired",
+    "FileRequired",
     "FileTooLarge",
+    "GenerationNotFound",
     "Image",
     "ImageInput",
+    "InsufficientCredits",
     "InvalidApiKey",
     "InvalidImage",
     "InvalidImageInput",
@@ -105,6 +117,8 @@ __all__ = [
     "Repository",
     "ReservedExternalId",
     "SQLiteRepository",
+    "TryOn",
+    "TryOnRepository",
     "Unset",
     "UnsupportedMediaType",
     "Upload",

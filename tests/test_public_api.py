@@ -22,6 +22,7 @@ PACKAGES = [
     "catalog_core.repository",
     "catalog_core.server",
     "catalog_core.testing",
+    "catalog_core.tryon",
     "catalog_core.wire",
 ]
 
