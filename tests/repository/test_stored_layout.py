@@ -14,7 +14,9 @@ import hashlib
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -140,9 +142,7 @@ def sqlite_layout(path: Path) -> tuple[str | None, set[str]]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def before(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_schema: str
-) -> Iterator[cc.Repository]:
+def before(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[cc.Repository]:
     """A repository opened (so migrated) on a catalog of schema 1 the earlier code wrote."""
     if request.param == "sqlite":
         path = sqlite_catalog(tmp_path / "before.db")
@@ -152,7 +152,7 @@ def before(
         yield repository
         repository.close()
         return
-    postgres_catalog(postgres_schema)
+    postgres_schema = postgres_catalog(request.getfixturevalue("postgres_schema"))
     assert postgres_layout(postgres_schema)[0] == "1"
     postgres = cc.PostgresRepository(postgres_url(), schema=postgres_schema)
     try:
@@ -396,3 +396,32 @@ def test_schema_sql_migrates_schema_1_and_leaves_a_later_version_alone(
         conn.execute(f"UPDATE {schema}.catalog_meta SET value = '3' WHERE key = 'schema_version'")
         conn.execute(cc.PostgresRepository.schema_sql(schema).encode())
     assert postgres_layout(schema)[0] == "3"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_handles_opening_a_catalog_of_schema_1_at_once_migrate_it_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Six handles opening the same catalog of schema 1 together all open it, migrated once."""
+    if backend == "sqlite":
+        path = sqlite_catalog(tmp_path / "before.db")
+
+        def open_one() -> cc.Repository:
+            return cc.SQLiteRepository(path)
+
+    else:
+        schema = postgres_catalog(request.getfixturevalue("postgres_schema"))
+
+        def open_one() -> cc.Repository:
+            return cc.PostgresRepository(postgres_url(), schema=schema, max_size=2)
+
+    start = threading.Barrier(6, timeout=30)
+
+    def opened(_: int) -> None:
+        start.wait()
+        open_one().close()
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(opened, range(6)))
+    layout = sqlite_layout(path) if backend == "sqlite" else postgres_layout(schema)
+    assert layout == ("2", {"products", "blobs", "catalog_meta", *TRY_ON_TABLES})
