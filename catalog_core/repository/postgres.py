@@ -3,7 +3,9 @@
 Design:
 
 - **Tenant first.** The account is the first column of every key and index, so the tables can be
-  distributed by account (Citus) and every query of one account touches one shard.
+  distributed by account (Citus) and every query of one account touches one shard. The only
+  exceptions are the ``expires_at`` indexes of person images and generations, which the purge
+  reads across accounts in one plain statement (each shard from its own index).
 - **No lost update.** Every read-merge-write locks the product's row (``SELECT … FOR UPDATE``)
   before reading it. A create, which has no row to lock, inserts with ``ON CONFLICT DO NOTHING``
   and starts over when a concurrent writer created the row first. Blob reference counts are
