@@ -27,6 +27,7 @@ from catalog_core.images import Blob
 from catalog_core.model import Product
 from catalog_core.repository.base import TryOnChange, TryOnKeys, TryOnState, TryOnWrite, Write
 from catalog_core.tryon.model import Credits, Generation, PersonImage
+from catalog_core.tryon.rules import erased
 
 __all__ = [
     "CREDITS",
@@ -34,10 +35,12 @@ __all__ = [
     "PERSON_IMAGES",
     "PRODUCTS",
     "Apply",
+    "Erasing",
     "Load",
     "Plan",
     "RecordKind",
     "Session",
+    "erase_customer",
     "missing_blob",
     "plan_writes",
     "write_batch",
@@ -385,3 +388,40 @@ def _apply_records(
     ]
     plan = plan_writes(kind, account, changes, stored, capture=False)
     step(kind)[1](account, plan)
+
+
+#: A backend's steps of an erasure for one kind, in one transaction: read (and, where the backend
+#: locks, lock) the next batch of the customer's records, by id; apply a plan.
+Erasing: TypeAlias = tuple[Callable[[], Mapping[str, R]], Apply[R]]
+
+
+def erase_customer(
+    account: str, steps: Callable[[RecordKind[Any, Any]], Erasing[Any]], *, batch: int
+) -> int:
+    """Erase a customer's data (T18) with a backend's steps, in the transaction the caller holds.
+
+    Person images tagged with the customer are deleted; generations are stripped of the customer
+    id, person snapshot and result (:func:`catalog_core.tryon.rules.erased`). Each batch is
+    planned and applied as any write (blob references follow) and leaves the set the next one is
+    read from, so the walk ends; a batch smaller than ``batch`` is the last.
+
+    Returns:
+        How many records were deleted or changed.
+    """
+    touched = 0
+    kinds: tuple[tuple[RecordKind[Any, Stored], Callable[[Any], Any] | None], ...] = (
+        (PERSON_IMAGES, None),
+        (GENERATIONS, erased),
+    )
+    for kind, strip in kinds:
+        read, apply = steps(kind)
+        while found := read():
+            changes = [
+                (record_id, lambda old, strip=strip: (None if strip is None else strip(old), ()))
+                for record_id in found
+            ]
+            apply(account, plan_writes(kind, account, changes, found, capture=False))
+            touched += len(found)
+            if len(found) < batch:
+                break
+    return touched

@@ -11,6 +11,7 @@ from typing import Any, Final, Literal, NamedTuple, Protocol
 
 __all__ = [
     "COMMON_TABLES",
+    "EARLIER_VERSIONS",
     "INDEX_NAMES",
     "Contents",
     "Found",
@@ -19,14 +20,28 @@ __all__ = [
     "recognise",
 ]
 
-#: What :func:`recognise` finds: a catalog needing nothing, one to create, or one missing parts.
-Found = Literal["whole", "empty", "incomplete"]
+#: What :func:`recognise` finds: a catalog needing nothing, one to create, one missing parts, or
+#: one of an earlier schema version that opening it writable migrates.
+Found = Literal["whole", "empty", "incomplete", "outdated"]
 #: The tables both backends give the same columns.
 COMMON_TABLES: Final = {
     "blobs": frozenset({"account", "sha256", "mime_type", "data", "refs"}),
     "catalog_meta": frozenset({"key", "value"}),
+    "credits": frozenset({"account", "id", "balance", "refunds"}),
 }
-INDEX_NAMES: Final = frozenset({"products_listing", "products_expiry", "blobs_orphans"})
+INDEX_NAMES: Final = frozenset(
+    {
+        "products_listing",
+        "products_expiry",
+        "blobs_orphans",
+        "person_images_expiry",
+        "person_images_customer",
+        "generations_expiry",
+        "generations_customer",
+    }
+)
+#: The schema versions a catalog of the current one is migrated from, in place.
+EARLIER_VERSIONS: Final = frozenset({1})
 
 
 class _Executes(Protocol):
@@ -86,10 +101,13 @@ def recognise(
 
     Returns:
         ``"empty"`` when it holds nothing at all, ``"whole"`` for a catalog of this version with
-        every table and index, ``"incomplete"`` for one missing some.
+        every table and index, ``"incomplete"`` for one missing some, ``"outdated"`` for a
+        catalog of an earlier version (:data:`EARLIER_VERSIONS`) that a migration brings to
+        this one.
 
     Raises:
-        RuntimeError: it holds another application's objects, or a catalog of another version.
+        RuntimeError: it holds another application's objects, or a catalog of another version
+            (a later one, or one this version cannot migrate).
     """
     tables, others, indexes, schema_version, mark = contents
     if not tables:
@@ -107,6 +125,8 @@ def recognise(
     found = schema_version()
     if found is None:
         raise foreign(subject, "its catalog_meta table holds no catalog schema_version")
+    if found in {str(earlier) for earlier in EARLIER_VERSIONS if earlier < version}:
+        return "outdated"
     if found != str(version):
         raise RuntimeError(
             f"{subject} holds catalog schema {found}; this version of catalog_core reads "

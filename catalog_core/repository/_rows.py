@@ -5,11 +5,13 @@ columns follow the key and how a record becomes a row and back; :func:`statement
 SQL from it in either backend's dialect. Timestamps are integer milliseconds since the epoch,
 read back exactly.
 
-The two backends store a product in the same row but for one difference, stated here once:
-PostgreSQL's ``text`` cannot hold NUL (which titles and metadata may contain), so PostgreSQL keeps
-a product's text (title, description, metadata, images) as one JSON document with every control
-character escaped, in a ``data`` column (:data:`PACKED`); SQLite keeps each in its own column
-(:data:`SPLIT`: metadata and images as JSON). Every other column is the same in both.
+The two backends store a record in the same row but for one difference, stated here once:
+PostgreSQL's ``text`` cannot hold NUL (which titles, metadata, URLs and customer ids may contain),
+so PostgreSQL keeps a record's text as one JSON document with every control character escaped,
+in a ``data`` column (products: :data:`PACKED`), and a customer id, which erasure looks up, as
+its own JSON string (:func:`customer_key`); SQLite keeps each text in its own column (products:
+:data:`SPLIT`; metadata, images and snapshots as JSON). Keys (accounts, ids, SHA-256) are plain
+columns in both, as is every number.
 """
 
 from __future__ import annotations
@@ -24,13 +26,21 @@ import attrs
 from catalog_core._json import dumps as fast_dumps
 from catalog_core._json import dumps_for_storage, loads
 from catalog_core.model import UPLOAD_SCHEME, Image, Product, from_epoch_ms, to_epoch_ms
+from catalog_core.repository._engine import CREDITS_ID
+from catalog_core.tryon.model import Credits, Generation, Person, PersonImage, ProductSnapshot
 
 __all__ = [
+    "CREDIT_ROWS",
+    "GENERATIONS_PACKED",
+    "GENERATIONS_SPLIT",
     "PACKED",
+    "PERSON_IMAGES_PACKED",
+    "PERSON_IMAGES_SPLIT",
     "SPLIT",
     "SqlTable",
     "Statements",
     "blob_refs_of_images",
+    "customer_key",
     "live_page",
     "statements",
 ]
@@ -84,7 +94,8 @@ class SqlTable(Generic[R]):
         fixed: the columns written only when the row is inserted (they follow from the key).
         encode: the row of a record: the key, then ``columns``, then ``fixed``.
         decode: the record of a row read as the key then ``columns``.
-        refs_column: the column a purge reads to find the blobs a deleted row referred to.
+        refs_column: the column a purge reads to find the blobs a deleted row referred to
+            (``None``: its records refer to no blob).
         refs_of: the SHA-256 of those blobs, from that column's value.
     """
 
@@ -94,7 +105,7 @@ class SqlTable(Generic[R]):
     fixed: tuple[str, ...]
     encode: Callable[[R], tuple[Any, ...]]
     decode: Callable[[Sequence[Any]], R]
-    refs_column: str
+    refs_column: str | None
     refs_of: Callable[[Any], Iterable[str]]
 
     @property
@@ -241,18 +252,24 @@ def _split_product(row: Sequence[Any]) -> Product:
     return _product(row, row[2], row[3], metadata, loads(row[10]), 5)
 
 
-def _packed_text(product: Product) -> str:
-    data = {
-        "title": product.title,
-        "description": product.description,
-        "metadata": product.metadata,
-        "images": _images_to_json(product.images),
-    }
+def _escaped(data: Any) -> str:
+    """Return JSON text of ``data`` with every control character escaped: PostgreSQL holds it."""
     text = dumps_for_storage(data)  # escapes every control character
     if text is not None:
         return text.decode("utf-8")
     # A lone surrogate, say: escape every non-ASCII character too.
     return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+
+
+def _packed_text(product: Product) -> str:
+    return _escaped(
+        {
+            "title": product.title,
+            "description": product.description,
+            "metadata": product.metadata,
+            "images": _images_to_json(product.images),
+        }
+    )
 
 
 def _packed_row(product: Product) -> tuple[Any, ...]:
@@ -293,4 +310,314 @@ PACKED: Final[SqlTable[Product]] = SqlTable(
     decode=_packed_product,
     refs_column="data",
     refs_of=lambda data: blob_refs_of_images(json.loads(data)["images"]),
+)
+
+
+# -- the try-on flow: person images, generations, credit balances -----------------------------
+
+
+def customer_key(customer_id: str | None) -> str | None:
+    """Return how PostgreSQL stores (and erasure looks up) a customer id: a JSON string.
+
+    One spelling per id, whatever JSON library runs, so that every process looks up what every
+    other stored: control characters escaped (``text`` cannot hold NUL), every other character as
+    it is, unless the id holds a lone surrogate (then every non-ASCII character is escaped).
+    """
+    if customer_id is None:
+        return None
+    try:
+        customer_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(customer_id, ensure_ascii=True)
+    return json.dumps(customer_id, ensure_ascii=False)
+
+
+def _customer_of(key: str | None) -> str | None:
+    return None if key is None else str(json.loads(key))
+
+
+def _split_image_row(image: PersonImage) -> tuple[Any, ...]:
+    return (
+        image.account,
+        image.image_id,
+        image.sha256,
+        image.mime_type,
+        image.token,
+        int(image.crop),
+        image.customer_id,
+        to_epoch_ms(image.created_at),
+        to_epoch_ms(image.expires_at),
+    )
+
+
+def _split_image(row: Sequence[Any]) -> PersonImage:
+    return PersonImage(
+        account=row[0],
+        image_id=row[1],
+        sha256=row[2],
+        mime_type=row[3],
+        token=row[4],
+        crop=bool(row[5]),
+        customer_id=row[6],
+        created_at=from_epoch_ms(row[7]),
+        expires_at=from_epoch_ms(row[8]),
+    )
+
+
+def _packed_image_row(image: PersonImage) -> tuple[Any, ...]:
+    return (
+        image.account,
+        image.image_id,
+        image.sha256,
+        _escaped({"mime_type": image.mime_type, "token": image.token}),
+        image.crop,
+        customer_key(image.customer_id),
+        to_epoch_ms(image.created_at),
+        to_epoch_ms(image.expires_at),
+    )
+
+
+def _packed_image(row: Sequence[Any]) -> PersonImage:
+    data = loads(row[3])
+    return PersonImage(
+        account=row[0],
+        image_id=row[1],
+        sha256=row[2],
+        mime_type=data["mime_type"],
+        token=data["token"],
+        crop=row[4],
+        customer_id=_customer_of(row[5]),
+        created_at=from_epoch_ms(row[6]),
+        expires_at=from_epoch_ms(row[7]),
+    )
+
+
+def _one_ref(sha256: str) -> tuple[str]:
+    return (sha256,)
+
+
+#: Person images in SQLite: each text in its own column.
+PERSON_IMAGES_SPLIT: Final[SqlTable[PersonImage]] = SqlTable(
+    name="person_images",
+    id_column="image_id",
+    columns=(
+        "sha256",
+        "mime_type",
+        "token",
+        "crop",
+        "customer_id",
+        "created_at",
+        "expires_at",
+    ),
+    fixed=(),
+    encode=_split_image_row,
+    decode=_split_image,
+    refs_column="sha256",
+    refs_of=_one_ref,
+)
+
+#: Person images in PostgreSQL: the type and token in an escaped JSON document, the customer id
+#: as a JSON string (:func:`customer_key`).
+PERSON_IMAGES_PACKED: Final[SqlTable[PersonImage]] = SqlTable(
+    name="person_images",
+    id_column="image_id",
+    columns=("sha256", "data", "crop", "customer_id", "created_at", "expires_at"),
+    fixed=(),
+    encode=_packed_image_row,
+    decode=_packed_image,
+    refs_column="sha256",
+    refs_of=_one_ref,
+)
+
+
+def _person_to_json(person: Person | None) -> list[str | None] | None:
+    return None if person is None else [person.sha256, person.mime_type, person.url]
+
+
+def _person_from_json(row: list[Any] | None) -> Person | None:
+    return None if row is None else Person(row[0], row[1], row[2])
+
+
+def _snapshot_to_json(snapshot: ProductSnapshot) -> list[Any]:
+    return [
+        snapshot.external_id,
+        snapshot.title,
+        snapshot.description,
+        _images_to_json(snapshot.images),
+    ]
+
+
+def _snapshot_from_json(row: list[Any]) -> ProductSnapshot:
+    return ProductSnapshot(row[0], row[1], row[2], _images_from_json(row[3]))
+
+
+def _people_to_json(generation: Generation) -> dict[str, Any]:
+    return {
+        "person": _person_to_json(generation.person),
+        "result": _person_to_json(generation.result),
+    }
+
+
+def _refs_of_people(people: dict[str, Any]) -> set[str]:
+    """The blobs of a generation's person snapshot and result, from their JSON."""
+    refs = set()
+    for key in ("person", "result"):
+        person = people[key]
+        if person is not None and person[0] is not None:
+            refs.add(person[0])
+    return refs
+
+
+def _generation_times(generation: Generation) -> tuple[Any, ...]:
+    return (
+        generation.keep_for_days,
+        to_epoch_ms(generation.created_at),
+        to_epoch_ms(generation.processing_at),
+        _ms_or_none(generation.finished_at),
+    )
+
+
+def _generation(
+    row: Sequence[Any],
+    data: dict[str, Any],
+    customer_id: str | None,
+    watermark: Any,
+    times: int,
+    expires_at: int,
+) -> Generation:
+    """Return a generation of a row whose times start at column ``times``, its texts in ``data``."""
+    person = _person_from_json(data["person"])
+    assert person is not None
+    return Generation(
+        account=row[0],
+        generation_id=row[1],
+        product=_snapshot_from_json(data["product"]),
+        person=person,
+        customer_id=customer_id,
+        watermark=bool(watermark),
+        keep_for_days=row[times],
+        created_at=from_epoch_ms(row[times + 1]),
+        processing_at=from_epoch_ms(row[times + 2]),
+        finished_at=_dt_or_none(row[times + 3]),
+        outcome=data["outcome"],
+        result=_person_from_json(data["result"]),
+        error_code=data["error_code"],
+        error_message=data["error_message"],
+        token=data["token"],
+        expires_at=from_epoch_ms(expires_at),
+    )
+
+
+def _split_generation_row(generation: Generation) -> tuple[Any, ...]:
+    return (
+        generation.account,
+        generation.generation_id,
+        _dumps(_snapshot_to_json(generation.product)),
+        _dumps(_people_to_json(generation)),
+        generation.customer_id,
+        int(generation.watermark),
+        *_generation_times(generation),
+        generation.outcome,
+        generation.error_code,
+        generation.error_message,
+        generation.token,
+        to_epoch_ms(generation.expires_at),
+    )
+
+
+def _split_generation(row: Sequence[Any]) -> Generation:
+    data = loads(row[3])
+    data["product"] = loads(row[2])
+    data["outcome"], data["error_code"], data["error_message"], data["token"] = row[10:14]
+    return _generation(row, data, row[4], row[5], 6, row[14])
+
+
+def _packed_generation_row(generation: Generation) -> tuple[Any, ...]:
+    data = {
+        "product": _snapshot_to_json(generation.product),
+        **_people_to_json(generation),
+        "outcome": generation.outcome,
+        "error_code": generation.error_code,
+        "error_message": generation.error_message,
+        "token": generation.token,
+    }
+    return (
+        generation.account,
+        generation.generation_id,
+        _escaped(data),
+        customer_key(generation.customer_id),
+        generation.watermark,
+        *_generation_times(generation),
+        to_epoch_ms(generation.expires_at),
+    )
+
+
+def _packed_generation(row: Sequence[Any]) -> Generation:
+    return _generation(row, loads(row[2]), _customer_of(row[3]), row[4], 5, row[9])
+
+
+_GENERATION_TIMES: Final = ("keep_for_days", "created_at", "processing_at", "finished_at")
+
+#: Generations in SQLite: the product snapshot and the person and result snapshots as JSON
+#: (``product``, ``images``), every other text in its own column.
+GENERATIONS_SPLIT: Final[SqlTable[Generation]] = SqlTable(
+    name="generations",
+    id_column="generation_id",
+    columns=(
+        "product",
+        "images",
+        "customer_id",
+        "watermark",
+        *_GENERATION_TIMES,
+        "outcome",
+        "error_code",
+        "error_message",
+        "token",
+        "expires_at",
+    ),
+    fixed=(),
+    encode=_split_generation_row,
+    decode=_split_generation,
+    refs_column="images",
+    refs_of=lambda images: _refs_of_people(json.loads(images)),
+)
+
+#: Generations in PostgreSQL: every text in one escaped JSON document, the customer id as a JSON
+#: string (:func:`customer_key`).
+GENERATIONS_PACKED: Final[SqlTable[Generation]] = SqlTable(
+    name="generations",
+    id_column="generation_id",
+    columns=("data", "customer_id", "watermark", *_GENERATION_TIMES, "expires_at"),
+    fixed=(),
+    encode=_packed_generation_row,
+    decode=_packed_generation,
+    refs_column="data",
+    refs_of=lambda data: _refs_of_people(json.loads(data)),
+)
+
+
+def _credits_row(credits: Credits) -> tuple[Any, ...]:
+    refunds = [to_epoch_ms(moment) for moment in credits.refunds]
+    return (credits.account, CREDITS_ID, credits.balance, _dumps(refunds))
+
+
+def _credits(row: Sequence[Any]) -> Credits:
+    return Credits(row[0], row[2], tuple(from_epoch_ms(ms) for ms in loads(row[3])))
+
+
+def _no_refs(value: object) -> tuple[str, ...]:
+    return ()
+
+
+#: Credit balances, the same in both: a 64-bit balance, pending refund times as a JSON list of
+#: milliseconds.
+CREDIT_ROWS: Final[SqlTable[Credits]] = SqlTable(
+    name="credits",
+    id_column="id",
+    columns=("balance", "refunds"),
+    fixed=(),
+    encode=_credits_row,
+    decode=_credits,
+    refs_column=None,
+    refs_of=_no_refs,
 )

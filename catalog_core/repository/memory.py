@@ -39,16 +39,27 @@ def _copy_json(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return copy
 
 
+def _detached_images(images: tuple[Image, ...]) -> tuple[Image, ...]:
+    return tuple(
+        Image(i.source_url, i.order, _copy_json(i.classifications)) if i.classifications else i
+        for i in images
+    )
+
+
 def _detached(product: Product) -> Product:
     """Return a copy of ``product`` that shares no mutable JSON with the stored one."""
     return attrs.evolve(
-        product,
-        metadata=_copy_json(product.metadata),
-        images=tuple(
-            Image(i.source_url, i.order, _copy_json(i.classifications)) if i.classifications else i
-            for i in product.images
-        ),
+        product, metadata=_copy_json(product.metadata), images=_detached_images(product.images)
     )
+
+
+def _detached_generation(generation: Generation) -> Generation:
+    """Return a copy of ``generation`` whose product snapshot shares no mutable JSON."""
+    snapshot = generation.product
+    if not any(image.classifications for image in snapshot.images):
+        return generation
+    images = _detached_images(snapshot.images)
+    return attrs.evolve(generation, product=attrs.evolve(snapshot, images=images))
 
 
 def _same(record: R) -> R:
@@ -56,7 +67,10 @@ def _same(record: R) -> R:
 
 
 #: How to copy a record of a kind holding mutable JSON; records of other kinds are handed out.
-_COPIES: Final[dict[str, Callable[[Any], Any]]] = {engine.PRODUCTS.name: _detached}
+_COPIES: Final[dict[str, Callable[[Any], Any]]] = {
+    engine.PRODUCTS.name: _detached,
+    engine.GENERATIONS.name: _detached_generation,
+}
 
 
 def _put(
@@ -286,7 +300,8 @@ class MemoryRepository:
         """See :meth:`TryOnRepository.get_generation`."""
         with self._lock:
             table = self._tables.get(engine.GENERATIONS.name, {})
-            return cast("Generation | None", table.get(account, {}).get(generation_id))
+            generation = cast("Generation | None", table.get(account, {}).get(generation_id))
+            return None if generation is None else _detached_generation(generation)
 
     def get_credits(self, account: str) -> Credits | None:
         """See :meth:`TryOnRepository.get_credits`."""
@@ -320,6 +335,9 @@ class MemoryRepository:
                     result,
                     product=attrs.evolve(result.product, product=_detached(result.product.product)),
                 )
+            if result.generations:
+                generations = tuple(_detached_generation(g) for g in result.generations)
+                result = attrs.evolve(result, generations=generations)
             return result
 
     def erase_customer(self, account: str, customer_id: str) -> int:

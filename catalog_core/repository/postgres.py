@@ -3,7 +3,9 @@
 Design:
 
 - **Tenant first.** The account is the first column of every key and index, so the tables can be
-  distributed by account (Citus) and every query of one account touches one shard.
+  distributed by account (Citus) and every query of one account touches one shard. The only
+  exceptions are the ``expires_at`` indexes of person images and generations, which the purge
+  reads across accounts in one plain statement (each shard from its own index).
 - **No lost update.** Every read-merge-write locks the product's row (``SELECT … FOR UPDATE``)
   before reading it. A create, which has no row to lock, inserts with ``ON CONFLICT DO NOTHING``
   and starts over when a concurrent writer created the row first. Blob reference counts are
@@ -17,7 +19,12 @@ Design:
   collation: listing order is code-point order whatever the database's locale.
 - **Keyset listing** on ``(account, external_id)`` and a **purge in bounded batches** per account
   (a loose index scan finds the accounts, then each account's expired products are read through the
-  ``(account, expires_at)`` index, 500 at a time).
+  ``(account, expires_at)`` index, 500 at a time). Expired person images and generations are found
+  by one plain statement over their ``expires_at`` index, 500 at a time, and deleted account by
+  account.
+- **Credit balances** are never overdrawn: a try-on write locks the account's balance row
+  (``FOR UPDATE``); an account without one inserts it with ``ON CONFLICT DO NOTHING``, and the
+  write that finds a concurrent writer made it first starts over and locks it.
 - **Lost connections.** A read, or a write whose connection dies before its commit, runs again on
   a fresh connection from a checked pool; a connection lost during the commit is reported
   (``psycopg.OperationalError``), since that write may or may not have committed.
@@ -50,8 +57,25 @@ from catalog_core.repository._postgres_schema import (
     schema_sql,
 )
 from catalog_core.repository._recognise import COMMON_TABLES, Contents, Found, read_meta, recognise
-from catalog_core.repository._rows import PACKED, SqlTable, Statements, live_page, statements
-from catalog_core.repository.base import Change
+from catalog_core.repository._rows import (
+    CREDIT_ROWS,
+    GENERATIONS_PACKED,
+    PACKED,
+    PERSON_IMAGES_PACKED,
+    SqlTable,
+    Statements,
+    customer_key,
+    live_page,
+    statements,
+)
+from catalog_core.repository.base import (
+    Change,
+    PurgeCounts,
+    TryOnChange,
+    TryOnKeys,
+    TryOnWrite,
+)
+from catalog_core.tryon.model import Credits, Generation, PersonImage
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresRepository"]
 
@@ -65,7 +89,16 @@ logger = logging.getLogger("catalog_core.postgres")
 #: The catalog's tables and the columns each must have, to tell a catalog from another schema.
 _TABLE_COLUMNS: Final = {
     PACKED.name: PACKED.all_columns,
+    PERSON_IMAGES_PACKED.name: PERSON_IMAGES_PACKED.all_columns,
+    GENERATIONS_PACKED.name: GENERATIONS_PACKED.all_columns,
     **COMMON_TABLES,
+}
+#: The table of each kind of record.
+_TABLES: Final[dict[str, SqlTable[Any]]] = {
+    engine.PRODUCTS.name: PACKED,
+    engine.PERSON_IMAGES.name: PERSON_IMAGES_PACKED,
+    engine.GENERATIONS.name: GENERATIONS_PACKED,
+    engine.CREDITS.name: CREDIT_ROWS,
 }
 # An object that belongs to an extension depends on it with deptype 'e'.
 _NOT_IN_AN_EXTENSION: Final = (
@@ -187,6 +220,10 @@ class PostgresRepository:
 
         A schema that holds tables but no catalog of this version is refused untouched; a
         catalog that is whole is used without any DDL (so a role without DDL rights can open it).
+        The DDL runs in one transaction: a catalog of schema 1 is migrated (its try-on tables
+        created, its version raised) all at once or not at all. A catalog of schema 1 that this
+        role may not migrate is used as it is, with a warning: its products as ever, while the
+        try-on flow waits for an administrator to run ``catalog-core schema-sql``.
         """
         with self._pool.connection() as conn:
             encoding = conn.execute("SHOW server_encoding").fetchone()
@@ -196,16 +233,26 @@ class PostgresRepository:
             state = self._recognise(conn)
             if state != "whole" and create:
                 try:
-                    conn.execute(self.schema_sql(self.schema).encode())
+                    with conn.transaction():
+                        conn.execute(self.schema_sql(self.schema).encode())
                 except (pg_errors.UniqueViolation, pg_errors.DuplicateObject):
-                    # Two processes created the same schema at once: the other one won.
-                    if not conn.autocommit:
-                        conn.rollback()
+                    pass  # two processes created the same schema at once: the other one won
+                except (pg_errors.InsufficientPrivilege, pg_errors.ReadOnlySqlTransaction):
+                    if state != "outdated":
+                        raise
                 state = self._recognise(conn)
         if state == "empty":
             raise RuntimeError(
                 f"the catalog tables do not exist in schema {self.schema!r}; create them with "
                 "PostgresRepository.schema_sql() or `catalog-core schema-sql`"
+            )
+        #: Whether the schema has the try-on tables: not while it is of schema 1.
+        self._tryon = state != "outdated"
+        if not self._tryon:
+            logger.warning(
+                "schema %r holds catalog schema 1 and this role may not migrate it: products "
+                "work, the try-on flow waits for `catalog-core schema-sql` to be run",
+                self.schema,
             )
         self._cursor_secret = self._read_cursor_secret()
 
@@ -453,8 +500,26 @@ class PostgresRepository:
         return [row[0] for row in rows]
 
     def purge_expired(self, now: datetime) -> int:
-        """See :meth:`Repository.purge_expired`."""
+        """See :meth:`Repository.purge_expired`: :meth:`purge`, counting the products."""
+        return self.purge(now).products
+
+    def purge(self, now: datetime) -> PurgeCounts:
+        """See :meth:`TryOnRepository.purge`.
+
+        Expired person images and generations first, then expired products, then orphan blobs;
+        each in bounded batches, a transaction per account and batch.
+        """
         cutoff = to_epoch_ms(now)
+        images = generations = 0
+        if self._has_tryon():
+            images = self._purge_kind(engine.PERSON_IMAGES, cutoff)
+            generations = self._purge_kind(engine.GENERATIONS, cutoff)
+        products = self._purge_products(cutoff)
+        self._purge_orphans()
+        return PurgeCounts(products=products, person_images=images, generations=generations)
+
+    def _purge_products(self, cutoff: int) -> int:
+        """Delete the products expired at ``cutoff`` (ms), account by account; return how many."""
         removed = 0
         s = self._quoted
         accounts = self._read(lambda conn: self._accounts(conn, "products"))
@@ -475,6 +540,62 @@ class PostgresRepository:
             self._adjust_refs(conn, engine.PRODUCTS, account, deltas.items())
             return len(rows)
 
+        for account in accounts:
+            batch = functools.partial(purge_products, account=account)
+            while (count := self._in_transaction(batch)) > 0:
+                removed += count
+                if count < _PURGE_BATCH:
+                    break
+        return removed
+
+    def _purge_kind(self, kind: engine.RecordKind[Any, Any], cutoff: int) -> int:
+        """Delete the records of ``kind`` expired at ``cutoff`` (ms) in batches; return how many.
+
+        Each batch is found by one plain statement over the table's ``expires_at`` index (across
+        accounts: on a table distributed by account, every shard answers from its own index),
+        then deleted account by account, a transaction each, the rows locked in id order.
+        """
+        table = _TABLES[kind.name]
+        qualified = f"{self._quoted}.{table.name}"
+        id_column = table.id_column
+        find = (
+            f"SELECT account, {id_column} FROM {qualified} WHERE expires_at <= %s "
+            "ORDER BY expires_at LIMIT %s"
+        )
+        delete = (
+            f"DELETE FROM {qualified} t USING (SELECT {id_column} FROM {qualified}"
+            f" WHERE account = %s AND {id_column} = ANY(%s) AND expires_at <= %s"
+            f" ORDER BY {id_column} FOR UPDATE) x"
+            f" WHERE t.account = %s AND t.{id_column} = x.{id_column} AND t.expires_at <= %s"
+            f" RETURNING t.{table.refs_column}"
+        )
+
+        def purge_account(conn: psycopg.Connection[Any], account: str, ids: list[str]) -> int:
+            rows = conn.execute(delete, (account, ids, cutoff, account, cutoff)).fetchall()
+            deltas: dict[str, int] = {}
+            for (refs,) in rows:
+                for sha in table.refs_of(refs):
+                    deltas[sha] = deltas.get(sha, 0) - 1
+            self._adjust_refs(conn, kind, account, deltas.items())
+            return len(rows)
+
+        removed = 0
+        while True:
+            found = self._read(lambda conn: conn.execute(find, (cutoff, _PURGE_BATCH)).fetchall())
+            by_account: dict[str, list[str]] = {}
+            for account, record_id in found:
+                by_account.setdefault(account, []).append(record_id)
+            for account, ids in sorted(by_account.items()):
+                removed += self._in_transaction(
+                    functools.partial(purge_account, account=account, ids=ids)
+                )
+            if len(found) < _PURGE_BATCH:
+                return removed
+
+    def _purge_orphans(self) -> None:
+        """Delete the blobs nothing refers to, account by account, in batches."""
+        s = self._quoted
+
         def purge_blobs(conn: psycopg.Connection[Any], account: str) -> int:
             return conn.execute(
                 f"DELETE FROM {s}.blobs b USING (SELECT sha256 FROM {s}.blobs"
@@ -483,18 +604,107 @@ class PostgresRepository:
                 (account, _PURGE_BATCH, account),
             ).rowcount
 
-        for account in accounts:
-            batch = functools.partial(purge_products, account=account)
-            while (count := self._in_transaction(batch)) > 0:
-                removed += count
-                if count < _PURGE_BATCH:
-                    break
         blob_accounts = self._read(lambda conn: self._accounts(conn, "blobs"))
         for account in blob_accounts:
             orphans = functools.partial(purge_blobs, account=account)
             while self._in_transaction(orphans) == _PURGE_BATCH:
                 pass
-        return removed
+
+    # -- the try-on flow ---------------------------------------------------------------------
+
+    def _has_tryon(self) -> bool:
+        """Whether the schema has the try-on tables.
+
+        Only a schema 1 this role could not migrate has not; it is looked at again, since an
+        administrator may have migrated it since.
+        """
+        if not self._tryon:
+            meta = f"{self._quoted}.catalog_meta"
+            version = self._read(lambda conn: read_meta(conn, meta, "schema_version"))
+            self._tryon = version == str(SCHEMA_VERSION)
+        return self._tryon
+
+    def _not_migrated(self) -> RuntimeError:
+        return RuntimeError(
+            f"schema {self.schema!r} holds catalog schema 1, which has no try-on tables, and "
+            "this role may not migrate it: run `catalog-core schema-sql` (or "
+            "PostgresRepository.schema_sql()) as an administrator"
+        )
+
+    def _get(self, kind: engine.RecordKind[_R, Any], account: str, record_id: str) -> _R | None:
+        if not self._has_tryon():
+            return None  # a catalog of schema 1 holds no try-on record
+        table = _TABLES[kind.name]
+        sql = self._statements_of(table).get
+        row = self._read(lambda conn: conn.execute(sql, (account, record_id)).fetchone())
+        return None if row is None else table.decode(row)
+
+    def get_person_image(self, account: str, image_id: str) -> PersonImage | None:
+        """See :meth:`TryOnRepository.get_person_image`."""
+        return self._get(engine.PERSON_IMAGES, account, image_id)
+
+    def get_generation(self, account: str, generation_id: str) -> Generation | None:
+        """See :meth:`TryOnRepository.get_generation`."""
+        return self._get(engine.GENERATIONS, account, generation_id)
+
+    def get_credits(self, account: str) -> Credits | None:
+        """See :meth:`TryOnRepository.get_credits`."""
+        return self._get(engine.CREDITS, account, engine.CREDITS_ID)
+
+    def write_tryon(self, account: str, keys: TryOnKeys, change: TryOnChange) -> TryOnWrite:
+        """See :meth:`TryOnRepository.write_tryon`.
+
+        One transaction: the rows of every key are locked as they are read (``FOR UPDATE``: the
+        product, the person images, the generations, the balance, in that order for every
+        writer). A row that does not exist yet cannot be locked: two writers may both find an
+        account without a balance, but only one inserts it (``ON CONFLICT DO NOTHING``); the
+        other starts over and then locks it, so a balance is never overdrawn (T16).
+
+        Raises:
+            RuntimeError: the schema is of schema 1 and this role may not migrate it.
+        """
+        if not self._has_tryon():
+            raise self._not_migrated()
+
+        def once(conn: psycopg.Connection[Any]) -> TryOnWrite:
+            def session(kind: engine.RecordKind[Any, Any]) -> engine.Session[Any]:
+                return self._session(conn, kind, _TABLES[kind.name])
+
+            return engine.write_tryon(account, keys, change, session)
+
+        return self._in_transaction(once)
+
+    def erase_customer(self, account: str, customer_id: str) -> int:
+        """See :meth:`TryOnRepository.erase_customer`.
+
+        One transaction; the customer's records are read and locked through the
+        ``(account, customer_id)`` indexes, ``_PURGE_BATCH`` a statement, and each batch leaves
+        the set it was read from (deleted, or stripped of the customer id), until none is left.
+        """
+        if not self._has_tryon():
+            return 0  # a catalog of schema 1 holds no try-on record
+        key = customer_key(customer_id)
+
+        def steps(
+            conn: psycopg.Connection[Any], kind: engine.RecordKind[_R, Any]
+        ) -> engine.Erasing[_R]:
+            table: SqlTable[_R] = _TABLES[kind.name]
+            select = (
+                f"{self._statements_of(table).select} AND customer_id = %s "
+                f"ORDER BY {table.id_column} LIMIT %s FOR UPDATE"
+            )
+
+            def batch() -> dict[str, _R]:
+                rows = conn.execute(select, (account, key, _PURGE_BATCH)).fetchall()
+                return {row[1]: table.decode(row) for row in rows}
+
+            return batch, self._session(conn, kind, table)[1]
+
+        return self._in_transaction(
+            lambda conn: engine.erase_customer(
+                account, functools.partial(steps, conn), batch=_PURGE_BATCH
+            )
+        )
 
     def get_blob(self, account: str, sha256: str) -> Blob | None:
         """See :meth:`Repository.get_blob`."""

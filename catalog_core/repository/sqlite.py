@@ -12,6 +12,9 @@ Durability and concurrency:
   committed write survive a power loss too, at the price of one more sync per write.
 - Uploaded image bytes live in the same database, written in the same transaction as the product
   that first names them (R15, R26).
+- The try-on flow's state (person images, generations, credit balances) lives in tables of its
+  own, written through the same transaction and write algorithm; a catalog of schema 1 gets
+  them in one transaction when it is first opened where it may be written.
 - A file is recognised, read-only, before anything is written to it: another application's is
   refused untouched.
 - A catalog the process may not write is read; where SQLite cannot make its ``-wal`` and
@@ -41,19 +44,37 @@ from catalog_core.model import Product, to_epoch_ms
 from catalog_core.repository import _engine as engine
 from catalog_core.repository._recognise import (
     COMMON_TABLES,
+    EARLIER_VERSIONS,
     Contents,
     Found,
     foreign,
     read_meta,
     recognise,
 )
-from catalog_core.repository._rows import SPLIT, SqlTable, Statements, live_page, statements
+from catalog_core.repository._rows import (
+    CREDIT_ROWS,
+    GENERATIONS_SPLIT,
+    PERSON_IMAGES_SPLIT,
+    SPLIT,
+    SqlTable,
+    Statements,
+    live_page,
+    statements,
+)
 from catalog_core.repository._sqlite_guard import Guard
-from catalog_core.repository.base import Change
+from catalog_core.repository.base import (
+    Change,
+    PurgeCounts,
+    TryOnChange,
+    TryOnKeys,
+    TryOnWrite,
+)
+from catalog_core.tryon.model import Credits, Generation, PersonImage
 
 __all__ = ["SQLiteRepository"]
 
-SCHEMA_VERSION: Final = 1
+#: 2: the try-on flow's tables (person_images, generations, credits) beside schema 1's.
+SCHEMA_VERSION: Final = 2
 _PURGE_BATCH: Final = 500
 #: Keys read by one statement of a batch write (SQLite allows 32,766 parameters).
 _READ_CHUNK: Final = 500
@@ -83,7 +104,21 @@ _INDEXES: Final = (
     "WHERE expires_at IS NOT NULL",
     # The purge finds orphan blobs without scanning the others.
     "CREATE INDEX IF NOT EXISTS blobs_orphans ON blobs (account, sha256) WHERE refs = 0",
+    # The purge reads only what has expired (T22); erasure only the customer's records (T18).
+    "CREATE INDEX IF NOT EXISTS person_images_expiry ON person_images (expires_at)",
+    "CREATE INDEX IF NOT EXISTS person_images_customer ON person_images (account, customer_id) "
+    "WHERE customer_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS generations_expiry ON generations (expires_at)",
+    "CREATE INDEX IF NOT EXISTS generations_customer ON generations (account, customer_id) "
+    "WHERE customer_id IS NOT NULL",
 )
+#: The table of each kind of record, and the index its purge reads (``None``: never purged).
+_KINDS: Final[dict[str, tuple[SqlTable[Any], str | None]]] = {
+    engine.PRODUCTS.name: (SPLIT, "products_expiry"),
+    engine.PERSON_IMAGES.name: (PERSON_IMAGES_SPLIT, "person_images_expiry"),
+    engine.GENERATIONS.name: (GENERATIONS_SPLIT, "generations_expiry"),
+    engine.CREDITS.name: (CREDIT_ROWS, None),
+}
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -93,8 +128,12 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 _TABLES: Final = {
     SPLIT.name: SPLIT.all_columns,
+    PERSON_IMAGES_SPLIT.name: PERSON_IMAGES_SPLIT.all_columns,
+    GENERATIONS_SPLIT.name: GENERATIONS_SPLIT.all_columns,
     **COMMON_TABLES,
 }
+#: What :func:`_recognise` finds of a catalog that can be read: this version's, or an earlier one.
+_READABLE: Final = ("whole", "outdated")
 
 
 def _is_read_only(exc: sqlite3.OperationalError) -> bool:
@@ -167,7 +206,7 @@ def _recognised(conn: sqlite3.Connection) -> tuple[Found, str | None]:
     try:
         conn.execute("BEGIN")
         found = _recognise(conn)
-        return found, _cursor_secret_of(conn) if found == "whole" else None
+        return found, _cursor_secret_of(conn) if found in _READABLE else None
     finally:
         conn.close()
 
@@ -257,6 +296,25 @@ def _session(
             _run(conn, sql.update, [table.update_params(table.encode(r)) for r in plan.updates])
 
     return load, apply
+
+
+def _customer_batches(
+    conn: sqlite3.Connection,
+    kind: engine.RecordKind[_R, Any],
+    account: str,
+    customer_id: str,
+) -> engine.Erasing[_R]:
+    """The erasure steps of ``kind``: the next batch of the customer's records; the apply."""
+    table = _KINDS[kind.name][0]
+    select = (
+        f"SELECT {table.selected} FROM {table.name} WHERE account = ? AND customer_id = ? LIMIT ?"
+    )
+
+    def batch() -> dict[str, _R]:
+        rows = conn.execute(select, (account, customer_id, _PURGE_BATCH)).fetchall()
+        return {row[1]: table.decode(row) for row in rows}
+
+    return batch, _session(conn, kind, table)[1]
 
 
 class SQLiteRepository:
@@ -539,25 +597,29 @@ class SQLiteRepository:
         without its -wal and -shm, so that none is left beside it). WAL mode (which persists
         in the file) is switched on last, once the file is known to be a catalog. A catalog of
         an earlier version gets its cursor secret here; on a read-only one, this handle makes
-        one of its own.
+        one of its own. A catalog of an earlier schema version is migrated here, in the same one
+        transaction (see :meth:`_create_schema`); a read-only one is read as it is.
         """
         if self._shared is not None:
             with self._borrow() as conn:
                 found = _recognise(conn)
-                secret = _cursor_secret_of(conn) if found == "whole" else None
+                secret = _cursor_secret_of(conn) if found in _READABLE else None
         else:
             found, secret = self._recognise_file()
-            if found == "whole":
+            if found in _READABLE:
                 self._choose_reading()
-        if secret is None:
+        #: Whether the catalog has the try-on tables: not while an earlier schema is read-only.
+        self._tryon = found != "outdated"
+        if secret is None or found == "outdated":
             try:
                 with self._transaction() as conn:
                     # Again under the write lock: another process may have made it meanwhile.
                     if _recognise(conn) != "whole" or _cursor_secret_of(conn) is None:
                         self._create_schema(sqlite_utils.Database(conn))
                     secret = _cursor_secret_of(conn)
+                self._tryon = True
             except sqlite3.OperationalError as exc:
-                if found != "whole" or not str(exc).startswith(_READ_ONLY):
+                if found not in _READABLE or not str(exc).startswith(_READ_ONLY):
                     raise
         self._cursor_secret = (secret or secrets.token_hex(32)).encode("ascii")
         if self._guard is not None:
@@ -618,6 +680,12 @@ class SQLiteRepository:
         raise sqlite3.OperationalError("the catalog kept changing while it was recognised")
 
     def _create_schema(self, db: sqlite_utils.Database) -> None:
+        """Create what is missing of the schema, in the caller's transaction.
+
+        Every statement creates only what does not exist, so this also completes a catalog
+        missing parts and migrates one of an earlier version (whose schema_version it raises):
+        either all of it or, if anything fails, none of it.
+        """
         db.table("catalog_meta").create(
             {"key": str, "value": str}, pk="key", not_null={"value"}, if_not_exists=True
         )
@@ -647,12 +715,71 @@ class SQLiteRepository:
             not_null={"mime_type", "data", "refs"},
             if_not_exists=True,
         )
+        db.table(PERSON_IMAGES_SPLIT.name).create(
+            {
+                "account": str,
+                "image_id": str,
+                "sha256": str,
+                "mime_type": str,
+                "token": str,
+                "crop": int,
+                "customer_id": str,
+                "created_at": int,
+                "expires_at": int,
+            },
+            pk=("account", "image_id"),
+            not_null={"sha256", "mime_type", "token", "crop", "created_at", "expires_at"},
+            if_not_exists=True,
+        )
+        db.table(GENERATIONS_SPLIT.name).create(
+            {
+                "account": str,
+                "generation_id": str,
+                "product": str,
+                "images": str,
+                "customer_id": str,
+                "watermark": int,
+                "keep_for_days": int,
+                "created_at": int,
+                "processing_at": int,
+                "finished_at": int,
+                "outcome": str,
+                "error_code": str,
+                "error_message": str,
+                "token": str,
+                "expires_at": int,
+            },
+            pk=("account", "generation_id"),
+            not_null={
+                "product",
+                "images",
+                "watermark",
+                "keep_for_days",
+                "created_at",
+                "processing_at",
+                "token",
+                "expires_at",
+            },
+            if_not_exists=True,
+        )
+        db.table(CREDIT_ROWS.name).create(
+            {"account": str, "id": str, "balance": int, "refunds": str},
+            pk=("account", "id"),
+            not_null={"balance", "refunds"},
+            if_not_exists=True,
+        )
         for statement in _INDEXES:
             db.execute(statement)
         db.execute(
             "INSERT OR IGNORE INTO catalog_meta (key, value) VALUES ('schema_version', ?), "
             "('cursor_secret', ?)",
             [str(SCHEMA_VERSION), secrets.token_hex(32)],
+        )
+        earlier = ", ".join(f"'{version}'" for version in sorted(EARLIER_VERSIONS))
+        db.execute(
+            "UPDATE catalog_meta SET value = ? "
+            f"WHERE key = 'schema_version' AND value IN ({earlier})",
+            [str(SCHEMA_VERSION)],
         )
 
     # -- the contract -----------------------------------------------------------------------
@@ -696,27 +823,22 @@ class SQLiteRepository:
         return [SPLIT.decode(row) for row in rows]
 
     def purge_expired(self, now: datetime) -> int:
-        """See :meth:`Repository.purge_expired`."""
-        removed = 0
+        """See :meth:`Repository.purge_expired`: :meth:`purge`, counting the products."""
+        return self.purge(now).products
+
+    def purge(self, now: datetime) -> PurgeCounts:
+        """See :meth:`TryOnRepository.purge`.
+
+        Each kind's expired records are read through its expiry index and deleted, their blob
+        references dropped, ``_PURGE_BATCH`` at a time, a transaction each; then the orphan blobs
+        the same way.
+        """
         cutoff = to_epoch_ms(now)
-        while True:
-            with self._transaction() as conn:
-                rows = conn.execute(
-                    f"SELECT account, external_id, {SPLIT.refs_column} FROM products "
-                    "INDEXED BY products_expiry "
-                    "WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
-                    (cutoff, _PURGE_BATCH),
-                ).fetchall()
-                for account, _, refs in rows:
-                    _move_refs(
-                        conn, engine.PRODUCTS, account, dict.fromkeys(SPLIT.refs_of(refs), -1)
-                    )
-                conn.executemany(
-                    _PRODUCTS.delete, [(account, external_id) for account, external_id, _ in rows]
-                )
-            removed += len(rows)
-            if len(rows) < _PURGE_BATCH:
-                break
+        images = generations = 0
+        if self._has_tryon():
+            images = self._purge_kind(engine.PERSON_IMAGES, cutoff)
+            generations = self._purge_kind(engine.GENERATIONS, cutoff)
+        products = self._purge_kind(engine.PRODUCTS, cutoff)
         while True:
             with self._transaction() as conn:
                 deleted = conn.execute(
@@ -726,7 +848,100 @@ class SQLiteRepository:
                 ).rowcount
             if deleted < _PURGE_BATCH:
                 break
-        return removed
+        return PurgeCounts(products=products, person_images=images, generations=generations)
+
+    def _purge_kind(self, kind: engine.RecordKind[Any, Any], cutoff: int) -> int:
+        """Delete the records of ``kind`` expired at ``cutoff`` (ms) in batches; return how many."""
+        table, index = _KINDS[kind.name]
+        sql = _statements_of(table)
+        removed = 0
+        while True:
+            with self._transaction() as conn:
+                rows = conn.execute(
+                    f"SELECT account, {table.id_column}, {table.refs_column} FROM {table.name} "
+                    f"INDEXED BY {index} "
+                    "WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
+                    (cutoff, _PURGE_BATCH),
+                ).fetchall()
+                for account, _, refs in rows:
+                    _move_refs(conn, kind, account, dict.fromkeys(table.refs_of(refs), -1))
+                conn.executemany(
+                    sql.delete, [(account, record_id) for account, record_id, _ in rows]
+                )
+            removed += len(rows)
+            if len(rows) < _PURGE_BATCH:
+                return removed
+
+    # -- the try-on flow ---------------------------------------------------------------------
+
+    def _has_tryon(self) -> bool:
+        """Whether the catalog has the try-on tables.
+
+        Only a catalog of schema 1 that this handle could not migrate (it is read-only) has not;
+        it is looked at again, since a writer elsewhere may have migrated it since.
+        """
+        if not self._tryon:
+            version = self._read(lambda conn: read_meta(conn, "catalog_meta", "schema_version"))
+            self._tryon = version == str(SCHEMA_VERSION)
+        return self._tryon
+
+    def _migrated(self, conn: sqlite3.Connection) -> None:
+        """In a write transaction: migrate a catalog of schema 1 first if it still is one."""
+        if not self._tryon:
+            if _recognise(conn) != "whole":
+                self._create_schema(sqlite_utils.Database(conn))
+            self._tryon = True
+
+    def _get(self, kind: engine.RecordKind[_R, Any], account: str, record_id: str) -> _R | None:
+        table = _KINDS[kind.name][0]
+        if not self._has_tryon():
+            return None  # a catalog of schema 1 holds no try-on record
+        sql = _statements_of(table).get
+        row = self._read(lambda conn: conn.execute(sql, (account, record_id)).fetchone())
+        return None if row is None else table.decode(row)
+
+    def get_person_image(self, account: str, image_id: str) -> PersonImage | None:
+        """See :meth:`TryOnRepository.get_person_image`."""
+        return self._get(engine.PERSON_IMAGES, account, image_id)
+
+    def get_generation(self, account: str, generation_id: str) -> Generation | None:
+        """See :meth:`TryOnRepository.get_generation`."""
+        return self._get(engine.GENERATIONS, account, generation_id)
+
+    def get_credits(self, account: str) -> Credits | None:
+        """See :meth:`TryOnRepository.get_credits`."""
+        return self._get(engine.CREDITS, account, engine.CREDITS_ID)
+
+    def write_tryon(self, account: str, keys: TryOnKeys, change: TryOnChange) -> TryOnWrite:
+        """See :meth:`TryOnRepository.write_tryon`.
+
+        One ``BEGIN IMMEDIATE`` transaction: the write lock is held from the first read, so
+        writers of one balance are serialised (T16), and a refusal rolls all of it back (T10).
+        """
+        with self._transaction() as conn:
+            self._migrated(conn)
+
+            def session(kind: engine.RecordKind[Any, Any]) -> engine.Session[Any]:
+                return _session(conn, kind, _KINDS[kind.name][0])
+
+            return engine.write_tryon(account, keys, change, session)
+
+    def erase_customer(self, account: str, customer_id: str) -> int:
+        """See :meth:`TryOnRepository.erase_customer`.
+
+        One transaction; the customer's records are read through the ``(account, customer_id)``
+        indexes, ``_PURGE_BATCH`` a statement, and each batch leaves the set it was read from
+        (deleted, or stripped of the customer id), until none is left.
+        """
+        if not self._has_tryon():
+            return 0  # a catalog of schema 1 holds no try-on record
+        with self._transaction() as conn:
+            self._migrated(conn)
+            return engine.erase_customer(
+                account,
+                lambda kind: _customer_batches(conn, kind, account, customer_id),
+                batch=_PURGE_BATCH,
+            )
 
     def get_blob(self, account: str, sha256: str) -> Blob | None:
         """See :meth:`Repository.get_blob`."""

@@ -18,6 +18,11 @@ is inconsistent in itself (a product stored under another key, or naming a blob 
 stored nor given): refuse it with ``ValueError`` and store nothing. A write that names a stored,
 unreferenced blob without giving it may meet a purge that removes it first: that too is refused.
 
+The tests named after the try-on rules (``test_t…``) drive the
+:class:`~catalog_core.repository.base.TryOnRepository` methods: person images, generations and
+credit balances. A backend that does not store the try-on flow's state sets
+:attr:`RepositoryContract.stores_tryon` to ``False``, and those tests are skipped.
+
 The suite accepts everything the protocol allows: it never counts how often a change is called
 (a backend may retry, or run a change as a dry run first), only what each call was handed.
 """
@@ -41,10 +46,21 @@ import attrs
 import pytest
 
 import catalog_core as cc
+from catalog_core.errors import InsufficientCredits
 from catalog_core.images import make_blob
-from catalog_core.repository.base import Change
+from catalog_core.repository.base import (
+    Change,
+    PurgeCounts,
+    TryOnChange,
+    TryOnKeys,
+    TryOnRepository,
+    TryOnState,
+    TryOnWrite,
+)
 from catalog_core.testing._book import IMAGE_HEADERS
 from catalog_core.testing.clock import START, FakeClock
+from catalog_core.tryon.model import Credits, Generation, Person, PersonImage, ProductSnapshot
+from catalog_core.tryon.rules import erased, reserve
 
 __all__ = ["RepositoryContract"]
 
@@ -335,6 +351,128 @@ def _json_of_size(size: int, key: str = "k", **extra: Any) -> dict[str, Any]:
     return value
 
 
+# -- the try-on flow's records ----------------------------------------------------------------
+
+#: Text a backend could lose: NUL and other control characters, non-BMP and combining characters.
+AWKWARD_TEXT: Final = "nul \x00 tab\t bell\x07 line\n\u2028 é e\u0301 😀 \U0010fffd"
+#: The largest balance a signed 64-bit column holds.
+_MAX_INT64: Final = 2**63 - 1
+_URL_PERSON: Final = Person(url=URL)
+
+
+def _person_image(
+    image_id: str,
+    blob: cc.Blob,
+    *,
+    account: str = ACCOUNT,
+    expires_at: datetime = START + _DAY,
+    **fields: Any,
+) -> PersonImage:
+    values: dict[str, Any] = {
+        "mime_type": blob.mime_type,
+        "token": "t" * 32,
+        "created_at": START,
+        **fields,
+    }
+    return PersonImage(
+        account=account, image_id=image_id, sha256=blob.sha256, expires_at=expires_at, **values
+    )
+
+
+def _generation(
+    generation_id: str,
+    *,
+    account: str = ACCOUNT,
+    person: Person = _URL_PERSON,
+    expires_at: datetime = START + _DAY,
+    **fields: Any,
+) -> Generation:
+    values: dict[str, Any] = {
+        "product": ProductSnapshot("p", "title", None, _URL_IMAGES),
+        "created_at": START,
+        "processing_at": START + _MS,
+        "token": "g" * 32,
+        **fields,
+    }
+    return Generation(
+        account=account,
+        generation_id=generation_id,
+        person=person,
+        expires_at=expires_at,
+        **values,
+    )
+
+
+def _person_of(blob: cc.Blob) -> Person:
+    return Person(sha256=blob.sha256, mime_type=blob.mime_type)
+
+
+def _keys_of(write: TryOnWrite, **keys: Any) -> TryOnKeys:
+    """The keys of every record ``write`` stores, and ``keys`` besides."""
+    product = write.product.product if write.product is not None else None
+    values: dict[str, Any] = {
+        "product": product.external_id if product is not None else None,
+        "person_images": tuple(image.image_id for image in write.person_images),
+        "generations": tuple(generation.generation_id for generation in write.generations),
+        "credits": write.credits is not None,
+        **keys,
+    }
+    return TryOnKeys(**values)
+
+
+def _store_tryon(
+    repository: TryOnRepository, write: TryOnWrite, account: str = ACCOUNT
+) -> TryOnWrite:
+    """Store ``write`` whatever is stored now, under its own keys; check what comes back."""
+    stored = repository.write_tryon(account, _keys_of(write), lambda _: write)
+    assert stored == write, f"T10: write_tryon returned {stored!r}, not what it stored"
+    return stored
+
+
+def _tryon_state(repository: TryOnRepository, account: str, keys: TryOnKeys) -> TryOnState:
+    """What a try-on write of ``keys`` would be handed now, read through the getters."""
+    images = {i: repository.get_person_image(account, i) for i in keys.person_images}
+    generations = {g: repository.get_generation(account, g) for g in keys.generations}
+    return TryOnState(
+        product=repository.get(account, keys.product) if keys.product is not None else None,
+        person_images={i: image for i, image in images.items() if image is not None},
+        generations={g: gen for g, gen in generations.items() if gen is not None},
+        credits=repository.get_credits(account) if keys.credits else None,
+    )
+
+
+def _storing_tryon(write: TryOnWrite) -> TryOnChange:
+    """Return a change that stores ``write`` whatever is stored now."""
+
+    def change(_: TryOnState) -> TryOnWrite:
+        return write
+
+    return change
+
+
+def _rewatermarked(generation_id: str) -> TryOnChange:
+    """A change that flips the watermark of a stored generation: a read-modify-write."""
+
+    def change(state: TryOnState) -> TryOnWrite:
+        stored = state.generations[generation_id]
+        return TryOnWrite(generations=(attrs.evolve(stored, watermark=not stored.watermark),))
+
+    return change
+
+
+def _reservation(generation_id: str, initial: int) -> TryOnChange:
+    """A try-on's write: a credit reserved (a new account starts with ``initial``), a generation.
+
+    Raises ``InsufficientCredits`` when the balance is 0, as the use case does (T16).
+    """
+
+    def change(state: TryOnState) -> TryOnWrite:
+        credits = reserve(state.credits or Credits(ACCOUNT, initial), START, None)
+        return TryOnWrite(generations=(_generation(generation_id),), credits=credits)
+
+    return change
+
+
 class RepositoryContract:
     """Subclass in a test file named ``Test*`` and override :meth:`make_repository`.
 
@@ -355,6 +493,11 @@ class RepositoryContract:
         """Return another handle on the storage of ``first`` (by default ``first`` itself)."""
         return first
 
+    #: Whether the backend stores the try-on flow's state (is a
+    #: :class:`~catalog_core.repository.base.TryOnRepository`); ``False`` skips the ``test_t…``
+    #: tests.
+    stores_tryon: bool = True
+
     @pytest.fixture
     def repository(self, tmp_path: pathlib.Path) -> Iterator[cc.Repository]:
         """A new repository from :meth:`make_repository`, disposed of after the test."""
@@ -363,6 +506,27 @@ class RepositoryContract:
             yield repository
         finally:
             self.dispose_repository(repository)
+
+    @pytest.fixture
+    def tryon(self, repository: cc.Repository) -> TryOnRepository:
+        """:meth:`repository`, which stores the try-on flow's state too."""
+        if not self.stores_tryon:
+            pytest.skip("the backend does not store the try-on flow's state (stores_tryon)")
+        if not isinstance(repository, TryOnRepository):
+            pytest.fail(
+                f"{type(repository).__name__} is not a TryOnRepository: implement its methods, "
+                "or set stores_tryon = False on the test class"
+            )
+        return repository
+
+    def _second_tryon(
+        self, first: TryOnRepository, tmp_path: pathlib.Path, use: Callable[[TryOnRepository], None]
+    ) -> None:
+        def checked(second: cc.Repository) -> None:
+            assert isinstance(second, TryOnRepository)
+            use(second)
+
+        self._with_second(first, tmp_path, checked)
 
     @pytest.fixture
     def catalog(self, repository: cc.Repository) -> cc.Catalog:
@@ -1611,6 +1775,686 @@ class RepositoryContract:
         sha = hashlib.sha256(uploaded).hexdigest()
         assert product.images[0].source_url == f"upload://{sha}"
         assert repository.get_blob(ACCOUNT, sha) == cc.Blob(sha, uploaded, "image/webp")
+
+    # -- T1-T24: the try-on flow's state ----------------------------------------------------
+
+    def test_t4_t23_a_person_image_round_trips_every_field_exactly(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T3, T4, T23: every field reads back equal, NUL and non-BMP text included, expired or not.
+
+        A person image belongs to its account (R1): another account reads none.
+        """
+        png, jpeg = _blob(1, "image/png"), _blob(2)
+        odd = datetime(2026, 5, 13, 10, 0, 0, 1000, tzinfo=UTC)
+        images = (
+            _person_image(
+                "img_full",
+                png,
+                mime_type=f"image/png {AWKWARD_TEXT}",
+                token=f"token {AWKWARD_TEXT}",
+                crop=False,
+                customer_id=f"customer {AWKWARD_TEXT}",
+                created_at=odd,
+                expires_at=datetime(2100, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+            ),
+            _person_image("img_plain", jpeg, crop=True, customer_id=None),
+            _person_image("img_expired", jpeg, created_at=START - _DAY, expires_at=START),
+        )
+        _store_tryon(tryon, TryOnWrite(person_images=images, blobs=(png, jpeg)))
+        for image in images:
+            assert tryon.get_person_image(ACCOUNT, image.image_id) == image
+            assert tryon.get_person_image(OTHER, image.image_id) is None
+        assert tryon.get_person_image(ACCOUNT, "img_unknown") is None
+        assert tryon.get_blob(ACCOUNT, png.sha256) == png
+        assert tryon.get_blob(OTHER, png.sha256) is None
+
+    def test_t15_t23_a_generation_round_trips_every_field_exactly(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T12, T15, T18, T23: snapshots, timeline, outcome, errors and tokens read back equal.
+
+        An erased result (a snapshot with nothing left) is told from no result at all.
+        """
+        person, result = _blob(1, "image/png"), _blob(2, "image/webp")
+        odd = datetime(2026, 5, 13, 10, 0, 0, 1000, tzinfo=UTC)
+        snapshot = ProductSnapshot(
+            f"id {AWKWARD_TEXT}",
+            f"title {AWKWARD_TEXT}",
+            f"description {AWKWARD_TEXT}",
+            (
+                cc.Image(f"{URL}?q={AWKWARD_TEXT}", 0, {**CLASSIFICATIONS, "nul": "\x00"}),
+                cc.Image(f"upload://{'a' * 64}", 1),
+                cc.Image(URL, 2, {"big": 2**64, "float": 0.1}),
+            ),
+        )
+        generations = (
+            _generation(
+                "gen_completed",
+                product=snapshot,
+                person=_person_of(person),
+                customer_id=f"customer {AWKWARD_TEXT}",
+                watermark=False,
+                keep_for_days=3,
+                created_at=odd,
+                processing_at=odd + _MS,
+                finished_at=odd + 2000 * _MS,
+                outcome="COMPLETED",
+                result=_person_of(result),
+                token=f"token {AWKWARD_TEXT}",
+                expires_at=odd + 3 * _DAY,
+            ),
+            _generation(
+                "gen_failed",
+                person=Person(url=f"{URL}?who={AWKWARD_TEXT}"),
+                finished_at=START + _DAY,
+                outcome="FAILED",
+                result=Person(url=f"{URL}?result={AWKWARD_TEXT}"),
+                error_code=f"CODE {AWKWARD_TEXT}",
+                error_message=f"message {AWKWARD_TEXT}",
+            ),
+            _generation(
+                "gen_pending",
+                product=ProductSnapshot("_anon_" + "a" * 24, None, None, ()),
+                person=_person_of(person),
+                expires_at=START,
+            ),
+            _generation("gen_erased", person=Person(), result=Person(), outcome="COMPLETED"),
+        )
+        _store_tryon(tryon, TryOnWrite(generations=generations, blobs=(person, result)))
+        for generation in generations:
+            assert tryon.get_generation(ACCOUNT, generation.generation_id) == generation
+            assert tryon.get_generation(OTHER, generation.generation_id) is None
+        assert tryon.get_generation(ACCOUNT, "gen_unknown") is None
+
+    def test_t16_t23_a_credit_balance_round_trips_exactly_up_to_64_bits(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T16, T17, T23: the balance and the times of pending refunds read back equal."""
+        assert tryon.get_credits(ACCOUNT) is None
+        odd = datetime(2026, 5, 13, 10, 0, 0, 1000, tzinfo=UTC)
+        for credits in (
+            Credits(
+                ACCOUNT, _MAX_INT64, (odd, odd, START + _DAY, datetime(1970, 1, 1, tzinfo=UTC))
+            ),
+            Credits(ACCOUNT, 0),
+            Credits(ACCOUNT, 10**15, (odd,)),
+        ):
+            _store_tryon(tryon, TryOnWrite(credits=credits))
+            assert tryon.get_credits(ACCOUNT) == credits
+        assert tryon.get_credits(OTHER) is None
+        _store_tryon(tryon, TryOnWrite(credits=Credits(OTHER, 7)), OTHER)
+        assert tryon.get_credits(OTHER) == Credits(OTHER, 7)
+        assert tryon.get_credits(ACCOUNT) == Credits(ACCOUNT, 10**15, (odd,))
+
+    def test_t10_write_tryon_hands_the_change_the_stored_records_of_its_keys(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T10, R1: the change sees the stored records of its keys (expired or not), no others.
+
+        Ids without a record are left out; a balance or product not among the keys is not read.
+        """
+        blob = _blob(1)
+        product = _put(tryon, _product("p", expires_at=START))
+        image = _person_image("img_1", blob, expires_at=START)
+        generation = _generation("gen_1", person=_person_of(blob))
+        credits = Credits(ACCOUNT, 5, (START + _DAY,))
+        _store_tryon(
+            tryon,
+            TryOnWrite(
+                person_images=(image,), generations=(generation,), credits=credits, blobs=(blob,)
+            ),
+        )
+        every = TryOnKeys("p", ("img_1", "img_2"), ("gen_1", "gen_2"), credits=True)
+        seen: list[TryOnState] = []
+
+        def change(state: TryOnState) -> TryOnWrite:
+            seen.append(state)
+            return TryOnWrite()
+
+        expected = {
+            (ACCOUNT, every): TryOnState(product, {"img_1": image}, {"gen_1": generation}, credits),
+            (OTHER, every): TryOnState(),
+            (ACCOUNT, TryOnKeys(person_images=("img_1",))): TryOnState(
+                person_images={"img_1": image}
+            ),
+            (ACCOUNT, TryOnKeys(generations=("gen_2",), credits=True)): TryOnState(credits=credits),
+            (ACCOUNT, TryOnKeys()): TryOnState(),
+        }
+        for (account, keys), state in expected.items():
+            seen.clear()
+            assert tryon.write_tryon(account, keys, change) == TryOnWrite()
+            assert seen, "T10: write_tryon never called its change"
+            assert all(s == state for s in seen), f"T10: {account} {keys} was handed {seen[-1]!r}"
+        assert tryon.get(ACCOUNT, "p") == product  # nothing was written
+        assert tryon.get_credits(ACCOUNT) == credits
+
+    def test_t10_r26_a_try_on_write_stores_its_product_images_generations_and_balance_together(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T10, R26: one write stores every kind of record and the blobs they name, at once."""
+        upload, person, result = _blob(1), _blob(2, "image/png"), _blob(3, "image/webp")
+        stored = _blob(4)
+        _store_tryon(
+            tryon, TryOnWrite(person_images=(_person_image("img_0", stored),), blobs=(stored,))
+        )
+        product = _product("p", images=(*_images_of(upload), cc.Image(URL, 1)))
+        write = TryOnWrite(
+            product=cc.Write(product, (upload,)),
+            person_images=(_person_image("img_1", person),),
+            generations=(
+                _generation("gen_1", person=_person_of(person), result=_person_of(result)),
+                _generation("gen_2", person=_person_of(stored)),  # stored: named, not given
+            ),
+            credits=Credits(ACCOUNT, 9),
+            blobs=(person, result),
+        )
+        _store_tryon(tryon, write)
+        assert tryon.get(ACCOUNT, "p") == product
+        assert tryon.get_person_image(ACCOUNT, "img_1") == write.person_images[0]
+        for generation in write.generations:
+            assert tryon.get_generation(ACCOUNT, generation.generation_id) == generation
+        assert tryon.get_credits(ACCOUNT) == Credits(ACCOUNT, 9)
+        for blob in (upload, person, result, stored):
+            assert tryon.get_blob(ACCOUNT, blob.sha256) == blob
+        deleted = TryOnWrite(product=cc.Write(None))
+        assert tryon.write_tryon(ACCOUNT, TryOnKeys(product="p"), lambda _: deleted) == deleted
+        assert tryon.get(ACCOUNT, "p") is None
+
+    def _stored_tryon_state(self, tryon: TryOnRepository) -> tuple[TryOnKeys, TryOnState]:
+        """A product, a person image, a generation and a balance, stored; their keys and state."""
+        blob = _blob(1)
+        _put(tryon, _product("p", images=_images_of(blob)), blob)
+        _store_tryon(
+            tryon,
+            TryOnWrite(
+                person_images=(_person_image("img_1", blob),),
+                generations=(_generation("gen_1", person=_person_of(blob)),),
+                credits=Credits(ACCOUNT, 5),
+            ),
+        )
+        keys = TryOnKeys("p", ("img_1", "img_2"), ("gen_1", "gen_2"), credits=True)
+        return keys, _tryon_state(tryon, ACCOUNT, keys)
+
+    def _nothing_changed(
+        self, tryon: TryOnRepository, keys: TryOnKeys, before: TryOnState, *blobs: cc.Blob
+    ) -> None:
+        """T10, R26: every record of ``keys`` is as it was; none of ``blobs`` was stored."""
+        assert _tryon_state(tryon, ACCOUNT, keys) == before
+        for blob in blobs:
+            assert tryon.get_blob(ACCOUNT, blob.sha256) is None, blob.source_url
+
+    def test_t10_r26_a_refused_try_on_write_stores_nothing_at_all(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T9, T10, R26: a refused try-on write leaves every record and blob as it was.
+
+        Refused: a change that raises, or one that names a blob neither stored nor given, or a
+        balance of another account. The missing blob is named by the last kind of record a
+        backend applies, so that every other kind has been written (and must be rolled back)
+        when it is found.
+        """
+        keys, before = self._stored_tryon_state(tryon)
+        given, missing = _blob(2, "image/png"), _blob(3, "image/webp")
+        error = _Refused("no")
+
+        def writes(state: TryOnState, result: cc.Blob) -> TryOnWrite:
+            product = state.product
+            assert product is not None
+            return TryOnWrite(
+                product=cc.Write(attrs.evolve(product, title="changed", version=2), (given,)),
+                person_images=(_person_image("img_2", given),),
+                generations=(
+                    _generation("gen_2", person=_person_of(given), result=_person_of(result)),
+                ),
+                credits=Credits(ACCOUNT, 4),
+                blobs=(given,),
+            )
+
+        def raising(state: TryOnState) -> TryOnWrite:
+            writes(state, given)  # built, never handed over
+            raise error
+
+        with pytest.raises(_Refused) as raised:
+            tryon.write_tryon(ACCOUNT, keys, raising)
+        assert raised.value is error
+        self._nothing_changed(tryon, keys, before, given)
+        with pytest.raises(ValueError, match="neither stored nor given"):
+            tryon.write_tryon(ACCOUNT, keys, lambda state: writes(state, missing))
+        self._nothing_changed(tryon, keys, before, given, missing)
+        # A credit balance of another account is refused last of all.
+        wrong = TryOnWrite(credits=Credits(OTHER, 4))
+        with pytest.raises(ValueError, match="account"):
+            tryon.write_tryon(
+                ACCOUNT,
+                keys,
+                lambda state: attrs.evolve(writes(state, given), credits=wrong.credits),
+            )
+        self._nothing_changed(tryon, keys, before, given)
+        assert tryon.get_credits(OTHER) is None
+        assert tryon.purge(START + 1000 * _DAY) == PurgeCounts(
+            products=0, person_images=1, generations=1
+        )
+
+    def test_t10_a_try_on_write_of_a_record_not_among_its_keys_is_refused_with_value_error(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T10, R1, R26: every record stored must be one of the keys read, under its own account.
+
+        Each refused write stores nothing, not even the records of it that were among its keys.
+        """
+        keys, before = self._stored_tryon_state(tryon)
+        blob = _blob(2, "image/png")
+        allowed = TryOnWrite(
+            person_images=(_person_image("img_2", blob),),
+            generations=(_generation("gen_2"),),
+            credits=Credits(ACCOUNT, 4),
+            blobs=(blob,),
+        )
+        outside = {
+            "product's account and external id": TryOnWrite(product=cc.Write(_product("q"))),
+            "did not read: img_3": TryOnWrite(person_images=(_person_image("img_3", blob),)),
+            "did not read: gen_3": TryOnWrite(generations=(_generation("gen_3"),)),
+            "person image's account": TryOnWrite(
+                person_images=(_person_image("img_2", blob, account=OTHER),)
+            ),
+            "generation's account": TryOnWrite(generations=(_generation("gen_2", account=OTHER),)),
+        }
+        for case, write in outside.items():
+            merged = TryOnWrite(
+                product=write.product,
+                person_images=allowed.person_images + write.person_images,
+                generations=allowed.generations + write.generations,
+                credits=allowed.credits,
+                blobs=allowed.blobs,
+            )
+            with pytest.raises(ValueError, match=case):
+                tryon.write_tryon(ACCOUNT, keys, _storing_tryon(merged))
+            self._nothing_changed(tryon, keys, before, blob)
+            assert tryon.get(ACCOUNT, "q") is None, case
+            for account in (ACCOUNT, OTHER):
+                assert tryon.get_person_image(account, "img_3") is None, case
+                assert tryon.get_generation(account, "gen_3") is None, case
+            assert tryon.get_person_image(OTHER, "img_2") is None, case
+            assert tryon.get_generation(OTHER, "gen_2") is None, case
+        without_credits = attrs.evolve(keys, credits=False)
+        with pytest.raises(ValueError, match="credit balance it did not read"):
+            tryon.write_tryon(ACCOUNT, without_credits, _storing_tryon(allowed))
+        self._nothing_changed(tryon, keys, before, blob)
+        without_product = attrs.evolve(keys, product=None)
+        product = attrs.evolve(_required(before.product), title="changed", version=2)
+        with pytest.raises(ValueError, match="product it did not read"):
+            tryon.write_tryon(
+                ACCOUNT,
+                without_product,
+                _storing_tryon(attrs.evolve(allowed, product=cc.Write(product))),
+            )
+        self._nothing_changed(tryon, keys, before, blob)
+
+    def test_t22_r15_a_blob_stays_while_a_product_person_image_or_generation_names_it(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T22, R15, R21: person images and generations count references to blobs as products do.
+
+        A person image's blob survives the purge while it or anything else names it, and goes
+        with the purge after the last of them has gone.
+        """
+        shared, alone, kept = _blob(1), _blob(2, "image/png"), _blob(3, "image/webp")
+        first, second, third = START + _DAY, START + 2 * _DAY, START + 3 * _DAY
+        image = _person_image("img_1", shared, expires_at=first)
+        _store_tryon(tryon, TryOnWrite(person_images=(image,), blobs=(shared,)))
+        # Named again, without being given: it is stored.
+        generation = _generation("gen_1", person=_person_of(shared), expires_at=second)
+        _store_tryon(tryon, TryOnWrite(generations=(generation,)))
+        _store_tryon(
+            tryon,
+            TryOnWrite(
+                person_images=(_person_image("img_2", alone, expires_at=first),),
+                generations=(_generation("gen_2", person=_person_of(kept), expires_at=first),),
+                blobs=(alone, kept),
+            ),
+        )
+        _put(tryon, _product("p", images=_images_of(kept)), kept)
+        assert tryon.purge(START) == PurgeCounts()
+        for blob in (shared, alone, kept):
+            assert tryon.get_blob(ACCOUNT, blob.sha256) == blob
+        assert tryon.purge(first) == PurgeCounts(person_images=2, generations=1)
+        assert tryon.get_person_image(ACCOUNT, "img_1") is None
+        assert tryon.get_blob(ACCOUNT, shared.sha256) == shared  # gen_1 names it
+        assert tryon.get_blob(ACCOUNT, alone.sha256) is None
+        assert tryon.get_blob(ACCOUNT, kept.sha256) == kept  # the product names it
+        assert tryon.purge(second) == PurgeCounts(generations=1)
+        assert tryon.get_blob(ACCOUNT, shared.sha256) is None
+        _drop(tryon, ACCOUNT, "p")
+        assert tryon.purge(third) == PurgeCounts()
+        assert tryon.get_blob(ACCOUNT, kept.sha256) is None
+        # Purged, and so neither stored nor given any more.
+        with pytest.raises(ValueError, match="neither stored nor given"):
+            tryon.write_tryon(
+                ACCOUNT,
+                TryOnKeys(person_images=("img_3",)),
+                lambda _: TryOnWrite(person_images=(_person_image("img_3", shared),)),
+            )
+        assert tryon.get_person_image(ACCOUNT, "img_3") is None
+
+    def test_t22_r15_a_generation_rewritten_without_its_result_gives_up_its_blob(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T14, T22, R15: a record's references follow its every write, not only its deletion."""
+        person, result = _blob(1), _blob(2, "image/png")
+        running = _generation("gen_1", person=_person_of(person))
+        _store_tryon(tryon, TryOnWrite(generations=(running,), blobs=(person,)))
+        done = attrs.evolve(running, outcome="COMPLETED", result=_person_of(result))
+        _store_tryon(tryon, TryOnWrite(generations=(done,), blobs=(result,)))
+        tryon.purge(START)
+        assert tryon.get_blob(ACCOUNT, result.sha256) == result
+        _store_tryon(tryon, TryOnWrite(generations=(erased(done),)))
+        tryon.purge(START)
+        assert tryon.get_blob(ACCOUNT, person.sha256) is None
+        assert tryon.get_blob(ACCOUNT, result.sha256) is None
+        assert tryon.get_generation(ACCOUNT, "gen_1") == erased(done)
+
+    def test_t18_t19_erasing_a_customer_touches_only_its_records_in_its_account(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T18, T19: the customer's images are deleted, its generations stripped; idempotent.
+
+        Only records tagged with exactly that customer id, in that account, change; their blobs
+        go with the next purge unless something else names them.
+        """
+        customer = f"customer {AWKWARD_TEXT}"
+        lookalikes = ("customer", customer.upper(), customer + " ", "customer %", customer[:-1])
+        person, result, shared = _blob(1), _blob(2, "image/png"), _blob(3, "image/webp")
+        mine = (
+            _person_image("img_1", person, customer_id=customer),
+            _person_image("img_2", shared, customer_id=customer),
+        )
+        others = tuple(
+            _person_image(f"img_other_{n}", shared, customer_id=other)
+            for n, other in enumerate((*lookalikes, None))
+        )
+        generations = (
+            _generation(
+                "gen_1",
+                customer_id=customer,
+                person=_person_of(person),
+                result=_person_of(result),
+                outcome="COMPLETED",
+                finished_at=START + _MS,
+            ),
+            _generation("gen_2", customer_id=customer, person=Person(url=URL)),
+        )
+        other_generations = tuple(
+            _generation(f"gen_other_{n}", customer_id=other, person=_person_of(shared))
+            for n, other in enumerate((*lookalikes, None))
+        )
+        everything = TryOnWrite(
+            person_images=mine + others,
+            generations=generations + other_generations,
+            blobs=(person, result, shared),
+        )
+        _store_tryon(tryon, everything)
+        other_account = TryOnWrite(
+            person_images=tuple(attrs.evolve(i, account=OTHER) for i in everything.person_images),
+            generations=tuple(attrs.evolve(g, account=OTHER) for g in everything.generations),
+            blobs=everything.blobs,
+        )
+        _store_tryon(tryon, other_account, OTHER)
+
+        assert tryon.erase_customer(ACCOUNT, customer) == len(mine) + len(generations)
+        for image in mine:
+            assert tryon.get_person_image(ACCOUNT, image.image_id) is None
+        for generation in generations:
+            assert tryon.get_generation(ACCOUNT, generation.generation_id) == erased(generation)
+        for image in others:
+            assert tryon.get_person_image(ACCOUNT, image.image_id) == image
+        for generation in other_generations:
+            assert tryon.get_generation(ACCOUNT, generation.generation_id) == generation
+        for image in other_account.person_images:
+            assert tryon.get_person_image(OTHER, image.image_id) == image
+        for generation in other_account.generations:
+            assert tryon.get_generation(OTHER, generation.generation_id) == generation
+
+        assert tryon.erase_customer(ACCOUNT, customer) == 0
+        assert tryon.erase_customer(ACCOUNT, "nobody") == 0
+        assert tryon.get_generation(ACCOUNT, "gen_1") == erased(generations[0])
+        assert tryon.purge(START) == PurgeCounts()
+        assert tryon.get_blob(ACCOUNT, person.sha256) is None
+        assert tryon.get_blob(ACCOUNT, result.sha256) is None
+        assert tryon.get_blob(ACCOUNT, shared.sha256) == shared  # the others name it
+        for blob in everything.blobs:
+            assert tryon.get_blob(OTHER, blob.sha256) == blob
+
+    def test_t22_purge_removes_exactly_the_expired_records_of_every_kind_and_counts_them(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T22, R21: expired at now (expiresAt <= now) in every account, and nothing else.
+
+        Only a record's current lifetime counts: rewriting it moves its purge, either way.
+        """
+        now = START + _DAY
+        blob = _blob(1)
+        expired = [(ACCOUNT, "long_ago", now - 30 * _DAY), (ACCOUNT, "just_now", now)]
+        expired += [(OTHER, "other_account", now - _MS)]
+        kept = [(ACCOUNT, "soon", now + _MS), (OTHER, "later", now + _DAY)]
+        for account, name, expires in expired + kept:
+            write = TryOnWrite(
+                person_images=(
+                    _person_image(f"img_{name}", blob, account=account, expires_at=expires),
+                ),
+                generations=(_generation(f"gen_{name}", account=account, expires_at=expires),),
+                blobs=(blob,),
+            )
+            _store_tryon(tryon, write, account)
+        _put(tryon, _product("p", expires_at=now))
+        # Lifetimes moved by a later write: one is kept, one goes.
+        extended = _person_image("img_extended", blob, expires_at=now)
+        shortened = _generation("gen_shortened", expires_at=now + _DAY)
+        _store_tryon(tryon, TryOnWrite(person_images=(extended,), generations=(shortened,)))
+        _store_tryon(
+            tryon,
+            TryOnWrite(
+                person_images=(attrs.evolve(extended, expires_at=now + _MS),),
+                generations=(attrs.evolve(shortened, expires_at=now),),
+            ),
+        )
+
+        assert tryon.purge(now - _DAY) == PurgeCounts(person_images=1, generations=1)
+        assert tryon.purge(now) == PurgeCounts(products=1, person_images=2, generations=3)
+        assert tryon.purge(now) == PurgeCounts()
+        assert tryon.purge_expired(now) == 0
+        for account, name, _ in expired:
+            assert tryon.get_person_image(account, f"img_{name}") is None
+            assert tryon.get_generation(account, f"gen_{name}") is None
+        for account, name, _ in kept:
+            assert tryon.get_person_image(account, f"img_{name}") is not None
+            assert tryon.get_generation(account, f"gen_{name}") is not None
+        assert tryon.get_person_image(ACCOUNT, "img_extended") is not None
+        assert tryon.get_generation(ACCOUNT, "gen_shortened") is None
+        assert tryon.get_blob(ACCOUNT, blob.sha256) == blob
+        assert tryon.get_blob(OTHER, blob.sha256) == blob
+
+    def test_t22_the_purge_works_through_more_than_one_batch_of_each_kind(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T22, R21: over 500 expired person images and generations, all gone in one call."""
+        count = 503
+        expires = START + _DAY
+        blobs = tuple(_blob(n, size=16) for n in range(count))
+        write = TryOnWrite(
+            person_images=tuple(
+                _person_image(f"img_{n:04d}", blob, expires_at=expires)
+                for n, blob in enumerate(blobs)
+            ),
+            generations=tuple(
+                _generation(f"gen_{n:04d}", person=_person_of(blob), expires_at=expires)
+                for n, blob in enumerate(blobs)
+            ),
+            blobs=blobs,
+        )
+        _store_tryon(tryon, write)
+        kept = _generation("gen_kept", person=_person_of(blobs[0]), expires_at=expires + _MS)
+        _store_tryon(tryon, TryOnWrite(generations=(kept,)))
+        assert tryon.purge(expires) == PurgeCounts(person_images=count, generations=count)
+        assert tryon.get_person_image(ACCOUNT, "img_0000") is None
+        assert tryon.get_generation(ACCOUNT, f"gen_{count - 1:04d}") is None
+        assert tryon.get_generation(ACCOUNT, "gen_kept") == kept
+        assert tryon.get_blob(ACCOUNT, blobs[0].sha256) == blobs[0]
+        assert tryon.get_blob(ACCOUNT, blobs[-1].sha256) is None
+
+    def test_t22_a_purge_racing_try_on_writers_removes_exactly_the_expired_records(
+        self, tryon: TryOnRepository, tmp_path: pathlib.Path
+    ) -> None:
+        """T22, R21, R26: purges and writers on another handle at once lose nothing live.
+
+        40 person images and 40 generations have expired; while two purges run, two writers on
+        the second handle store 20 live ones each, naming the same bytes (given again, or
+        stored), and rewrite a live generation. The purges count each expired record once, and
+        every live record keeps its blobs.
+        """
+        now = START + _DAY
+        blobs = [_blob(n, size=16) for n in range(8)]
+        _store_tryon(
+            tryon,
+            TryOnWrite(
+                person_images=tuple(
+                    _person_image(f"img_old_{n}", blobs[n % 8], expires_at=now) for n in range(40)
+                ),
+                generations=tuple(
+                    _generation(f"gen_old_{n}", person=_person_of(blobs[n % 8]), expires_at=now)
+                    for n in range(40)
+                ),
+                blobs=tuple(blobs),
+            ),
+        )
+        hot = _generation("gen_hot", expires_at=now + _DAY)
+        _store_tryon(tryon, TryOnWrite(generations=(hot,)))
+        counts: list[PurgeCounts] = []
+        written: list[TryOnWrite] = []
+
+        def race(second: TryOnRepository) -> None:
+            def work(n: int) -> None:
+                if n < 2:
+                    counts.append(tryon.purge(now))
+                    return
+                for k in range(20):
+                    blob = blobs[(n + k) % 8]
+                    write = TryOnWrite(
+                        person_images=(
+                            _person_image(f"img_new_{n}_{k}", blob, expires_at=now + _MS),
+                        ),
+                        generations=(
+                            _generation(
+                                f"gen_new_{n}_{k}", person=_person_of(blob), expires_at=now + _MS
+                            ),
+                        ),
+                        blobs=(blob,) if k % 2 else (),
+                    )
+                    try:
+                        _store_tryon(second, write)
+                    except ValueError:  # named, not given, and already purged: refused
+                        assert not write.blobs
+                        continue
+                    written.append(write)
+                    second.write_tryon(
+                        ACCOUNT, TryOnKeys(generations=("gen_hot",)), _rewatermarked("gen_hot")
+                    )
+
+            _in_threads(work, 4)
+
+        self._second_tryon(tryon, tmp_path, race)
+        total = PurgeCounts(
+            person_images=sum(c.person_images for c in counts),
+            generations=sum(c.generations for c in counts),
+        )
+        assert total == PurgeCounts(person_images=40, generations=40)
+        assert len(written) >= 20  # every write that gave its bytes
+        for n in range(40):
+            assert tryon.get_person_image(ACCOUNT, f"img_old_{n}") is None
+            assert tryon.get_generation(ACCOUNT, f"gen_old_{n}") is None
+        assert tryon.purge(now) == PurgeCounts()
+        for write in written:
+            for image in write.person_images:
+                assert tryon.get_person_image(ACCOUNT, image.image_id) == image
+                assert tryon.get_blob(ACCOUNT, image.sha256) is not None, image.image_id
+            for generation in write.generations:
+                assert tryon.get_generation(ACCOUNT, generation.generation_id) == generation
+        assert tryon.get_generation(ACCOUNT, "gen_hot") is not None
+
+    def test_t16_concurrent_reservations_on_one_account_never_overdraw_its_balance(
+        self, tryon: TryOnRepository, tmp_path: pathlib.Path
+    ) -> None:
+        """T16, T10: 20 try-ons at once on a balance of 10, half on a second handle: exactly 10.
+
+        First on an account that has no balance yet (each change starts it at 10), then on a
+        stored balance of 5.
+        """
+        accepted, refused = self._race_reservations(tryon, tmp_path, initial=10, threads=20)
+        assert len(accepted) == 10, f"T16: {len(accepted)} try-ons on a balance of 10"
+        assert len(refused) == 10
+        _store_tryon(tryon, TryOnWrite(credits=Credits(ACCOUNT, 5)))
+        accepted, refused = self._race_reservations(tryon, tmp_path, initial=10, threads=10)
+        assert len(accepted) == 5, f"T16: {len(accepted)} try-ons on a balance of 5"
+        assert len(refused) == 5
+
+    def _race_reservations(
+        self, tryon: TryOnRepository, tmp_path: pathlib.Path, *, initial: int, threads: int
+    ) -> tuple[list[str], list[str]]:
+        """Run ``threads`` reservations at once, half on a second handle (T16).
+
+        Returns the generations accepted and refused; checks that the balance ends at 0 and that
+        exactly the accepted try-ons stored their generations.
+        """
+        accepted: list[str] = []
+        refused: list[str] = []
+
+        def race(second: TryOnRepository) -> None:
+            def work(n: int) -> None:
+                handle = (tryon, second)[n % 2]
+                generation_id = f"gen_{threads}_{n}"
+                keys = TryOnKeys(generations=(generation_id,), credits=True)
+                try:
+                    handle.write_tryon(ACCOUNT, keys, _reservation(generation_id, initial))
+                except InsufficientCredits:
+                    refused.append(generation_id)
+                else:
+                    accepted.append(generation_id)
+
+            _in_threads(work, threads)
+
+        self._second_tryon(tryon, tmp_path, race)
+        assert tryon.get_credits(ACCOUNT) == Credits(ACCOUNT, 0)
+        for generation_id in accepted:
+            assert tryon.get_generation(ACCOUNT, generation_id) is not None
+        for generation_id in refused:
+            assert tryon.get_generation(ACCOUNT, generation_id) is None
+        return accepted, refused
+
+    def test_t23_only_a_write_changes_the_try_on_state_not_the_records_handed_out(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T23, R26: generations read back are copies; changing their JSON changes nothing."""
+
+        def generation() -> Generation:
+            snapshot = ProductSnapshot("p", None, None, (cc.Image(URL, 0, {"c": {"d": [1]}}),))
+            return _generation("gen_1", product=snapshot)
+
+        written = _store_tryon(tryon, TryOnWrite(generations=(generation(),)))
+        seen: list[TryOnState] = []
+
+        def change(state: TryOnState) -> TryOnWrite:
+            seen.append(state)
+            return TryOnWrite()
+
+        tryon.write_tryon(ACCOUNT, TryOnKeys(generations=("gen_1",)), change)
+        for handed_out in (
+            written.generations[0],
+            tryon.get_generation(ACCOUNT, "gen_1"),
+            *(state.generations["gen_1"] for state in seen),
+        ):
+            assert handed_out is not None
+            _try_to_mutate(handed_out.product.images[0].classifications)
+        assert tryon.get_generation(ACCOUNT, "gen_1") == generation()
 
 
 def _required(stored: cc.Product | None) -> cc.Product:

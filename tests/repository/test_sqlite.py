@@ -271,3 +271,31 @@ def test_an_empty_path_is_one_private_database_shared_by_all_threads() -> None:
     catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
     with ThreadPoolExecutor(2) as pool:
         assert list(pool.map(lambda _: catalog.get("acme", "p").version, range(4))) == [1] * 4
+
+
+def test_t18_t22_the_try_on_purge_and_erasure_read_through_indexes_not_scans(
+    tmp_path: Path,
+) -> None:
+    """T18, T22: the purge reads only what has expired, an erasure only the customer's records."""
+    from catalog_core.repository.sqlite import _KINDS
+
+    repo = cc.SQLiteRepository(tmp_path / "i.db")
+    for table, index in _KINDS.values():
+        if index is None:
+            continue
+        purge = _plan(
+            repo,
+            f"SELECT account, {table.id_column}, {table.refs_column} FROM {table.name} "
+            f"INDEXED BY {index} WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
+            (0, 500),
+        )
+        assert index in purge
+        if table.name == "products":
+            continue
+        erase = _plan(
+            repo,
+            f"SELECT {table.selected} FROM {table.name} "
+            "WHERE account = ? AND customer_id = ? LIMIT ?",
+            ("acme", "c", 500),
+        )
+        assert f"{table.name}_customer" in erase
