@@ -837,6 +837,7 @@ def _tryon_schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
                     {"required": ["keepForDays", "retentionDays"]},
                 ]
             },
+            "additionalProperties": {"type": "string"},
             "propertyNames": {"minLength": 1},
             "maxProperties": max_parts,
         },
