@@ -266,8 +266,8 @@ class TryOnEndpoints:
         timeout comes or the server begins to stop: 202 ``{generationId, status,
         productExternalId}``, and the generation goes on.
         """
-        deadline = anyio.current_time() + self.sync_timeout
         tryon, result, headers = await self._start(request)
+        deadline = anyio.current_time() + self.sync_timeout  # from the acceptance on
         account = account_of(request)
         seen = result.generation
         wait: float | None = 0.0
