@@ -38,6 +38,11 @@ _BOM = b"\xef\xbb\xbf"
 _BLANK = re.compile(rb"[ \t\r\n]*")  # matched in place: a blank check copies no line
 #: Bytes read at a time past the end of a line too long to import.
 _CHUNK = 2**20
+#: The ``--db`` of a catalog kept in the process's memory, gone when it ends.
+MEMORY_URL = "memory://"
+#: The balance of a new account, as ``catalog_core.tryon.DEFAULT_CREDITS`` (T16).
+_DEFAULT_CREDITS = 10
+_MAX_CREDITS = 10**15
 # libpq parameters whose values are secrets, matched after percent-decoding, as libpq reads them.
 _SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword"})
 _PARAMETER = re.compile(r"(?<=[?&])([^=&?]*)=([^&]*)")
@@ -104,6 +109,8 @@ def _open_catalog(
     """
     if target is None:
         target = _group_db(ctx)
+    if target == MEMORY_URL:  # a throwaway catalog: a stand-in server's, for a test run
+        return cc.Catalog(cc.MemoryRepository())
     if "://" not in target and Path(target).is_dir():
         raise click.ClickException(
             f"cannot open the catalog database '{target}': it is a directory"
@@ -175,8 +182,9 @@ def _redact_parameter(match: re.Match[str]) -> str:
     default="./catalog.db",
     show_default=True,
     envvar="CATALOG_CORE_DB",
-    help="The catalog: an SQLite file path (created when missing), sqlite:///path, or "
-    "postgresql://user@host/dbname[?schema=name].",
+    help="The catalog: an SQLite file path (created when missing), sqlite:///path, "
+    "postgresql://user@host/dbname[?schema=name], or memory:// (kept in the process's memory, "
+    "gone when it ends: for a throwaway stand-in server).",
 )
 def main(db: str) -> None:
     """Manage a product catalog in an SQLite file or a PostgreSQL database.
@@ -452,12 +460,73 @@ def schema_sql(schema: str) -> None:
 @main.command("purge")
 @click.pass_context
 def purge(ctx: click.Context) -> None:
-    """Delete every expired product and unreferenced image, and print how many products went.
+    """Delete everything expired and every unreferenced image; print what went.
 
-    The purge covers every account of the database (R21).
+    Prints ``{"purged": N, "personImages": N, "generations": N}``: the products, person images
+    and generations removed. The purge covers every account of the database (R21, T22). A
+    catalog whose storage keeps no try-on state prints ``{"purged": N}`` alone.
     """
-    purged = _open_catalog(ctx).purge_expired()
-    click.echo(json.dumps({"purged": purged}))
+    from catalog_core.repository.base import TryOnRepository
+
+    catalog = _open_catalog(ctx)
+    if not isinstance(catalog.repository, TryOnRepository):
+        click.echo(json.dumps({"purged": catalog.purge_expired()}))
+        return
+    from catalog_core.tryon import TryOn
+
+    counts = TryOn(catalog).purge_expired()
+    click.echo(
+        json.dumps(
+            {
+                "purged": counts.products,
+                "personImages": counts.person_images,
+                "generations": counts.generations,
+            }
+        )
+    )
+
+
+def _credits_option(help: str) -> Callable[[_F], _F]:
+    return click.option(
+        "--credits",
+        "initial_credits",
+        type=click.IntRange(0, _MAX_CREDITS),
+        default=_DEFAULT_CREDITS,
+        show_default=True,
+        help=help,
+    )
+
+
+@main.command("credits")
+@click.argument("account", metavar="ACCOUNT")
+@click.option(
+    "--add",
+    type=click.IntRange(-_MAX_CREDITS, _MAX_CREDITS),
+    default=None,
+    help="Add N credits first (a negative N takes them away; the balance stays at 0 or more).",
+)
+@_credits_option("The balance ACCOUNT starts with if it has none yet, as serve's --credits.")
+@click.pass_context
+def credits(ctx: click.Context, account: str, add: int | None, initial_credits: int) -> None:
+    """Print ACCOUNT's try-on credit balance as {"creditBalance": N} (T16, T17).
+
+    With --add, top it up first: the server's API has no top-up, as the public one has none.
+    """
+    try:
+        account = check_account(account)
+    except cc.CatalogError as exc:
+        raise click.BadParameter(
+            exc.details[0].message if exc.details else exc.message, param_hint="ACCOUNT"
+        ) from None
+    from catalog_core.tryon import TryOn
+
+    catalog = _open_catalog(ctx)
+    try:
+        tryon = TryOn(catalog, initial_credits=initial_credits)
+    except TypeError as exc:  # a repository that keeps no try-on state
+        raise click.ClickException(str(exc)) from None
+    balance = tryon.credits(account) if add is None else tryon.add_credits(account, add)
+    click.echo(json.dumps({"creditBalance": balance}))
 
 
 def _a_number(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -478,6 +547,19 @@ def _positive_number_option(
         help=help,
         callback=_a_number,
     )
+
+
+def _public_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        from catalog_core.server.tryon import check_public_url
+    except ImportError:  # serve says what is missing
+        return value
+    try:
+        return check_public_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _api_key_pair(
@@ -573,6 +655,31 @@ def _api_key_pair(
     help="Connections open at once; past it a new one is answered 503 UNAVAILABLE and closed. "
     "Default: the process's descriptor limit less 200.",
 )
+@_credits_option("The try-on credit balance of an account the first time it is seen (T16).")
+@click.option(
+    "--generation-seconds",
+    type=click.FloatRange(0, 86400),
+    default=2.0,
+    show_default=True,
+    callback=_a_number,
+    help="Seconds of the catalog's clock a generation takes (a product titled mock: none).",
+)
+@click.option(
+    "--sync-timeout",
+    type=click.FloatRange(0, 86400),
+    default=90.0,
+    show_default=True,
+    callback=_a_number,
+    help="Seconds POST /try-on/sync waits for its generation before it answers 202.",
+)
+@click.option(
+    "--public-url",
+    default=None,
+    metavar="URL",
+    callback=_public_url,
+    help="The server's address as clients reach it (https://tryon.example.test), when it is "
+    "behind a proxy: the base of imageUrl and resultImageUrl. Default: each request's own.",
+)
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
@@ -593,24 +700,32 @@ def serve(
     header_timeout: float,
     send_timeout: float,
     max_connections: int | None,
+    initial_credits: int,
+    generation_seconds: float,
+    sync_timeout: float,
+    public_url: str | None,
     log_level: str,
 ) -> None:
-    """Serve the catalog over HTTP as the public products endpoints, under /tryon/v1.
+    """Serve the catalog over HTTP as the public Try-On API, under /tryon/v1.
 
-    POST/GET /tryon/v1/products and GET/DELETE /tryon/v1/products/{externalId}, with the
-    OpenAPI document at /tryon/v1/openapi.json. Needs the server extra
+    POST/GET /tryon/v1/products and GET/DELETE /tryon/v1/products/{externalId}; the try-on
+    flow: POST /images/upload, /try-on and /try-on/sync, GET /generations/{id} and
+    /account/credits, DELETE /customers/{id}, and media URLs that need no key; the OpenAPI
+    document at /tryon/v1/openapi.json. Needs the server extra
     (pip install 'catalog-core[server]'). SIGTERM or Ctrl+C stops it after the requests in
     flight complete; API keys never appear in its log.
     """
     try:
         import uvicorn
 
+        from catalog_core.repository.base import TryOnRepository
         from catalog_core.server import API_BASE, create_app
         from catalog_core.server.logs import log_config
         from catalog_core.server.protocol import (
             Server,
             head_timeout_protocol,
         )
+        from catalog_core.tryon import LocalEngine, TryOn
     except ImportError as exc:
         raise click.ClickException(
             f"the server needs the server extra: pip install 'catalog-core[server]' ({exc})"
@@ -623,8 +738,18 @@ def serve(
     target = target or _group_db(ctx)
     ctx.call_on_close(sock.close)
     catalog = _open_catalog(ctx, target, close=False)
+    tryon = None
+    if isinstance(catalog.repository, TryOnRepository):
+        tryon = TryOn(
+            catalog,
+            engine=LocalEngine(generation_seconds=generation_seconds),
+            initial_credits=initial_credits,
+        )
     app = create_app(
         catalog,
+        tryon=tryon,
+        sync_timeout=sync_timeout,
+        public_url=public_url,
         api_keys=api_keys or None,
         rate_limit=rate_limit,
         close_on_shutdown=True,

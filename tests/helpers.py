@@ -27,6 +27,7 @@ __all__ = [
     "WEBP",
     "FakeClock",
     "listed",
+    "png",
     "private_mount_namespace",
     "run_size",
 ]
@@ -113,3 +114,22 @@ def from_a_fresh_process(command: list[str], *, report_peak: bool = False) -> li
     runner's; with ``report_peak``, its stdout is dropped and the launcher prints
     ``peak-rss-kib=N`` (the command's own peak) as its last line."""
     return [sys.executable, "-c", _LAUNCHER, "report" if report_peak else "run", *command]
+
+
+def png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (200, 30, 60)) -> bytes:
+    """A real PNG of one colour, which browsers decode (made with zlib and struct, no Pillow)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + bytes(rgb) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )

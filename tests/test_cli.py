@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 import catalog_core as cc
 from catalog_core.cli import main
-from tests.helpers import R31_PRODUCT_KEYS, FakeClock
+from tests.helpers import PNG, R31_PRODUCT_KEYS, FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "catalog.jsonl"
@@ -68,10 +68,11 @@ WARNING = re.compile(r"line (\d+): warning: ([A-Z_]+) at (\S+)")
 EXPECTED_WARNINGS = [(25, "DEPRECATED_IMAGE_URLS", "imageUrls")]
 IMAGE = {"source": {"url": "https://cdn.example/products/x.jpg"}}
 # The tests choose the database and the account themselves, whatever the environment says.
+MEMORY = "memory://"  # a catalog of the command's own process
 CLEAN_ENV = {"CATALOG_CORE_DB": None, "CATALOG_CORE_ACCOUNT": None}
 
 
-def cli(db: Path, *args: str, input: bytes | str | None = None) -> Result:
+def cli(db: Path | str, *args: str, input: bytes | str | None = None) -> Result:
     runner = CliRunner(env=CLEAN_ENV, catch_exceptions=False)
     return runner.invoke(main, ["--db", str(db), *args], input=input)
 
@@ -471,9 +472,92 @@ def test_r20_r21_purge_prints_how_many_expired_products_it_removed(db: Path) -> 
 
     assert [p["externalId"] for p in jsonl(cli(db, "list").stdout)] == ["evergreen"]
     purged = cli(db, "purge")
-    assert (purged.exit_code, purged.stdout) == (0, '{"purged": 1}\n')
-    assert cli(db, "purge").stdout == '{"purged": 0}\n'
+    assert purged.exit_code == 0, purged.output
+    assert json.loads(purged.stdout)["purged"] == 1
+    assert json.loads(cli(db, "purge").stdout)["purged"] == 0
     assert [p["externalId"] for p in jsonl(cli(db, "list").stdout)] == ["evergreen"]
+
+
+def test_t22_purge_reports_the_person_images_and_generations_it_removed(db: Path) -> None:
+    from catalog_core.tryon import TryOn
+
+    # A day's retention, long ago: the command's real clock finds all of it expired.
+    repository = cc.SQLiteRepository(db)
+    try:
+        catalog = cc.Catalog(repository, clock=FakeClock(datetime(2020, 1, 1, tzinfo=UTC)))
+        tryon = TryOn(catalog)
+        image = tryon.upload_image("default", PNG, keep_for_days=1)
+        tryon.start(
+            "default",
+            {
+                "products": [{"externalId": "x", "title": "mock", "images": [IMAGE]}],
+                "person": {"image": {"source": {"id": image.image_id}}},
+                "output": {"keepForDays": 1},
+            },
+        )
+    finally:
+        repository.close()
+    purged = cli(db, "purge")
+    assert purged.exit_code == 0, purged.output
+    assert json.loads(purged.stdout) == {"purged": 1, "personImages": 1, "generations": 1}
+    assert json.loads(cli(db, "purge").stdout) == {
+        "purged": 0,
+        "personImages": 0,
+        "generations": 0,
+    }
+
+
+def test_t22_purge_of_a_memory_catalog_reports_every_count() -> None:
+    purged = cli(MEMORY, "purge")
+    assert json.loads(purged.stdout) == {"purged": 0, "personImages": 0, "generations": 0}
+
+
+# -- credits (T16, T17) ----------------------------------------------------------------------------
+
+
+def balance(result: Result) -> int:
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert list(body) == ["creditBalance"]
+    value: int = body["creditBalance"]
+    return value
+
+
+def test_t16_t17_credits_prints_the_balance_tops_it_up_and_keeps_it(db: Path) -> None:
+    assert balance(cli(db, "credits", "acme")) == 10
+    assert balance(cli(db, "credits", "acme", "--add", "5")) == 15
+    assert balance(cli(db, "credits", "acme")) == 15
+    assert balance(cli(db, "credits", "acme", "--credits", "0")) == 15  # not a new account
+    assert balance(cli(db, "credits", "globex", "--credits", "0")) == 0
+    refused = cli(db, "credits", "acme", "--add", "-16")
+    assert refused.exit_code == 1
+    assert json.loads(refused.stderr)["code"] == "VALIDATION_FAILED"
+    assert balance(cli(db, "credits", "acme", "--add", "-15")) == 0
+    assert balance(cli(db, "credits", "acme")) == 0
+
+
+def test_t16_credits_gives_an_account_not_seen_yet_the_credits_option() -> None:
+    memory = MEMORY
+    assert balance(cli(memory, "credits", "acme")) == 10
+    assert balance(cli(memory, "credits", "acme", "--credits", "3")) == 3
+    assert balance(cli(memory, "credits", "acme", "--credits", "3", "--add", "4")) == 7
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["credits"],
+        ["credits", ""],
+        ["credits", "acme", "--add", "x"],
+        ["credits", "acme", "--add", "1.5"],
+        ["credits", "acme", "--credits", "-1"],
+        ["credits", "acme", "--credits", str(10**15 + 1)],
+    ],
+)
+def test_credits_refuses_bad_arguments_with_a_usage_error(args: list[str]) -> None:
+    result = cli(MEMORY, *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
 
 
 # -- the database as messages name it ------------------------------------------------------------

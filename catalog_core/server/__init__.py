@@ -1,4 +1,4 @@
-"""The local HTTP stand-in for the public products endpoints (the ``server`` extra).
+"""The local HTTP stand-in for the public Try-On API: products and try-ons (the ``server`` extra).
 
 ``create_app(catalog)`` returns the Starlette application; ``catalog-core serve`` runs it under
 uvicorn. See ``docs/server.md`` for the endpoints, headers and the choices made where the public

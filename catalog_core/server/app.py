@@ -1,6 +1,7 @@
-"""The HTTP stand-in for the public products endpoints: a Starlette application on a Catalog.
+"""The HTTP stand-in for the public Try-On API: a Starlette application on a Catalog.
 
-Routes live under ``/tryon/v1``. Every answer that is not a success is the error shape of R29
+Routes live under ``/tryon/v1``: the products endpoints here, the try-on flow's in
+:mod:`catalog_core.server.tryon`. Every answer that is not a success is the error shape of R29
 with the HTTP status equal to its ``status``; the catalog's blocking calls run in Starlette's
 thread pool, so one slow write never stalls the event loop.
 """
@@ -10,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Final, TypeVar
-from urllib.parse import quote, unquote_to_bytes
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Final
+from urllib.parse import quote
 
 import anyio
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.convertors import CONVERTOR_TYPES, PathConvertor, register_url_convertor
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
@@ -27,8 +27,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog_core.catalog import DEFAULT_PAGE_SIZE, AnyVersion, Catalog
-from catalog_core.errors import CatalogError, ValidationFailed
-from catalog_core.model import PayloadWarning, Upload, UpsertResult
+from catalog_core.errors import CatalogError, UnsupportedMediaType, ValidationFailed
+from catalog_core.model import Upload, UpsertResult
 from catalog_core.server.body import (
     DEFAULT_BODY_MIN_RATE,
     DEFAULT_BODY_TIMEOUT,
@@ -40,6 +40,14 @@ from catalog_core.server.body import (
     declared_length,
     read_body,
 )
+from catalog_core.server.common import (
+    STALLED_SCOPE_KEY,
+    CatalogCalls,
+    account_of,
+    one_parameter,
+    path_text,
+    unknown_parameters,
+)
 from catalog_core.server.conditions import etag, parse_if_match
 from catalog_core.server.errors import (
     MethodNotAllowed,
@@ -48,9 +56,18 @@ from catalog_core.server.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from catalog_core.server.gate import ACCOUNT_SCOPE_KEY, Gate
+from catalog_core.server.gate import Gate
 from catalog_core.server.openapi import OPENAPI_PATH, openapi_document
 from catalog_core.server.responses import error_response, json_response, warnings_headers
+from catalog_core.server.tryon import (
+    DEFAULT_SYNC_TIMEOUT,
+    MEDIA_PREFIX,
+    ShutdownSignal,
+    TryOnEndpoints,
+    check_public_url,
+    tryon_of,
+)
+from catalog_core.tryon.service import TryOn
 from catalog_core.wire.decode import check_account, split_multipart
 from catalog_core.wire.encode import page_to_wire, to_wire
 
@@ -62,7 +79,6 @@ _ID_CONVERTOR: Final = "catalog_id"
 PRODUCT_PATH: Final = f"{API_BASE}/products/{{external_id:{_ID_CONVERTOR}}}"
 
 logger = logging.getLogger("catalog_core.server")
-_T = TypeVar("_T")
 
 
 class _IdConvertor(PathConvertor):
@@ -90,6 +106,8 @@ def _register_id_convertor() -> None:
             register_url_convertor(_ID_CONVERTOR, _IdConvertor())
 
 
+# The longest sync_timeout: a day, as the other timeouts of `catalog-core serve`.
+_MAX_SYNC_TIMEOUT: Final = 86400.0
 # How long a shutdown waits for catalog calls still running in worker threads.
 _DRAIN_SECONDS: Final = 60.0
 # How long an early answer waits for the rest of a body it will not use.
@@ -105,6 +123,9 @@ def create_app(
     close_on_shutdown: bool = False,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     body_min_rate: float = DEFAULT_BODY_MIN_RATE,
+    tryon: TryOn | None = None,
+    sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
+    public_url: str | None = None,
 ) -> Starlette:
     """Return the ASGI application that serves ``catalog`` under ``/tryon/v1``.
 
@@ -120,11 +141,19 @@ def create_app(
         body_min_rate: bytes a second a body must average once its first ``body_timeout``
             seconds are over: a body of ``n`` bytes must have arrived ``body_timeout + n /
             body_min_rate`` seconds after it began, else 408 ``REQUEST_TIMEOUT`` too.
+        tryon: the try-on flow to serve, on ``catalog``. ``None``: a
+            :class:`~catalog_core.tryon.TryOn` with its defaults when the catalog's repository
+            stores the try-on state, else none, and the try-on endpoints answer 501.
+        sync_timeout: seconds ``POST /try-on/sync`` waits for its generation (T11), 0 to 86400.
+        public_url: the base of media URLs (``https://tryon.example.test``) when the server is
+            reached through a proxy; ``None`` builds them from each request's scheme and host.
 
     Raises:
         ValueError: a key is not visible ASCII (no header could carry it), an account is not
             one the catalog takes, ``rate_limit``/``max_parts`` is not a positive integer, or
-            ``body_timeout`` or ``body_min_rate`` is not a positive number.
+            ``body_timeout`` or ``body_min_rate`` is not a positive number, ``sync_timeout``
+            is not a number of seconds from 0 to 86400, ``public_url`` is not an absolute
+            http(s) URL, or ``tryon`` is on another catalog.
     """
     if api_keys is not None:
         for key, account in api_keys.items():
@@ -139,11 +168,37 @@ def create_app(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     check_timeout("body_timeout", body_timeout)
     check_timeout("body_min_rate", body_min_rate)
+    if (
+        isinstance(sync_timeout, bool)
+        or not isinstance(sync_timeout, int | float)
+        or not 0 <= sync_timeout <= _MAX_SYNC_TIMEOUT
+    ):
+        raise ValueError(
+            f"sync_timeout must be a number of seconds from 0 to {_MAX_SYNC_TIMEOUT:g}, "
+            f"got {sync_timeout!r}"
+        )
+    if public_url is not None:
+        public_url = check_public_url(public_url)
+    served, unavailable = tryon_of(catalog, tryon)
     _register_id_convertor()
-    calls = _CatalogCalls()
+    calls = CatalogCalls()
+    stopping = ShutdownSignal()
     endpoints = _Endpoints(catalog, calls, max_parts, (body_timeout, body_min_rate))
+    tryon_endpoints = TryOnEndpoints(
+        served,
+        calls,
+        endpoints.read,
+        api_base=API_BASE,
+        sync_timeout=float(sync_timeout),
+        public_url=public_url,
+        stopping=stopping,
+        unavailable=unavailable,
+    )
     document = openapi_document(
-        catalog.limits, rate_limited=rate_limit is not None, max_parts=max_parts
+        catalog.limits,
+        rate_limited=rate_limit is not None,
+        max_parts=max_parts,
+        tryon=served is not None,
     )
 
     async def openapi(request: Request) -> Response:
@@ -167,7 +222,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         calls.open()
+        stopping.arm()
         yield
+        stopping.set()  # under a server that did not say so as its shutdown began
         # A request the shutdown cancelled may still be writing in a worker thread: let it
         # commit or roll back before the catalog closes, and let no new call start.
         await anyio.to_thread.run_sync(calls.drain, _DRAIN_SECONDS)
@@ -179,6 +236,7 @@ def create_app(
             # One route per path, so that a 405 lists every method the path allows.
             Route(PRODUCTS_PATH, endpoints.products, methods=["GET", "POST"], name="products"),
             Route(PRODUCT_PATH, endpoints.product, methods=["GET", "DELETE"], name="product"),
+            *tryon_endpoints.routes(),
             Route(OPENAPI_PATH, openapi, methods=["GET"], name="openapi"),
         ],
         middleware=[
@@ -188,6 +246,7 @@ def create_app(
                 api_keys=api_keys,
                 rate_limit=rate_limit,
                 public_paths=frozenset({OPENAPI_PATH}),
+                public_prefixes=(API_BASE + MEDIA_PREFIX,),
             ),
         ],
         exception_handlers={CatalogError: _catalog_error, HTTPException: _http_error},
@@ -195,53 +254,10 @@ def create_app(
     )
     app.router.redirect_slashes = False  # an unknown path is a 404, never a redirect
     app.state.close_catalog_if_idle = close_catalog_if_idle
+    # Called by protocol.Server as its shutdown begins: sync waits answer 202 at once.
+    app.state.begin_shutdown = stopping.set
+    app.state.tryon = served
     return app
-
-
-class _CatalogCalls:
-    """Runs the catalog's blocking calls in Starlette's thread pool, and knows which still run.
-
-    A cancelled request stops waiting for its thread, but the thread goes on; :meth:`drain`
-    waits for every running call to end and refuses new ones, so the catalog is closed under
-    no one (R26).
-    """
-
-    def __init__(self) -> None:
-        self._idle = threading.Condition()
-        self._running = 0
-        self._closing = False
-
-    def open(self) -> None:
-        """Take calls again (a new lifespan of the same application)."""
-        with self._idle:
-            self._closing = False
-
-    async def run(self, func: Callable[..., _T], *args: Any) -> _T:
-        def call() -> _T:
-            with self._idle:
-                if self._closing:
-                    raise ServiceUnavailable("The server is shutting down.")
-                self._running += 1
-            try:
-                return func(*args)
-            finally:
-                with self._idle:
-                    self._running -= 1
-                    self._idle.notify_all()
-
-        return await run_in_threadpool(call)
-
-    def drain(self, timeout: float) -> bool:
-        """Refuse new calls, wait up to ``timeout`` seconds for running ones; whether none runs."""
-        with self._idle:
-            self._closing = True
-            return self._idle.wait_for(lambda: self._running == 0, timeout)
-
-    @property
-    def running(self) -> int:
-        """How many calls run now."""
-        with self._idle:
-            return self._running
 
 
 class _Endpoints:
@@ -250,7 +266,7 @@ class _Endpoints:
     def __init__(
         self,
         catalog: Catalog,
-        calls: _CatalogCalls,
+        calls: CatalogCalls,
         max_parts: int,
         body_pace: tuple[float, float],
     ) -> None:
@@ -258,6 +274,39 @@ class _Endpoints:
         self.catalog = catalog
         self.calls = calls
         self.max_parts = max_parts
+
+    async def read(self, request: Request, *, multipart_only: bool = False) -> Body:
+        """Read the request's body within the server's bounds (R32, R33).
+
+        Args:
+            request: the request.
+            multipart_only: refuse a JSON body (``UNSUPPORTED_MEDIA_TYPE``) before reading it.
+
+        Raises:
+            PayloadTooLarge, UnsupportedMediaType, ValidationFailed, RequestTimeout: in that
+                order, as the body's declared length, type and bytes are met.
+        """
+        limit = self.catalog.limits.max_request_bytes
+        check_declared_length(declared_length(request.headers), limit)
+        kind, boundary = body_kind(request.headers.get("content-type"))
+        if multipart_only and kind != "multipart":
+            raise UnsupportedMediaType(
+                "Content-Type application/json is not supported here: send "
+                "multipart/form-data with the image in a part named file."
+            )
+        try:
+            return await read_body(
+                request.stream(),
+                kind,
+                boundary,
+                limit=limit,
+                max_parts=self.max_parts,
+                idle_timeout=self.body_timeout,
+                min_rate=self.body_min_rate,
+            )
+        except RequestTimeout:
+            request.scope[STALLED_SCOPE_KEY] = True  # the guard must not wait for the rest
+            raise
 
     async def products(self, request: Request) -> Response:
         """``/products``: list on GET (and HEAD), upsert on POST."""
@@ -273,25 +322,10 @@ class _Endpoints:
 
     async def upsert(self, request: Request) -> Response:
         """``POST /products``: create (201) or update (200) from JSON or multipart (R32)."""
-        limit = self.catalog.limits.max_request_bytes
-        check_declared_length(declared_length(request.headers), limit)
-        kind, boundary = body_kind(request.headers.get("content-type"))
-        try:
-            body = await read_body(
-                request.stream(),
-                kind,
-                boundary,
-                limit=limit,
-                max_parts=self.max_parts,
-                idle_timeout=self.body_timeout,
-                min_rate=self.body_min_rate,
-            )
-        except RequestTimeout:
-            request.scope[_STALLED] = True  # the guard must not wait for the rest
-            raise
+        body = await self.read(request)
         if_version = parse_if_match(request.headers.getlist("if-match"))
-        query_warnings = _unknown_parameters(request.query_params, set())
-        result = await self.calls.run(self._upsert, _account(request), body, if_version)
+        query_warnings = unknown_parameters(request.query_params, set())
+        result = await self.calls.run(self._upsert, account_of(request), body, if_version)
         product = result.product
         headers = {
             "ETag": etag(product.version),
@@ -316,27 +350,27 @@ class _Endpoints:
     async def list_products(self, request: Request) -> Response:
         """``GET /products?limit=&cursor=``: one page in code-point order of id (R24)."""
         params = request.query_params
-        warnings = _unknown_parameters(params, {"limit", "cursor"})
-        limit_text = _one_parameter(params, "limit")
-        cursor = _one_parameter(params, "cursor")
+        warnings = unknown_parameters(params, {"limit", "cursor"})
+        limit_text = one_parameter(params, "limit")
+        cursor = one_parameter(params, "cursor")
         limit = DEFAULT_PAGE_SIZE if limit_text is None else _page_size(limit_text)
-        page = await self.calls.run(self.catalog.list, _account(request), limit, cursor)
+        page = await self.calls.run(self.catalog.list, account_of(request), limit, cursor)
         return json_response(page_to_wire(page), headers=warnings_headers(warnings))
 
     async def get(self, request: Request) -> Response:
         """``GET /products/{externalId}``: the live product, with its version as ETag (R23)."""
-        warnings = _unknown_parameters(request.query_params, set())
+        warnings = unknown_parameters(request.query_params, set())
         external_id = _path_id(request)
-        product = await self.calls.run(self.catalog.get, _account(request), external_id)
+        product = await self.calls.run(self.catalog.get, account_of(request), external_id)
         headers = {"ETag": etag(product.version), **warnings_headers(warnings)}
         return json_response(to_wire(product), headers=headers)
 
     async def delete(self, request: Request) -> Response:
         """``DELETE /products/{externalId}``: 204, or 404 for an unknown id (R25)."""
-        warnings = _unknown_parameters(request.query_params, set())
+        warnings = unknown_parameters(request.query_params, set())
         if_version = parse_if_match(request.headers.getlist("if-match"))
         external_id = _path_id(request)
-        await self.calls.run(self.catalog.delete, _account(request), external_id, if_version)
+        await self.calls.run(self.catalog.delete, account_of(request), external_id, if_version)
         return Response(status_code=204, headers=warnings_headers(warnings))
 
 
@@ -354,25 +388,12 @@ def _path_segment(external_id: str) -> str:
 
 
 def _path_id(request: Request) -> str:
-    """Return the ``{externalId}`` of the path, its percent-encoding decoded as strict UTF-8.
-
-    The server's own decoding replaces bytes that are not UTF-8, which would let ``%FF`` and
-    ``%FE`` name the same product; the raw path tells them apart (R2).
+    """Return the ``{externalId}`` of the path, decoded as strict UTF-8 (R2).
 
     Raises:
         ValidationFailed: at ``externalId`` when the decoded bytes are not UTF-8.
     """
-    decoded: str = request.path_params["external_id"]
-    raw = request.scope.get("raw_path")
-    if not isinstance(raw, bytes):  # an ASGI server that does not send it
-        return decoded
-    try:
-        path = unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationFailed.at("externalId", "must be UTF-8 text, percent-encoded") from None
-    # The raw path holds the prefix the application is mounted under (root_path) too.
-    prefix = request.scope.get("root_path", "") + PRODUCTS_PATH + "/"
-    return path.removeprefix(prefix) if path.startswith(prefix) else decoded
+    return path_text(request, "external_id", PRODUCTS_PATH + "/", "externalId")
 
 
 def _is_header_token(value: object) -> bool:
@@ -380,31 +401,11 @@ def _is_header_token(value: object) -> bool:
     return isinstance(value, str) and bool(value) and all("\x21" <= c <= "\x7e" for c in value)
 
 
-def _account(request: Request) -> str:
-    account: str = request.scope[ACCOUNT_SCOPE_KEY]
-    return account
-
-
-def _one_parameter(params: QueryParams, name: str) -> str | None:
-    values = params.getlist(name)
-    if len(values) > 1:
-        raise ValidationFailed.at(name, "must be given at most once")
-    return values[0] if values else None
-
-
 def _page_size(text: str) -> int:
     # Leading zeros are fine (0050 is 50); a run of digits long enough to be costly is not.
     if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 4:
         raise ValidationFailed.at("limit", "must be an integer from 1 to 200")
     return int(text.lstrip("0") or "0")
-
-
-def _unknown_parameters(params: QueryParams, known: set[str]) -> list[PayloadWarning]:
-    return [
-        PayloadWarning("UNKNOWN_FIELD", name, "unknown query parameter ignored")
-        for name in dict.fromkeys(params.keys())
-        if name not in known
-    ]
 
 
 async def _catalog_error(request: Request, exc: Exception) -> Response:
@@ -472,7 +473,7 @@ class _Guard:
             """Read what is left of the body, within bounds; whether all of it was read."""
             if stopping or (waits_for_continue and not asked) or (declared or 0) > self.limit:
                 return False
-            if scope.get(_STALLED):  # the client stopped sending: close rather than wait
+            if scope.get(STALLED_SCOPE_KEY):  # the client stopped sending: close rather than wait
                 return False
             with anyio.move_on_after(_DRAIN_BODY_SECONDS):
                 while not body_read and received <= self.limit:
@@ -510,8 +511,6 @@ class _Guard:
 
 
 _CLOSE: Final = (b"connection", b"close")
-#: Set in the scope when the body stopped arriving (408): the guard closes, it does not drain.
-_STALLED: Final = "catalog_core.body_stalled"
 _STOPPED: Final = ServiceUnavailable(
     "The server stopped before it finished this request. A write it was making was completed "
     "or rolled back whole: read the product to know which."

@@ -9,11 +9,13 @@ from __future__ import annotations
 from catalog_core.errors import CatalogError
 
 __all__ = [
+    "MediaNotFound",
     "MethodNotAllowed",
     "RequestTimeout",
     "RouteNotFound",
     "ServerError",
     "ServiceUnavailable",
+    "TryOnUnavailable",
 ]
 
 
@@ -45,3 +47,15 @@ class RequestTimeout(CatalogError):
     """The client stopped sending: its head missed the header timeout, or its body the body one."""
 
     code = "REQUEST_TIMEOUT"
+
+
+class MediaNotFound(CatalogError, LookupError):
+    """A media URL serves nothing: unknown, a wrong token, expired or erased (T3, T15)."""
+
+    code = "MEDIA_NOT_FOUND"
+
+
+class TryOnUnavailable(CatalogError):
+    """The served catalog's storage keeps no try-on state: the try-on endpoints are off."""
+
+    code = "NOT_IMPLEMENTED"

@@ -90,6 +90,8 @@ class Gate:
         api_keys: key → account; ``None`` accepts any key as its own account.
         rate_limit: requests per account per minute, or ``None`` for no limit.
         public_paths: paths served without a key (the OpenAPI document).
+        public_prefixes: paths starting with one of these are served without a key too (media
+            URLs, whose secret is in the path, T3).
     """
 
     def __init__(
@@ -99,15 +101,17 @@ class Gate:
         api_keys: Mapping[str, str] | None,
         rate_limit: int | None,
         public_paths: frozenset[str],
+        public_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.api_keys = None if api_keys is None else dict(api_keys)
         self.public_paths = public_paths
+        self.public_prefixes = public_prefixes
         self.limiter = None if rate_limit is None else MovingWindow(rate_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 401 or 429 in the error shape, or pass the request on with its account."""
-        if scope["type"] != "http" or _route_path(scope) in self.public_paths:
+        if scope["type"] != "http" or self._public(_route_path(scope)):
             await self.app(scope, receive, send)
             return
         try:
@@ -127,6 +131,9 @@ class Gate:
             return
         scope[ACCOUNT_SCOPE_KEY] = account
         await self.app(scope, receive, send)
+
+    def _public(self, path: str) -> bool:
+        return path in self.public_paths or path.startswith(self.public_prefixes)
 
     def _account(self, keys: list[str]) -> str:
         distinct = {key for key in keys if key}

@@ -17,17 +17,22 @@ from typing import Any, Final
 
 from catalog_core import __version__
 from catalog_core.catalog import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from catalog_core.errors import CatalogError, error_classes
+from catalog_core.errors import CatalogError, error_classes, tryon_error_classes
 from catalog_core.limits import Limits
 from catalog_core.model import ANON_PREFIX
 from catalog_core.server.body import DEFAULT_MAX_PARTS
 from catalog_core.server.errors import (
+    MediaNotFound,
     MethodNotAllowed,
     RequestTimeout,
     RouteNotFound,
     ServerError,
     ServiceUnavailable,
+    TryOnUnavailable,
 )
+from catalog_core.tryon.commands import KEEP_FOR_DAYS
+from catalog_core.tryon.model import GENERATION_ID_PREFIX, IMAGE_ID_PREFIX
+from catalog_core.tryon.rules import ID_RANDOM_LENGTH
 from catalog_core.wire.fields import (
     MAX_VALID_FOR_DAYS,
     PRODUCT_FIELDS,
@@ -36,6 +41,7 @@ from catalog_core.wire.fields import (
     Field,
     Kind,
 )
+from catalog_core.wire.tryon import MAX_CUSTOMER_ID_LENGTH
 
 __all__ = [
     "IF_MATCH_PATTERN",
@@ -134,8 +140,8 @@ IF_MATCH_PATTERN: Final = (
 )
 
 
-def server_error_classes() -> tuple[type[CatalogError], ...]:
-    """Return every error class the server can answer with: R29's and the server's own."""
+def _product_error_classes() -> tuple[type[CatalogError], ...]:
+    """The error classes the products endpoints can answer with: R29's and the server's own."""
     return (
         *error_classes(),
         RouteNotFound,
@@ -146,12 +152,21 @@ def server_error_classes() -> tuple[type[CatalogError], ...]:
     )
 
 
+def server_error_classes() -> tuple[type[CatalogError], ...]:
+    """Return every error class the server can answer with: R29's, T20's and the server's own."""
+    return (*_product_error_classes(), *tryon_error_classes(), MediaNotFound, TryOnUnavailable)
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _error(status: int, description: str) -> dict[str, Any]:
-    codes = [cls.code for cls in server_error_classes() if cls.status == status]
+def _error(
+    status: int, description: str, classes: tuple[type[CatalogError], ...] | None = None
+) -> dict[str, Any]:
+    """The answer of the error codes of ``status`` (those of ``classes``; the products' ones)."""
+    chosen = _product_error_classes() if classes is None else classes
+    codes = [cls.code for cls in chosen if cls.status == status]
     return {
         "description": f"{description} Codes: {', '.join(codes)}.",
         "content": {
@@ -417,7 +432,11 @@ def _product_response(description: str, *, created: bool) -> dict[str, Any]:
 
 
 def openapi_document(
-    limits: Limits, *, rate_limited: bool = False, max_parts: int = DEFAULT_MAX_PARTS
+    limits: Limits,
+    *,
+    rate_limited: bool = False,
+    max_parts: int = DEFAULT_MAX_PARTS,
+    tryon: bool = True,
 ) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of a server on a catalog with ``limits``.
 
@@ -425,6 +444,8 @@ def openapi_document(
         limits: the served catalog's limits, which bound every size in the document.
         rate_limited: whether the server answers ``429 RATE_LIMITED`` (``--rate-limit``).
         max_parts: the most parts the server reads in a multipart body.
+        tryon: whether the server runs try-ons; without, every try-on operation answers
+            ``501 NOT_IMPLEMENTED``.
     """
     common = {
         "400": _error(400, "A malformed request."),
@@ -470,13 +491,14 @@ def openapi_document(
         **too_large,
         "415": _error(415, "A body that is neither JSON nor multipart/form-data."),
     }
+    tryon_paths = _tryon_paths(limits, common, served=tryon)
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "catalog_core: the Try-On API's products endpoints",
+            "title": "catalog_core: the Try-On API's products and try-on endpoints",
             "version": __version__,
             "description": (
-                "A local, stateful stand-in for the public products endpoints, served by "
+                "A local, stateful stand-in for the public Try-On API, served by "
                 "`catalog-core serve`. Every error is {code, message, status, details?} with the "
                 "HTTP status equal to status."
             ),
@@ -560,6 +582,7 @@ def openapi_document(
                     },
                 },
             },
+            **tryon_paths,
             OPENAPI_PATH: {
                 "get": {
                     "operationId": "openapi",
@@ -585,6 +608,479 @@ def openapi_document(
                     ),
                 }
             },
-            "schemas": _schemas(limits, max_parts),
+            "schemas": {**_schemas(limits, max_parts), **_tryon_schemas(limits, max_parts)},
+        },
+    }
+
+
+# -- the try-on flow (T1-T24) -----------------------------------------------------------------
+
+_TRYON_CLASSES: Final = server_error_classes()
+_STATUSES: Final = ["PENDING", "PROCESSING", "COMPLETED", "FAILED"]
+_MEDIA_TYPES: Final = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/heic",
+    "image/heic-sequence",
+    "image/heif",
+    "image/heif-sequence",
+    "image/avif",
+)
+
+
+def _id_pattern(prefix: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": f"^{prefix}[a-z0-9]{{{ID_RANDOM_LENGTH},}}$"}
+
+
+def _nullable_ref(name: str) -> dict[str, Any]:
+    return {"anyOf": [_ref(name), {"type": "null"}]}
+
+
+def _one_of_present(keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Exactly one of ``keys`` holds a value (``null`` counts as absent)."""
+    return [{"required": [key], "properties": {key: {"not": {"type": "null"}}}} for key in keys]
+
+
+def _generation(limits: Limits, *, with_product: bool) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "generationId": _id_pattern(GENERATION_ID_PREFIX),
+        "status": {"enum": _STATUSES},
+        "resultImageUrl": {
+            "type": "string",
+            "format": "uri",
+            "description": "Served without an API key while the generation is kept (T15).",
+        },
+        "errorMessage": {"type": "string"},
+        "errorCode": {"type": "string"},
+        "createdAt": {"type": "string", "format": "date-time", "pattern": _TIMESTAMP},
+        "updatedAt": {"type": "string", "format": "date-time", "pattern": _TIMESTAMP},
+    }
+    required = ["generationId", "status", "createdAt", "updatedAt"]
+    if with_product:
+        properties["productExternalId"] = _ref("ExternalId")
+        required.append("productExternalId")
+    return {
+        "type": "object",
+        "required": required,
+        "properties": properties,
+        "additionalProperties": False,
+        "allOf": [
+            {  # errorCode and errorMessage only when FAILED, and then both (T12)
+                "if": {"properties": {"status": {"const": "FAILED"}}},
+                "then": {"required": ["errorCode", "errorMessage"]},
+                "else": {
+                    "not": {"anyOf": [{"required": ["errorCode"]}, {"required": ["errorMessage"]}]}
+                },
+            },
+            {  # resultImageUrl only when COMPLETED (and absent once erased or expired)
+                "if": {"not": {"properties": {"status": {"const": "COMPLETED"}}}},
+                "then": {"not": {"required": ["resultImageUrl"]}},
+            },
+        ],
+    }
+
+
+def _tryon_schemas(limits: Limits, max_parts: int) -> dict[str, Any]:
+    read = tuple(field for field in PRODUCT_FIELDS if field.read)
+    item_properties = {
+        field.wire: _nullable_ref("ExternalId")
+        if field.kind is Kind.ID
+        else _read_schema(field, limits)
+        for field in read
+    }
+    source_properties = {
+        "id": {"type": ["string", "null"], "minLength": 1, "pattern": f"^{_TEXT}*$"},
+        "url": _nullable_ref("Url"),
+        "fileKey": {"anyOf": [_ref("FileKey"), {"type": "null"}]},
+    }
+    days = {"enum": list(KEEP_FOR_DAYS)}
+    form_days = {"type": "string", "enum": [str(d) for d in KEEP_FOR_DAYS]}
+    return {
+        "CustomerId": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_CUSTOMER_ID_LENGTH,
+            "pattern": f"^{_TEXT}*$",
+        },
+        "PersonSource": {
+            "type": "object",
+            "description": (
+                "Exactly one of id (an uploaded image of the account, not expired), url (never "
+                "fetched; a host under .invalid is CUSTOMER_IMAGE_FETCH_FAILED) and fileKey (a "
+                "file part of the same multipart request) (T7)."
+            ),
+            "properties": source_properties,
+            "oneOf": _one_of_present(("id", "url", "fileKey")),
+        },
+        "PersonInput": {
+            "type": "object",
+            "required": ["image"],
+            "properties": {
+                "image": {
+                    "type": "object",
+                    "required": ["source"],
+                    "properties": {"source": _ref("PersonSource")},
+                }
+            },
+        },
+        "CustomerInput": {
+            "description": "Deprecated: {id | url | fileKey} or {source: {...}} (T6).",
+            "deprecated": True,
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["source"],
+                    "properties": {"source": _ref("PersonSource")},
+                },
+                {"allOf": [_ref("PersonSource"), {"not": {"required": ["source"]}}]},
+            ],
+        },
+        "TryOnItem": {
+            "type": "object",
+            "description": (
+                "The product item (R22): {externalId} alone uses a live product; with other "
+                "fields it is an upsert (a product it creates lives 15 days unless validForDays "
+                "says otherwise; the _anon_ prefix is reserved, 409); without externalId it is a "
+                "one-shot product with a generated _anon_ id, which needs images and a "
+                "validForDays that is not null (7 by default)."
+            ),
+            "properties": item_properties,
+            "not": {
+                "required": [
+                    field.wire for field in read if field.kind in (Kind.IMAGES, Kind.IMAGE_URLS)
+                ]
+            },
+        },
+        "Output": {
+            "type": ["object", "null"],
+            "properties": {"watermark": {"type": "boolean"}, "keepForDays": days},
+        },
+        "TryOnBody": {
+            "type": "object",
+            "description": (
+                "products holds exactly one item; the deprecated product, customer, customerId, "
+                "useWatermark and retentionDays are accepted with a warning, and a new and an "
+                "old name together are VALIDATION_FAILED (T5-T8). Unknown keys are ignored with "
+                "a warning."
+            ),
+            "properties": {
+                "products": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 1,
+                    "items": _ref("TryOnItem"),
+                },
+                "product": {"deprecated": True, "allOf": [_ref("TryOnItem")]},
+                "person": {"anyOf": [_ref("PersonInput"), {"type": "null"}]},
+                "customer": {"anyOf": [_ref("CustomerInput"), {"type": "null"}]},
+                "externalUserId": _ref("CustomerId"),
+                "customerId": {"deprecated": True, "allOf": [_ref("CustomerId")]},
+                "output": _ref("Output"),
+                "useWatermark": {"deprecated": True, "type": "boolean"},
+                "retentionDays": {"deprecated": True, **days},
+            },
+            "oneOf": [{"required": ["products"]}, {"required": ["product"]}],
+            "anyOf": _one_of_present(("person", "customer")),
+            "not": {
+                "anyOf": [
+                    {"required": ["externalUserId", "customerId"]},
+                    {
+                        "required": ["person", "customer"],
+                        "properties": {
+                            "person": {"not": {"type": "null"}},
+                            "customer": {"not": {"type": "null"}},
+                        },
+                    },
+                    {
+                        "required": ["useWatermark", "output"],
+                        "properties": {"output": {"type": "object", "required": ["watermark"]}},
+                    },
+                    {
+                        "required": ["retentionDays", "output"],
+                        "properties": {"output": {"type": "object", "required": ["keepForDays"]}},
+                    },
+                ]
+            },
+        },
+        "MultipartTryOnBody": {
+            "type": "object",
+            "description": (
+                "The JSON try-on in the data field; every other part is a file that the person "
+                "source or a product image names by fileKey (R32, T5). Parts nothing names are "
+                f"ignored with a warning. There are at most {max_parts} parts."
+            ),
+            "required": ["data"],
+            "properties": {"data": _ref("TryOnBody")},
+            "additionalProperties": {"type": "string", "contentMediaType": "image/*"},
+            "propertyNames": {"minLength": 1},
+            "maxProperties": max_parts,
+        },
+        "UploadForm": {
+            "type": "object",
+            "description": (
+                "file holds the image's bytes (R15); the stand-in keeps them as sent and records "
+                "crop (T1, T2). Unknown fields are ignored with a warning."
+            ),
+            "required": ["file"],
+            "properties": {
+                "file": {"type": "string", "contentMediaType": "image/*"},
+                "crop": {"type": "string", "enum": ["true", "false"]},
+                "keepForDays": form_days,
+                "externalUserId": _ref("CustomerId"),
+                "retentionDays": {"deprecated": True, **form_days},
+                "customerId": {"deprecated": True, "allOf": [_ref("CustomerId")]},
+            },
+            "not": {
+                "anyOf": [
+                    {"required": ["externalUserId", "customerId"]},
+                    {"required": ["keepForDays", "retentionDays"]},
+                ]
+            },
+            "additionalProperties": {"type": "string"},
+            "propertyNames": {"minLength": 1},
+            "maxProperties": max_parts,
+        },
+        "Upload": {
+            "type": "object",
+            "required": ["imageId", "imageUrl"],
+            "properties": {
+                "imageId": _id_pattern(IMAGE_ID_PREFIX),
+                "imageUrl": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "Served without an API key until the image expires (T3).",
+                },
+            },
+            "additionalProperties": False,
+        },
+        "TryOnAccepted": {
+            "type": "object",
+            "required": ["generationId", "status", "productExternalId"],
+            "properties": {
+                "generationId": _id_pattern(GENERATION_ID_PREFIX),
+                "status": {"enum": ["PENDING", "PROCESSING"]},
+                "productExternalId": _ref("ExternalId"),
+            },
+            "additionalProperties": False,
+        },
+        "Generation": _generation(limits, with_product=False),
+        "SyncGeneration": _generation(limits, with_product=True),
+        "Credits": {
+            "type": "object",
+            "required": ["creditBalance"],
+            "properties": {"creditBalance": {"type": "integer", "minimum": 0}},
+            "additionalProperties": False,
+        },
+    }
+
+
+def _tryon_paths(limits: Limits, common: dict[str, Any], *, served: bool) -> dict[str, Any]:
+    """The try-on operations; ``common`` holds the answers every operation with a key has."""
+
+    def error(status: int, description: str) -> dict[str, Any]:
+        return _error(status, description, _TRYON_CLASSES)
+
+    shared = {
+        "400": error(400, "A malformed request."),
+        **{k: v for k, v in common.items() if k != "400"},
+    }
+    if not served:
+        shared["501"] = error(
+            501, "The served catalog's storage keeps no try-on state: try-ons are off."
+        )
+    body_errors = {
+        "408": error(
+            408,
+            "The request stopped arriving: its body went silent for the body timeout or fell "
+            "behind the minimum body rate, or its head missed the header timeout.",
+        ),
+        "413": error(
+            413,
+            f"A file over {limits.max_file_bytes} bytes, or a body over "
+            f"{limits.max_request_bytes} bytes.",
+        ),
+        "415": error(415, "A body of a type the operation does not take."),
+    }
+    try_on_body = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _ref("TryOnBody")},
+            "multipart/form-data": {
+                "schema": _ref("MultipartTryOnBody"),
+                "encoding": {"data": {"contentType": "application/json"}},
+            },
+        },
+    }
+    try_on_errors = {
+        **shared,
+        "402": error(402, "The account's credit balance is 0; nothing was written (T16)."),
+        "404": _error(404, "The item names no live product of the account (R22a)."),
+        "409": error(409, "An inline item's id starts with the reserved _anon_ prefix."),
+        **body_errors,
+    }
+    accepted = {
+        "description": "Accepted: the generation runs (T10).",
+        "headers": _WARNING_HEADERS,
+        "content": {"application/json": {"schema": _ref("TryOnAccepted")}},
+    }
+    media_headers = {
+        name: {"description": description, "required": True, "schema": {"const": value}}
+        for name, description, value in (
+            ("Cache-Control", "Kept in the browser's cache only.", "private"),
+            (
+                "Cross-Origin-Resource-Policy",
+                "Usable in an <img> of any origin.",
+                "cross-origin",
+            ),
+            ("Access-Control-Allow-Origin", "Readable by scripts of any origin.", "*"),
+        )
+    }
+    not_served = (
+        {"501": error(501, "The served catalog's storage keeps no try-on state.")}
+        if not served
+        else {}
+    )
+    return {
+        "/tryon/v1/images/upload": {
+            "post": {
+                "operationId": "uploadImage",
+                "summary": "Upload a person image (T1-T4).",
+                "requestBody": {
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": _ref("UploadForm")}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "Stored: its id and a URL that serves it without a key.",
+                        "headers": _WARNING_HEADERS,
+                        "content": {"application/json": {"schema": _ref("Upload")}},
+                    },
+                    **shared,
+                    **body_errors,
+                },
+            }
+        },
+        "/tryon/v1/try-on": {
+            "post": {
+                "operationId": "startTryOn",
+                "summary": "Start a try-on; poll its generation (T5-T10).",
+                "requestBody": try_on_body,
+                "responses": {"200": accepted, **try_on_errors},
+            }
+        },
+        "/tryon/v1/try-on/sync": {
+            "post": {
+                "operationId": "startTryOnSync",
+                "summary": "Start a try-on and wait for it, up to the sync timeout (T11).",
+                "requestBody": try_on_body,
+                "responses": {
+                    "200": {
+                        "description": "Finished: COMPLETED with resultImageUrl, or FAILED.",
+                        "headers": _WARNING_HEADERS,
+                        "content": {"application/json": {"schema": _ref("SyncGeneration")}},
+                    },
+                    "202": {
+                        **accepted,
+                        "description": "Still running at the sync timeout, or the server is "
+                        "stopping: poll the generation.",
+                    },
+                    **try_on_errors,
+                },
+            }
+        },
+        "/tryon/v1/generations/{generationId}": {
+            "parameters": [
+                {
+                    "name": "generationId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]*$"},
+                }
+            ],
+            "get": {
+                "operationId": "getGeneration",
+                "summary": "The generation now (T12).",
+                "responses": {
+                    "200": {
+                        "description": "The generation.",
+                        "headers": _WARNING_HEADERS,
+                        "content": {"application/json": {"schema": _ref("Generation")}},
+                    },
+                    **shared,
+                    "404": error(404, "No generation of the account has this id (T13)."),
+                },
+            },
+        },
+        "/tryon/v1/account/credits": {
+            "get": {
+                "operationId": "getCredits",
+                "summary": "The account's credit balance (T17).",
+                "responses": {
+                    "200": {
+                        "description": "The balance.",
+                        "headers": _WARNING_HEADERS,
+                        "content": {"application/json": {"schema": _ref("Credits")}},
+                    },
+                    **shared,
+                },
+            }
+        },
+        "/tryon/v1/customers/{customerId}": {
+            "parameters": [
+                {
+                    "name": "customerId",
+                    "in": "path",
+                    "required": True,
+                    "description": "The customer id, percent-encoded.",
+                    "schema": _ref("CustomerId"),
+                }
+            ],
+            "delete": {
+                "operationId": "eraseCustomer",
+                "summary": "Erase a customer's images (T18); 204 even when nothing matched.",
+                "responses": {
+                    "204": {"description": "Erased.", "headers": _WARNING_HEADERS},
+                    **shared,
+                },
+            },
+        },
+        "/tryon/v1/media/{ref}": {
+            "parameters": [
+                {
+                    "name": "ref",
+                    "in": "path",
+                    "required": True,
+                    "description": "The reference in an imageUrl or resultImageUrl.",
+                    "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]*$"},
+                }
+            ],
+            "get": {
+                "operationId": "getMedia",
+                "summary": "A person image or result, without an API key (T3, T15).",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The image's bytes, with their type.",
+                        "headers": media_headers,
+                        "content": {
+                            media_type: {"schema": {"type": "string", "format": "binary"}}
+                            for media_type in _MEDIA_TYPES
+                        },
+                    },
+                    "302": {
+                        "description": "The result is the person image given by URL (T14).",
+                        "headers": {
+                            "Location": {"required": True, "schema": {"type": "string"}},
+                            **media_headers,
+                        },
+                    },
+                    "404": error(
+                        404, "Unknown, a wrong token, expired or erased: nothing is served."
+                    ),
+                    **{k: v for k, v in common.items() if k in ("500", "503")},
+                    **not_served,
+                },
+            },
         },
     }

@@ -22,11 +22,12 @@ response on a kept-alive connection. Each connection turns it off here.
   protocol; at the process's descriptor limit accept failed with ``EMFILE``, asyncio stopped
   accepting for a second at a time, and every new client waited.) The default leaves
   :data:`DESCRIPTOR_RESERVE` descriptors of the process's limit free.
-- Its shutdown ends every connection's run of requests. uvicorn tells the connections it knows of
-  to close, but a connection accepted in the same turn of the event loop is made only after that,
-  and was then served new requests, kept alive, until the shutdown timed out. The server marks
-  itself stopping before uvicorn looks at its connections, and this protocol closes a connection
-  made after that at once.
+- Its shutdown tells the application first (``app.state.begin_shutdown``), so that requests
+  that only wait answer at once, and it ends every connection's run of requests. uvicorn tells
+  the connections it knows of to close, but a connection accepted in the same turn of the
+  event loop is made only after that, and was then served new requests, kept alive, until the
+  shutdown timed out. The server marks itself stopping before uvicorn looks at its connections,
+  and this protocol closes a connection made after that at once.
 """
 
 from __future__ import annotations
@@ -322,9 +323,17 @@ class Server(uvicorn.Server):
         await super().startup(sockets=capped)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """Mark the server stopping, then shut down as uvicorn does."""
+        """Mark the server stopping, tell the application, then shut down as uvicorn does.
+
+        An application that offers ``app.state.begin_shutdown`` (as ``create_app``'s does) has
+        it called first, before the server waits for the requests in flight: requests that
+        only wait (a sync try-on) answer at once instead of holding the shutdown.
+        """
         if isinstance(self.server_state, _ServingState):
             self.server_state.stopping = True
+        begin = getattr(getattr(self.config.app, "state", None), "begin_shutdown", None)
+        if callable(begin):
+            begin()
         self._limit.report()
         await super().shutdown(sockets=sockets)
 

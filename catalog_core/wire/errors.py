@@ -20,7 +20,8 @@ __all__ = ["STATUS_BY_CODE", "error_to_wire", "status_of"]
 #: The HTTP status of each error code: the codes of R29, in the rule book's order, those the try-on
 #: flow adds (T20), then the codes
 #: only the server meets (a path it does not serve, a method a path does not allow, a request
-#: too slow, a defect, a server at its connection limit).
+#: too slow, a media URL that serves nothing, a defect, try-on endpoints a server does not run, a
+#: server at its connection limit).
 STATUS_BY_CODE: Final[Mapping[str, int]] = MappingProxyType(
     {
         "VALIDATION_FAILED": 400,
@@ -44,9 +45,11 @@ STATUS_BY_CODE: Final[Mapping[str, int]] = MappingProxyType(
         "INSUFFICIENT_CREDITS": 402,
         "GENERATION_NOT_FOUND": 404,
         "ROUTE_NOT_FOUND": 404,
+        "MEDIA_NOT_FOUND": 404,
         "METHOD_NOT_ALLOWED": 405,
         "REQUEST_TIMEOUT": 408,
         "INTERNAL": 500,
+        "NOT_IMPLEMENTED": 501,
         "UNAVAILABLE": 503,
     }
 )

@@ -1,12 +1,14 @@
 """A catalog's whole life through the real server, driven by httpx, on SQLite and PostgreSQL.
 
 Create, partial updates, a listing walked page by page while other writes land, ETag conflicts,
-delete, and two API keys that never see each other's products.
+delete, and two API keys that never see each other's products; and a try-on whose sync wait a
+restart cuts short, finished by the next server on the same catalog.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -246,3 +248,38 @@ def test_r27_r28_concurrent_if_match_star_updates_all_land_and_none_is_lost(
         statuses = [s for batch in pool.map(write, range(writers)) for s in batch]
     assert statuses == [200] * (writers * each)
     assert setup.get("/products/hot").headers["etag"] == f'"{1 + writers * each}"'
+
+
+def test_t11_t15_t21_a_try_on_outlives_a_restart_of_the_server(
+    start: Callable[..., Server], served_db: str, client: Callable[[Server, str], httpx.Client]
+) -> None:
+    """A sync wait cut by SIGTERM answers 202; the next server on the catalog finishes the job."""
+    first = start("--db", served_db, "--generation-seconds", "3")
+    shop = client(first, "gk_shop")
+    upload = shop.post("/images/upload", files={"file": ("me.png", PNG, "image/png")})
+    assert upload.status_code == 200, upload.text
+    body = {
+        "products": [{"externalId": "tee", "images": [FRONT]}],
+        "person": {"image": {"source": {"id": upload.json()["imageId"]}}},
+    }
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(shop.post, "/try-on/sync", json=body)
+        # Until the try-on is accepted and its wait has begun (or it was answered at once).
+        while shop.get("/account/credits").json()["creditBalance"] == 10 and not waiting.done():
+            time.sleep(0.02)
+        first.stop()
+        answer = waiting.result(timeout=10)
+    assert answer.status_code == 202, answer.text
+    generation_id = answer.json()["generationId"]
+
+    second = start("--db", served_db)
+    again = client(second, "gk_shop")
+    assert again.get("/account/credits").json() == {"creditBalance": 9}
+    deadline = datetime.now() + timedelta(seconds=30)
+    while (done := again.get(f"/generations/{generation_id}").json())["status"] != "COMPLETED":
+        assert datetime.now() < deadline, done
+    image = httpx.get(upload.json()["imageUrl"].replace(first.root, second.root), timeout=30)
+    assert image.content == PNG
+    result = httpx.get(done["resultImageUrl"], timeout=30)
+    assert result.status_code == 200
+    assert result.content == PNG

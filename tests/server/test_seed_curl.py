@@ -6,7 +6,9 @@ status and body are checked against the response the page documents, timestamps 
 page's 400 (a partial update of a product that does not exist yet) is its partial-update example
 run first, and its 409 is its JSON example with the page's ``_anon_foo`` id. The README's
 Quickstart holds the same commands with the local host, which
-``test_the_readmes_curl_examples_are_the_seeds_with_the_local_host`` pins.
+``test_the_readmes_curl_examples_are_the_seeds_with_the_local_host`` pins. The README's try-on
+example (upload, try-on, poll, fetch the result) runs as written too, against a server started
+as the README starts it.
 """
 
 from __future__ import annotations
@@ -198,3 +200,31 @@ def test_the_readmes_curl_examples_are_the_seeds_with_the_local_host() -> None:
         for command in seed_commands().values()
     ]
     assert in_readme == expected
+
+
+def test_t24_the_readmes_try_on_example_runs_as_written_with_the_real_curl(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Try-on, end to end", 1)[1].split("\n## ", 1)[0]
+    serve, flow = (block.strip() for block in re.findall(r"```bash\n(.*?)```", section, re.S))
+    assert serve == ".venv/bin/catalog-core serve --db memory://"
+    server = start(*serve.split(" serve ", 1)[1].split())
+    work = tmp_path / "examples"
+    work.mkdir()
+    (work / "person.png").write_bytes((EXAMPLES / "person.png").read_bytes())
+    assert flow.count(README_HOST) == 1
+    ran = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", flow.replace(README_HOST, server.root)],
+        cwd=work,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == '{"creditBalance":9}'
+    generation = json.loads((work / "generation.json").read_text())
+    assert generation["status"] == "COMPLETED"
+    assert (work / "result.png").read_bytes() == (EXAMPLES / "person.png").read_bytes()

@@ -1,0 +1,142 @@
+"""What the products and the try-on endpoints share: catalog calls, the account, query warnings.
+
+The catalog's blocking calls run in Starlette's thread pool through :class:`CatalogCalls`, which
+knows which still run, so that a shutdown closes the catalog under no one (R26).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+from urllib.parse import unquote_to_bytes
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+
+from catalog_core.errors import ValidationFailed
+from catalog_core.model import PayloadWarning
+from catalog_core.server.errors import ServiceUnavailable
+from catalog_core.server.gate import ACCOUNT_SCOPE_KEY
+
+__all__ = [
+    "STALLED_SCOPE_KEY",
+    "CatalogCalls",
+    "account_of",
+    "one_parameter",
+    "path_text",
+    "unknown_parameters",
+]
+
+_T = TypeVar("_T")
+
+#: Set in the scope when the body stopped arriving (408): the guard closes, it does not drain.
+STALLED_SCOPE_KEY: Final = "catalog_core.body_stalled"
+
+
+class CatalogCalls:
+    """Runs the catalog's blocking calls in Starlette's thread pool, and knows which still run.
+
+    A cancelled request stops waiting for its thread, but the thread goes on; :meth:`drain`
+    waits for every running call to end and refuses new ones, so the catalog is closed under
+    no one (R26).
+    """
+
+    def __init__(self) -> None:
+        self._idle = threading.Condition()
+        self._running = 0
+        self._closing = False
+
+    def open(self) -> None:
+        """Take calls again (a new lifespan of the same application)."""
+        with self._idle:
+            self._closing = False
+
+    async def run(self, func: Callable[..., _T], *args: Any) -> _T:
+        """Run ``func(*args)`` in a worker thread and return what it returns.
+
+        Raises:
+            ServiceUnavailable: the server is shutting down and takes no new call.
+        """
+
+        def call() -> _T:
+            with self._idle:
+                if self._closing:
+                    raise ServiceUnavailable("The server is shutting down.")
+                self._running += 1
+            try:
+                return func(*args)
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
+
+        return await run_in_threadpool(call)
+
+    def drain(self, timeout: float) -> bool:
+        """Refuse new calls, wait up to ``timeout`` seconds for running ones; whether none runs."""
+        with self._idle:
+            self._closing = True
+            return self._idle.wait_for(lambda: self._running == 0, timeout)
+
+    @property
+    def running(self) -> int:
+        """How many calls run now."""
+        with self._idle:
+            return self._running
+
+
+def account_of(request: Request) -> str:
+    """Return the caller's account, as the gate left it in the scope."""
+    account: str = request.scope[ACCOUNT_SCOPE_KEY]
+    return account
+
+
+def one_parameter(params: QueryParams, name: str) -> str | None:
+    """Return a query parameter given at most once, or ``None``.
+
+    Raises:
+        ValidationFailed: at ``name`` when it is given more than once.
+    """
+    values = params.getlist(name)
+    if len(values) > 1:
+        raise ValidationFailed.at(name, "must be given at most once")
+    return values[0] if values else None
+
+
+def unknown_parameters(params: QueryParams, known: set[str]) -> list[PayloadWarning]:
+    """Return a warning for each query parameter that is not ``known`` (R18)."""
+    return [
+        PayloadWarning("UNKNOWN_FIELD", name, "unknown query parameter ignored")
+        for name in dict.fromkeys(params.keys())
+        if name not in known
+    ]
+
+
+def path_text(request: Request, param: str, prefix: str, field: str) -> str:
+    """Return the path parameter ``param``, its percent-encoding decoded as strict UTF-8.
+
+    The server's own decoding replaces bytes that are not UTF-8, which would let ``%FF`` and
+    ``%FE`` name the same record; the raw path tells them apart (R2).
+
+    Args:
+        request: the request.
+        param: the path parameter (one that runs to the end of the path).
+        prefix: the route's path before the parameter, below the application's root path.
+        field: the name the error's detail gives the parameter.
+
+    Raises:
+        ValidationFailed: at ``field`` when the decoded bytes are not UTF-8.
+    """
+    decoded: str = request.path_params[param]
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes):  # an ASGI server that does not send it
+        return decoded
+    try:
+        path = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed.at(field, "must be UTF-8 text, percent-encoded") from None
+    # The raw path holds the prefix the application is mounted under (root_path) too.
+    full = request.scope.get("root_path", "") + prefix
+    return path.removeprefix(full) if path.startswith(full) else decoded
