@@ -39,6 +39,12 @@ def test_the_api_tour_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     assert [p.external_id for p in catalog.list("globex").items] == ["mug"]
     cap = catalog.get("initech", "cap")  # the typed upsert, then the typed use
     assert (cap.title, cap.version, cap.last_used_at is not None) == ("Cap", 2, True)
+    tryon = namespace["tryon"]
+    assert isinstance(tryon, cc.TryOn)
+    assert tryon.credits("globex") == 9  # the try-on took one credit (T16)
+    started = namespace["started"]
+    assert started.generation.status == "PENDING"  # type: ignore[attr-defined]
+    assert started.product_external_id == "mug"  # type: ignore[attr-defined]
 
 
 def test_the_quickstart_starts_the_server_on_the_embedded_default_first() -> None:
