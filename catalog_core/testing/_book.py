@@ -1,9 +1,10 @@
 """The rule book as data, once for the whole kit: fields, limits, error statuses, error order.
 
 The kit is the reference the library is checked against, so this table is written from
-``docs/rules.md`` alone and never read from the library's own field table, limits or status
-table: a mistake there must not be copied here. The strategies, the invalid cases, the reference
-model of the state machine and the contract all read it.
+``docs/rules.md`` (the catalog, R1-R33) and the try-on rule book (T1-T24) alone, and never read
+from the library's own field table, limits or status table: a mistake there must not be copied
+here. The strategies, the invalid cases, the reference models of the state machines and the
+contract all read it.
 """
 
 from __future__ import annotations
@@ -20,28 +21,47 @@ import catalog_core as cc
 
 __all__ = [
     "ANON_PREFIX",
+    "COMPLETED",
     "CONTROLS",
     "DAY_MS",
+    "DEFAULT_CREDITS",
+    "DEFAULT_GENERATION_SECONDS",
+    "DEFAULT_KEEP_FOR_DAYS",
     "EDITABLE_FIELDS",
     "ENTRY_KEYS",
     "EPOCH",
+    "FAILED",
+    "GENERATION_ID",
     "IMAGE_HEADERS",
+    "IMAGE_ID",
     "INLINE_DAYS",
+    "KEEP_FOR_DAYS",
+    "MAX_CUSTOMER_ID_LENGTH",
     "MAX_DAYS",
     "MIN_DAYS",
+    "MOCK_TITLE",
     "ONE_SHOT_ALPHABET",
     "ONE_SHOT_DAYS",
     "ONE_SHOT_ID",
     "PAYLOAD_KEYS",
+    "PENDING",
+    "PROCESSING",
     "PRODUCT_FIELDS",
+    "PRODUCT_IMAGE_FETCH_FAILED",
     "R29_STATUS",
     "R30_ORDER",
     "R31_PRODUCT_KEYS",
     "RULE_BOOK_LIMITS",
     "SOURCE_KEYS",
+    "T9_ORDER",
+    "T20_STATUS",
+    "TRYON_STATUS",
+    "UNFETCHABLE_TLD",
+    "UPLOAD_ORDER",
     "WireField",
     "field",
     "first_in_r30_order",
+    "first_in_t9_order",
 ]
 
 #: The default limits of R33, spelled out from the rule book rather than read from ``cc.Limits()``.
@@ -210,3 +230,91 @@ def first_in_r30_order(codes: Iterable[str]) -> str | None:
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_MS: Final = 86_400_000
+
+# -- the try-on flow (TRYON.md, T1-T24) -----------------------------------------------------------
+
+#: T20: the codes the try-on flow adds to R29's, and their HTTP statuses.
+T20_STATUS: Final[Mapping[str, int]] = {
+    "FILE_REQUIRED": 400,
+    "CUSTOMER_IMAGE_REQUIRED": 400,
+    "CUSTOMER_IMAGE_FETCH_FAILED": 400,
+    "INSUFFICIENT_CREDITS": 402,
+    "GENERATION_NOT_FOUND": 404,
+}
+#: Every code a try-on call may answer with: R29's and T20's.
+TRYON_STATUS: Final[Mapping[str, int]] = {**R29_STATUS, **T20_STATUS}
+
+#: T2, T8: the retentions of a person image or a generation, in days, and the default.
+KEEP_FOR_DAYS: Final = (1, 3, 7)
+DEFAULT_KEEP_FOR_DAYS: Final = 7
+#: T2: the longest ``externalUserId`` (1-256 characters, no control characters).
+MAX_CUSTOMER_ID_LENGTH: Final = 256
+#: T16: the balance of an account the first time it is seen.
+DEFAULT_CREDITS: Final = 10
+#: T14: a product titled exactly this completes at once; others take ``--generation-seconds``.
+MOCK_TITLE: Final = "mock"
+DEFAULT_GENERATION_SECONDS: Final = 2
+#: T7, T14: a URL whose host is under this top-level domain can never be fetched (RFC 2606).
+UNFETCHABLE_TLD: Final = "invalid"
+#: T3, T10: person image ids and generation ids: a prefix and at least 20 of ``[a-z0-9]``.
+IMAGE_ID: Final = re.compile(r"img_[a-z0-9]{20,}")
+GENERATION_ID: Final = re.compile(r"gen_[a-z0-9]{20,}")
+#: T12: a generation's statuses, in the order it goes through them.
+PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
+#: T14: the code of a generation whose product image cannot be fetched.
+PRODUCT_IMAGE_FETCH_FAILED: Final = "PRODUCT_IMAGE_FETCH_FAILED"
+
+#: T1, T2: the order of an upload's errors: the request's size, the file part, every field
+#: problem at once, then the file's bytes (R15).
+UPLOAD_ORDER: Final = (
+    ("fields over the request limit, before anything is read", ("PAYLOAD_TOO_LARGE",)),
+    ("no file part", ("FILE_REQUIRED",)),
+    ("every field problem at once", ("VALIDATION_FAILED",)),
+    ("the file's bytes", ("INVALID_IMAGE", "FILE_TOO_LARGE")),
+)
+
+#: T9: the order of a try-on's errors after R30's steps for the body and its product item (every
+#: one but ``VERSION_CONFLICT``, which a try-on has no use for): the person's checks, then the
+#: credits, then a reference to a product that is not live.
+T9_ORDER: Final = (
+    *R30_ORDER[:-1],
+    (
+        "the person: missing, not one source, malformed, unknown, unfetchable, or its file",
+        (
+            "CUSTOMER_IMAGE_REQUIRED",
+            "INVALID_IMAGE_INPUT",
+            "VALIDATION_FAILED",
+            "CUSTOMER_IMAGE_FETCH_FAILED",
+            "MULTIPART_FILE_NOT_FOUND",
+            "INVALID_IMAGE",
+            "FILE_TOO_LARGE",
+        ),
+    ),
+    ("the account's balance is 0", ("INSUFFICIENT_CREDITS",)),
+    ("a reference to a product that is not live", ("PRODUCT_NOT_FOUND",)),
+)
+
+
+def first_in_t9_order(
+    body_and_item: Iterable[str],
+    person: str | None = None,
+    *,
+    no_credit: bool = False,
+    unknown_product: bool = False,
+) -> str | None:
+    """Return the code T9 answers a try-on with, given its problems; ``None`` for none.
+
+    Args:
+        body_and_item: the codes of the problems of the body's fields and of its product item, in
+            R30's terms (the body is a JSON object).
+        person: the code of the person's problem (a person has at most one: it is checked as a
+            whole, after the product item).
+        no_credit: the account's balance is 0.
+        unknown_product: the item references a product that is not live.
+    """
+    code = first_in_r30_order(body_and_item)
+    if code is not None or person is not None:
+        return code or person
+    if no_credit:
+        return "INSUFFICIENT_CREDITS"
+    return "PRODUCT_NOT_FOUND" if unknown_product else None

@@ -33,7 +33,7 @@ def copy_files(value: Mapping[str, cc.Upload]) -> Mapping[str, cc.Upload]:
     return dict(value)
 
 
-def strategy_option(name: str, value: object, default: st.SearchStrategy[Any]) -> Any:
+def strategy_option(name: str, value: object, default: st.SearchStrategy[Any] | None) -> Any:
     """Return the strategy an option was given, or ``default`` when it was not given.
 
     Options take strategies only, as Hypothesis' own do: one value is ``st.just(value)``.

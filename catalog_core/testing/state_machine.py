@@ -29,7 +29,7 @@ import pprint
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -71,9 +71,13 @@ from catalog_core.testing.strategies import (
 
 __all__ = [
     "LIMITS",
+    "CatalogMachineBase",
     "CatalogStateMachine",
     "ReferenceCatalog",
+    "epoch_ms",
+    "machine_on",
     "make_catalog_state_machine",
+    "wire_timestamp",
 ]
 
 #: The catalog's limits in the state machine: the rule book's, with small file and request limits.
@@ -538,19 +542,14 @@ _KEYS: Final = st.booleans().flatmap(
 )
 
 
-class CatalogStateMachine(RuleBasedStateMachine):
-    """Drive a catalog and :class:`ReferenceCatalog` alike; after every step, they must agree.
+class CatalogMachineBase(RuleBasedStateMachine):
+    """The catalog's state machine without its catalog-only rules: a base for machines on top.
 
-    Subclass it and implement :meth:`make_repository` (and :meth:`dispose_repository` if
-    ``close()`` is not enough), or let :func:`make_catalog_state_machine` do it. A fresh
-    repository is made for every example.
-
-    After every step, in every account: ``get`` of every id the model has seen must give the
-    model's product (wire form and version) or ``PRODUCT_NOT_FOUND``; the first page of the listing
-    must be the model's; and the repository must hold exactly the blobs the model says, none of
-    another account's (R1, R15, R20, R21, R23, R24, R26). Each step also compares its own answer:
-    results with ``created``, product, version and warnings; errors by code and status; listings
-    page by page, cursors included; purge counts.
+    It holds the catalog under test, the :class:`ReferenceCatalog` and the clock; sets up the
+    accounts, the id pool and the clock; runs valid upserts, reference uses, deletes, moves of the
+    clock and purges; and after every step checks every product, listing and blob (see
+    :class:`CatalogStateMachine`). A machine that drives something more through the same catalog
+    (the try-on flow's) subclasses it, so that its own rules are not drowned among the catalog's.
 
     Attributes:
         limits: the catalog's limits (class attribute; :data:`LIMITS` by default).
@@ -676,75 +675,10 @@ class CatalogStateMachine(RuleBasedStateMachine):
         )
         _expect_same(actual, expected, f"upsert of {external_id!r} (if_version={version})")
 
-    @rule(account=account_names, data=st.data(), if_version=_VERSION_CHOICES)
-    def upsert_invalid(
-        self, account: str, data: st.DataObject, if_version: int | str | None
-    ) -> None:
-        """R26, R30: a refused upsert gives exactly its code and changes nothing.
-
-        Every code of these cases comes before ``VERSION_CONFLICT`` in R30, so the expected
-        version never matters, except for a create without images (``requires_absent``): on a
-        live product, that payload is a valid update, which the model applies.
-        """
-        case = data.draw(self.invalid, label="case")
-        self._see_files(case.files)
-        now = self.now()
-        payload = case.payload
-        decoded = _json_object(payload)
-        external_id = decoded.get("externalId")
-        if isinstance(external_id, str):
-            version = self._version(if_version, account, external_id)
-        else:
-            version = if_version if isinstance(if_version, int) else None
-        actual, _ = _outcome_of(
-            lambda: self.catalog.upsert(account, payload, case.files, if_version=version)
-        )
-        if case.requires_absent and self.model.live(account, decoded["externalId"], now):
-            expected = self.model.upsert(
-                account,
-                decoded,
-                case.files,
-                now=now,
-                if_version=version,
-                body_bytes=len(payload) if isinstance(payload, bytes) else 0,
-            )
-        else:
-            expected = ("error", case.code, case.status)
-        _expect_same(actual, expected, f"invalid upsert expecting {case.code}")
-
-    @rule(account=account_names, external_id=one_shot_ids, as_use=st.booleans())
-    def write_a_one_shot_id(self, account: str, external_id: str, as_use: bool) -> None:
-        """R3, R22c: one-shot ids are never upserted, not even inline in a use."""
-        payload = {"externalId": external_id, "title": "renamed"}
-        call = self.catalog.use if as_use else self.catalog.upsert
-        actual, _ = _outcome_of(lambda: call(account, payload))
-        _expect_same(actual, _error("RESERVED_EXTERNAL_ID"), f"writing {external_id!r}")
-
     @rule(account=account_names, data=st.data())
     def use_reference(self, account: str, data: st.DataObject) -> None:
         """R22a: a reference use records the use and restarts the lifetime."""
         self._use(account, data.draw(self.references, label="item"))
-
-    @rule(account=account_names, external_id=one_shot_ids)
-    def use_one_shot_again(self, account: str, external_id: str) -> None:
-        """R22a, R22c: one-shot products are usable by their id (in their own account only)."""
-        self._use(account, UseRequest({"externalId": external_id}, kind="reference"))
-
-    @rule(account=account_names, data=st.data())
-    def use_inline(self, account: str, data: st.DataObject) -> None:
-        """R22b: an inline item upserts; a product it creates lives 15 days by default."""
-        self._use(account, data.draw(self.inline_items, label="item"))
-
-    @rule(target=one_shot_ids, account=account_names, item=use_items(kind="one_shot"))
-    def use_one_shot(self, account: str, item: UseRequest) -> str:
-        """R22c: a one-shot item creates a product under a fresh ``_anon_`` id."""
-        result = self._use(account, item)
-        if result is None:  # _use has compared the refusal with the model, which accepts
-            raise AssertionError("R22c: a valid one-shot item was refused")
-        external_id = result.product.external_id
-        if not ONE_SHOT_ID.fullmatch(external_id):
-            raise AssertionError(f"R22c: one-shot id {external_id!r}")
-        return external_id
 
     def _use(self, account: str, item: UseRequest) -> cc.UpsertResult | cc.UseResult | None:
         self._see_files(item.files)
@@ -763,11 +697,6 @@ class CatalogStateMachine(RuleBasedStateMachine):
         """R25, R28: delete by id, with or without the expected version."""
         self._delete(account, data.draw(self.pool_ids, label="external_id"), if_version)
 
-    @rule(account=account_names, external_id=one_shot_ids, if_version=_VERSION_CHOICES)
-    def delete_one_shot(self, account: str, external_id: str, if_version: int | str | None) -> None:
-        """R22c, R25: one-shot products are deletable by their id."""
-        self._delete(account, external_id, if_version)
-
     def _delete(self, account: str, external_id: str, if_version: int | str | None) -> None:
         version = self._version(if_version, account, external_id)
         now = self.now()
@@ -785,46 +714,6 @@ class CatalogStateMachine(RuleBasedStateMachine):
         self.clock.advance(microseconds=microseconds)
         now = self.now()
         _expect_same(self.catalog.purge_expired(), self.model.purge(now=now), "purge count")
-
-    # -- reads ----------------------------------------------------------------------------------
-
-    @rule(account=account_names, data=st.data())
-    def get(self, account: str, data: st.DataObject) -> None:
-        """R23: get answers the live product, or ``PRODUCT_NOT_FOUND`` with the public message."""
-        external_id = data.draw(self.pool_ids, label="external_id")
-        product, error = _call(self.catalog.get, account, external_id)
-        if error is not None:
-            _expect_same(error.message, f"Product '{external_id}' not found.", "R23 message")
-        self._compare_get(account, external_id, product, error)
-
-    @rule(account=account_names, limit=st.integers(1, 5))
-    def list_walk(self, account: str, limit: int) -> None:
-        """R24: a walk of every page matches the model's listing, page shapes included."""
-        now = self.now()
-        pages: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            page = cc.page_to_wire(self.catalog.list(account, limit=limit, cursor=cursor))
-            cursor = page.pop("nextCursor")
-            _expect_same(
-                cursor is None, not page["hasMore"], "R24: nextCursor is null on the last page"
-            )
-            pages.append(page)
-            if cursor is None or len(pages) > 100:
-                break
-            if not isinstance(cursor, str) or not cursor:
-                raise AssertionError(f"R24: a cursor is a non-empty string, not {cursor!r}")
-            self._check_foreign_cursor(account, cursor)
-        _expect_same(pages, self.model.pages(account, limit, now=now), f"listing by {limit}")
-
-    def _check_foreign_cursor(self, account: str, cursor: str) -> None:
-        """R1, R24: a cursor is bound to its account."""
-        for other in self.accounts:
-            if other != account:
-                _, error = _call(self.catalog.list, other, limit=5, cursor=cursor)
-                actual = None if error is None else ("error", error.code, error.status)
-                _expect_same(actual, _error("VALIDATION_FAILED"), "R24: a foreign cursor")
-                return
 
     # -- time -----------------------------------------------------------------------------------
 
@@ -894,6 +783,138 @@ class CatalogStateMachine(RuleBasedStateMachine):
         _expect_same(actual, expected, f"get {external_id!r} in account {account!r}")
 
 
+class CatalogStateMachine(CatalogMachineBase):
+    """Drive a catalog and :class:`ReferenceCatalog` alike; after every step, they must agree.
+
+    Subclass it and implement :meth:`make_repository` (and :meth:`dispose_repository` if
+    ``close()`` is not enough), or let :func:`make_catalog_state_machine` do it. A fresh
+    repository is made for every example.
+
+    After every step, in every account: ``get`` of every id the model has seen must give the
+    model's product (wire form and version) or ``PRODUCT_NOT_FOUND``; the first page of the listing
+    must be the model's; and the repository must hold exactly the blobs the model says, none of
+    another account's (R1, R15, R20, R21, R23, R24, R26). Each step also compares its own answer:
+    results with ``created``, product, version and warnings; errors by code and status; listings
+    page by page, cursors included; purge counts.
+
+    Its attributes are :class:`CatalogMachineBase`'s.
+    """
+
+    # The base's bundles, named here for the decorators below.
+    account_names = CatalogMachineBase.account_names
+    one_shot_ids = CatalogMachineBase.one_shot_ids
+
+    @rule(account=account_names, data=st.data(), if_version=_VERSION_CHOICES)
+    def upsert_invalid(
+        self, account: str, data: st.DataObject, if_version: int | str | None
+    ) -> None:
+        """R26, R30: a refused upsert gives exactly its code and changes nothing.
+
+        Every code of these cases comes before ``VERSION_CONFLICT`` in R30, so the expected
+        version never matters, except for a create without images (``requires_absent``): on a
+        live product, that payload is a valid update, which the model applies.
+        """
+        case = data.draw(self.invalid, label="case")
+        self._see_files(case.files)
+        now = self.now()
+        payload = case.payload
+        decoded = _json_object(payload)
+        external_id = decoded.get("externalId")
+        if isinstance(external_id, str):
+            version = self._version(if_version, account, external_id)
+        else:
+            version = if_version if isinstance(if_version, int) else None
+        actual, _ = _outcome_of(
+            lambda: self.catalog.upsert(account, payload, case.files, if_version=version)
+        )
+        if case.requires_absent and self.model.live(account, decoded["externalId"], now):
+            expected = self.model.upsert(
+                account,
+                decoded,
+                case.files,
+                now=now,
+                if_version=version,
+                body_bytes=len(payload) if isinstance(payload, bytes) else 0,
+            )
+        else:
+            expected = ("error", case.code, case.status)
+        _expect_same(actual, expected, f"invalid upsert expecting {case.code}")
+
+    @rule(account=account_names, external_id=one_shot_ids, as_use=st.booleans())
+    def write_a_one_shot_id(self, account: str, external_id: str, as_use: bool) -> None:
+        """R3, R22c: one-shot ids are never upserted, not even inline in a use."""
+        payload = {"externalId": external_id, "title": "renamed"}
+        call = self.catalog.use if as_use else self.catalog.upsert
+        actual, _ = _outcome_of(lambda: call(account, payload))
+        _expect_same(actual, _error("RESERVED_EXTERNAL_ID"), f"writing {external_id!r}")
+
+    @rule(account=account_names, external_id=one_shot_ids)
+    def use_one_shot_again(self, account: str, external_id: str) -> None:
+        """R22a, R22c: one-shot products are usable by their id (in their own account only)."""
+        self._use(account, UseRequest({"externalId": external_id}, kind="reference"))
+
+    @rule(account=account_names, data=st.data())
+    def use_inline(self, account: str, data: st.DataObject) -> None:
+        """R22b: an inline item upserts; a product it creates lives 15 days by default."""
+        self._use(account, data.draw(self.inline_items, label="item"))
+
+    @rule(target=one_shot_ids, account=account_names, item=use_items(kind="one_shot"))
+    def use_one_shot(self, account: str, item: UseRequest) -> str:
+        """R22c: a one-shot item creates a product under a fresh ``_anon_`` id."""
+        result = self._use(account, item)
+        if result is None:  # _use has compared the refusal with the model, which accepts
+            raise AssertionError("R22c: a valid one-shot item was refused")
+        external_id = result.product.external_id
+        if not ONE_SHOT_ID.fullmatch(external_id):
+            raise AssertionError(f"R22c: one-shot id {external_id!r}")
+        return external_id
+
+    @rule(account=account_names, external_id=one_shot_ids, if_version=_VERSION_CHOICES)
+    def delete_one_shot(self, account: str, external_id: str, if_version: int | str | None) -> None:
+        """R22c, R25: one-shot products are deletable by their id."""
+        self._delete(account, external_id, if_version)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    @rule(account=account_names, data=st.data())
+    def get(self, account: str, data: st.DataObject) -> None:
+        """R23: get answers the live product, or ``PRODUCT_NOT_FOUND`` with the public message."""
+        external_id = data.draw(self.pool_ids, label="external_id")
+        product, error = _call(self.catalog.get, account, external_id)
+        if error is not None:
+            _expect_same(error.message, f"Product '{external_id}' not found.", "R23 message")
+        self._compare_get(account, external_id, product, error)
+
+    @rule(account=account_names, limit=st.integers(1, 5))
+    def list_walk(self, account: str, limit: int) -> None:
+        """R24: a walk of every page matches the model's listing, page shapes included."""
+        now = self.now()
+        pages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = cc.page_to_wire(self.catalog.list(account, limit=limit, cursor=cursor))
+            cursor = page.pop("nextCursor")
+            _expect_same(
+                cursor is None, not page["hasMore"], "R24: nextCursor is null on the last page"
+            )
+            pages.append(page)
+            if cursor is None or len(pages) > 100:
+                break
+            if not isinstance(cursor, str) or not cursor:
+                raise AssertionError(f"R24: a cursor is a non-empty string, not {cursor!r}")
+            self._check_foreign_cursor(account, cursor)
+        _expect_same(pages, self.model.pages(account, limit, now=now), f"listing by {limit}")
+
+    def _check_foreign_cursor(self, account: str, cursor: str) -> None:
+        """R1, R24: a cursor is bound to its account."""
+        for other in self.accounts:
+            if other != account:
+                _, error = _call(self.catalog.list, other, limit=5, cursor=cursor)
+                actual = None if error is None else ("error", error.code, error.status)
+                _expect_same(actual, _error("VALIDATION_FAILED"), "R24: a foreign cursor")
+                return
+
+
 def make_catalog_state_machine(
     repository_factory: Callable[[], cc.Repository],
     *,
@@ -909,11 +930,26 @@ def make_catalog_state_machine(
         A state machine class; run it with ``.TestCase`` (a ``unittest.TestCase`` whose
         ``settings`` attribute you may set) or ``hypothesis.stateful.run_state_machine_as_test``.
     """
+    return machine_on(CatalogStateMachine, repository_factory, dispose)
 
-    def make_repository(self: CatalogStateMachine) -> cc.Repository:
-        return repository_factory()
 
-    def dispose_repository(self: CatalogStateMachine, repository: cc.Repository) -> None:
+_Machine = TypeVar("_Machine", bound=CatalogMachineBase)
+
+
+def machine_on(
+    base: type[_Machine],
+    repository_factory: Callable[[], Any],
+    dispose: Callable[[Any], None] | None,
+) -> type[_Machine]:
+    """Return a subclass of the machine ``base`` on the backend ``repository_factory`` makes.
+
+    Its name is ``base``'s name, ``On``, and the factory's name (``CatalogStateMachineOnMemory…``).
+    """
+
+    def make_repository(self: CatalogMachineBase) -> cc.Repository:
+        return cast(cc.Repository, repository_factory())
+
+    def dispose_repository(self: CatalogMachineBase, repository: cc.Repository) -> None:
         if dispose is None:
             repository.close()
         else:
@@ -922,11 +958,11 @@ def make_catalog_state_machine(
     name = re.sub(r"\W", "", getattr(repository_factory, "__name__", "")) or "Repository"
     name = name[0].upper() + name[1:]
     return type(
-        f"CatalogStateMachineOn{name}",
-        (CatalogStateMachine,),
+        f"{base.__name__}On{name}",
+        (base,),
         {
             "make_repository": make_repository,
             "dispose_repository": dispose_repository,
-            "__module__": __name__,
+            "__module__": base.__module__,
         },
     )

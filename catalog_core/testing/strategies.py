@@ -1,9 +1,9 @@
-"""Hypothesis strategies for what a catalog takes and gives: accounts, ids, requests and products.
+"""Hypothesis strategies for what a catalog and its try-on flow take: requests, products, ids.
 
 Each function returns a :class:`~hypothesis.strategies.SearchStrategy`; options are keyword-only,
 and an option that says which values to draw takes a strategy only (``st.just("shirt-1")`` for
 one value), as in Hypothesis itself. The invalid cases are in :mod:`catalog_core.testing.invalid`
-and exported here too::
+and :mod:`catalog_core.testing.invalid_tryon`, and exported here too::
 
     from hypothesis import given
     from catalog_core.testing.strategies import invalid_upsert_payloads, upsert_payloads
@@ -15,8 +15,8 @@ and exported here too::
     def test_my_server_refuses_with_the_right_code(case):
         ...  # expect case.code and case.status
 
-The strategies are written from the rule book (``docs/rules.md``, kept as data in the kit's own
-``_book`` module), not from the library's code:
+The strategies are written from the rule books (``docs/rules.md`` and the try-on rules T1-T24,
+kept as data in the kit's own ``_book`` module), not from the library's code:
 the sizes are the rule book's defaults unless an option says otherwise, and every generated case
 states what the rule book says the catalog must answer. Sizes stay moderate, so examples are cheap;
 the rule book's boundaries (a 1,000-character title, a 2,048-character URL, a 12-byte image) are
@@ -39,15 +39,19 @@ import catalog_core as cc
 from catalog_core.testing._book import (
     ANON_PREFIX,
     DAY_MS,
+    DEFAULT_KEEP_FOR_DAYS,
     EDITABLE_FIELDS,
     ENTRY_KEYS,
     EPOCH,
     IMAGE_HEADERS,
+    KEEP_FOR_DAYS,
+    MAX_CUSTOMER_ID_LENGTH,
     ONE_SHOT_ALPHABET,
     PAYLOAD_KEYS,
     R29_STATUS,
     RULE_BOOK_LIMITS,
     SOURCE_KEYS,
+    TRYON_STATUS,
 )
 from catalog_core.testing._pieces import (
     PART_NAME_LISTS,
@@ -64,18 +68,34 @@ from catalog_core.testing._pieces import (
     urls,
 )
 from catalog_core.testing.invalid import InvalidUpsertRequest, invalid_upsert_payloads
+from catalog_core.testing.invalid_tryon import (
+    InvalidTryOnRequest,
+    InvalidUploadRequest,
+    invalid_tryon_bodies,
+    invalid_upload_fields,
+)
 
 __all__ = [
     "IMAGE_HEADERS",
     "R29_STATUS",
     "RULE_BOOK_LIMITS",
+    "TRYON_STATUS",
+    "InvalidTryOnRequest",
+    "InvalidUploadRequest",
     "InvalidUpsertRequest",
+    "TryOnRequest",
+    "UploadRequest",
     "UpsertRequest",
     "UseRequest",
     "accounts",
+    "customer_ids",
     "external_ids",
+    "invalid_tryon_bodies",
+    "invalid_upload_fields",
     "invalid_upsert_payloads",
     "products",
+    "tryon_bodies",
+    "upload_fields",
     "upsert_payloads",
     "use_items",
 ]
@@ -424,3 +444,241 @@ def products(*, account: st.SearchStrategy[str] | None = None) -> st.SearchStrat
         InvalidArgument: ``account`` is not a strategy.
     """
     return _products(owners=strategy_option("account", account, accounts()))
+
+
+# -- the try-on flow (T1-T8) ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class TryOnRequest(_Request):
+    """A valid try-on body (T5-T8) and its file parts.
+
+    Attributes:
+        payload: the body, as a ``dict``; :meth:`body` gives it as raw JSON bytes.
+        files: the file parts by part name: the product item's and the person image's.
+        item: the product item the body holds (R22): its ``kind`` says what the catalog must hold
+            for the body to be accepted (a reference needs a live product).
+        person: how the body gives the person image: ``"id"`` (an uploaded image), ``"url"`` or
+            ``"fileKey"`` (a file part of the request).
+        deprecated: the deprecated names the body uses (``product``, ``customer``,
+            ``customerId``, ``useWatermark``, ``retentionDays``), each a warning (T6).
+    """
+
+    item: UseRequest = attrs.field(kw_only=True)
+    person: Literal["id", "url", "fileKey"] = attrs.field(default="url", kw_only=True)
+    deprecated: tuple[str, ...] = attrs.field(default=(), kw_only=True)
+
+    @property
+    def external_id(self) -> str | None:
+        """The product item's ``externalId`` (``None`` for a one-shot item)."""
+        return self.item.external_id
+
+
+@attrs.frozen
+class UploadRequest:
+    """Valid parts of a person-image upload (T1, T2) and what they ask for.
+
+    Attributes:
+        fields: the parts by name, as ``TryOn.upload_form`` takes them: ``file`` an upload of
+            real image bytes; the text fields as a multipart parser hands them (``str`` or
+            ``bytes``), or as Python values (``crop`` a ``bool``, ``keepForDays`` an ``int``).
+        crop: what ``crop`` asks for (``True`` when omitted).
+        keep_for_days: the image's retention in days (7 when omitted).
+        customer_id: the ``externalUserId`` (or deprecated ``customerId``), or ``None``.
+        deprecated: the deprecated names used (``retentionDays``, ``customerId``), each a
+            warning (T2).
+    """
+
+    fields: Mapping[str, Any] = attrs.field(converter=dict)
+    crop: bool = True
+    keep_for_days: int = DEFAULT_KEEP_FOR_DAYS
+    customer_id: str | None = None
+    deprecated: tuple[str, ...] = ()
+
+    @property
+    def file(self) -> cc.Upload:
+        """The ``file`` part."""
+        upload: cc.Upload = self.fields["file"]
+        return upload
+
+
+_CUSTOMER_IDS: Final = st.one_of(
+    id_texts(max_size=24),
+    st.sampled_from(["shopper-1", "user@example.com", "x" * MAX_CUSTOMER_ID_LENGTH, "ü 😀"]),
+)
+
+
+def customer_ids() -> st.SearchStrategy[str]:
+    """Valid end-user ids (``externalUserId``, T2): 1-256 characters, no control characters.
+
+    Lone surrogates are refused too, as in every text field (R2); the 256-character boundary is
+    drawn now and then.
+    """
+    return _CUSTOMER_IDS
+
+
+def _as_part(draw: st.DrawFn, text: str) -> str | bytes:
+    """A text field as a multipart parser may hand it: ``str``, or now and then UTF-8 bytes."""
+    return text.encode("utf-8") if one_in(draw, 4) else text
+
+
+@st.composite
+def _upload_requests(
+    draw: st.DrawFn, *, customers: st.SearchStrategy[str], deprecated: bool
+) -> UploadRequest:
+    fields: dict[str, Any] = {"file": draw(UPLOADS)}
+    old: list[str] = []
+    crop = True
+    if draw(st.booleans()):  # T2: true/false, or the strings "true"/"false"
+        crop = draw(st.booleans())
+        text = "true" if crop else "false"
+        fields["crop"] = crop if draw(st.booleans()) else _as_part(draw, text)
+    keep = DEFAULT_KEEP_FOR_DAYS
+    if draw(st.booleans()):
+        keep = draw(st.sampled_from(KEEP_FOR_DAYS))
+        name = "retentionDays" if deprecated and one_in(draw, 3) else "keepForDays"
+        fields[name] = keep if draw(st.booleans()) else _as_part(draw, str(keep))
+        if name == "retentionDays":
+            old.append(name)
+    customer = None
+    if draw(st.booleans()):
+        customer = draw(customers)
+        name = "customerId" if deprecated and one_in(draw, 3) else "externalUserId"
+        fields[name] = _as_part(draw, customer)
+        if name == "customerId":
+            old.append(name)
+    order = draw(st.permutations(list(fields)))  # a form's parts come in any order
+    return UploadRequest(
+        {name: fields[name] for name in order},
+        crop=crop,
+        keep_for_days=keep,
+        customer_id=customer,
+        deprecated=tuple(old),
+    )
+
+
+def upload_fields(
+    *, external_user_id: st.SearchStrategy[str] | None = None, deprecated: bool = True
+) -> st.SearchStrategy[UploadRequest]:
+    """Valid parts of ``POST /images/upload`` (T1, T2), for ``TryOn.upload_form``.
+
+    ``file`` holds real image bytes (JPEG, PNG, WebP, HEIC/HEIF or AVIF headers); ``crop`` is a
+    boolean or the string ``"true"``/``"false"``; ``keepForDays`` is 1, 3 or 7, as an integer
+    or as text; ``externalUserId`` is a customer id; each may be omitted. Text fields come as
+    ``str`` or, now and then, UTF-8 ``bytes``, as a multipart parser may hand them.
+
+    Args:
+        external_user_id: a strategy of customer ids (``st.just("shopper-1")`` for one); by
+            default :func:`customer_ids`. They must be valid.
+        deprecated: also draw the deprecated names ``retentionDays`` and ``customerId`` (never
+            beside their new names, which is refused).
+
+    Raises:
+        InvalidArgument: ``external_user_id`` is not a strategy.
+    """
+    customers = strategy_option("external_user_id", external_user_id, customer_ids())
+    return _upload_requests(customers=customers, deprecated=deprecated)
+
+
+_PERSON_PARTS: Final = st.sampled_from(["person", "photo", "selfie.jpg", "me 1.png", "ïmage"])
+_WATERMARKS: Final = st.booleans()
+_KEEPS: Final = st.sampled_from(KEEP_FOR_DAYS)
+
+
+@st.composite
+def _tryon_requests(
+    draw: st.DrawFn,
+    *,
+    items: st.SearchStrategy[UseRequest],
+    image_ids: st.SearchStrategy[str] | None,
+    customers: st.SearchStrategy[str],
+    deprecated: bool,
+) -> TryOnRequest:
+    item = draw(items)
+    files = dict(item.files)
+    old: list[str] = []
+    body: dict[str, Any] = {}
+    if deprecated and one_in(draw, 4):  # T6: the single product object
+        body["product"] = dict(item.payload)
+        old.append("product")
+    else:
+        body["products"] = [dict(item.payload)]
+
+    kinds: tuple[Literal["id", "url", "fileKey"], ...] = ("url", "fileKey")
+    person = pick(draw, kinds if image_ids is None else (*kinds, "id"))
+    source: dict[str, Any]
+    if person == "id" and image_ids is not None:
+        source = {"id": draw(image_ids)}
+    elif person == "url":
+        source = {"url": draw(urls())}  # never under .invalid: that is refused (T7)
+    else:
+        name = draw(_PERSON_PARTS)
+        while name in files:  # the person's part is its own
+            name += "'"
+        files[name] = draw(UPLOADS)
+        source = {"fileKey": name}
+    shape = pick(draw, ("person", "customer", "customer.source") if deprecated else ("person",))
+    if shape == "person":
+        body["person"] = {"image": {"source": source}}
+    else:  # T6: customer: {id | url | fileKey} and customer: {source: {...}}
+        body["customer"] = source if shape == "customer" else {"source": source}
+        old.append("customer")
+
+    if draw(st.booleans()):
+        name = "customerId" if deprecated and one_in(draw, 3) else "externalUserId"
+        body[name] = draw(customers)
+        if name == "customerId":
+            old.append(name)
+    output: dict[str, Any] = {}
+    for new, deprecated_name, values in (
+        ("watermark", "useWatermark", _WATERMARKS),
+        ("keepForDays", "retentionDays", _KEEPS),
+    ):
+        if draw(st.booleans()):
+            if deprecated and one_in(draw, 3):  # T6: top-level useWatermark, retentionDays
+                body[deprecated_name] = draw(values)
+                old.append(deprecated_name)
+            else:
+                output[new] = draw(values)
+    if output or one_in(draw, 8):
+        body["output"] = output
+    return TryOnRequest(body, files, item=item, person=person, deprecated=tuple(old))
+
+
+def tryon_bodies(
+    *,
+    item: st.SearchStrategy[UseRequest] | None = None,
+    image_id: st.SearchStrategy[str] | None = None,
+    external_user_id: st.SearchStrategy[str] | None = None,
+    deprecated: bool = True,
+) -> st.SearchStrategy[TryOnRequest]:
+    """Valid try-on bodies (T5-T8), for ``TryOn.start``, in every shape the rule book accepts.
+
+    ``products: [item]`` (or, with ``deprecated``, the single ``product`` object) holds one
+    product item of :func:`use_items`; the person image is ``person.image.source`` with ``url``
+    or ``fileKey`` (its bytes in a file part of its own), or ``id`` when ``image_id`` is given
+    (with ``deprecated``, also ``customer: {…}`` and ``customer: {source: {…}}``); and now and
+    then ``externalUserId`` (or ``customerId``) and ``output: {watermark?, keepForDays?}`` (or
+    the top-level ``useWatermark`` and ``retentionDays``). A new name is never drawn beside its
+    old one, which is refused. Person URLs are never under ``.invalid`` (T7).
+
+    What the catalog must hold for a body to be accepted is the product item's (a reference needs
+    a live product: see :attr:`TryOnRequest.item`) and, for an ``id``, a live person image of the
+    account; and a credit (T16).
+
+    Args:
+        item: a strategy of product items; by default :func:`use_items`.
+        image_id: a strategy of the ids of person images uploaded beforehand
+            (``st.just(image.image_id)``); without it no body names its person by ``id``.
+        external_user_id: a strategy of customer ids; by default :func:`customer_ids`.
+        deprecated: also draw the deprecated shapes of T6.
+
+    Raises:
+        InvalidArgument: an option that takes a strategy was given something else.
+    """
+    items = strategy_option("item", item, use_items())
+    image_ids = strategy_option("image_id", image_id, None)
+    customers = strategy_option("external_user_id", external_user_id, customer_ids())
+    return _tryon_requests(
+        items=items, image_ids=image_ids, customers=customers, deprecated=deprecated
+    )

@@ -336,43 +336,35 @@ class TryOn:
         warning_count: int,
         person_error: CatalogError | None,
     ) -> StartResult:
-        """Check what needs no stored state, then write (T9)."""
+        """Check what needs no stored state, then write (T9).
+
+        The person's problem is raised in the write, after the product item's checks that need
+        the stored product (``PRODUCT_IMAGES_REQUIRED`` for an item that would create a product
+        without images): T9 puts every person check after the product item's own validation.
+        """
         person = command.person
         person_key = person.file_key if person is not None else None
         product_files = {k: v for k, v in uploads.items() if k != person_key}
         images, blobs, file_warnings = self.catalog._resolve_images(command.product, product_files)
-        if person_error is not None:
-            raise person_error
-        if person is None:
-            raise CustomerImageRequired(
-                "A person image is required: give person.image.source with id, url or fileKey.",
-                [Detail("person", "is required")],
-            )
         person_blob: Blob | None = None
-        if person.file_key is not None:
-            upload = uploads.get(person.file_key)
-            if upload is None:
-                raise MultipartFileNotFound(
-                    f"No file part named '{person.file_key}' in the request.",
-                    [Detail(f"{person.path}.fileKey", f"no file part named '{person.file_key}'")],
-                )
-            person_blob = _person_blob(
-                person.file_key,
-                upload,
-                self.catalog.limits.max_file_bytes,
-                f"{person.path}.fileKey",
-            )
-        elif person.url is not None and is_unfetchable(person.url):
-            raise CustomerImageFetchFailed(
-                f"The person image {person.url} could not be fetched.",
-                [Detail(f"{person.path}.url", "could not be fetched")],
-            )
+        try:
+            person_blob = _person_check(person, person_error, uploads, self.catalog.limits)
+        except CatalogError as exc:
+            person_error = exc
         all_warnings = (warnings + file_warnings)[:MAX_WARNINGS]
         count = warning_count + len(file_warnings)
         while True:
             try:
                 return self._write_start(
-                    account, command, images, blobs, person, person_blob, all_warnings, count
+                    account,
+                    command,
+                    images,
+                    blobs,
+                    person,
+                    person_blob,
+                    person_error,
+                    all_warnings,
+                    count,
                 )
             except _OneShotIdTaken:  # pragma: no cover - 36**24 ids make this a formality
                 continue
@@ -383,8 +375,9 @@ class TryOn:
         command: StartCommand,
         images: Any,
         blobs: tuple[Blob, ...],
-        person: PersonSource,
+        person: PersonSource | None,
         person_blob: Blob | None,
+        person_error: CatalogError | None,
         warnings: tuple[PayloadWarning, ...],
         warning_count: int,
     ) -> StartResult:
@@ -395,7 +388,8 @@ class TryOn:
         generation_id, token = new_generation_id(), new_token()
         new_image_id_ = new_image_id() if person_blob is not None else None
         image_token = new_token()
-        image_keys = tuple(i for i in (person.image_id, new_image_id_) if i is not None)
+        stored_id = person.image_id if person is not None else None
+        image_keys = tuple(i for i in (stored_id, new_image_id_) if i is not None)
         keys = TryOnKeys(
             product=external_id,
             person_images=image_keys,
@@ -424,6 +418,9 @@ class TryOn:
                 )
             except ProductNotFound as exc:  # after the person and the credits (T9)
                 held = exc
+            if person_error is not None:  # after the product item's own checks (T9)
+                raise person_error
+            assert person is not None  # a missing person is a person_error
             new_images: tuple[PersonImage, ...] = ()
             if person.image_id is not None:
                 stored = live_image(state.person_images.get(person.image_id), now)
@@ -711,6 +708,43 @@ def _person_blob(name: str, upload: Upload, max_bytes: int, path: str) -> Blob:
     except CatalogError as exc:
         exc.details = (Detail(path, exc.message),)
         raise
+
+
+def _person_check(
+    person: PersonSource | None,
+    problem: CatalogError | None,
+    uploads: Mapping[str, Upload],
+    limits: Any,
+) -> Blob | None:
+    """Check the person as far as no stored state is needed (T7); return its file's blob.
+
+    Raises:
+        CatalogError: the person's first problem: ``problem`` (found when decoding), none at all,
+            a missing or refused file part, or a URL that can never be fetched.
+    """
+    if problem is not None:
+        raise problem
+    if person is None:
+        raise CustomerImageRequired(
+            "A person image is required: give person.image.source with id, url or fileKey.",
+            [Detail("person", "is required")],
+        )
+    if person.file_key is not None:
+        upload = uploads.get(person.file_key)
+        if upload is None:
+            raise MultipartFileNotFound(
+                f"No file part named '{person.file_key}' in the request.",
+                [Detail(f"{person.path}.fileKey", f"no file part named '{person.file_key}'")],
+            )
+        return _person_blob(
+            person.file_key, upload, limits.max_file_bytes, f"{person.path}.fileKey"
+        )
+    if person.url is not None and is_unfetchable(person.url):
+        raise CustomerImageFetchFailed(
+            f"The person image {person.url} could not be fetched.",
+            [Detail(f"{person.path}.url", "could not be fetched")],
+        )
+    return None
 
 
 def _fields_of(command: Any) -> dict[str, Any]:
