@@ -109,8 +109,11 @@ class _Fields:
     def renamed(
         self, body: Mapping[str, Any], new: str, old: str, *, new_path: str = ""
     ) -> tuple[str, Any] | None:
-        """Return ``(path, value)`` of a field that has a deprecated name, or ``None`` if absent."""
-        has_new, has_old = new in body, old in body
+        """Return ``(path, value)`` of a field that has a deprecated name, or ``None`` if absent.
+
+        ``null`` is absent, as for every optional field of a try-on or an upload.
+        """
+        has_new, has_old = body.get(new) is not None, body.get(old) is not None
         if has_new and has_old:
             self.fail(old, f"{new_path or new} and {old} cannot be used together")
             return None
@@ -370,8 +373,9 @@ def _person(
         if not isinstance(customer, Mapping):
             return None, ValidationFailed.at("customer", "must be an object")
         if "source" in customer:
-            return _source(customer["source"], "customer.source", limits)
-        return _source(customer, "customer", limits)
+            _warn_unknown(found, customer, ("source",), "customer")
+            return _source(customer["source"], "customer.source", limits, found)
+        return _source(customer, "customer", limits, found)
     if not has_person:
         return None, CustomerImageRequired(
             "A person image is required: give person.image.source with id, url or fileKey.",
@@ -380,6 +384,7 @@ def _person(
     person = body["person"]
     if not isinstance(person, Mapping):
         return None, ValidationFailed.at("person", "must be an object")
+    _warn_unknown(found, person, ("image",), "person")
     image = person.get("image")
     if image is None:
         return None, CustomerImageRequired(
@@ -388,16 +393,29 @@ def _person(
         )
     if not isinstance(image, Mapping):
         return None, ValidationFailed.at("person.image", "must be an object")
-    return _source(image.get("source"), "person.image.source", limits)
+    _warn_unknown(found, image, ("source",), "person.image")
+    return _source(image.get("source"), "person.image.source", limits, found)
+
+
+def _warn_unknown(
+    found: _Fields | None, holder: Mapping[str, Any], known: tuple[str, ...], path: str
+) -> None:
+    """Warn about every key of ``holder`` that is not ``known`` (``UNKNOWN_FIELD``)."""
+    if found is None:
+        return
+    for key in holder:
+        if key not in known:
+            found.warn("UNKNOWN_FIELD", f"{path}.{key}", "unknown field ignored")
 
 
 def _source(
-    source: object, path: str, limits: Limits
+    source: object, path: str, limits: Limits, found: _Fields | None = None
 ) -> tuple[PersonSource | None, CatalogError | None]:
     if source is None:
         source = {}
     if not isinstance(source, Mapping):
         return None, ValidationFailed.at(path, "must be an object")
+    _warn_unknown(found, source, _SOURCE_KEYS, path)
     given = [key for key in _SOURCE_KEYS if source.get(key) is not None]
     if len(given) != 1:
         which = "none" if not given else " and ".join(given)

@@ -286,19 +286,16 @@ def test_t9_the_product_items_own_checks_come_before_the_persons(tryon: TryOn) -
         assert caught.value.code == code, (payload, caught.value.code)
 
 
-def test_t9_product_images_required_needs_the_stored_product_and_comes_before_the_id_lookup(
-    tryon: TryOn,
-) -> None:
-    """An item left without images is known only with the stored state (R30 puts it after the
-    file checks): it is checked in the write, before the person's image id is looked up."""
+def test_t9_product_images_required_comes_before_every_person_problem(tryon: TryOn) -> None:
+    """An item left without images is known only with the stored state, so it is checked in the
+    write; every person problem, found before, is raised there after it (T9)."""
     no_images = {"externalId": "a", "images": []}
-    with pytest.raises(cc.ProductImagesRequired):
-        tryon.start("acme", body(no_images))
-    with pytest.raises(cc.ProductImagesRequired):
-        tryon.start("acme", body(no_images, id="img_unknown"))
-    with pytest.raises(cc.CatalogError) as caught:
-        tryon.start("acme", {"products": [no_images]})
-    assert caught.value.code == "CUSTOMER_IMAGE_REQUIRED"  # no person: known without storage
+    for person in (None, {"image": {"source": {"id": "img_unknown"}}}, {"image": {"source": {}}}):
+        payload: dict[str, Any] = {"products": [no_images]}
+        if person is not None:
+            payload["person"] = person
+        with pytest.raises(cc.ProductImagesRequired):
+            tryon.start("acme", payload)
 
 
 def test_t9_person_checks_then_credits_then_product_not_found(
@@ -389,3 +386,35 @@ def test_t10_the_typed_start_answers_as_the_json_one(catalog: cc.Catalog, tryon:
     with pytest.raises(cc.CatalogError) as missing:
         tryon.apply_start("acme", StartCommand(product=command.product, person=None))
     assert missing.value.code == "CUSTOMER_IMAGE_REQUIRED"
+
+
+def test_t6_unknown_keys_warn_and_null_optional_fields_are_absent(tryon: TryOn) -> None:
+    payload = body(url=f"{CDN}/me.jpg")
+    payload["person"]["pose"] = "front"
+    payload["person"]["image"]["crop"] = True
+    payload["person"]["image"]["source"]["size"] = 3
+    payload.update({"externalUserId": None, "output": {"watermark": None, "style": 1}, "x": 1})
+    result = tryon.start("acme", payload)
+    assert sorted((w.code, w.path) for w in result.warnings) == [
+        ("UNKNOWN_FIELD", "output.style"),
+        ("UNKNOWN_FIELD", "person.image.crop"),
+        ("UNKNOWN_FIELD", "person.image.source.size"),
+        ("UNKNOWN_FIELD", "person.pose"),
+        ("UNKNOWN_FIELD", "x"),
+    ]
+    generation = tryon.repository.get_generation("acme", result.generation.generation_id)
+    assert generation is not None
+    assert (generation.customer_id, generation.watermark) == (None, True)
+    old = tryon.start(
+        "acme",
+        {
+            "products": [item()],
+            "customer": {"url": f"{CDN}/me.jpg", "k": 1},
+            "customerId": None,
+            "retentionDays": None,
+        },
+    )
+    assert [(w.code, w.path) for w in old.warnings] == [
+        ("DEPRECATED_FIELD", "customer"),
+        ("UNKNOWN_FIELD", "customer.k"),
+    ]
