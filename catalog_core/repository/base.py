@@ -105,7 +105,8 @@ class Repository(Protocol):
         """Delete the products expired at ``now``, then the blobs no product refers to (R21).
 
         Works in bounded batches, costs time in proportion to what it removes, and returns the
-        number of products removed.
+        number of products removed. A :class:`TryOnRepository` (every shipped backend) deletes
+        the expired try-on records too: this is :meth:`TryOnRepository.purge`'s product count.
         """
         ...
 
