@@ -455,12 +455,14 @@ def _people_to_json(generation: Generation) -> dict[str, Any]:
     return {
         "person": _person_to_json(generation.person),
         "result": _person_to_json(generation.result),
+        # Read by the purge only: the blobs of the product snapshot's uploaded images (T15).
+        "uploads": sorted(generation.product.blob_refs),
     }
 
 
 def _refs_of_people(people: dict[str, Any]) -> set[str]:
-    """The blobs of a generation's person snapshot and result, from their JSON."""
-    refs = set()
+    """Every blob a generation refers to (its person, result and product snapshot), from JSON."""
+    refs = set(people.get("uploads", ()))
     for key in ("person", "result"):
         person = people[key]
         if person is not None and person[0] is not None:

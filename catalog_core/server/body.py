@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from email.headerregistry import HeaderRegistry
 from typing import TYPE_CHECKING, Final, Literal
 
 import anyio
@@ -66,9 +65,54 @@ def check_timeout(name: str, seconds: object) -> None:
         raise ValueError(f"{name} must be a positive number, got {seconds!r}")
 
 
-_HEADERS = HeaderRegistry()
 # An RFC 2231 parameter (``name*=``, ``name*0*=``...), which RFC 7578 forbids in form data.
 _EXTENDED_PARAMETER: Final = re.compile(rb"\*[0-9]*\*?\s*=")
+
+
+def _quoted_parameters(value: str) -> dict[str, str] | None:
+    r"""The parameters of a header value ``type; k=v; k="q\"s"`` (RFC 9110 5.6.6), or ``None``.
+
+    A quoted value is read to its closing quote, each backslash taking the character after it
+    as it is (5.6.4). ``None`` for a value that does not follow the grammar that far: a quoted
+    value without its closing quote, or text after one.
+    """
+    params: dict[str, str] = {}
+    end = len(value)
+    at = value.find(";")
+    while 0 <= at < end:
+        at += 1
+        equals = value.find("=", at)
+        semicolon = value.find(";", at)
+        if equals < 0 or 0 <= semicolon < equals:  # a parameter without a value
+            at = semicolon
+            continue
+        key = value[at:equals].strip(" \t").lower()
+        at = equals + 1
+        while at < end and value[at] in " \t":
+            at += 1
+        if at < end and value[at] == '"':
+            chars: list[str] = []
+            at += 1
+            while at < end and value[at] != '"':
+                if value[at] == "\\" and at + 1 < end:
+                    at += 1
+                chars.append(value[at])
+                at += 1
+            if at >= end:
+                return None
+            at += 1
+            while at < end and value[at] in " \t":
+                at += 1
+            if at < end and value[at] != ";":
+                return None
+            text = "".join(chars)
+        else:
+            stop = value.find(";", at)
+            stop = end if stop < 0 else stop
+            text = value[at:stop].strip(" \t")
+            at = stop
+        params.setdefault(key, text)
+    return params
 
 
 def _disposition_name(value: bytes) -> bytes | None:
@@ -76,15 +120,14 @@ def _disposition_name(value: bytes) -> bytes | None:
 
     python-multipart splits the parameters before it unescapes them, and so takes the escaped
     backslash that ends ``name="a\\"`` for an escaped quote: the name runs on into the next
-    parameter. When the header holds a backslash, the standard library's RFC 5322 parser reads
-    it instead, as long as it finds the header well formed (clients disagree on how to escape a
-    backslash) and no RFC 2231 ``*`` parameter is there (RFC 7578 forbids them).
+    parameter. When the header holds a backslash, it is read by :func:`_quoted_parameters`,
+    which unescapes as it splits, as long as it finds the header well formed and no RFC 2231
+    ``*`` parameter is there (RFC 7578 forbids them).
     """
     if b"\\" in value and not _EXTENDED_PARAMETER.search(value):
-        header = _HEADERS("content-disposition", value.decode("latin-1"))
-        params = getattr(header, "params", {})  # a ContentDispositionHeader's
-        if not header.defects and "name" in params:
-            return str(params["name"]).encode("latin-1")
+        params = _quoted_parameters(value.decode("latin-1"))
+        if params is not None and "name" in params:
+            return params["name"].encode("latin-1")
     _, options = parse_options_header(value)
     return options.get(b"name")
 

@@ -264,7 +264,8 @@ class TryOnEndpoints:
 
         Finished: 200 with the generation and ``productExternalId``. Still running when the
         timeout comes or the server begins to stop: 202 ``{generationId, status,
-        productExternalId}``, and the generation goes on.
+        productExternalId}``, and the generation goes on. A client that disconnects ends its
+        wait at the next nap (at most :data:`MAX_NAP` seconds later).
         """
         tryon, result, headers = await self._start(request)
         deadline = anyio.current_time() + self.sync_timeout  # from the acceptance on
@@ -283,6 +284,9 @@ class TryOnEndpoints:
             await self.stopping.wait(min(nap, left))
             if self.stopping.is_set():
                 continue  # answer now: the catalog may already refuse new calls
+            if await request.is_disconnected():
+                # The client gave up: stop reading for it (the generation goes on).
+                return Response(status_code=202)
             now_seen, wait = await self.calls.run(self._progress, tryon, account, seen)
             seen = now_seen
         wire = sync_to_wire(seen, self._result_url(request, account), finished=True)

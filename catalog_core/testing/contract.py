@@ -1817,6 +1817,7 @@ class RepositoryContract:
         An erased result (a snapshot with nothing left) is told from no result at all.
         """
         person, result = _blob(1, "image/png"), _blob(2, "image/webp")
+        uploaded = _blob(3, "image/jpeg")
         odd = datetime(2026, 5, 13, 10, 0, 0, 1000, tzinfo=UTC)
         snapshot = ProductSnapshot(
             f"id {AWKWARD_TEXT}",
@@ -1824,7 +1825,7 @@ class RepositoryContract:
             f"description {AWKWARD_TEXT}",
             (
                 cc.Image(f"{URL}?q={AWKWARD_TEXT}", 0, {**CLASSIFICATIONS, "nul": "\x00"}),
-                cc.Image(f"upload://{'a' * 64}", 1),
+                cc.Image(uploaded.source_url, 1),
                 cc.Image(URL, 2, {"big": 2**64, "float": 0.1}),
             ),
         )
@@ -1861,11 +1862,31 @@ class RepositoryContract:
             ),
             _generation("gen_erased", person=Person(), result=Person(), outcome="COMPLETED"),
         )
-        _store_tryon(tryon, TryOnWrite(generations=generations, blobs=(person, result)))
+        _store_tryon(tryon, TryOnWrite(generations=generations, blobs=(person, result, uploaded)))
         for generation in generations:
             assert tryon.get_generation(ACCOUNT, generation.generation_id) == generation
             assert tryon.get_generation(OTHER, generation.generation_id) is None
         assert tryon.get_generation(ACCOUNT, "gen_unknown") is None
+
+    def test_t15_t22_a_generation_keeps_the_uploaded_images_of_its_product_snapshot(
+        self, tryon: TryOnRepository
+    ) -> None:
+        """T15, T22: a generation keeps its snapshot of the product's uploaded images.
+
+        An uploaded one stays while the generation does, after the product is deleted and
+        purged, and goes with the generation's purge.
+        """
+        upload = _blob(4, "image/png")
+        product = _product("p", images=_images_of(upload))
+        tryon.write(ACCOUNT, "p", _storing(product, upload))
+        snapshot = ProductSnapshot("p", None, None, product.images)
+        kept = _generation("gen_kept", product=snapshot, expires_at=START + _DAY)
+        _store_tryon(tryon, TryOnWrite(generations=(kept,)))
+        tryon.write(ACCOUNT, "p", _storing(None))
+        tryon.purge(START)
+        assert tryon.get_blob(ACCOUNT, upload.sha256) == upload
+        assert tryon.purge(START + _DAY) == PurgeCounts(generations=1)
+        assert tryon.get_blob(ACCOUNT, upload.sha256) is None
 
     def test_t16_t23_a_credit_balance_round_trips_exactly_up_to_64_bits(
         self, tryon: TryOnRepository

@@ -299,6 +299,9 @@ class ReferenceTryOn(ReferenceCatalog):
             image = self.live_image(account, source["id"], now)
             if image is None:
                 return _error("VALIDATION_FAILED")
+            asked = payload.get("externalUserId", payload.get("customerId"))
+            if None not in (asked, image["customer"]) and asked != image["customer"]:
+                return _error("VALIDATION_FAILED")  # T18: one customer per generation
         elif "url" in source and unfetchable(source["url"]):
             return _error("CUSTOMER_IMAGE_FETCH_FAILED")
         if self.balance(account, now) < 1:
@@ -313,6 +316,8 @@ class ReferenceTryOn(ReferenceCatalog):
             return used
         product = used[1]["product"]
         customer = payload.get("externalUserId", payload.get("customerId"))
+        if customer is None and image is not None:
+            customer = image["customer"]  # T18: what is made of a tagged photo is tagged
         output = payload.get("output") or {}
         days = output.get("keepForDays", payload.get("retentionDays", DEFAULT_KEEP_FOR_DAYS))
         expires = now + days * DAY_MS
@@ -348,6 +353,12 @@ class ReferenceTryOn(ReferenceCatalog):
             "outcome": FAILED if failing and not mock else COMPLETED,
             "errorCode": PRODUCT_IMAGE_FETCH_FAILED if failing and not mock else None,
             "expiresAt": expires,
+            # T15: the snapshot keeps the product's uploaded images while the generation lives.
+            "uploads": {
+                entry["sourceUrl"][len("upload://") :]
+                for entry in product["images"]
+                if entry["sourceUrl"].startswith("upload://")
+            },
         }
         self.generations.setdefault(account, {})[generation_id] = generation
         # T16: one credit reserved, given back when the generation ends FAILED.
@@ -416,6 +427,8 @@ class ReferenceTryOn(ReferenceCatalog):
                 for generation in self.generations.get(account, {}).values()
                 if generation["person"] is not None and generation["person"][0] == "sha"
             }
+            for generation in self.generations.get(account, {}).values():
+                self.blobs[account] |= generation["uploads"]
         return counts[0], counts[1], counts[2]
 
     def purge(self, *, now: int) -> int:
@@ -604,7 +617,8 @@ class TryOnStateMachine(CatalogMachineBase):
                 raise AssertionError(f"T3: image id {image.image_id!r} of {image.account!r}")
             self.uploaded.append((account, image))
             ref = self.tryon.image_ref(image)
-            wrong = ref[:-1] + ("0" if ref[-1] != "0" else "1")
+            record, token, sealed = ref.split(".")
+            wrong = f"{record}.{token[:-1]}{'0' if token[-1] != '0' else '1'}.{sealed}"
             _expect_same(self.tryon.open_media(wrong), None, "T3: a URL with a wrong token")
         fields = {key: value for key, value in fields.items() if value is not None}
         expected = self.model.upload(

@@ -87,6 +87,13 @@ class ProductSnapshot:
     description: str | None
     images: tuple[Image, ...]
 
+    @property
+    def blob_refs(self) -> frozenset[str]:
+        """The SHA-256 of every uploaded image of the snapshot: kept while it is (T15)."""
+        return frozenset(
+            sha for sha in (image.blob_sha256 for image in self.images) if sha is not None
+        )
+
 
 @attrs.frozen
 class Person:
@@ -146,8 +153,8 @@ class Generation:
 
     @property
     def blob_refs(self) -> frozenset[str]:
-        """The blobs of its person snapshot and result."""
-        refs = set()
+        """The blobs of its product snapshot's uploaded images, person snapshot and result."""
+        refs = set(self.product.blob_refs)
         if self.person.sha256 is not None:
             refs.add(self.person.sha256)
         if self.result is not None and self.result.sha256 is not None:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, TypeGuard
 
 import attrs
 
@@ -34,11 +37,14 @@ from catalog_core.tryon.model import (
 __all__ = [
     "ID_ALPHABET",
     "ID_RANDOM_LENGTH",
+    "MAX_MEDIA_REF_LENGTH",
     "TOKEN_LENGTH",
     "balance_at",
     "erased",
+    "is_record_id",
     "live_generation",
     "live_image",
+    "media_key",
     "media_ref",
     "new_generation_id",
     "new_image_id",
@@ -187,31 +193,96 @@ def erased(generation: Generation) -> Generation:
     )
 
 
-def media_ref(account: str, record_id: str, token: str) -> str:
-    """Return the path segment of a media URL: ``<account, base64url>.<id>.<token>`` (T3, T15).
+#: The media reference's sealed account is padded to a multiple of this many bytes, so that its
+#: length tells little of the account's.
+_SEAL_BLOCK: Final = 16
+#: The longest reference :func:`parse_media_ref` reads: longer ones are no reference.
+MAX_MEDIA_REF_LENGTH: Final = 4096
 
-    The account is in it so that a lookup needs no index across accounts; the token is the
-    secret. Ids and tokens are ``[a-z0-9_]``, so the dots separate unambiguously.
+
+def media_key(secret: bytes) -> bytes:
+    """Return the key that seals media references, derived from a storage's secret (T3, T15)."""
+    return hmac.new(secret, b"catalog_core media references v1", hashlib.sha256).digest()
+
+
+def _keystream(key: bytes, record_id: str, length: int) -> bytes:
+    """HMAC-SHA256 in counter mode, keyed by ``key`` and nonced by the record's random id."""
+    blocks = []
+    nonce = record_id.encode("utf-8", "surrogatepass")
+    for counter in range(-(-length // 32)):
+        blocks.append(hmac.new(key, b"%s:%d" % (nonce, counter), hashlib.sha256).digest())
+    return b"".join(blocks)[:length]
+
+
+def media_ref(key: bytes, account: str, record_id: str, token: str) -> str:
+    """Return the path segment of a media URL: ``<id>.<token>.<sealed account>`` (T3, T15).
+
+    The URL must name the account (so that serving it reads one account's records, R1) without
+    showing it: on a server without ``--api-key`` the account is the caller's API key. It is
+    sealed with ``key`` (:func:`media_key`): XORed with an HMAC-SHA256 keystream whose nonce is
+    the record's random id, after a length prefix and padding. The token, random and kept with
+    the record, is the secret that authenticates the URL: a reference whose sealed part was
+    altered opens another account's record of the same random id, which does not exist, or
+    whose token differs.
     """
-    encoded = base64.urlsafe_b64encode(account.encode("utf-8")).decode("ascii").rstrip("=")
-    return f"{encoded}.{record_id}.{token}"
+    raw = account.encode("utf-8")
+    plain = len(raw).to_bytes(4, "big") + raw
+    plain += b"\0" * (-len(plain) % _SEAL_BLOCK)
+    stream = _keystream(key, record_id, len(plain))
+    sealed = bytes(a ^ b for a, b in zip(plain, stream, strict=True))
+    encoded = base64.urlsafe_b64encode(sealed).decode("ascii").rstrip("=")
+    return f"{record_id}.{token}.{encoded}"
 
 
-def parse_media_ref(ref: str) -> tuple[str, str, str] | None:
-    """Return ``(account, id, token)`` of a media reference, or ``None`` when it is malformed."""
-    parts = ref.split(".")
-    if len(parts) != 3 or not all(parts):
+def parse_media_ref(key: bytes, ref: str) -> tuple[str, str, str] | None:
+    """Return ``(account, id, token)`` of a media reference, or ``None`` when it is none.
+
+    ``None`` for anything :func:`media_ref` could not have made with ``key``: a wrong shape, an
+    id or token of other characters, a sealed part that does not open to an account.
+    """
+    if len(ref) > MAX_MEDIA_REF_LENGTH:
         return None
-    encoded, record_id, token = parts
-    if len(encoded) > 2048:
+    parts = ref.split(".")
+    if len(parts) != 3:
+        return None
+    record_id, token, encoded = parts
+    if not (is_record_id(record_id) and _TOKEN.fullmatch(token)):
         return None
     try:
-        account = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        sealed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError):
         return None
-    if not account:
+    if not sealed or len(sealed) % _SEAL_BLOCK:
+        return None
+    plain = bytes(
+        a ^ b for a, b in zip(sealed, _keystream(key, record_id, len(sealed)), strict=True)
+    )
+    length = int.from_bytes(plain[:4], "big")
+    if not 0 < length <= len(plain) - 4 or plain[4 + length :].strip(b"\0"):
+        return None
+    try:
+        account = plain[4 : 4 + length].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if _CONTROL.search(account):
         return None
     return account, record_id, token
+
+
+#: What an id made by :func:`new_image_id` or :func:`new_generation_id` looks like (a little
+#: more freely: any length up to 64 random characters).
+_RECORD_ID: Final = re.compile(r"(?:img|gen)_[a-z0-9]{1,64}")
+_TOKEN: Final = re.compile(r"[a-z0-9]{1,64}")
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
+
+
+def is_record_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` can be a person image's or a generation's id.
+
+    Anything else is unknown without a read: no storage sees text it cannot hold (NUL, lone
+    surrogates) or of unbounded length.
+    """
+    return isinstance(value, str) and _RECORD_ID.fullmatch(value) is not None
 
 
 def after(moment: datetime, seconds: float) -> datetime:

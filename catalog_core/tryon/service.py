@@ -9,6 +9,7 @@ generation are one write of the repository (T10, R26).
 from __future__ import annotations
 
 import hmac
+import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -55,8 +56,10 @@ from catalog_core.tryon.model import (
 )
 from catalog_core.tryon.rules import (
     balance_at,
+    is_record_id,
     live_generation,
     live_image,
+    media_key,
     media_ref,
     new_generation_id,
     new_image_id,
@@ -89,8 +92,6 @@ __all__ = [
 DEFAULT_CREDITS: Final = 10
 #: The largest balance an account may hold (a signed 64-bit column holds it with room).
 MAX_CREDITS: Final = 10**15
-#: The longest id a lookup reads: longer ones are unknown without a read.
-_MAX_ID_LENGTH: Final = 256
 
 
 @attrs.frozen
@@ -170,6 +171,7 @@ class TryOn:
         self.repository: TryOnRepository = catalog.repository
         self.engine: Engine = LocalEngine() if engine is None else engine
         self.initial_credits = initial_credits
+        self._sealing_key: bytes | None = None
 
     def now(self) -> datetime:
         """Return the catalog's current time (its one reader of the clock)."""
@@ -259,7 +261,7 @@ class TryOn:
         """
         account = check_account(account)
         image = None
-        if isinstance(image_id, str) and 0 < len(image_id) <= _MAX_ID_LENGTH:
+        if is_record_id(image_id):
             image = live_image(self.repository.get_person_image(account, image_id), self.now())
         if image is None:
             raise ValidationFailed.at("imageId", "unknown or expired image")
@@ -389,6 +391,8 @@ class TryOn:
         new_image_id_ = new_image_id() if person_blob is not None else None
         image_token = new_token()
         stored_id = person.image_id if person is not None else None
+        if not is_record_id(stored_id):
+            stored_id = None  # no image has it: unknown without a read
         image_keys = tuple(i for i in (stored_id, new_image_id_) if i is not None)
         keys = TryOnKeys(
             product=external_id,
@@ -426,6 +430,14 @@ class TryOn:
                 stored = live_image(state.person_images.get(person.image_id), now)
                 if stored is None:
                     raise ValidationFailed.at(f"{person.path}.id", "unknown or expired image")
+                if None not in (command.customer_id, stored.customer_id) and (
+                    command.customer_id != stored.customer_id
+                ):
+                    # Erasing either customer must reach the result, which is the photo (T18):
+                    # a generation has one customer id, so the two must agree.
+                    raise ValidationFailed.at(
+                        "externalUserId", "differs from the customer id of the person image"
+                    )
                 snap = Person(sha256=stored.sha256, mime_type=stored.mime_type)
                 # A photo tagged with a customer tags what is made of it, so that erasing the
                 # customer reaches the generation too (T18).
@@ -521,12 +533,15 @@ class TryOn:
 
     def _generation(self, account: str, generation_id: object, now: datetime) -> Generation:
         generation = None
-        if isinstance(generation_id, str) and 0 < len(generation_id) <= _MAX_ID_LENGTH:
+        if is_record_id(generation_id):
             generation = live_generation(
                 self.repository.get_generation(account, generation_id), now
             )
         if generation is None:
-            raise GenerationNotFound.for_id(str(generation_id)[:_MAX_ID_LENGTH])
+            if is_record_id(generation_id):
+                raise GenerationNotFound.for_id(generation_id)
+            # Text no id has (NUL, control characters, anything long) is not echoed back.
+            raise GenerationNotFound("Generation not found.")
         return generation
 
     def finish_generation(
@@ -570,12 +585,16 @@ class TryOn:
                 raise ValidationFailed.at("generationId", "the generation has already finished")
             finished = max(now, generation.processing_at)
             credits = None
+            erased = generation.person.sha256 is None and generation.person.url is None
+            kept = None if erased else blob  # an erased customer's result is not kept (T18)
             if blob is not None:
                 done = attrs.evolve(
                     generation,
                     finished_at=finished,
                     outcome="COMPLETED",
-                    result=Person(sha256=blob.sha256, mime_type=blob.mime_type),
+                    result=Person()
+                    if kept is None
+                    else Person(sha256=kept.sha256, mime_type=kept.mime_type),
                 )
             else:
                 done = attrs.evolve(
@@ -588,7 +607,7 @@ class TryOn:
                 stored = settle(state.credits or Credits(account, self.initial_credits), now)
                 credits = attrs.evolve(stored, balance=min(MAX_CREDITS, stored.balance + 1))
             return TryOnWrite(
-                generations=(done,), credits=credits, blobs=() if blob is None else (blob,)
+                generations=(done,), credits=credits, blobs=() if kept is None else (kept,)
             )
 
         written = self.repository.write_tryon(
@@ -649,20 +668,33 @@ class TryOn:
 
     # -- media (T3, T15) ------------------------------------------------------------------
 
+    def _media_key(self) -> bytes:
+        """The key that seals the account in media references.
+
+        Derived from the repository's ``cursor_secret()`` (the same for every process on the
+        storage, so URLs outlive a restart), or, without it, from a secret of this object's own.
+        """
+        key = self._sealing_key
+        if key is None:
+            secret = getattr(self.repository, "cursor_secret", None)
+            key = media_key(os.urandom(32) if secret is None else secret())
+            self._sealing_key = key
+        return key
+
     def image_ref(self, image: PersonImage) -> str:
-        """Return the path segment of a person image's URL (T3)."""
-        return media_ref(image.account, image.image_id, image.token)
+        """Return the path segment of a person image's URL (T3): no account, no API key in it."""
+        return media_ref(self._media_key(), image.account, image.image_id, image.token)
 
     def result_ref(self, account: str, generation: GenerationView) -> str:
         """Return the path segment of a generation's result URL (T15)."""
-        return media_ref(account, generation.generation_id, generation.token)
+        return media_ref(self._media_key(), account, generation.generation_id, generation.token)
 
     def open_media(self, ref: str) -> Media | None:
         """Return what a media URL serves now, or ``None`` when it serves nothing (T3, T15).
 
         Nothing: malformed, unknown, a wrong token, expired, or erased.
         """
-        parsed = parse_media_ref(ref) if isinstance(ref, str) and len(ref) < 4096 else None
+        parsed = parse_media_ref(self._media_key(), ref) if isinstance(ref, str) else None
         if parsed is None:
             return None
         account, record_id, token = parsed

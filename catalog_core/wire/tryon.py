@@ -279,6 +279,9 @@ def decode_start(body: Mapping[str, Any], limits: Limits) -> DecodedStart:
         else:
             customer_id = value
     watermark, keep = _output(body, found)
+    if body.get("person") is not None and body.get("customer") is not None:
+        # A field problem of the body's own: with the others, at once (R30, T6).
+        found.fail("customer", "person and customer cannot be used together")
     command: UseCommand | None = None
     item_error: CatalogError | None = None
     warnings: list[PayloadWarning] = list(item_warnings)

@@ -379,7 +379,7 @@ def post_multipart(http: httpx.Client, body: bytes, boundary: str = "XyZ") -> ht
 DATA = json.dumps({"externalId": "p", "images": [{"source": {"fileKey": "f"}}]}).encode()
 
 
-@pytest.mark.parametrize("name", ["\\", "a\\", "*\\", 'a"b', 'a\\"b'])
+@pytest.mark.parametrize("name", ["\\", "a\\", "*\\", 'a"b', 'a\\"b', "\x08\\", "\t;=\\"])
 def test_r32_a_part_name_with_an_escaped_backslash_or_quote_is_read_as_sent(
     shared_server: Server, key: str, client: Client, name: str
 ) -> None:

@@ -7,6 +7,7 @@ backend; one server per module serves the tests that allow it, each test in acco
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import signal
 import socket
@@ -23,12 +24,12 @@ import pytest
 
 import catalog_core as cc
 from catalog_core.server.responses import WARNINGS_COUNT_HEADER, WARNINGS_HEADER
-from catalog_core.tryon.rules import media_ref
 from tests.conftest import fresh_schema, postgres_url
 from tests.helpers import JPEG, FakeClock, png
 from tests.server.conftest import Server, start_server
 
 PERSON = png(12, 16, (30, 90, 200))
+CDN_IMAGE = "https://cdn.example/p.jpg"
 GARMENT = png(8, 8, (220, 40, 40))
 MEMORY = "memory://"
 FINISHED = ("COMPLETED", "FAILED")
@@ -494,10 +495,17 @@ def test_t3_t4_a_media_url_with_a_wrong_token_or_another_accounts_serves_nothing
     image_id, image_url = client.image_id()
     assert fetch(image_url).status_code == 200
     ref = image_url.rsplit("/", 1)[1]
-    encoded, record, token = ref.split(".")
-    wrong_token = f"{encoded}.{record}.{'a' * len(token)}"
-    other_account = media_ref(other.key, record, token)
-    for bad in (wrong_token, other_account, f"{encoded}.{record}", "nothing", "a.b.c"):
+    record, token, sealed = ref.split(".")
+    # Neither the API key nor the account shows in the URL, in any encoding it could be in.
+    for shown in (client.key, base64.urlsafe_b64encode(client.key.encode()).decode().rstrip("=")):
+        assert shown not in image_url
+    wrong_token = f"{record}.{'a' * len(token)}.{sealed}"
+    _, others_url = other.image_id()
+    other_sealed = others_url.rsplit(".", 1)[1]
+    # Another account's sealed part (for another id), and one bit flipped in this one's.
+    moved = f"{record}.{token}.{other_sealed}"
+    flipped = f"{record}.{token}.{sealed[:-2]}{'A' if sealed[-2] != 'A' else 'B'}{sealed[-1]}"
+    for bad in (wrong_token, moved, flipped, f"{record}.{token}", "nothing", "a.b.c"):
         answer = fetch(f"{quick.base}/media/{bad}")
         assert answer.status_code == 404, bad
         assert answer.json()["code"] == "MEDIA_NOT_FOUND"
@@ -567,12 +575,13 @@ def test_t7_t14_a_person_given_by_url_comes_back_as_a_redirect(
 class _InProcess:
     """create_app on a catalog with a fake clock, under a real uvicorn on a loopback port."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: FakeClock | None, **options: Any) -> None:
         import uvicorn
 
         from catalog_core.server import create_app
 
-        self.app = create_app(cc.Catalog(cc.MemoryRepository(), clock=clock))
+        catalog = options.pop("catalog", None) or cc.Catalog(cc.MemoryRepository(), clock=clock)
+        self.app = create_app(catalog, **options)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -624,6 +633,48 @@ def test_t3_t4_t15_t22_media_urls_stop_working_when_their_retention_ends() -> No
             )
             assert again.status_code == 400
             assert again.json()["details"][0]["path"] == "person.image.source.id"
+    finally:
+        served.stop()
+
+
+class _CountingRepository(cc.MemoryRepository):
+    """A memory repository that counts the reads of generations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get_generation(self, account: str, generation_id: str) -> Any:
+        self.reads += 1
+        return super().get_generation(account, generation_id)
+
+
+def test_t11_a_sync_wait_ends_when_its_client_goes_away() -> None:
+    """A client that gives up does not leave a wait reading its generation until the timeout."""
+    from catalog_core.tryon import LocalEngine, TryOn
+
+    repository = _CountingRepository()
+    catalog = cc.Catalog(repository)
+    served = _InProcess(
+        None,
+        catalog=catalog,
+        tryon=TryOn(catalog, engine=LocalEngine(generation_seconds=60)),
+        sync_timeout=30,
+    )
+    try:
+        body = {
+            "products": [{"externalId": "p", "images": [{"source": {"url": CDN_IMAGE}}]}],
+            "person": {"image": {"source": {"url": CDN_IMAGE}}},
+        }
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(
+                f"{served.base}/try-on/sync", json=body, headers={"x-api-key": "gk_a"}, timeout=1
+            )
+        time.sleep(1.5)  # at most one nap after the client left
+        settled = repository.reads
+        time.sleep(2.5)
+        assert repository.reads == settled
+        assert settled >= 1  # it did wait, and read, while the client was there
     finally:
         served.stop()
 

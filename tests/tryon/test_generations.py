@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -210,3 +211,29 @@ def test_t15_a_result_url_serves_until_the_generation_keep_for_days_ends(
         tryon.get_generation("acme", view.generation_id)
     # The uploaded image keeps its own, longer, retention.
     assert tryon.open_media(tryon.image_ref(image)) is not None
+
+
+@pytest.mark.parametrize("generation_id", ["gen_\x00", "gen_\ud800", "g" * 100_000, "", None])
+def test_t13_an_id_no_generation_can_have_is_not_found_without_reaching_storage(
+    tryon: TryOn, generation_id: Any
+) -> None:
+    with pytest.raises(cc.CatalogError) as caught:
+        tryon.get_generation("acme", generation_id)
+    assert caught.value.code == "GENERATION_NOT_FOUND"
+    assert "\x00" not in caught.value.message
+
+
+def test_t14_t18_a_result_reported_after_the_customer_was_erased_is_not_kept(
+    catalog: cc.Catalog, clock: FakeClock
+) -> None:
+    tryon = TryOn(catalog, engine=ReportingEngine())
+    payload = body(item("a"))
+    payload["externalUserId"] = "gone"
+    started = tryon.start("acme", payload).generation
+    assert tryon.erase_customer("acme", "gone") == 1
+    clock.advance(seconds=2)
+    done = tryon.finish_generation("acme", started.generation_id, result=PNG)
+    assert (done.status, done.result) == ("COMPLETED", None)
+    generation = tryon.repository.get_generation("acme", started.generation_id)
+    assert generation is not None
+    assert generation.blob_refs == frozenset()

@@ -132,9 +132,38 @@ def test_t3_a_url_with_a_wrong_or_missing_token_serves_nothing(tryon: TryOn) -> 
     image = tryon.upload_form("acme", {"file": cc.Upload(PNG)}).image
     ref = tryon.image_ref(image)
     assert tryon.open_media(ref) is not None
-    stem = ref.rsplit(".", 1)[0]
-    for bad in (stem + ".wrongtoken", stem, stem + ".", "", "..", "no-dots", "%%%.img_x.y"):
+    record, token, sealed = ref.split(".")
+    for bad in (
+        f"{record}.wrongtoken.{sealed}",
+        f"{record}.{token}",
+        f"{record}.{token}.",
+        f"{record}.{token}.{sealed}A",
+        f"{record}.{token}.{sealed[1:]}",
+        "",
+        "..",
+        "no-dots",
+        "%%%.img_x.y",
+        f"img_\x00.{token}.{sealed}",
+        f"{record}.{token}.{sealed}" + "A" * 5000,
+    ):
         assert tryon.open_media(bad) is None
+
+
+def test_t3_a_url_holds_neither_the_account_nor_anything_it_can_be_read_from(
+    tryon: TryOn,
+) -> None:
+    """On a server without --api-key the account is the API key: a URL must not show it."""
+    import base64
+
+    account = "sk_live_" + "k" * 40
+    image = tryon.upload_form(account, {"file": cc.Upload(PNG)}).image
+    ref = tryon.image_ref(image)
+    sealed = base64.urlsafe_b64decode(ref.split(".")[2] + "==")
+    assert account not in ref
+    assert account.encode() not in sealed
+    assert b"kkkk" not in sealed
+    assert len(sealed) % 16 == 0
+    assert tryon.open_media(ref) is not None
 
 
 def test_t4_an_image_expires_keep_for_days_after_its_upload(tryon: TryOn, clock: FakeClock) -> None:
@@ -152,8 +181,17 @@ def test_t4_another_accounts_image_is_unknown(tryon: TryOn) -> None:
     image = tryon.upload_form("acme", {"file": cc.Upload(WEBP)}).image
     with pytest.raises(cc.ValidationFailed):
         tryon.get_person_image("globex", image.image_id)
-    forged = tryon.image_ref(image).replace(tryon.image_ref(image).split(".")[0], "Z2xvYmV4")
+    from catalog_core.tryon.rules import media_key, media_ref
+
+    key = tryon._media_key()
+    forged = media_ref(key, "globex", image.image_id, image.token)
     assert tryon.open_media(forged) is None  # the same id and token under another account
+    assert (
+        tryon.open_media(
+            media_ref(media_key(b"another secret"), "acme", image.image_id, image.token)
+        )
+        is None
+    )
     with pytest.raises(cc.ValidationFailed) as caught:
         tryon.start(
             "globex",

@@ -418,3 +418,36 @@ def test_t6_unknown_keys_warn_and_null_optional_fields_are_absent(tryon: TryOn) 
         ("DEPRECATED_FIELD", "customer"),
         ("UNKNOWN_FIELD", "customer.k"),
     ]
+
+
+@pytest.mark.parametrize("image_id", ["img_\x00", "img_\ud800", "img_" + "a" * 300, "IMG_A", 7])
+def test_t7_an_id_no_image_can_have_is_unknown_without_reaching_storage(
+    tryon: TryOn, image_id: Any
+) -> None:
+    """Text no storage can hold (NUL, lone surrogates) or of any length is simply unknown."""
+    with pytest.raises(cc.CatalogError) as caught:
+        tryon.start("acme", body(id=image_id))
+    assert caught.value.code == "VALIDATION_FAILED"
+    assert [d.path for d in caught.value.details] == ["person.image.source.id"]
+    assert tryon.credits("acme") == 10
+
+
+def test_t18_a_try_on_for_another_customer_than_its_photos_is_refused(tryon: TryOn) -> None:
+    """A generation has one customer id; erasing either customer must reach the photo in it."""
+    image = tryon.upload_form("acme", {"file": cc.Upload(PNG), "externalUserId": "x"}).image
+    payload = body(item("m", title="mock"), id=image.image_id)
+    payload["externalUserId"] = "y"
+    with pytest.raises(cc.ValidationFailed) as caught:
+        tryon.start("acme", payload)
+    assert [d.path for d in caught.value.details] == ["externalUserId"]
+    payload["externalUserId"] = "x"
+    tryon.start("acme", payload)
+
+
+def test_t6_person_beside_customer_is_one_of_the_bodys_field_problems(tryon: TryOn) -> None:
+    payload = body()
+    payload["customer"] = {"url": f"{CDN}/me.jpg"}
+    payload["output"] = {"keepForDays": 5}
+    with pytest.raises(cc.ValidationFailed) as caught:
+        tryon.start("acme", payload)
+    assert [d.path for d in caught.value.details] == ["customer", "output.keepForDays"]
