@@ -236,18 +236,7 @@ class TryOn:
         image_id, token = new_image_id(), new_token()
 
         def change(state: TryOnState) -> TryOnWrite:
-            now = self.now()
-            image = PersonImage(
-                account=account,
-                image_id=image_id,
-                sha256=blob.sha256,
-                mime_type=blob.mime_type,
-                token=token,
-                crop=options.crop,
-                customer_id=options.customer_id,
-                created_at=now,
-                expires_at=now + timedelta(days=options.keep_for_days),
-            )
+            image = _person_image(account, image_id, token, blob, options, self.now())
             return TryOnWrite(person_images=(image,), blobs=(blob,))
 
         written = self.repository.write_tryon(account, TryOnKeys(person_images=(image_id,)), change)
@@ -444,17 +433,11 @@ class TryOn:
                 customer_id = command.customer_id or stored.customer_id
             elif person_blob is not None:
                 assert new_image_id_ is not None
+                options = UploadOptions(
+                    keep_for_days=command.keep_for_days, customer_id=command.customer_id
+                )
                 new_images = (
-                    PersonImage(
-                        account=account,
-                        image_id=new_image_id_,
-                        sha256=person_blob.sha256,
-                        mime_type=person_blob.mime_type,
-                        token=image_token,
-                        customer_id=command.customer_id,
-                        created_at=now,
-                        expires_at=now + timedelta(days=command.keep_for_days),
-                    ),
+                    _person_image(account, new_image_id_, image_token, person_blob, options, now),
                 )
                 snap = Person(sha256=person_blob.sha256, mime_type=person_blob.mime_type)
             else:
@@ -724,6 +707,23 @@ class TryOn:
     def purge_expired(self) -> PurgeCounts:
         """Delete what has expired now: products, person images, generations, blobs (T22)."""
         return self.repository.purge(self.now())
+
+
+def _person_image(
+    account: str, image_id: str, token: str, blob: Blob, options: UploadOptions, now: datetime
+) -> PersonImage:
+    """A person image of ``blob`` stored at ``now``, kept ``options.keep_for_days`` (T4)."""
+    return PersonImage(
+        account=account,
+        image_id=image_id,
+        sha256=blob.sha256,
+        mime_type=blob.mime_type,
+        token=token,
+        crop=options.crop,
+        customer_id=options.customer_id,
+        created_at=now,
+        expires_at=now + timedelta(days=options.keep_for_days),
+    )
 
 
 def _upload_of(file: object) -> Upload:

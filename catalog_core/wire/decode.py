@@ -49,6 +49,7 @@ __all__ = [
     "MAX_VALID_FOR_DAYS",
     "check_account",
     "check_external_id",
+    "check_parts_size",
     "check_request_size",
     "days_problem",
     "decode_try_on",
@@ -657,6 +658,25 @@ def decode_try_on(
     return items[0], "products.0.", ()
 
 
+def check_parts_size(fields: object, limits: Limits) -> None:
+    """Check the parts of a multipart body together against the request limit (R33).
+
+    Raises:
+        ValidationFailed: ``fields`` is not a mapping of parts (path ``body``).
+        PayloadTooLarge: the text, bytes and uploads together are over the limit.
+    """
+    if not isinstance(fields, Mapping):
+        raise ValidationFailed.at("body", "must be the parts of a multipart body")
+    check_request_size(
+        sum(
+            len(part.data) if isinstance(part, Upload) else len(part)
+            for part in fields.values()
+            if isinstance(part, str | bytes | Upload)
+        ),
+        limits,
+    )
+
+
 def split_multipart(
     fields: Mapping[str, str | bytes | Upload], limits: Limits
 ) -> tuple[Mapping[str, Any], dict[str, Upload]]:
@@ -675,16 +695,7 @@ def split_multipart(
         ValidationFailed: ``data`` is missing or is not a JSON object (path ``data``), or a part
             is not text, bytes or an upload.
     """
-    if not isinstance(fields, Mapping):
-        raise ValidationFailed.at("body", "must be the parts of a multipart body")
-    check_request_size(
-        sum(
-            len(part.data) if isinstance(part, Upload) else len(part)
-            for part in fields.values()
-            if isinstance(part, str | bytes | Upload)
-        ),
-        limits,
-    )
+    check_parts_size(fields, limits)
     if "data" not in fields:
         raise ValidationFailed.at("data", "is required: the JSON payload goes in the data field")
     files: dict[str, Upload] = {}

@@ -34,7 +34,7 @@ from catalog_core.tryon.commands import (
     UploadOptions,
 )
 from catalog_core.tryon.model import GenerationView, PersonImage
-from catalog_core.wire.decode import _Decoder, check_request_size, decode_try_on, decode_upsert
+from catalog_core.wire.decode import _Decoder, check_parts_size, decode_try_on, decode_upsert
 
 __all__ = [
     "MAX_CUSTOMER_ID_LENGTH",
@@ -155,16 +155,7 @@ def decode_upload(
         PayloadTooLarge, FileRequired, ValidationFailed: in that order. The file's bytes are
         checked by the use case (``INVALID_IMAGE``, ``FILE_TOO_LARGE``).
     """
-    if not isinstance(fields, Mapping):
-        raise ValidationFailed.at("body", "must be the parts of a multipart body")
-    check_request_size(
-        sum(
-            len(p.data) if isinstance(p, Upload) else len(p)
-            for p in fields.values()
-            if isinstance(p, str | bytes | Upload)
-        ),
-        limits,
-    )
+    check_parts_size(fields, limits)
     present = {k: v for k, v in fields.items() if v is not None}
     file = present.get("file")
     if file is None:
