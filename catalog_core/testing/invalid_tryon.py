@@ -350,9 +350,12 @@ def _person(draw: st.DrawFn, case: _Case, fault: bool) -> None:
                 case.body["person"] = {"image": "me.jpg"}
             else:
                 case.body[key] = "me.jpg"
-        else:  # T6: person and its deprecated customer together
+        else:  # T6: person and its deprecated customer together, a problem of the body's own
             case.body["person"] = {"image": {"source": {"url": _URL}}}
             case.body["customer"] = {"url": _URL}
+            case.person_code = None
+            case.field_codes.add("VALIDATION_FAILED")
+            case.problems["customer"] = "VALIDATION_FAILED"
     elif code == "CUSTOMER_IMAGE_FETCH_FAILED":
         put({"url": pick(draw, _UNFETCHABLE_URLS)})
     elif code == "MULTIPART_FILE_NOT_FOUND":
@@ -432,10 +435,10 @@ def invalid_tryon_bodies(
 
     Problems of the try-on's own checks are drawn: ``products`` without exactly one item, or with
     ``product`` beside it; a refused ``externalUserId``, ``output`` or deprecated option, or a new
-    name beside its old one (``VALIDATION_FAILED``); a missing person
-    (``CUSTOMER_IMAGE_REQUIRED``), a source without exactly one of ``id``, ``url`` and
-    ``fileKey`` (``INVALID_IMAGE_INPUT``), a malformed source, an ``id`` no catalog holds, or
-    ``person`` beside ``customer`` (``VALIDATION_FAILED``), a URL under ``.invalid``
+    name beside its old one, ``person`` beside ``customer`` (``VALIDATION_FAILED``, with the
+    body's own field problems); a missing person (``CUSTOMER_IMAGE_REQUIRED``), a source without
+    exactly one of ``id``, ``url`` and ``fileKey`` (``INVALID_IMAGE_INPUT``), a malformed source
+    or an ``id`` no catalog holds (``VALIDATION_FAILED``), a URL under ``.invalid``
     (``CUSTOMER_IMAGE_FETCH_FAILED``), a missing, non-image or (with ``limits``) oversized person
     file; and, to pin T9's order, problems of the product item (each code of R30 that needs no
     stored state) and bodies that are not JSON objects. Problems are often combined: the code is
