@@ -183,7 +183,8 @@ def _redact_parameter(match: re.Match[str]) -> str:
     show_default=True,
     envvar="CATALOG_CORE_DB",
     help="The catalog: an SQLite file path (created when missing), sqlite:///path, "
-    "postgresql://user@host/dbname[?schema=name], or memory:// (kept in the process's memory, "
+    "postgresql://user@host/dbname[?schema=name][&create_schema=false] (false: a schema made "
+    "by schema-sql, opened without DDL), or memory:// (kept in the process's memory, "
     "gone when it ends: for a throwaway stand-in server).",
 )
 def main(db: str) -> None:
@@ -446,8 +447,10 @@ def delete(ctx: click.Context, external_id: str, account: str) -> None:
 def schema_sql(schema: str) -> None:
     """Print the SQL that creates the PostgreSQL schema, for an administrator to run beforehand.
 
-    For databases where the application may not run DDL: run the output once, then open the
-    catalog with ``create_schema=False`` (the catalog then only checks the schema version).
+    For databases where the application may not run DDL: run the output once (in one
+    transaction: ``psql --single-transaction``), then open the catalog with
+    ``--db 'postgresql://…?schema=NAME&create_schema=false'`` (or ``create_schema=False`` in
+    Python): the catalog then only checks the schema version.
     """
     from catalog_core.repository._postgres_schema import schema_sql as ddl
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -45,6 +46,7 @@ from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from catalog_core.images import Blob
@@ -138,6 +140,23 @@ def _run(conn: psycopg.Connection[Any], statement: str, rows: Sequence[Sequence[
         return cur.rowcount
 
 
+def _connect_once(conninfo: str, timeout: float) -> None:
+    """Connect once and close, so that a mistake in ``conninfo`` fails now with the driver's cause.
+
+    A pool connects in the background and, on failure, only reports a timeout at the end of
+    ``connect_timeout``; one plain connection first gives the cause at once (``database "x" does
+    not exist``, ``Connection refused``, ``invalid URI query parameter``). A ``connect_timeout``
+    in ``conninfo`` is the user's and wins.
+
+    Raises:
+        psycopg.OperationalError: the server refused or could not be reached.
+        psycopg.ProgrammingError: ``conninfo`` is not a valid connection string or URL.
+    """
+    if "connect_timeout" not in conninfo_to_dict(conninfo):
+        conninfo = make_conninfo(conninfo, connect_timeout=max(1, math.ceil(timeout)))
+    psycopg.connect(conninfo).close()
+
+
 class _CreatedConcurrently(Exception):
     """Another writer created the row between our read and our insert: run the change again."""
 
@@ -157,7 +176,12 @@ class PostgresRepository:
         connect_timeout: seconds to wait for the first connection before giving up.
 
     Raises:
-        psycopg_pool.PoolTimeout: the server could not be reached within ``connect_timeout``.
+        psycopg.OperationalError: the first connection failed; the message is the driver's
+            (``database "x" does not exist``, ``Connection refused``, a timeout after
+            ``connect_timeout`` for a server that does not answer).
+        psycopg.ProgrammingError: ``conninfo`` is not a valid connection string or URL.
+        psycopg_pool.PoolTimeout: the pool's first connection did not come within
+            ``connect_timeout``.
         RuntimeError: the tables are missing (with ``create_schema=False``), belong to another
             schema version, or the database does not store text as UTF-8.
     """
@@ -174,6 +198,8 @@ class PostgresRepository:
         connect_timeout: float = 10.0,
     ) -> None:
         self.schema = check_schema_name(schema)
+        if pool is None:
+            _connect_once(conninfo, connect_timeout)
         self._owns_pool = pool is None
         self._pool: ConnectionPool = pool or ConnectionPool(
             conninfo,

@@ -16,8 +16,9 @@ def open_repository(url: str, **options: Any) -> Repository:
       or a plain file path: a :class:`~catalog_core.SQLiteRepository`.
     - ``postgresql://user@host:port/dbname`` (or ``postgres://``): a
       :class:`~catalog_core.PostgresRepository` (needs the ``postgres`` extra). A ``schema``
-      query parameter picks the schema (``…/dbname?schema=shop``); the other parameters go to
-      libpq as they are.
+      query parameter picks the schema (``…/dbname?schema=shop``), and ``create_schema=false``
+      opens a schema an administrator made (``catalog-core schema-sql``) without any DDL; the
+      other parameters go to libpq as they are.
 
     Args:
         url: the URL or path.
@@ -25,7 +26,8 @@ def open_repository(url: str, **options: Any) -> Repository:
             SQLite, ``max_size=`` for PostgreSQL...).
 
     Raises:
-        ValueError: the URL's scheme is not one of these.
+        ValueError: the URL's scheme is not one of these, or ``create_schema`` is neither
+            ``true`` nor ``false``.
     """
     from urllib.parse import unquote  # on first use, as the backends are
 
@@ -41,6 +43,8 @@ def open_repository(url: str, **options: Any) -> Repository:
             key, _, value = pair.partition("=")
             if unquote(key) == "schema":
                 options.setdefault("schema", unquote(value))
+            elif unquote(key) == "create_schema":
+                options.setdefault("create_schema", _flag("create_schema", unquote(value)))
             else:
                 kept.append(pair)
         return PostgresRepository(base + ("?" + "&".join(kept) if kept else ""), **options)
@@ -60,3 +64,11 @@ def open_repository(url: str, **options: Any) -> Repository:
     from catalog_core.repository.sqlite import SQLiteRepository
 
     return SQLiteRepository(url, **options)
+
+
+def _flag(name: str, value: str) -> bool:
+    """Read a URL's boolean parameter: ``true`` or ``false`` (any case)."""
+    flags = {"true": True, "false": False}
+    if value.lower() not in flags:
+        raise ValueError(f"the URL parameter {name} is true or false, not {value!r}")
+    return flags[value.lower()]
