@@ -444,18 +444,26 @@ def delete(ctx: click.Context, external_id: str, account: str) -> None:
 
 @main.command("schema-sql")
 @click.option("--schema", default="catalog_core", show_default=True, help="The schema to create.")
-def schema_sql(schema: str) -> None:
+@click.option(
+    "--citus",
+    is_flag=True,
+    help="End with the distribution step of a Citus coordinator: catalog_meta a reference "
+    "table, the other tables distributed by account, colocated (docs/storage.md, "
+    '"Scaling out with Citus").',
+)
+def schema_sql(schema: str, citus: bool) -> None:
     """Print the SQL that creates the PostgreSQL schema, for an administrator to run beforehand.
 
     For databases where the application may not run DDL: run the output once (in one
     transaction: ``psql --single-transaction``), then open the catalog with
     ``--db 'postgresql://…?schema=NAME&create_schema=false'`` (or ``create_schema=False`` in
-    Python): the catalog then only checks the schema version.
+    Python): the catalog then only checks the schema version. The output can be run again: it
+    creates only what is missing, and migrates a schema made by an earlier version.
     """
     from catalog_core.repository._postgres_schema import schema_sql as ddl
 
     try:
-        click.echo(ddl(schema), nl=False)
+        click.echo(ddl(schema, distributed=citus), nl=False)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--schema") from None
 

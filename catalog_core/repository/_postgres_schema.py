@@ -7,12 +7,35 @@ from typing import Final
 
 from catalog_core.repository._recognise import EARLIER_VERSIONS
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "check_schema_name", "schema_sql"]
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "DISTRIBUTED_TABLES",
+    "INDEXES",
+    "SCHEMA_VERSION",
+    "check_schema_name",
+    "schema_sql",
+    "schema_statements",
+]
 
 DEFAULT_SCHEMA: Final = "catalog_core"
 #: 2: the try-on flow's tables (person_images, generations, credits) beside schema 1's.
 SCHEMA_VERSION: Final = 2
 _IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: The indexes of a whole catalog.
+INDEXES: Final = frozenset(
+    {
+        "products_listing",
+        "products_purge",
+        "blobs_orphans",
+        "person_images_purge",
+        "person_images_customer",
+        "generations_purge",
+        "generations_customer",
+    }
+)
+#: The tables distributed by ``account`` on Citus, colocated with the first; ``catalog_meta`` is
+#: a reference table (a copy on every node).
+DISTRIBUTED_TABLES: Final = ("products", "blobs", "person_images", "generations", "credits")
 
 _SCHEMA_SQL: Final = """\
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -35,7 +58,8 @@ CREATE TABLE IF NOT EXISTS {s}.products (
 );
 CREATE INDEX IF NOT EXISTS products_listing ON {s}.products (account, external_id)
     WHERE NOT one_shot;
-CREATE INDEX IF NOT EXISTS products_expiry ON {s}.products (account, expires_at)
+DROP INDEX IF EXISTS {s}.products_expiry;
+CREATE INDEX IF NOT EXISTS products_purge ON {s}.products (expires_at, account, external_id)
     WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {s}.blobs (
     account text COLLATE "C" NOT NULL,
@@ -57,7 +81,9 @@ CREATE TABLE IF NOT EXISTS {s}.person_images (
     expires_at bigint NOT NULL,
     PRIMARY KEY (account, image_id)
 );
-CREATE INDEX IF NOT EXISTS person_images_expiry ON {s}.person_images (expires_at);
+DROP INDEX IF EXISTS {s}.person_images_expiry;
+CREATE INDEX IF NOT EXISTS person_images_purge
+    ON {s}.person_images (expires_at, account, image_id);
 CREATE INDEX IF NOT EXISTS person_images_customer ON {s}.person_images (account, customer_id)
     WHERE customer_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {s}.generations (
@@ -73,7 +99,9 @@ CREATE TABLE IF NOT EXISTS {s}.generations (
     expires_at bigint NOT NULL,
     PRIMARY KEY (account, generation_id)
 );
-CREATE INDEX IF NOT EXISTS generations_expiry ON {s}.generations (expires_at);
+DROP INDEX IF EXISTS {s}.generations_expiry;
+CREATE INDEX IF NOT EXISTS generations_purge
+    ON {s}.generations (expires_at, account, generation_id);
 CREATE INDEX IF NOT EXISTS generations_customer ON {s}.generations (account, customer_id)
     WHERE customer_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {s}.credits (
@@ -106,7 +134,7 @@ def check_schema_name(schema: str) -> str:
     return schema
 
 
-def schema_sql(schema: str = DEFAULT_SCHEMA) -> str:
+def schema_sql(schema: str = DEFAULT_SCHEMA, *, distributed: bool = False) -> str:
     """Return the statements that create the catalog's tables in ``schema``.
 
     Every statement creates only what is missing, so the same statements also complete a schema
@@ -114,9 +142,44 @@ def schema_sql(schema: str = DEFAULT_SCHEMA) -> str:
     later version keeps its version. Run them in one transaction (``psql --single-transaction``),
     as the repository does, and a failure leaves the schema as it was.
 
+    With ``distributed``, the statements end with the distribution step of a Citus coordinator:
+    ``catalog_meta`` becomes a reference table, and the other tables are distributed by
+    ``account``, colocated, so that every operation of one account runs on one shard group.
+    Each call is made only for a table that is not distributed yet, so the output too can be run
+    again (after an upgrade, say), and it distributes what an earlier run left local.
+
     Raises:
         ValueError: ``schema`` is not a lower-case SQL identifier.
     """
     quoted = f'"{check_schema_name(schema)}"'  # quoted: a reserved word is a valid schema name
     earlier = ", ".join(f"'{version}'" for version in sorted(EARLIER_VERSIONS))
-    return _SCHEMA_SQL.format(s=quoted, version=SCHEMA_VERSION, earlier=earlier)
+    ddl = _SCHEMA_SQL.format(s=quoted, version=SCHEMA_VERSION, earlier=earlier)
+    if not distributed:
+        return ddl
+    steps = [("catalog_meta", "create_reference_table('{t}')")]
+    first = f"{quoted}.{DISTRIBUTED_TABLES[0]}"
+    for table in DISTRIBUTED_TABLES:
+        call = "create_distributed_table('{t}', 'account'"
+        call += ")" if table == DISTRIBUTED_TABLES[0] else f", colocate_with => '{first}')"
+        steps.append((table, call))
+    lines = [
+        "-- Citus: catalog_meta on every node; the rest distributed by account, colocated.",
+    ]
+    for table, call in steps:
+        name = f"{quoted}.{table}"
+        lines.append(
+            f"SELECT {call.format(t=name)} WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition "
+            f"WHERE logicalrelid = '{name}'::regclass);"
+        )
+    return ddl + "\n".join(lines) + "\n"
+
+
+def schema_statements(schema: str = DEFAULT_SCHEMA) -> list[str]:
+    """Return :func:`schema_sql` as its statements, to be sent one at a time.
+
+    Citus sends the text of a DDL statement on a distributed table to its workers as it was
+    received: sent together, the statements would reach them as one multi-command string, which
+    they refuse ("cannot insert multiple commands into a prepared statement"). ``psql`` sends
+    them one at a time too.
+    """
+    return [f"{part};" for part in schema_sql(schema).split(";\n") if part.strip()]

@@ -12,7 +12,7 @@ from typing import Any, Final, Literal, NamedTuple, Protocol
 __all__ = [
     "COMMON_TABLES",
     "EARLIER_VERSIONS",
-    "INDEX_NAMES",
+    "SQLITE_INDEXES",
     "Contents",
     "Found",
     "foreign",
@@ -29,7 +29,8 @@ COMMON_TABLES: Final = {
     "catalog_meta": frozenset({"key", "value"}),
     "credits": frozenset({"account", "id", "balance", "refunds"}),
 }
-INDEX_NAMES: Final = frozenset(
+#: The indexes of a whole catalog on SQLite (PostgreSQL's are in ``_postgres_schema``).
+SQLITE_INDEXES: Final = frozenset(
     {
         "products_listing",
         "products_expiry",
@@ -90,6 +91,7 @@ def recognise(
     *,
     columns: Mapping[str, frozenset[str]],
     version: int,
+    indexes: Collection[str],
 ) -> Found:
     """Judge what a database (or schema) holds, from what the backend read of it.
 
@@ -98,6 +100,7 @@ def recognise(
         contents: what the backend read of it.
         columns: the catalog's tables and the columns each must have.
         version: the catalog schema this version of catalog_core reads.
+        indexes: the indexes of a whole catalog (the backend's own).
 
     Returns:
         ``"empty"`` when it holds nothing at all, ``"whole"`` for a catalog of this version with
@@ -109,7 +112,7 @@ def recognise(
         RuntimeError: it holds another application's objects, or a catalog of another version
             (a later one, or one this version cannot migrate).
     """
-    tables, others, indexes, schema_version, mark = contents
+    tables, others, found_indexes, schema_version, mark = contents
     if not tables:
         if others:
             raise foreign(subject, f"it holds objects of another application ({_shown(others)})")
@@ -132,5 +135,5 @@ def recognise(
             f"{subject} holds catalog schema {found}; this version of catalog_core reads "
             f"schema {version}; it was left unchanged"
         )
-    whole = tables.keys() >= columns.keys() and set(indexes) >= INDEX_NAMES
+    whole = tables.keys() >= columns.keys() and set(found_indexes) >= set(indexes)
     return "whole" if whole else "incomplete"

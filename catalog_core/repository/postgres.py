@@ -3,9 +3,11 @@
 Design:
 
 - **Tenant first.** The account is the first column of every key and index, so the tables can be
-  distributed by account (Citus) and every query of one account touches one shard. The only
-  exceptions are the ``expires_at`` indexes of person images and generations, which the purge
-  reads across accounts in one plain statement (each shard from its own index).
+  distributed by account (Citus: ``schema_sql(distributed=True)``) and every statement of one
+  account is routed to one shard. The only exceptions are the purge indexes
+  ``(expires_at, account, id)``, which the purge reads across accounts in plain statements that
+  each shard runs on its own part. No statement holds a recursive CTE, or a subquery, join or
+  row lock in a statement across shards: Citus runs none of those on distributed tables.
 - **No lost update.** Every read-merge-write locks the product's row (``SELECT … FOR UPDATE``)
   before reading it. A create, which has no row to lock, inserts with ``ON CONFLICT DO NOTHING``
   and starts over when a concurrent writer created the row first. Blob reference counts are
@@ -17,11 +19,11 @@ Design:
   non-ASCII character), so that what PostgreSQL cannot hold in ``text`` (NUL, lone surrogates)
   round-trips too. Timestamps are integer milliseconds. Ids use the ``C``
   collation: listing order is code-point order whatever the database's locale.
-- **Keyset listing** on ``(account, external_id)`` and a **purge in bounded batches** per account
-  (a loose index scan finds the accounts, then each account's expired products are read through the
-  ``(account, expires_at)`` index, 500 at a time). Expired person images and generations are found
-  by one plain statement over their ``expires_at`` index, 500 at a time, and deleted account by
-  account.
+- **Keyset listing** on ``(account, external_id)`` and a **purge in bounded batches** across
+  accounts: each kind's first 500 expired keys are read in the order of its purge index, then
+  the expired records up to the last of them are deleted in one transaction (a range of the same
+  index), and their blobs' references dropped. Its cost follows what it removes, whatever the
+  number of accounts.
 - **Credit balances** are never overdrawn: a try-on write locks the account's balance row
   (``FOR UPDATE``); an account without one inserts it with ``ON CONFLICT DO NOTHING``, and the
   write that finds a concurrent writer made it first starts over and locks it.
@@ -54,9 +56,11 @@ from catalog_core.model import Product, to_epoch_ms
 from catalog_core.repository import _engine as engine
 from catalog_core.repository._postgres_schema import (
     DEFAULT_SCHEMA,
+    INDEXES,
     SCHEMA_VERSION,
     check_schema_name,
     schema_sql,
+    schema_statements,
 )
 from catalog_core.repository._recognise import COMMON_TABLES, Contents, Found, read_meta, recognise
 from catalog_core.repository._rows import (
@@ -85,6 +89,8 @@ _PURGE_BATCH: Final = 500
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _RETRIED: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+#: Runs of the DDL when processes migrating one schema at once deadlock.
+_DDL_TRIES: Final = 5
 #: Tries again after a lost connection, each on a fresh one from a checked pool.
 _LOST_CONNECTION_RETRIES: Final = 3
 logger = logging.getLogger("catalog_core.postgres")
@@ -237,9 +243,13 @@ class PostgresRepository:
         return sql
 
     @staticmethod
-    def schema_sql(schema: str = DEFAULT_SCHEMA) -> str:
-        """Return the statements that create the schema, for an administrator to run beforehand."""
-        return schema_sql(schema)
+    def schema_sql(schema: str = DEFAULT_SCHEMA, *, distributed: bool = False) -> str:
+        """Return the statements that create the schema, for an administrator to run beforehand.
+
+        With ``distributed``, they end with the distribution step of a Citus coordinator (see
+        :func:`catalog_core.repository._postgres_schema.schema_sql`).
+        """
+        return schema_sql(schema, distributed=distributed)
 
     def _prepare_schema(self, create: bool) -> None:
         """Recognise the schema before changing anything, then create what is missing.
@@ -257,16 +267,29 @@ class PostgresRepository:
                 found = encoding and encoding[0]
                 raise RuntimeError(f"the database stores text as {found}; catalog_core needs UTF8")
             state = self._recognise(conn)
-            if state != "whole" and create:
+            deadlocks = 0
+            while state != "whole" and create:
                 try:
                     with conn.transaction():
-                        conn.execute(self.schema_sql(self.schema).encode())
+                        for statement in schema_statements(self.schema):
+                            conn.execute(statement.encode())
                 except (pg_errors.UniqueViolation, pg_errors.DuplicateObject):
                     pass  # two processes created the same schema at once: the other one won
+                except pg_errors.DeadlockDetected:
+                    # Two processes migrated at once (dropping an old index locks its table):
+                    # the DDL only creates what is missing, so it runs again.
+                    deadlocks += 1
+                    if deadlocks >= _DDL_TRIES:
+                        raise
+                    state = self._recognise(conn)
+                    continue
                 except (pg_errors.InsufficientPrivilege, pg_errors.ReadOnlySqlTransaction):
                     if state != "outdated":
                         raise
                 state = self._recognise(conn)
+                break
+            if state != "empty":
+                self._warn_when_local_on_citus(conn)
         if state == "empty":
             raise RuntimeError(
                 f"the catalog tables do not exist in schema {self.schema!r}; create them with "
@@ -281,6 +304,29 @@ class PostgresRepository:
                 self.schema,
             )
         self._cursor_secret = self._read_cursor_secret()
+
+    def _warn_when_local_on_citus(self, conn: psycopg.Connection[Any]) -> None:
+        """Warn when the database is a Citus coordinator and the catalog's tables are local.
+
+        ``create_schema`` makes plain tables, which Citus keeps on the coordinator: the catalog
+        works, on one machine. Distributing them is an administrator's step (``schema-sql
+        --citus``), not something to do behind a user's back: it moves every row.
+        """
+        citus = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone()
+        if citus is None:
+            return
+        distributed = conn.execute(
+            "SELECT 1 FROM pg_dist_partition WHERE logicalrelid = %s::regclass",
+            (f"{self._quoted}.products",),
+        ).fetchone()
+        if distributed is None:
+            logger.warning(
+                "schema %r is on a Citus coordinator, but its tables are not distributed: they "
+                "stay on the coordinator; distribute them by account with the output of "
+                "`catalog-core schema-sql --schema %s --citus`",
+                self.schema,
+                self.schema,
+            )
 
     def _read_cursor_secret(self) -> bytes:
         """Return the schema's cursor secret, made now if the schema predates it.
@@ -341,7 +387,11 @@ class PostgresRepository:
         version = functools.partial(read_meta, conn, meta, "schema_version")
         contents = Contents(tables, others, indexes, version)
         return recognise(
-            f"schema {self.schema!r}", contents, columns=_TABLE_COLUMNS, version=SCHEMA_VERSION
+            f"schema {self.schema!r}",
+            contents,
+            columns=_TABLE_COLUMNS,
+            version=SCHEMA_VERSION,
+            indexes=INDEXES,
         )
 
     # -- the contract -----------------------------------------------------------------------
@@ -477,7 +527,7 @@ class PostgresRepository:
         for sha in sorted(deltas.keys() | given.keys()):
             blob = given.get(sha)
             if blob is None:
-                self._adjust_refs(conn, kind, account, [(sha, deltas[sha])])
+                self._adjust_refs(conn, kind, {(account, sha): deltas[sha]})
                 continue
             # DO UPDATE (not DO NOTHING) locks a blob that already exists, so a concurrent purge
             # cannot delete it as an orphan between this write and its commit.
@@ -492,18 +542,32 @@ class PostgresRepository:
         self,
         conn: psycopg.Connection[Any],
         kind: engine.RecordKind[Any, Any],
-        account: str,
-        deltas: Iterable[tuple[str, int]],
+        deltas: dict[tuple[str, str], int],
     ) -> None:
-        # In SHA-256 order, so that concurrent writes lock blob rows in one order (no deadlock).
-        for sha, delta in sorted(deltas):
-            cursor = conn.execute(
-                f"UPDATE {self._quoted}.blobs SET refs = refs + %s "
-                "WHERE account = %s AND sha256 = %s",
-                (delta, account, sha),
-            )
-            if cursor.rowcount != 1:
+        """Move the reference counts of blobs by ``deltas`` (by account and SHA-256), pipelined.
+
+        In account and SHA-256 order, so that concurrent writes and purges lock blob rows in one
+        order (no deadlock); each statement names its account, so it runs on one shard.
+
+        Raises:
+            ValueError: a blob is not stored (``engine.missing_blob``): roll back.
+        """
+        rows = [(delta, account, sha) for (account, sha), delta in sorted(deltas.items())]
+        changed = _run(
+            conn,
+            f"UPDATE {self._quoted}.blobs SET refs = refs + %s WHERE account = %s AND sha256 = %s",
+            rows,
+        )
+        if changed == len(rows):
+            return
+        for _, account, sha in rows:  # which one: the transaction is rolled back anyway
+            stored = conn.execute(
+                f"SELECT 1 FROM {self._quoted}.blobs WHERE account = %s AND sha256 = %s",
+                (account, sha),
+            ).fetchone()
+            if stored is None:
                 raise engine.missing_blob(kind, sha)
+        raise RuntimeError(f"{changed} of {len(rows)} blob reference counts moved")
 
     def list_live(
         self, account: str, *, after: str | None, limit: int, now: datetime
@@ -513,18 +577,6 @@ class PostgresRepository:
         rows = self._read(lambda conn: conn.execute(self._page, params).fetchall())
         return [PACKED.decode(row) for row in rows]
 
-    def _accounts(self, conn: psycopg.Connection[Any], table: str) -> list[str]:
-        """Every account of ``table``, by a loose index scan of its primary key."""
-        s = self._quoted
-        rows = conn.execute(
-            f"WITH RECURSIVE a(account) AS ("
-            f" (SELECT account FROM {s}.{table} ORDER BY account LIMIT 1)"
-            f" UNION ALL SELECT (SELECT t.account FROM {s}.{table} t WHERE t.account > a.account"
-            f" ORDER BY t.account LIMIT 1) FROM a WHERE a.account IS NOT NULL)"
-            f" SELECT account FROM a WHERE account IS NOT NULL"
-        ).fetchall()
-        return [row[0] for row in rows]
-
     def purge_expired(self, now: datetime) -> int:
         """See :meth:`Repository.purge_expired`: :meth:`purge`, counting the products."""
         return self.purge(now).products
@@ -533,108 +585,82 @@ class PostgresRepository:
         """See :meth:`TryOnRepository.purge`.
 
         Expired person images and generations first, then expired products, then orphan blobs;
-        each in bounded batches, a transaction per account and batch.
+        each in batches of at most ``_PURGE_BATCH`` records, across accounts (see
+        :meth:`_purge_kind`).
         """
         cutoff = to_epoch_ms(now)
         images = generations = 0
         if self._has_tryon():
             images = self._purge_kind(engine.PERSON_IMAGES, cutoff)
             generations = self._purge_kind(engine.GENERATIONS, cutoff)
-        products = self._purge_products(cutoff)
+        products = self._purge_kind(engine.PRODUCTS, cutoff)
         self._purge_orphans()
         return PurgeCounts(products=products, person_images=images, generations=generations)
-
-    def _purge_products(self, cutoff: int) -> int:
-        """Delete the products expired at ``cutoff`` (ms), account by account; return how many."""
-        removed = 0
-        s = self._quoted
-        accounts = self._read(lambda conn: self._accounts(conn, "products"))
-
-        def purge_products(conn: psycopg.Connection[Any], account: str) -> int:
-            rows = conn.execute(
-                f"DELETE FROM {s}.products p USING (SELECT external_id FROM {s}.products"
-                " WHERE account = %s AND expires_at <= %s ORDER BY expires_at LIMIT %s"
-                " FOR UPDATE SKIP LOCKED) x"
-                " WHERE p.account = %s AND p.external_id = x.external_id"
-                f" AND p.expires_at <= %s RETURNING p.{PACKED.refs_column}",
-                (account, cutoff, _PURGE_BATCH, account, cutoff),
-            ).fetchall()
-            deltas: dict[str, int] = {}
-            for (refs,) in rows:
-                for sha in PACKED.refs_of(refs):
-                    deltas[sha] = deltas.get(sha, 0) - 1
-            self._adjust_refs(conn, engine.PRODUCTS, account, deltas.items())
-            return len(rows)
-
-        for account in accounts:
-            batch = functools.partial(purge_products, account=account)
-            while (count := self._in_transaction(batch)) > 0:
-                removed += count
-                if count < _PURGE_BATCH:
-                    break
-        return removed
 
     def _purge_kind(self, kind: engine.RecordKind[Any, Any], cutoff: int) -> int:
         """Delete the records of ``kind`` expired at ``cutoff`` (ms) in batches; return how many.
 
-        Each batch is found by one plain statement over the table's ``expires_at`` index (across
-        accounts: on a table distributed by account, every shard answers from its own index),
-        then deleted account by account, a transaction each, the rows locked in id order.
+        Every account at once, through the table's purge index ``(expires_at, account, id)``:
+        one read finds the first ``_PURGE_BATCH`` expired keys in that order, and one
+        transaction deletes the expired records up to the last of them (a range of the same
+        index) and drops their blob references. Both are plain statements over the table, with no
+        subquery and no row lock taken ahead: on a table distributed by account (Citus), every
+        shard runs them on its own part of the index, in parallel. So a batch costs the same
+        whether its records belong to one account or to 500, and the purge's cost follows what
+        it removes, not the number of accounts or of records kept. A record renewed between
+        the read and the delete (a use, a rewrite) no longer matches the delete, which reads it
+        again once its writer commits.
         """
         table = _TABLES[kind.name]
         qualified = f"{self._quoted}.{table.name}"
-        id_column = table.id_column
-        find = (
-            f"SELECT account, {id_column} FROM {qualified} WHERE expires_at <= %s "
-            "ORDER BY expires_at LIMIT %s"
-        )
+        key = f"expires_at, account, {table.id_column}"
+        find = f"SELECT {key} FROM {qualified} WHERE expires_at <= %s ORDER BY {key} LIMIT %s"
         delete = (
-            f"DELETE FROM {qualified} t USING (SELECT {id_column} FROM {qualified}"
-            f" WHERE account = %s AND {id_column} = ANY(%s) AND expires_at <= %s"
-            f" ORDER BY {id_column} FOR UPDATE) x"
-            f" WHERE t.account = %s AND t.{id_column} = x.{id_column} AND t.expires_at <= %s"
-            f" RETURNING t.{table.refs_column}"
+            f"DELETE FROM {qualified} WHERE expires_at <= %s AND ({key}) <= (%s, %s, %s) "
+            f"RETURNING account, {table.refs_column}"
         )
 
-        def purge_account(conn: psycopg.Connection[Any], account: str, ids: list[str]) -> int:
-            rows = conn.execute(delete, (account, ids, cutoff, account, cutoff)).fetchall()
-            deltas: dict[str, int] = {}
-            for (refs,) in rows:
+        def purge_batch(conn: psycopg.Connection[Any], last: tuple[int, str, str]) -> int:
+            rows = conn.execute(delete, (cutoff, *last)).fetchall()
+            deltas: dict[tuple[str, str], int] = {}
+            for account, refs in rows:
                 for sha in table.refs_of(refs):
-                    deltas[sha] = deltas.get(sha, 0) - 1
-            self._adjust_refs(conn, kind, account, deltas.items())
+                    deltas[account, sha] = deltas.get((account, sha), 0) - 1
+            self._adjust_refs(conn, kind, deltas)
             return len(rows)
 
         removed = 0
         while True:
             found = self._read(lambda conn: conn.execute(find, (cutoff, _PURGE_BATCH)).fetchall())
-            by_account: dict[str, list[str]] = {}
-            for account, record_id in found:
-                by_account.setdefault(account, []).append(record_id)
-            for account, ids in sorted(by_account.items()):
-                removed += self._in_transaction(
-                    functools.partial(purge_account, account=account, ids=ids)
-                )
+            if found:
+                last = tuple(found[-1])
+                removed += self._in_transaction(functools.partial(purge_batch, last=last))
             if len(found) < _PURGE_BATCH:
                 return removed
 
     def _purge_orphans(self) -> None:
-        """Delete the blobs nothing refers to, account by account, in batches."""
-        s = self._quoted
+        """Delete the blobs nothing refers to, every account at once, in batches.
 
-        def purge_blobs(conn: psycopg.Connection[Any], account: str) -> int:
-            return conn.execute(
-                f"DELETE FROM {s}.blobs b USING (SELECT sha256 FROM {s}.blobs"
-                " WHERE account = %s AND refs = 0 LIMIT %s FOR UPDATE SKIP LOCKED) x"
-                " WHERE b.account = %s AND b.sha256 = x.sha256 AND b.refs = 0",
-                (account, _PURGE_BATCH, account),
-            ).rowcount
+        As :meth:`_purge_kind`, through the partial index of orphans ``(account, sha256) WHERE
+        refs = 0``. A blob a writer names again meanwhile has ``refs`` above 0 when the delete
+        reads it (the writer's update locks it first), and stays.
+        """
+        qualified = f"{self._quoted}.blobs"
+        find = (
+            f"SELECT account, sha256 FROM {qualified} WHERE refs = 0 "
+            "ORDER BY account, sha256 LIMIT %s"
+        )
+        delete = f"DELETE FROM {qualified} WHERE refs = 0 AND (account, sha256) <= (%s, %s)"
 
-        blob_accounts = self._read(lambda conn: self._accounts(conn, "blobs"))
-        for account in blob_accounts:
-            orphans = functools.partial(purge_blobs, account=account)
-            while self._in_transaction(orphans) == _PURGE_BATCH:
-                pass
+        def purge_batch(conn: psycopg.Connection[Any], last: tuple[str, str]) -> None:
+            conn.execute(delete, last)
+
+        while True:
+            found = self._read(lambda conn: conn.execute(find, (_PURGE_BATCH,)).fetchall())
+            if found:
+                self._in_transaction(functools.partial(purge_batch, last=tuple(found[-1])))
+            if len(found) < _PURGE_BATCH:
+                return
 
     # -- the try-on flow ---------------------------------------------------------------------
 

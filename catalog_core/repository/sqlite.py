@@ -45,6 +45,7 @@ from catalog_core.repository import _engine as engine
 from catalog_core.repository._recognise import (
     COMMON_TABLES,
     EARLIER_VERSIONS,
+    SQLITE_INDEXES,
     Contents,
     Found,
     foreign,
@@ -175,7 +176,9 @@ def _recognise(conn: sqlite3.Connection) -> Found:
 
     version = functools.partial(read_meta, conn, "catalog_meta", "schema_version")
     contents = Contents(tables, others, indexes, version, mark)
-    return recognise("the database", contents, columns=_TABLES, version=SCHEMA_VERSION)
+    return recognise(
+        "the database", contents, columns=_TABLES, version=SCHEMA_VERSION, indexes=SQLITE_INDEXES
+    )
 
 
 _READ_ONLY: Final = "the catalog is read-only"
