@@ -511,6 +511,175 @@ def _postgres_bulk(scale: Scale, workdir: Path) -> Any:
     return _postgres(scale, workdir, bulk=True)
 
 
+def _pg_fill(conn: Any, schema: str, size: int, accounts: int, template: tuple[Any, ...]) -> None:
+    """Fill ``schema``.products with ``size`` products over ``accounts`` accounts, in the server.
+
+    Every product is the repository's own row (``template``: a product the catalog made) under
+    its id and account; every 1,000th has expired an hour before :data:`NOW`, the others expire
+    in 30 days. Written with one ``INSERT … SELECT`` because building a million products through
+    the catalog would take longer than the measurements.
+    """
+    later = to_epoch_ms(NOW + timedelta(days=30))
+    earlier = to_epoch_ms(NOW - timedelta(hours=1))
+    one_shot, data, days, _, last_used, created, updated, version = template
+    conn.execute(
+        f"INSERT INTO {schema}.products (account, external_id, one_shot, data, valid_for_days, "
+        "expires_at, last_used_at, created_at, updated_at, version) "
+        "SELECT 'acct-' || lpad((i %% %s)::text, 4, '0'), 'sku-' || lpad(i::text, 7, '0'), "
+        "%s, %s, %s, CASE WHEN i %% 1000 = 0 THEN %s ELSE %s END, %s, %s, %s, %s "
+        "FROM generate_series(0, %s - 1) AS i",
+        (
+            accounts,
+            one_shot,
+            data,
+            days,
+            earlier,
+            later,
+            last_used,
+            created,
+            updated,
+            version,
+            size,
+        ),
+    )
+    conn.execute(f"VACUUM ANALYZE {schema}.products")
+
+
+def _pg_template(repository: cc.PostgresRepository) -> tuple[Any, ...]:
+    """Return the columns after the key of a product the catalog made, as PostgreSQL stores it."""
+    catalog = cc.Catalog(repository, clock=lambda: NOW)
+    catalog.upsert(ACCOUNT, upsert_body(0))
+    with repository._pool.connection() as conn:
+        row = conn.execute(
+            f"SELECT one_shot, data, valid_for_days, expires_at, last_used_at, created_at, "
+            f"updated_at, version FROM {repository._quoted}.products"
+        ).fetchone()
+        conn.execute(f"TRUNCATE {repository._quoted}.products, {repository._quoted}.blobs")
+    assert row is not None
+    return tuple(row)
+
+
+_PG_PURGE_COLUMNS = (
+    "account, external_id, one_shot, data, valid_for_days, expires_at, last_used_at, "
+    "created_at, updated_at, version"
+)
+
+
+@contextmanager
+def _pg_purge_side(
+    url: str, schema: str, size: int, accounts: int
+) -> Iterator[tuple[cc.PostgresRepository, Callable[[], float]]]:
+    """A catalog of ``size`` products over ``accounts`` accounts, and a sampler of its purge.
+
+    Each sample puts back the expired products and vacuums the table (outside the timing),
+    then times ``Catalog.purge_expired()`` at :data:`NOW`. The vacuum stands for the age of
+    what expires: a product expires a day or more after it was last written, long after
+    autovacuum has marked its page all-visible, so an index-only scan of expired keys reads no
+    row. (Without it, every sample would find the rows it put back moments before, and the
+    dead ones of the samples before.) The peer's table gets the same.
+    """
+    import psycopg
+
+    repository = cc.PostgresRepository(url, schema=schema)
+    repository.drop_schema()
+    repository.close()
+    repository = cc.PostgresRepository(url, schema=schema)
+    conn = psycopg.connect(url, autocommit=True)
+    try:
+        _pg_fill(conn, schema, size, accounts, _pg_template(repository))
+        expired = conn.execute(
+            f"SELECT {_PG_PURGE_COLUMNS} FROM {schema}.products WHERE expires_at <= %s",
+            (to_epoch_ms(NOW),),
+        ).fetchall()
+        assert len(expired) == size // 1000
+        catalog = cc.Catalog(repository, clock=lambda: NOW)
+        restore = (
+            f"INSERT INTO {schema}.products ({_PG_PURGE_COLUMNS}) "
+            f"VALUES ({', '.join(['%s'] * 10)}) ON CONFLICT DO NOTHING"
+        )
+
+        def sample() -> float:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(restore, expired)
+            conn.execute(f"VACUUM {schema}.products")  # see _pg_purge_side's docstring
+            return timed(lambda: _expect(catalog.purge_expired(), len(expired)), 1)
+
+        yield repository, sample
+    finally:
+        repository.drop_schema()
+        repository.close()
+        conn.close()
+
+
+@contextmanager
+def _pg_purge(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    """The purge on PostgreSQL beside a raw ``DELETE`` through an index on ``expires_at``."""
+    import psycopg
+
+    url = POSTGRES_URL[0]
+    assert url is not None
+    size = scale.purge_size
+    with _pg_purge_side(url, OURS_SCHEMA, size, 10) as (_, ours):
+        conn = psycopg.connect(url, autocommit=True)
+        try:
+            conn.execute(f"DROP SCHEMA IF EXISTS {PEER_SCHEMA} CASCADE")
+            conn.execute(f"CREATE SCHEMA {PEER_SCHEMA}")
+            conn.execute(
+                f"CREATE TABLE {PEER_SCHEMA}.products (LIKE {OURS_SCHEMA}.products INCLUDING ALL)"
+            )
+            # The peer's one index beside its key: the one its DELETE reads.
+            for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname NOT LIKE "
+                "'%%pkey'",
+                (PEER_SCHEMA,),
+            ).fetchall():
+                conn.execute(f"DROP INDEX {PEER_SCHEMA}.{name}")
+            conn.execute(f"CREATE INDEX ON {PEER_SCHEMA}.products (expires_at)")
+            conn.execute(f"INSERT INTO {PEER_SCHEMA}.products SELECT * FROM {OURS_SCHEMA}.products")
+            conn.execute(f"VACUUM ANALYZE {PEER_SCHEMA}.products")
+            expired = conn.execute(
+                f"SELECT * FROM {PEER_SCHEMA}.products WHERE expires_at <= %s",
+                (to_epoch_ms(NOW),),
+            ).fetchall()
+
+            def peer_purge() -> None:
+                with conn.transaction():
+                    removed = conn.execute(
+                        f"DELETE FROM {PEER_SCHEMA}.products WHERE expires_at <= %s",
+                        (to_epoch_ms(NOW),),
+                    ).rowcount
+                _expect(removed, len(expired))
+
+            def theirs() -> float:
+                marks = ", ".join(["%s"] * len(expired[0]))
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(
+                        f"INSERT INTO {PEER_SCHEMA}.products VALUES ({marks}) "
+                        "ON CONFLICT DO NOTHING",
+                        expired,
+                    )
+                conn.execute(f"VACUUM {PEER_SCHEMA}.products")
+                return timed(peer_purge, 1)
+
+            yield [Contender("catalog_core", ours), Contender("psycopg", theirs)]
+        finally:
+            conn.execute(f"DROP SCHEMA IF EXISTS {PEER_SCHEMA} CASCADE")
+            conn.close()
+
+
+@contextmanager
+def _pg_purge_accounts(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    """The same purge with the catalog's products spread over 10 accounts, then over 1,000."""
+    url = POSTGRES_URL[0]
+    assert url is not None
+    size = scale.purge_size
+    with (
+        _pg_purge_side(url, f"{OURS_SCHEMA}_10", size, 10) as (_, ten),
+        _pg_purge_side(url, f"{OURS_SCHEMA}_1000", size, 1000) as (_, thousand),
+    ):
+        yield [Contender("10 accounts", ten), Contender("1,000 accounts", thousand)]
+
+
 # -- memory of the command-line import ------------------------------------------------------
 
 
@@ -594,6 +763,22 @@ CASES: list[Case] = [
         _postgres_bulk,
         needs_postgres=True,
         samples="bulk",
+    ),
+    Case(
+        "pg_purge",
+        "purge 0.1% expired on PostgreSQL",
+        "speed",
+        0.5,
+        _pg_purge,
+        needs_postgres=True,
+    ),
+    Case(
+        "pg_purge_accounts",
+        "PostgreSQL purge: 1,000 accounts vs 10",
+        "flat",
+        1.5,
+        _pg_purge_accounts,
+        needs_postgres=True,
     ),
     Case(
         "import_memory",

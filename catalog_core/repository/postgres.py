@@ -20,10 +20,9 @@ Design:
   round-trips too. Timestamps are integer milliseconds. Ids use the ``C``
   collation: listing order is code-point order whatever the database's locale.
 - **Keyset listing** on ``(account, external_id)`` and a **purge in bounded batches** across
-  accounts: each kind's first 500 expired keys are read in the order of its purge index, then
-  the expired records up to the last of them are deleted in one transaction (a range of the same
-  index), and their blobs' references dropped. Its cost follows what it removes, whatever the
-  number of accounts.
+  accounts: what each kind has to purge is counted through its purge index, then deleted in
+  transactions of at most ``_PURGE_ACROSS`` records (a range of the same index), and their
+  blobs' references dropped. Its cost follows what it removes, whatever the number of accounts.
 - **Credit balances** are never overdrawn: a try-on write locks the account's balance row
   (``FOR UPDATE``); an account without one inserts it with ``ON CONFLICT DO NOTHING``, and the
   write that finds a concurrent writer made it first starts over and locks it.
@@ -46,13 +45,14 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
+import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from catalog_core.images import Blob
-from catalog_core.model import Product, to_epoch_ms
+from catalog_core.model import UPLOAD_SCHEME, Product, to_epoch_ms
 from catalog_core.repository import _engine as engine
 from catalog_core.repository._postgres_schema import (
     DEFAULT_SCHEMA,
@@ -85,7 +85,16 @@ from catalog_core.tryon.model import Credits, Generation, PersonImage
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresRepository"]
 
-_PURGE_BATCH: Final = 500
+#: Records an erasure reads a statement.
+_ERASE_BATCH: Final = 500
+#: Above 0 for a product whose images name an upload: the predicate of the purge index of those
+#: products, ``products_uploads``, written as it is.
+_UPLOADS: Final = f"strpos(data, '{UPLOAD_SCHEME}')"
+#: Records a purge deletes a transaction, across accounts. A batch has a fixed cost (a count, a
+#: transaction; on Citus, statements on every shard) that stays a small part of the work of
+#: deleting this many (about 1.3 µs a record, locally), and its rows stay locked for only the
+#: few milliseconds its delete takes.
+_PURGE_ACROSS: Final = 5_000
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _RETRIED: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
@@ -165,6 +174,105 @@ def _connect_once(conninfo: str, timeout: float) -> None:
 
 class _CreatedConcurrently(Exception):
     """Another writer created the row between our read and our insert: run the change again."""
+
+
+@attrs.frozen
+class _Purging:
+    """How the purge finds and deletes one set of records, across accounts, by its purge index.
+
+    Each statement is plain and reads one table, with no subquery and no row lock taken ahead,
+    so that on a table distributed by account (Citus) every shard runs it on its own part of
+    the index, in parallel; a batch costs the same whatever the number of accounts it spans.
+    What is to be purged is counted (``count(*)`` through the index: each shard counts its
+    own); a batch is all of it, or, when there is more than ``_PURGE_ACROSS``, the records up
+    to the ``_PURGE_ACROSS``-th key in index order (:meth:`bound`). The delete checks each
+    record again as it deletes it: a record renewed in between (a use, a rewrite; a blob named
+    again) no longer matches, once its writer commits, and stays.
+    """
+
+    #: The kind of record (for the message of a missing blob); ``None``: orphan blobs.
+    kind: engine.RecordKind[Any, Any] | None
+    #: How to read the blobs a deleted record referred to; ``None``: it refers to none.
+    rows: SqlTable[Any] | None
+    key: str  # the purge index's columns, in order
+    table: str  # qualified
+    where: str  # what is to be purged
+    params: tuple[Any, ...]  # of ``where``
+    #: What the count reads, when not ``where``: a superset that an index answers alone (the
+    #: count only decides whether to delete at all, and in one batch or several).
+    counted: str | None = None
+
+    @classmethod
+    def expired(cls, schema: str, kind: engine.RecordKind[Any, Any], cutoff: int) -> list[_Purging]:
+        """The purge of ``kind``'s records expired at ``cutoff`` (ms).
+
+        Products are two sets: those whose images name an upload (an index of their own),
+        which send back their images as they go (to drop their blobs' references), then the
+        others, which send back nothing. The latter are counted with the former: all expired
+        products, which the purge index answers alone.
+        """
+        rows = _TABLES[kind.name]
+        key = f"expires_at, account, {rows.id_column}"
+        table = f"{schema}.{rows.name}"
+        if kind is not engine.PRODUCTS:
+            return [cls(kind, rows, key, table, "expires_at <= %s", (cutoff,))]
+        expired = "expires_at <= %s"
+        return [
+            cls(kind, rows, key, table, f"{expired} AND {_UPLOADS} > 0", (cutoff,)),
+            cls(kind, None, key, table, f"{expired} AND {_UPLOADS} = 0", (cutoff,), expired),
+        ]
+
+    @classmethod
+    def orphans(cls, schema: str) -> _Purging:
+        """The purge of the blobs nothing refers to."""
+        return cls(None, None, "account, sha256", f"{schema}.blobs", "refs = 0", ())
+
+    @staticmethod
+    def count_all(conn: psycopg.Connection[Any], purges: Sequence[_Purging]) -> list[int]:
+        """Count what each of ``purges`` is to purge, in one statement.
+
+        A ``UNION ALL`` of one plain count per set: Citus runs each as a multi-shard aggregate
+        (every shard counts its own through the index) and adds them up.
+        """
+        legs = [
+            f"SELECT {n} AS purge, count(*) FROM {p.table} WHERE {p.counted or p.where}"
+            for n, p in enumerate(purges)
+        ]
+        params = [param for purging in purges for param in purging.params]
+        found = dict(conn.execute(" UNION ALL ".join(legs), params).fetchall())
+        return [int(found.get(n, 0)) for n in range(len(purges))]
+
+    def count(self, conn: psycopg.Connection[Any]) -> int:
+        """Count what is to be purged."""
+        return self.count_all(conn, [self])[0]
+
+    def bound(self, conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+        """Return the ``_PURGE_ACROSS``-th key to purge in index order (``None``: fewer left)."""
+        row = conn.execute(
+            f"SELECT {self.key} FROM {self.table} WHERE {self.where} ORDER BY {self.key} "
+            "OFFSET %s LIMIT 1",
+            (*self.params, _PURGE_ACROSS - 1),
+        ).fetchone()
+        return None if row is None else tuple(row)
+
+    def delete(
+        self, conn: psycopg.Connection[Any], last: tuple[Any, ...] | None
+    ) -> tuple[list[tuple[str, str]], int]:
+        """Delete up to ``last`` (all: ``None``); return the blobs they referred to, and how many.
+
+        Each blob is ``(account, sha256)``, once per record that referred to it.
+        """
+        statement, params = f"DELETE FROM {self.table} WHERE {self.where}", self.params
+        if last is not None:
+            statement += f" AND ({self.key}) <= ({', '.join(['%s'] * len(last))})"
+            params = (*params, *last)
+        if self.rows is None:
+            return [], conn.execute(statement, params).rowcount
+        deleted = conn.execute(
+            f"{statement} RETURNING account, {self.rows.refs_column}", params
+        ).fetchall()
+        refs = [(a, sha) for a, referred in deleted for sha in self.rows.refs_of(referred)]
+        return refs, len(deleted)
 
 
 class PostgresRepository:
@@ -585,82 +693,60 @@ class PostgresRepository:
         """See :meth:`TryOnRepository.purge`.
 
         Expired person images and generations first, then expired products, then orphan blobs;
-        each in batches of at most ``_PURGE_BATCH`` records, across accounts (see
-        :meth:`_purge_kind`).
+        each kind in batches of at most ``_PURGE_ACROSS`` records, every account at once (see
+        :class:`_Purging`). What each kind has to purge is counted first, in one statement,
+        orphans' included: they are counted again only when the purge dropped a reference.
         """
         cutoff = to_epoch_ms(now)
-        images = generations = 0
+        s = self._quoted
+        kinds: list[engine.RecordKind[Any, Any]] = [engine.PRODUCTS]
         if self._has_tryon():
-            images = self._purge_kind(engine.PERSON_IMAGES, cutoff)
-            generations = self._purge_kind(engine.GENERATIONS, cutoff)
-        products = self._purge_kind(engine.PRODUCTS, cutoff)
-        self._purge_orphans()
-        return PurgeCounts(products=products, person_images=images, generations=generations)
-
-    def _purge_kind(self, kind: engine.RecordKind[Any, Any], cutoff: int) -> int:
-        """Delete the records of ``kind`` expired at ``cutoff`` (ms) in batches; return how many.
-
-        Every account at once, through the table's purge index ``(expires_at, account, id)``:
-        one read finds the first ``_PURGE_BATCH`` expired keys in that order, and one
-        transaction deletes the expired records up to the last of them (a range of the same
-        index) and drops their blob references. Both are plain statements over the table, with no
-        subquery and no row lock taken ahead: on a table distributed by account (Citus), every
-        shard runs them on its own part of the index, in parallel. So a batch costs the same
-        whether its records belong to one account or to 500, and the purge's cost follows what
-        it removes, not the number of accounts or of records kept. A record renewed between
-        the read and the delete (a use, a rewrite) no longer matches the delete, which reads it
-        again once its writer commits.
-        """
-        table = _TABLES[kind.name]
-        qualified = f"{self._quoted}.{table.name}"
-        key = f"expires_at, account, {table.id_column}"
-        find = f"SELECT {key} FROM {qualified} WHERE expires_at <= %s ORDER BY {key} LIMIT %s"
-        delete = (
-            f"DELETE FROM {qualified} WHERE expires_at <= %s AND ({key}) <= (%s, %s, %s) "
-            f"RETURNING account, {table.refs_column}"
+            kinds[:0] = [engine.PERSON_IMAGES, engine.GENERATIONS]
+        purges = [purging for kind in kinds for purging in _Purging.expired(s, kind, cutoff)]
+        orphans = _Purging.orphans(s)
+        *found, orphaned = self._read(lambda conn: _Purging.count_all(conn, [*purges, orphans]))
+        removed = dict.fromkeys((kind.name for kind in kinds), 0)
+        dropped = False
+        for purging, count in zip(purges, found, strict=True):
+            assert purging.kind is not None
+            deleted, refs = self._purge_batches(purging, count)
+            removed[purging.kind.name] += deleted
+            dropped = dropped or refs
+        if dropped:
+            orphaned = self._read(orphans.count)
+        self._purge_batches(orphans, orphaned)
+        return PurgeCounts(
+            products=removed[engine.PRODUCTS.name],
+            person_images=removed.get(engine.PERSON_IMAGES.name, 0),
+            generations=removed.get(engine.GENERATIONS.name, 0),
         )
 
-        def purge_batch(conn: psycopg.Connection[Any], last: tuple[int, str, str]) -> int:
-            rows = conn.execute(delete, (cutoff, *last)).fetchall()
+    def _purge_batches(self, purging: _Purging, count: int) -> tuple[int, bool]:
+        """Delete what ``purging`` finds (``count`` of them, as last counted), a batch at a time.
+
+        Return how many were deleted, and whether a blob reference was dropped. Each batch is a
+        transaction; when more may follow, it counts again before it commits.
+        """
+
+        def delete(
+            conn: psycopg.Connection[Any], last: tuple[Any, ...] | None
+        ) -> tuple[int, bool, int]:
+            refs, deleted = purging.delete(conn, last)
             deltas: dict[tuple[str, str], int] = {}
-            for account, refs in rows:
-                for sha in table.refs_of(refs):
-                    deltas[account, sha] = deltas.get((account, sha), 0) - 1
-            self._adjust_refs(conn, kind, deltas)
-            return len(rows)
+            for ref in refs:
+                deltas[ref] = deltas.get(ref, 0) - 1
+            if purging.kind is not None:
+                self._adjust_refs(conn, purging.kind, deltas)
+            return deleted, bool(deltas), 0 if last is None else purging.count(conn)
 
         removed = 0
-        while True:
-            found = self._read(lambda conn: conn.execute(find, (cutoff, _PURGE_BATCH)).fetchall())
-            if found:
-                last = tuple(found[-1])
-                removed += self._in_transaction(functools.partial(purge_batch, last=last))
-            if len(found) < _PURGE_BATCH:
-                return removed
-
-    def _purge_orphans(self) -> None:
-        """Delete the blobs nothing refers to, every account at once, in batches.
-
-        As :meth:`_purge_kind`, through the partial index of orphans ``(account, sha256) WHERE
-        refs = 0``. A blob a writer names again meanwhile has ``refs`` above 0 when the delete
-        reads it (the writer's update locks it first), and stays.
-        """
-        qualified = f"{self._quoted}.blobs"
-        find = (
-            f"SELECT account, sha256 FROM {qualified} WHERE refs = 0 "
-            "ORDER BY account, sha256 LIMIT %s"
-        )
-        delete = f"DELETE FROM {qualified} WHERE refs = 0 AND (account, sha256) <= (%s, %s)"
-
-        def purge_batch(conn: psycopg.Connection[Any], last: tuple[str, str]) -> None:
-            conn.execute(delete, last)
-
-        while True:
-            found = self._read(lambda conn: conn.execute(find, (_PURGE_BATCH,)).fetchall())
-            if found:
-                self._in_transaction(functools.partial(purge_batch, last=tuple(found[-1])))
-            if len(found) < _PURGE_BATCH:
-                return
+        dropped = False
+        while count > 0:
+            last = self._read(purging.bound) if count > _PURGE_ACROSS else None
+            deleted, refs, count = self._in_transaction(functools.partial(delete, last=last))
+            removed += deleted
+            dropped = dropped or refs
+        return removed, dropped
 
     # -- the try-on flow ---------------------------------------------------------------------
 
@@ -730,7 +816,7 @@ class PostgresRepository:
         """See :meth:`TryOnRepository.erase_customer`.
 
         One transaction; the customer's records are read and locked through the
-        ``(account, customer_id)`` indexes, ``_PURGE_BATCH`` a statement, and each batch leaves
+        ``(account, customer_id)`` indexes, ``_ERASE_BATCH`` a statement, and each batch leaves
         the set it was read from (deleted, or stripped of the customer id), until none is left.
         """
         if not self._has_tryon():
@@ -747,14 +833,14 @@ class PostgresRepository:
             )
 
             def batch() -> dict[str, _R]:
-                rows = conn.execute(select, (account, key, _PURGE_BATCH)).fetchall()
+                rows = conn.execute(select, (account, key, _ERASE_BATCH)).fetchall()
                 return {row[1]: table.decode(row) for row in rows}
 
             return batch, self._session(conn, kind, table)[1]
 
         return self._in_transaction(
             lambda conn: engine.erase_customer(
-                account, functools.partial(steps, conn), batch=_PURGE_BATCH
+                account, functools.partial(steps, conn), batch=_ERASE_BATCH
             )
         )
 

@@ -7,7 +7,8 @@ Citus runs a statement over them when it is either
   values names the account in its row), so it is routed to the one shard of that account; or
 - **plain multi-shard**: it reads one distributed table, with no subquery, no join, no row lock
   taken ahead (``FOR UPDATE``/``FOR SHARE``), and no recursive CTE; each shard then runs it on
-  its own part of the table, in parallel.
+  its own part of the table, in parallel. A ``UNION ALL`` of such statements is one too: Citus
+  runs each leg on its own and combines their rows on the coordinator.
 
 CI cannot run Citus. It records every statement the backend sends while the contract suite
 runs (:class:`RecordingCursor`) and refuses, with :func:`problems`, any that keeps neither rule;
@@ -56,6 +57,9 @@ def _tables(statement: str) -> list[str]:
 
 def multi_shard(statement: str) -> bool:
     """Whether ``statement`` reads a distributed table without routing each read to an account."""
+    legs = re.split(r"\bUNION\s+ALL\b", statement, flags=re.IGNORECASE)
+    if len(legs) > 1:
+        return any(multi_shard(leg) for leg in legs)
     tables = _tables(statement)
     if not tables or _DDL.match(statement):
         return False
@@ -66,8 +70,15 @@ def multi_shard(statement: str) -> bool:
 
 
 def problems(statement: str) -> list[str]:
-    """Say why Citus would refuse ``statement`` on tables distributed by account (``[]``: none)."""
+    """Say why Citus would refuse ``statement`` on tables distributed by account (``[]``: none).
+
+    A ``UNION ALL`` is judged leg by leg: Citus runs each leg as a statement of its own and
+    combines their rows on the coordinator.
+    """
     flat = " ".join(statement.split())
+    legs = re.split(r"\bUNION\s+ALL\b", flat, flags=re.IGNORECASE)
+    if len(legs) > 1:
+        return [problem for leg in legs for problem in problems(leg)]
     if not _tables(flat):
         return []  # catalog_meta (a reference table) or the system catalogs
     found = []

@@ -14,6 +14,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 import catalog_core as cc
+from catalog_core.repository import postgres
 from catalog_core.testing.contract import RepositoryContract
 from tests.conftest import fresh_schema, postgres_url
 from tests.repository.distribution import Recorded, problems, recording_cursor
@@ -49,3 +50,13 @@ class TestPostgresRepository(RepositoryContract):
 
     def make_second_repository(self, first: cc.Repository, tmp_path: Path) -> cc.Repository:
         return self._open(8)
+
+
+class TestPostgresRepositoryInSmallPurgeBatches(TestPostgresRepository):
+    """The contract again with purge batches of 3 records, so that every purge (the racing
+    ones included) works through several batches of every kind: counted, bounded by the third
+    key in index order (ties in ``expires_at`` broken by the key), deleted, counted again."""
+
+    @pytest.fixture(autouse=True)
+    def small_batches(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(postgres, "_PURGE_ACROSS", 3)
