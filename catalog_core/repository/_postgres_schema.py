@@ -26,7 +26,6 @@ INDEXES: Final = frozenset(
     {
         "products_listing",
         "products_purge",
-        "products_uploads",
         "blobs_orphans",
         "person_images_purge",
         "person_images_customer",
@@ -62,8 +61,6 @@ CREATE INDEX IF NOT EXISTS products_listing ON {s}.products (account, external_i
 DROP INDEX IF EXISTS {s}.products_expiry;
 CREATE INDEX IF NOT EXISTS products_purge ON {s}.products (expires_at, account, external_id)
     WHERE expires_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS products_uploads ON {s}.products (expires_at, account, external_id)
-    WHERE expires_at IS NOT NULL AND strpos(data, 'upload://') > 0;
 CREATE TABLE IF NOT EXISTS {s}.blobs (
     account text COLLATE "C" NOT NULL,
     sha256 text COLLATE "C" NOT NULL,

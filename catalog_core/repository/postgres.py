@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -87,9 +88,6 @@ __all__ = ["DEFAULT_SCHEMA", "PostgresRepository"]
 
 #: Records an erasure reads a statement.
 _ERASE_BATCH: Final = 500
-#: Above 0 for a product whose images name an upload: the predicate of the purge index of those
-#: products, ``products_uploads``, written as it is.
-_UPLOADS: Final = f"strpos(data, '{UPLOAD_SCHEME}')"
 #: Records a purge deletes a transaction, across accounts. A batch has a fixed cost (a count, a
 #: transaction; on Citus, statements on every shard) that stays a small part of the work of
 #: deleting this many (about 1.3 µs a record, locally), and its rows stay locked for only the
@@ -161,13 +159,14 @@ def _connect_once(conninfo: str, timeout: float) -> None:
     A pool connects in the background and, on failure, only reports a timeout at the end of
     ``connect_timeout``; one plain connection first gives the cause at once (``database "x" does
     not exist``, ``Connection refused``, ``invalid URI query parameter``). A ``connect_timeout``
-    in ``conninfo`` is the user's and wins.
+    in ``conninfo`` (or ``PGCONNECT_TIMEOUT``) is the user's and wins.
 
     Raises:
         psycopg.OperationalError: the server refused or could not be reached.
         psycopg.ProgrammingError: ``conninfo`` is not a valid connection string or URL.
     """
-    if "connect_timeout" not in conninfo_to_dict(conninfo):
+    given = "connect_timeout" in conninfo_to_dict(conninfo) or "PGCONNECT_TIMEOUT" in os.environ
+    if not given and math.isfinite(timeout):
         conninfo = make_conninfo(conninfo, connect_timeout=max(1, math.ceil(timeout)))
     psycopg.connect(conninfo).close()
 
@@ -178,64 +177,57 @@ class _CreatedConcurrently(Exception):
 
 @attrs.frozen
 class _Purging:
-    """How the purge finds and deletes one set of records, across accounts, by its purge index.
+    """How the purge finds and deletes one kind of record, across accounts, by its purge index.
 
     Each statement is plain and reads one table, with no subquery and no row lock taken ahead,
     so that on a table distributed by account (Citus) every shard runs it on its own part of
     the index, in parallel; a batch costs the same whatever the number of accounts it spans.
-    What is to be purged is counted (``count(*)`` through the index: each shard counts its
-    own); a batch is all of it, or, when there is more than ``_PURGE_ACROSS``, the records up
-    to the ``_PURGE_ACROSS``-th key in index order (:meth:`bound`). The delete checks each
-    record again as it deletes it: a record renewed in between (a use, a rewrite; a blob named
-    again) no longer matches, once its writer commits, and stays.
+    What is to be purged is counted once (``count(*)`` through the index: each shard counts its
+    own). Past ``_PURGE_ACROSS``, the purge goes in batches along the index: each ends at the
+    ``_PURGE_ACROSS``-th key after the previous batch's last (:meth:`bound`), the last one at
+    the end of what has expired, so that each batch reads only its own part of the index. The
+    delete checks each record again as it deletes it: a record renewed in between (a use, a
+    rewrite; a blob named again) no longer matches, once its writer commits, and stays.
     """
 
     #: The kind of record (for the message of a missing blob); ``None``: orphan blobs.
     kind: engine.RecordKind[Any, Any] | None
-    #: How to read the blobs a deleted record referred to; ``None``: it refers to none.
+    #: What the delete sends back for each record: its account and the value its references
+    #: are read from (``None``: it refers to none); ``None``: orphan blobs, which refer to none.
+    returning: str | None
     rows: SqlTable[Any] | None
     key: str  # the purge index's columns, in order
     table: str  # qualified
     where: str  # what is to be purged
     params: tuple[Any, ...]  # of ``where``
-    #: What the count reads, when not ``where``: a superset that an index answers alone (the
-    #: count only decides whether to delete at all, and in one batch or several).
-    counted: str | None = None
 
     @classmethod
-    def expired(cls, schema: str, kind: engine.RecordKind[Any, Any], cutoff: int) -> list[_Purging]:
-        """The purge of ``kind``'s records expired at ``cutoff`` (ms).
-
-        Products are two sets: those whose images name an upload (an index of their own),
-        which send back their images as they go (to drop their blobs' references), then the
-        others, which send back nothing. The latter are counted with the former: all expired
-        products, which the purge index answers alone.
-        """
+    def expired(cls, schema: str, kind: engine.RecordKind[Any, Any], cutoff: int) -> _Purging:
+        """The purge of ``kind``'s records expired at ``cutoff`` (ms)."""
         rows = _TABLES[kind.name]
+        refs = rows.refs_column
+        if kind is engine.PRODUCTS:
+            # Only a product whose images name an upload refers to a blob: the others' documents
+            # are not sent back.
+            refs = f"CASE WHEN strpos({refs}, '{UPLOAD_SCHEME}') > 0 THEN {refs} END"
         key = f"expires_at, account, {rows.id_column}"
         table = f"{schema}.{rows.name}"
-        if kind is not engine.PRODUCTS:
-            return [cls(kind, rows, key, table, "expires_at <= %s", (cutoff,))]
-        expired = "expires_at <= %s"
-        return [
-            cls(kind, rows, key, table, f"{expired} AND {_UPLOADS} > 0", (cutoff,)),
-            cls(kind, None, key, table, f"{expired} AND {_UPLOADS} = 0", (cutoff,), expired),
-        ]
+        return cls(kind, f"account, {refs}", rows, key, table, "expires_at <= %s", (cutoff,))
 
     @classmethod
     def orphans(cls, schema: str) -> _Purging:
         """The purge of the blobs nothing refers to."""
-        return cls(None, None, "account, sha256", f"{schema}.blobs", "refs = 0", ())
+        return cls(None, None, None, "account, sha256", f"{schema}.blobs", "refs = 0", ())
 
     @staticmethod
     def count_all(conn: psycopg.Connection[Any], purges: Sequence[_Purging]) -> list[int]:
         """Count what each of ``purges`` is to purge, in one statement.
 
-        A ``UNION ALL`` of one plain count per set: Citus runs each as a multi-shard aggregate
-        (every shard counts its own through the index) and adds them up.
+        A ``UNION ALL`` of one plain count per table: Citus runs each as a multi-shard
+        aggregate (every shard counts its own through the index) and adds them up.
         """
         legs = [
-            f"SELECT {n} AS purge, count(*) FROM {p.table} WHERE {p.counted or p.where}"
+            f"SELECT {n} AS purge, count(*) FROM {p.table} WHERE {p.where}"
             for n, p in enumerate(purges)
         ]
         params = [param for purging in purges for param in purging.params]
@@ -246,32 +238,51 @@ class _Purging:
         """Count what is to be purged."""
         return self.count_all(conn, [self])[0]
 
-    def bound(self, conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
-        """Return the ``_PURGE_ACROSS``-th key to purge in index order (``None``: fewer left)."""
+    def _range(
+        self, after: tuple[Any, ...] | None, last: tuple[Any, ...] | None = None
+    ) -> tuple[str, tuple[Any, ...]]:
+        """``where`` for the keys after ``after`` up to ``last`` (either ``None``: no bound)."""
+        where, params = self.where, self.params
+        marks = f"({', '.join(['%s'] * len(self.key.split(',')))})"
+        if after is not None:
+            where, params = f"{where} AND ({self.key}) > {marks}", (*params, *after)
+        if last is not None:
+            where, params = f"{where} AND ({self.key}) <= {marks}", (*params, *last)
+        return where, params
+
+    def bound(
+        self, conn: psycopg.Connection[Any], after: tuple[Any, ...] | None
+    ) -> tuple[Any, ...] | None:
+        """Return the ``_PURGE_ACROSS``-th key to purge after ``after`` (``None``: fewer left)."""
+        where, params = self._range(after)
         row = conn.execute(
-            f"SELECT {self.key} FROM {self.table} WHERE {self.where} ORDER BY {self.key} "
+            f"SELECT {self.key} FROM {self.table} WHERE {where} ORDER BY {self.key} "
             "OFFSET %s LIMIT 1",
-            (*self.params, _PURGE_ACROSS - 1),
+            (*params, _PURGE_ACROSS - 1),
         ).fetchone()
         return None if row is None else tuple(row)
 
     def delete(
-        self, conn: psycopg.Connection[Any], last: tuple[Any, ...] | None
+        self,
+        conn: psycopg.Connection[Any],
+        after: tuple[Any, ...] | None,
+        last: tuple[Any, ...] | None,
     ) -> tuple[list[tuple[str, str]], int]:
-        """Delete up to ``last`` (all: ``None``); return the blobs they referred to, and how many.
+        """Delete the records after ``after`` up to ``last``; return their blobs, and how many.
 
         Each blob is ``(account, sha256)``, once per record that referred to it.
         """
-        statement, params = f"DELETE FROM {self.table} WHERE {self.where}", self.params
-        if last is not None:
-            statement += f" AND ({self.key}) <= ({', '.join(['%s'] * len(last))})"
-            params = (*params, *last)
-        if self.rows is None:
+        where, params = self._range(after, last)
+        statement = f"DELETE FROM {self.table} WHERE {where}"
+        if self.rows is None or self.returning is None:
             return [], conn.execute(statement, params).rowcount
-        deleted = conn.execute(
-            f"{statement} RETURNING account, {self.rows.refs_column}", params
-        ).fetchall()
-        refs = [(a, sha) for a, referred in deleted for sha in self.rows.refs_of(referred)]
+        deleted = conn.execute(f"{statement} RETURNING {self.returning}", params).fetchall()
+        refs = [
+            (account, sha)
+            for account, referred in deleted
+            if referred is not None
+            for sha in self.rows.refs_of(referred)
+        ]
         return refs, len(deleted)
 
 
@@ -702,15 +713,13 @@ class PostgresRepository:
         kinds: list[engine.RecordKind[Any, Any]] = [engine.PRODUCTS]
         if self._has_tryon():
             kinds[:0] = [engine.PERSON_IMAGES, engine.GENERATIONS]
-        purges = [purging for kind in kinds for purging in _Purging.expired(s, kind, cutoff)]
+        purges = [_Purging.expired(s, kind, cutoff) for kind in kinds]
         orphans = _Purging.orphans(s)
         *found, orphaned = self._read(lambda conn: _Purging.count_all(conn, [*purges, orphans]))
-        removed = dict.fromkeys((kind.name for kind in kinds), 0)
+        removed = {}
         dropped = False
-        for purging, count in zip(purges, found, strict=True):
-            assert purging.kind is not None
-            deleted, refs = self._purge_batches(purging, count)
-            removed[purging.kind.name] += deleted
+        for kind, purging, count in zip(kinds, purges, found, strict=True):
+            removed[kind.name], refs = self._purge_batches(purging, count)
             dropped = dropped or refs
         if dropped:
             orphaned = self._read(orphans.count)
@@ -722,30 +731,38 @@ class PostgresRepository:
         )
 
     def _purge_batches(self, purging: _Purging, count: int) -> tuple[int, bool]:
-        """Delete what ``purging`` finds (``count`` of them, as last counted), a batch at a time.
+        """Delete what ``purging`` finds (``count`` of them, as counted), a batch at a time.
 
-        Return how many were deleted, and whether a blob reference was dropped. Each batch is a
-        transaction; when more may follow, it counts again before it commits.
+        Return how many were deleted, and whether a blob reference was dropped. A batch is a
+        transaction; past ``_PURGE_ACROSS`` records, its end is read first (outside it).
         """
 
         def delete(
-            conn: psycopg.Connection[Any], last: tuple[Any, ...] | None
-        ) -> tuple[int, bool, int]:
-            refs, deleted = purging.delete(conn, last)
+            conn: psycopg.Connection[Any],
+            after: tuple[Any, ...] | None,
+            last: tuple[Any, ...] | None,
+        ) -> tuple[int, bool]:
+            refs, deleted = purging.delete(conn, after, last)
             deltas: dict[tuple[str, str], int] = {}
             for ref in refs:
                 deltas[ref] = deltas.get(ref, 0) - 1
             if purging.kind is not None:
                 self._adjust_refs(conn, purging.kind, deltas)
-            return deleted, bool(deltas), 0 if last is None else purging.count(conn)
+            return deleted, bool(deltas)
 
         removed = 0
         dropped = False
+        after: tuple[Any, ...] | None = None
+        more = count > _PURGE_ACROSS
         while count > 0:
-            last = self._read(purging.bound) if count > _PURGE_ACROSS else None
-            deleted, refs, count = self._in_transaction(functools.partial(delete, last=last))
+            last = self._read(functools.partial(purging.bound, after=after)) if more else None
+            work = functools.partial(delete, after=after, last=last)
+            deleted, refs = self._in_transaction(work)
             removed += deleted
             dropped = dropped or refs
+            if last is None:
+                break
+            after = last
         return removed, dropped
 
     # -- the try-on flow ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ what Citus itself answered to such statements on a real cluster is in docs/stora
 
 from __future__ import annotations
 
+import collections
 import re
 import threading
 from typing import Any, Final
@@ -104,12 +105,15 @@ class Recorded:
         self.statements: dict[str, Any] = {}
         #: How many statements were sent (an ``executemany`` counts once per row).
         self.sent = 0
+        #: How many times each distinct statement was sent.
+        self.times: collections.Counter[str] = collections.Counter()
 
     def add(self, query: Any, params: Any, times: int = 1) -> None:
         text = " ".join(_text(query).split())
         with self._lock:
             self.statements.setdefault(text, params)
             self.sent += times
+            self.times[text] += times
 
 
 class RecordingCursor(psycopg.Cursor[Any]):

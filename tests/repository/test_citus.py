@@ -20,6 +20,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 import catalog_core as cc
+from catalog_core.repository import postgres
 from catalog_core.repository._postgres_schema import DISTRIBUTED_TABLES, schema_sql
 from catalog_core.testing.contract import RepositoryContract
 from tests.conftest import fresh_schema
@@ -89,6 +90,15 @@ class TestCitusRepository(RepositoryContract):
 
     def make_second_repository(self, first: cc.Repository, tmp_path: Path) -> cc.Repository:
         return self._open(8)
+
+
+class TestCitusRepositoryInSmallPurgeBatches(TestCitusRepository):
+    """The contract again with purge batches of 3, so that the bounded batches (the end read
+    across shards, the range delete) run on distributed tables too."""
+
+    @pytest.fixture(autouse=True)
+    def small_batches(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(postgres, "_PURGE_ACROSS", 3)
 
 
 def test_schema_sql_citus_distributes_every_table_colocated_and_runs_again() -> None:

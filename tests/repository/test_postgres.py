@@ -157,7 +157,6 @@ def test_r27_writes_sharing_blobs_in_opposite_orders_do_not_deadlock(
 #: finds what has expired at a cost that follows it. Every other one leads with the account.
 ACROSS_ACCOUNTS = {
     ("products", "products_purge"): ["expires_at", "account", "external_id"],
-    ("products", "products_uploads"): ["expires_at", "account", "external_id"],
     ("person_images", "person_images_purge"): ["expires_at", "account", "image_id"],
     ("generations", "generations_purge"): ["expires_at", "account", "generation_id"],
 }
@@ -184,7 +183,6 @@ def test_every_key_and_index_starts_with_the_account_but_the_purges(
         ("products", "products_pkey"),
         ("products", "products_listing"),
         ("products", "products_purge"),
-        ("products", "products_uploads"),
         ("blobs", "blobs_pkey"),
         ("blobs", "blobs_orphans"),
         ("person_images", "person_images_pkey"),
