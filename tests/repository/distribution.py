@@ -23,6 +23,7 @@ import threading
 from typing import Any, Final
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 __all__ = [
     "DISTRIBUTED",
@@ -31,6 +32,7 @@ __all__ = [
     "multi_shard",
     "problems",
     "recording_cursor",
+    "recording_pool",
 ]
 
 #: The tables distributed by account (``catalog_meta`` is a reference table, on every node).
@@ -134,3 +136,15 @@ class RecordingCursor(psycopg.Cursor[Any]):
 def recording_cursor(recorded: Recorded) -> type[RecordingCursor]:
     """Return a cursor class that records into ``recorded``."""
     return type("Recording", (RecordingCursor,), {"recorded": recorded})
+
+
+def recording_pool(url: str, recorded: Recorded, max_size: int) -> ConnectionPool:
+    """Return an open pool whose connections record into ``recorded`` (autocommit, as the
+    repository's own pool)."""
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"autocommit": True, "cursor_factory": recording_cursor(recorded)},
+        open=True,
+    )

@@ -24,7 +24,7 @@ from catalog_core.repository import postgres
 from catalog_core.repository._postgres_schema import DISTRIBUTED_TABLES, schema_sql
 from catalog_core.testing.contract import RepositoryContract
 from tests.conftest import fresh_schema
-from tests.repository.distribution import Recorded, multi_shard, problems, recording_cursor
+from tests.repository.distribution import Recorded, multi_shard, problems, recording_pool
 from tests.repository.test_stored_layout import POSTGRES_SCHEMA_1
 
 URL = os.environ["CATALOG_CORE_CITUS_URL"]
@@ -75,13 +75,7 @@ class TestCitusRepository(RepositoryContract):
         assert not refused, refused
 
     def _open(self, max_size: int) -> cc.PostgresRepository:
-        pool = ConnectionPool(
-            URL,
-            min_size=1,
-            max_size=max_size,
-            kwargs={"autocommit": True, "cursor_factory": recording_cursor(self.recorded)},
-            open=True,
-        )
+        pool = recording_pool(URL, self.recorded, max_size)
         self.pools.append(pool)
         return cc.PostgresRepository(schema=self.schema, pool=pool, create_schema=False)
 
@@ -168,9 +162,7 @@ def test_one_accounts_operations_each_run_on_one_shard() -> None:
     """Every single-account statement Citus routes to one shard (its plan has one task)."""
     schema = fresh_schema()
     recorded = Recorded()
-    pool = ConnectionPool(
-        URL, kwargs={"autocommit": True, "cursor_factory": recording_cursor(recorded)}, open=True
-    )
+    pool = recording_pool(URL, recorded, 4)
     try:
         _distributed(schema)
         repository = cc.PostgresRepository(schema=schema, pool=pool, create_schema=False)

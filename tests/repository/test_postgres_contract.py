@@ -17,7 +17,7 @@ import catalog_core as cc
 from catalog_core.repository import postgres
 from catalog_core.testing.contract import RepositoryContract
 from tests.conftest import fresh_schema, postgres_url
-from tests.repository.distribution import Recorded, problems, recording_cursor
+from tests.repository.distribution import Recorded, problems, recording_pool
 
 
 class TestPostgresRepository(RepositoryContract):
@@ -35,13 +35,7 @@ class TestPostgresRepository(RepositoryContract):
         assert not refused, f"statements Citus refuses on distributed tables: {refused}"
 
     def _open(self, max_size: int) -> cc.PostgresRepository:
-        pool = ConnectionPool(
-            postgres_url(),
-            min_size=1,
-            max_size=max_size,
-            kwargs={"autocommit": True, "cursor_factory": recording_cursor(self.recorded)},
-            open=True,
-        )
+        pool = recording_pool(postgres_url(), self.recorded, max_size)
         self.pools.append(pool)
         return cc.PostgresRepository(schema=self.schema, pool=pool)
 

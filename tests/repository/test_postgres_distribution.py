@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg_pool import ConnectionPool
 
 import catalog_core as cc
 from catalog_core.repository import postgres
@@ -31,7 +30,7 @@ from tests.repository.distribution import (
     Recorded,
     multi_shard,
     problems,
-    recording_cursor,
+    recording_pool,
 )
 
 SCRIPT = Path(sys.executable).parent / "catalog-core"
@@ -90,13 +89,7 @@ def recorded() -> Recorded:
 
 @pytest.fixture
 def repo(recorded: Recorded) -> Iterator[cc.PostgresRepository]:
-    pool = ConnectionPool(
-        postgres_url(),
-        min_size=1,
-        max_size=4,
-        kwargs={"autocommit": True, "cursor_factory": recording_cursor(recorded)},
-        open=True,
-    )
+    pool = recording_pool(postgres_url(), recorded, 4)
     repository = cc.PostgresRepository(schema=fresh_schema(), pool=pool)
     try:
         yield repository
@@ -171,13 +164,7 @@ def _purge_statements(accounts: int) -> tuple[int, int]:
     The products are written in one go (the repository's own rows), to keep the test fast.
     """
     recorded = Recorded()
-    pool = ConnectionPool(
-        postgres_url(),
-        min_size=1,
-        max_size=2,
-        kwargs={"autocommit": True, "cursor_factory": recording_cursor(recorded)},
-        open=True,
-    )
+    pool = recording_pool(postgres_url(), recorded, 2)
     repo = cc.PostgresRepository(schema=fresh_schema(), pool=pool)
     try:
         with psycopg.connect(postgres_url(), autocommit=True) as conn, conn.cursor() as cur:
