@@ -753,15 +753,14 @@ class PostgresRepository:
         removed = 0
         dropped = False
         after: tuple[Any, ...] | None = None
-        more = count > _PURGE_ACROSS
+        batched = count > _PURGE_ACROSS
         while count > 0:
-            last = self._read(functools.partial(purging.bound, after=after)) if more else None
-            work = functools.partial(delete, after=after, last=last)
-            deleted, refs = self._in_transaction(work)
+            last = self._read(functools.partial(purging.bound, after=after)) if batched else None
+            deleted, refs = self._in_transaction(functools.partial(delete, after=after, last=last))
             removed += deleted
             dropped = dropped or refs
-            if last is None:
-                break
+            if last is None:  # the batch went to the end of what has expired
+                return removed, dropped
             after = last
         return removed, dropped
 
