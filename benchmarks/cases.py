@@ -568,8 +568,8 @@ _PG_PURGE_COLUMNS = (
 @contextmanager
 def _pg_purge_side(
     url: str, schema: str, size: int, accounts: int
-) -> Iterator[tuple[cc.PostgresRepository, Callable[[], float]]]:
-    """A catalog of ``size`` products over ``accounts`` accounts, and a sampler of its purge.
+) -> Iterator[Callable[[], float]]:
+    """A sampler of the purge of a catalog of ``size`` products over ``accounts`` accounts.
 
     Each sample puts back the expired products and vacuums the table (outside the timing),
     then times ``Catalog.purge_expired()`` at :data:`NOW`. The vacuum stands for the age of
@@ -604,7 +604,7 @@ def _pg_purge_side(
             conn.execute(f"VACUUM {schema}.products")  # see _pg_purge_side's docstring
             return timed(lambda: _expect(catalog.purge_expired(), len(expired)), 1)
 
-        yield repository, sample
+        yield sample
     finally:
         repository.drop_schema()
         repository.close()
@@ -619,7 +619,7 @@ def _pg_purge(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
     url = POSTGRES_URL[0]
     assert url is not None
     size = scale.purge_size
-    with _pg_purge_side(url, OURS_SCHEMA, size, 10) as (_, ours):
+    with _pg_purge_side(url, OURS_SCHEMA, size, 10) as ours:
         conn = psycopg.connect(url, autocommit=True)
         try:
             conn.execute(f"DROP SCHEMA IF EXISTS {PEER_SCHEMA} CASCADE")
@@ -674,8 +674,8 @@ def _pg_purge_accounts(scale: Scale, workdir: Path) -> Iterator[Sequence[Contend
     assert url is not None
     size = scale.purge_size
     with (
-        _pg_purge_side(url, f"{OURS_SCHEMA}_10", size, 10) as (_, ten),
-        _pg_purge_side(url, f"{OURS_SCHEMA}_1000", size, 1000) as (_, thousand),
+        _pg_purge_side(url, f"{OURS_SCHEMA}_10", size, 10) as ten,
+        _pg_purge_side(url, f"{OURS_SCHEMA}_1000", size, 1000) as thousand,
     ):
         yield [Contender("10 accounts", ten), Contender("1,000 accounts", thousand)]
 

@@ -192,10 +192,10 @@ class _Purging:
 
     #: The kind of record (for the message of a missing blob); ``None``: orphan blobs.
     kind: engine.RecordKind[Any, Any] | None
-    #: What the delete sends back for each record: its account and the value its references
-    #: are read from (``None``: it refers to none); ``None``: orphan blobs, which refer to none.
-    returning: str | None
-    rows: SqlTable[Any] | None
+    #: How the delete learns what each record referred to: its table (whose ``refs_of`` reads
+    #: it) and the value it sends back for that (``None`` for a record that refers to none);
+    #: ``None``: orphan blobs, which refer to none.
+    refs: tuple[SqlTable[Any], str] | None
     key: str  # the purge index's columns, in order
     table: str  # qualified
     where: str  # what is to be purged
@@ -212,12 +212,13 @@ class _Purging:
             refs = f"CASE WHEN strpos({refs}, '{UPLOAD_SCHEME}') > 0 THEN {refs} END"
         key = f"expires_at, account, {rows.id_column}"
         table = f"{schema}.{rows.name}"
-        return cls(kind, f"account, {refs}", rows, key, table, "expires_at <= %s", (cutoff,))
+        sent = None if refs is None else (rows, refs)  # a kind without references sends none
+        return cls(kind, sent, key, table, "expires_at <= %s", (cutoff,))
 
     @classmethod
     def orphans(cls, schema: str) -> _Purging:
         """The purge of the blobs nothing refers to."""
-        return cls(None, None, None, "account, sha256", f"{schema}.blobs", "refs = 0", ())
+        return cls(None, None, "account, sha256", f"{schema}.blobs", "refs = 0", ())
 
     @staticmethod
     def count_all(conn: psycopg.Connection[Any], purges: Sequence[_Purging]) -> list[int]:
@@ -274,14 +275,15 @@ class _Purging:
         """
         where, params = self._range(after, last)
         statement = f"DELETE FROM {self.table} WHERE {where}"
-        if self.rows is None or self.returning is None:
+        if self.refs is None:
             return [], conn.execute(statement, params).rowcount
-        deleted = conn.execute(f"{statement} RETURNING {self.returning}", params).fetchall()
+        rows, referred = self.refs
+        deleted = conn.execute(f"{statement} RETURNING account, {referred}", params).fetchall()
         refs = [
             (account, sha)
-            for account, referred in deleted
-            if referred is not None
-            for sha in self.rows.refs_of(referred)
+            for account, value in deleted
+            if value is not None
+            for sha in rows.refs_of(value)
         ]
         return refs, len(deleted)
 
