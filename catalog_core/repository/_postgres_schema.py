@@ -5,13 +5,17 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from catalog_core.repository._recognise import EARLIER_VERSIONS
+from catalog_core.model import UPLOAD_SCHEME
 
 __all__ = [
     "DEFAULT_SCHEMA",
     "DISTRIBUTED_TABLES",
+    "EARLIER_VERSIONS",
     "INDEXES",
     "SCHEMA_VERSION",
+    "TRYON_VERSION",
+    "UPLOADS_EXPRESSION",
+    "UPLOADS_VERSION",
     "check_schema_name",
     "schema_sql",
     "schema_statements",
@@ -19,13 +23,25 @@ __all__ = [
 
 DEFAULT_SCHEMA: Final = "catalog_core"
 #: 2: the try-on flow's tables (person_images, generations, credits) beside schema 1's.
-SCHEMA_VERSION: Final = 2
+#: 3: products say whether their images name an upload (``uploads``), for the purge.
+SCHEMA_VERSION: Final = 3
+#: The schema versions a catalog is migrated from, in place.
+EARLIER_VERSIONS: Final = frozenset({1, 2})
+#: The first schema version with the try-on flow's tables.
+TRYON_VERSION: Final = 2
+#: The first schema version whose products have the ``uploads`` column.
+UPLOADS_VERSION: Final = 3
+#: Whether a product's document may name an upload (a blob of its account), read from the
+#: document: for a product written before its ``uploads`` column said so (``NULL``). A superset
+#: (a title may hold the text); the purge reads the document itself.
+UPLOADS_EXPRESSION: Final = f"strpos(data, '{UPLOAD_SCHEME}') > 0"
 _IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: The indexes of a whole catalog.
 INDEXES: Final = frozenset(
     {
         "products_listing",
         "products_purge",
+        "products_purge_uploads",
         "blobs_orphans",
         "person_images_purge",
         "person_images_customer",
@@ -54,13 +70,18 @@ CREATE TABLE IF NOT EXISTS {s}.products (
     created_at bigint NOT NULL,
     updated_at bigint NOT NULL,
     version bigint NOT NULL,
+    uploads boolean,
     PRIMARY KEY (account, external_id)
 );
+ALTER TABLE {s}.products ADD COLUMN IF NOT EXISTS uploads boolean;
 CREATE INDEX IF NOT EXISTS products_listing ON {s}.products (account, external_id)
     WHERE NOT one_shot;
 DROP INDEX IF EXISTS {s}.products_expiry;
 CREATE INDEX IF NOT EXISTS products_purge ON {s}.products (expires_at, account, external_id)
     WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS products_purge_uploads
+    ON {s}.products (expires_at, account, external_id)
+    WHERE expires_at IS NOT NULL AND uploads IS NOT FALSE;
 CREATE TABLE IF NOT EXISTS {s}.blobs (
     account text COLLATE "C" NOT NULL,
     sha256 text COLLATE "C" NOT NULL,

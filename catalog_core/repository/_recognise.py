@@ -41,7 +41,8 @@ SQLITE_INDEXES: Final = frozenset(
         "generations_customer",
     }
 )
-#: The schema versions a catalog of the current one is migrated from, in place.
+#: The schema versions SQLite migrates a catalog from, in place (PostgreSQL's are in
+#: ``_postgres_schema``).
 EARLIER_VERSIONS: Final = frozenset({1})
 
 
@@ -92,6 +93,7 @@ def recognise(
     columns: Mapping[str, frozenset[str]],
     version: int,
     indexes: Collection[str],
+    earlier: Collection[int] = EARLIER_VERSIONS,
 ) -> Found:
     """Judge what a database (or schema) holds, from what the backend read of it.
 
@@ -101,11 +103,12 @@ def recognise(
         columns: the catalog's tables and the columns each must have.
         version: the catalog schema this version of catalog_core reads.
         indexes: the indexes of a whole catalog (the backend's own).
+        earlier: the schema versions the backend migrates in place.
 
     Returns:
         ``"empty"`` when it holds nothing at all, ``"whole"`` for a catalog of this version with
         every table and index, ``"incomplete"`` for one missing some, ``"outdated"`` for a
-        catalog of an earlier version (:data:`EARLIER_VERSIONS`) that a migration brings to
+        catalog of an earlier version (one of ``earlier``) that a migration brings to
         this one.
 
     Raises:
@@ -128,7 +131,7 @@ def recognise(
     found = schema_version()
     if found is None:
         raise foreign(subject, "its catalog_meta table holds no catalog schema_version")
-    if found in {str(earlier) for earlier in EARLIER_VERSIONS if earlier < version}:
+    if found in {str(older) for older in earlier if older < version}:
         return "outdated"
     if found != str(version):
         raise RuntimeError(

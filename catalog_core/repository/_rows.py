@@ -34,6 +34,7 @@ __all__ = [
     "GENERATIONS_PACKED",
     "GENERATIONS_SPLIT",
     "PACKED",
+    "PACKED_BEFORE_UPLOADS",
     "PERSON_IMAGES_PACKED",
     "PERSON_IMAGES_SPLIT",
     "SPLIT",
@@ -211,8 +212,9 @@ def _product(
     metadata: Any,
     images: list[list[Any]],
     times: int,
+    version: int = -1,
 ) -> Product:
-    """Return the product of a row whose times start at column ``times`` and end with version."""
+    """Return the product of a row, its times from column ``times``, its version at ``version``."""
     return Product(
         account=row[0],
         external_id=row[1],
@@ -225,7 +227,7 @@ def _product(
         created_at=from_epoch_ms(row[times + 3]),
         updated_at=from_epoch_ms(row[times + 4]),
         images=_images_from_json(images),
-        version=row[-1],
+        version=row[version],
     )
 
 
@@ -279,13 +281,24 @@ def _packed_row(product: Product) -> tuple[Any, ...]:
         _packed_text(product),
         *_times(product),
         product.version,
+        any(image.blob_sha256 is not None for image in product.images),
         product.one_shot,
     )
 
 
+def _packed_row_before_uploads(product: Product) -> tuple[Any, ...]:
+    row = _packed_row(product)
+    return row[:-2] + row[-1:]
+
+
 def _packed_product(row: Sequence[Any]) -> Product:
     data = loads(row[2])
-    return _product(row, data["title"], data["description"], data["metadata"], data["images"], 3)
+    title, description, metadata = data["title"], data["description"], data["metadata"]
+    return _product(row, title, description, metadata, data["images"], 3, 3 + len(_TIMES))
+
+
+def _refs_of_packed(data: str) -> set[str]:
+    return blob_refs_of_images(json.loads(data)["images"])
 
 
 #: Products in SQLite: each text in its own column (SQLite text holds any code point).
@@ -300,16 +313,28 @@ SPLIT: Final[SqlTable[Product]] = SqlTable(
     refs_of=lambda images: blob_refs_of_images(json.loads(images)),
 )
 
-#: Products in PostgreSQL: the text in one escaped JSON document (``text`` cannot hold NUL).
+#: Products in PostgreSQL: the text in one escaped JSON document (``text`` cannot hold NUL), and
+#: whether the product's images name an upload (``uploads``, schema 3), for the purge.
 PACKED: Final[SqlTable[Product]] = SqlTable(
     name="products",
     id_column="external_id",
-    columns=("data", *_TIMES, "version"),
+    columns=("data", *_TIMES, "version", "uploads"),
     fixed=("one_shot",),
     encode=_packed_row,
     decode=_packed_product,
     refs_column="data",
-    refs_of=lambda data: blob_refs_of_images(json.loads(data)["images"]),
+    refs_of=_refs_of_packed,
+)
+#: Products in a PostgreSQL catalog of schema 1 or 2, which has no ``uploads`` column.
+PACKED_BEFORE_UPLOADS: Final[SqlTable[Product]] = SqlTable(
+    name="products",
+    id_column="external_id",
+    columns=("data", *_TIMES, "version"),
+    fixed=("one_shot",),
+    encode=_packed_row_before_uploads,
+    decode=_packed_product,
+    refs_column="data",
+    refs_of=_refs_of_packed,
 )
 
 

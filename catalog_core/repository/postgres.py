@@ -36,6 +36,7 @@ Design:
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import math
@@ -44,7 +45,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import attrs
 import psycopg
@@ -53,12 +54,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from catalog_core.images import Blob
-from catalog_core.model import UPLOAD_SCHEME, Product, to_epoch_ms
+from catalog_core.model import Product, to_epoch_ms
 from catalog_core.repository import _engine as engine
 from catalog_core.repository._postgres_schema import (
     DEFAULT_SCHEMA,
+    EARLIER_VERSIONS,
     INDEXES,
     SCHEMA_VERSION,
+    TRYON_VERSION,
+    UPLOADS_EXPRESSION,
+    UPLOADS_VERSION,
     check_schema_name,
     schema_sql,
     schema_statements,
@@ -68,6 +73,7 @@ from catalog_core.repository._rows import (
     CREDIT_ROWS,
     GENERATIONS_PACKED,
     PACKED,
+    PACKED_BEFORE_UPLOADS,
     PERSON_IMAGES_PACKED,
     SqlTable,
     Statements,
@@ -103,7 +109,7 @@ _LOST_CONNECTION_RETRIES: Final = 3
 logger = logging.getLogger("catalog_core.postgres")
 #: The catalog's tables and the columns each must have, to tell a catalog from another schema.
 _TABLE_COLUMNS: Final = {
-    PACKED.name: PACKED.all_columns,
+    PACKED.name: PACKED_BEFORE_UPLOADS.all_columns,
     PERSON_IMAGES_PACKED.name: PERSON_IMAGES_PACKED.all_columns,
     GENERATIONS_PACKED.name: GENERATIONS_PACKED.all_columns,
     **COMMON_TABLES,
@@ -172,7 +178,15 @@ def _connect_once(conninfo: str, timeout: float) -> None:
 
 
 class _CreatedConcurrently(Exception):
-    """Another writer created the row between our read and our insert: run the change again."""
+    """Another writer created a row between our read and our write: run the change again.
+
+    The row of a record our insert found taken, or a blob our update found deleted and that is
+    there again.
+    """
+
+
+class _Migrated(Exception):
+    """The catalog was migrated since the handle read its version: run the change again."""
 
 
 @attrs.frozen
@@ -194,26 +208,45 @@ class _Purging:
     kind: engine.RecordKind[Any, Any] | None
     #: How the delete learns what each record referred to: its table (whose ``refs_of`` reads
     #: it) and the value it sends back for that (``None`` for a record that refers to none);
-    #: ``None``: orphan blobs, which refer to none.
+    #: ``None``: what it deletes refers to nothing, and nothing is sent back.
     refs: tuple[SqlTable[Any], str] | None
     key: str  # the purge index's columns, in order
     table: str  # qualified
     where: str  # what is to be purged
     params: tuple[Any, ...]  # of ``where``
+    #: What the delete adds to ``where``: the records another purge deletes are left to it
+    #: (they are counted, and batches bounded, with these).
+    leaving: str = ""
 
     @classmethod
-    def expired(cls, schema: str, kind: engine.RecordKind[Any, Any], cutoff: int) -> _Purging:
-        """The purge of ``kind``'s records expired at ``cutoff`` (ms)."""
+    def expired(
+        cls, schema: str, kind: engine.RecordKind[Any, Any], cutoff: int, *, uploads: bool
+    ) -> list[_Purging]:
+        """The purges of ``kind``'s records expired at ``cutoff`` (ms).
+
+        ``uploads``: whether products have the stored ``uploads`` column (schema 3). Only a
+        product whose images name an upload refers to a blob: the others are deleted without
+        sending anything back, and the few that do by a purge of their own, along their own
+        index. Without the column, each product's document is tested as it is deleted.
+        """
         rows = _TABLES[kind.name]
-        refs = rows.refs_column
-        if kind is engine.PRODUCTS:
-            # Only a product whose images name an upload refers to a blob: the others' documents
-            # are not sent back.
-            refs = f"CASE WHEN strpos({refs}, '{UPLOAD_SCHEME}') > 0 THEN {refs} END"
         key = f"expires_at, account, {rows.id_column}"
         table = f"{schema}.{rows.name}"
-        sent = None if refs is None else (rows, refs)  # a kind without references sends none
-        return cls(kind, sent, key, table, "expires_at <= %s", (cutoff,))
+        where = "expires_at <= %s"
+        refs = rows.refs_column
+        if refs is None:
+            return [cls(kind, None, key, table, where, (cutoff,))]
+        if kind is not engine.PRODUCTS:
+            return [cls(kind, (rows, refs), key, table, where, (cutoff,))]
+        if not uploads:
+            sent = f"CASE WHEN {UPLOADS_EXPRESSION} THEN {refs} END"
+            return [cls(kind, (rows, sent), key, table, where, (cutoff,))]
+        # A product written before the column (NULL) may name one: its document is tested.
+        sent = f"CASE WHEN uploads OR {UPLOADS_EXPRESSION} THEN {refs} END"
+        return [
+            cls(kind, None, key, table, where, (cutoff,), leaving="NOT uploads"),
+            cls(kind, (rows, sent), key, table, f"{where} AND uploads IS NOT FALSE", (cutoff,)),
+        ]
 
     @classmethod
     def orphans(cls, schema: str) -> _Purging:
@@ -275,6 +308,7 @@ class _Purging:
         """
         where, params = self._range(after, last)
         statement = f"DELETE FROM {self.table} WHERE {where}"
+        statement += f" AND {self.leaving}" if self.leaving else ""
         if self.refs is None:
             return [], conn.execute(statement, params).rowcount
         rows, referred = self.refs
@@ -340,10 +374,6 @@ class PostgresRepository:
         )
         self._quoted = f'"{self.schema}"'  # quoted: a reserved word is a valid schema name
         self._statements: dict[SqlTable[Any], Statements] = {}
-        self._products = self._statements_of(PACKED)
-        self._page = live_page(
-            PACKED, qualified=f"{self._quoted}.products", mark="%s", listed="NOT one_shot"
-        )
         try:
             self._pool.wait(timeout=connect_timeout)
             self._prepare_schema(create_schema)
@@ -416,15 +446,74 @@ class PostgresRepository:
                 f"the catalog tables do not exist in schema {self.schema!r}; create them with "
                 "PostgresRepository.schema_sql() or `catalog-core schema-sql`"
             )
-        #: Whether the schema has the try-on tables: not while it is of schema 1.
-        self._tryon = state != "outdated"
-        if not self._tryon:
-            logger.warning(
-                "schema %r holds catalog schema 1 and this role may not migrate it: products "
-                "work, the try-on flow waits for `catalog-core schema-sql` to be run",
-                self.schema,
+        #: The schema version the catalog is of: an earlier one while this role may not
+        #: migrate it.
+        self._version = SCHEMA_VERSION
+        if state == "outdated":
+            self._version = self._read_version()
+            missing = (
+                "the try-on flow waits for"
+                if self._version < TRYON_VERSION
+                else "the purge sends back every expired product's document until"
             )
+            logger.warning(
+                "schema %r holds catalog schema %d and this role may not migrate it: products "
+                "work, %s `catalog-core schema-sql` is run",
+                self.schema,
+                self._version,
+                missing,
+            )
+        self._use_version(self._version)
         self._cursor_secret = self._read_cursor_secret()
+
+    def _use_version(self, version: int) -> None:
+        """Read and write the catalog as one of schema ``version``."""
+        self._version = version
+        #: How products are stored: with their ``uploads`` column from schema 3 on.
+        self._packed = PACKED if version >= UPLOADS_VERSION else PACKED_BEFORE_UPLOADS
+        self._products = self._statements_of(self._packed)
+        self._page = live_page(
+            self._packed, qualified=f"{self._quoted}.products", mark="%s", listed="NOT one_shot"
+        )
+
+    def _read_version(self, conn: psycopg.Connection[Any] | None = None) -> int:
+        """Read the schema version of the catalog (0 when ``catalog_meta`` holds none)."""
+        meta = f"{self._quoted}.catalog_meta"
+        if conn is None:
+            version = self._read(lambda conn: read_meta(conn, meta, "schema_version"))
+        else:
+            version = read_meta(conn, meta, "schema_version")
+        return int(version) if version is not None and version.isdigit() else 0
+
+    def _at_least(self, version: int) -> bool:
+        """Whether the catalog is of ``version`` or later.
+
+        A catalog of an earlier version this role could not migrate is looked at again, since
+        an administrator may have migrated it since; then it is read and written as migrated.
+        """
+        if self._version < version:
+            found = self._read_version()
+            if found > self._version:
+                self._use_version(found)
+        return self._version >= version
+
+    def _check_not_migrated(self, conn: psycopg.Connection[Any]) -> None:
+        """Refuse to write products without their ``uploads`` column into a migrated catalog.
+
+        A handle that opened a catalog of schema 2 writes products as schema 2 did; should the
+        catalog be migrated meanwhile, an update of its would leave the column as it was (false
+        where the product now names an upload, and the purge would then keep that upload's blob
+        for good). Run in the write's transaction once it has locked products rows (or found
+        none): the migration's ``ALTER TABLE`` waits for it, so the version read is the one the
+        write lands in.
+
+        Raises:
+            _Migrated: the catalog was migrated; the handle now writes the column.
+        """
+        found = self._read_version(conn)
+        if found >= UPLOADS_VERSION:
+            self._use_version(found)
+            raise _Migrated
 
     def _warn_when_local_on_citus(self, conn: psycopg.Connection[Any]) -> None:
         """Warn when the database is a Citus coordinator and the catalog's tables are local.
@@ -513,6 +602,7 @@ class PostgresRepository:
             columns=_TABLE_COLUMNS,
             version=SCHEMA_VERSION,
             indexes=INDEXES,
+            earlier=EARLIER_VERSIONS,
         )
 
     # -- the contract -----------------------------------------------------------------------
@@ -521,7 +611,7 @@ class PostgresRepository:
         """See :meth:`Repository.get`."""
         sql = self._products.get
         row = self._read(lambda conn: conn.execute(sql, (account, external_id)).fetchone())
-        return None if row is None else PACKED.decode(row)
+        return None if row is None else self._packed.decode(row)
 
     def _lost(self, conn: psycopg.Connection[Any], attempt: int) -> bool:
         """Whether to run again after an error on ``conn``: the connection died, and tries are left.
@@ -547,13 +637,20 @@ class PostgresRepository:
                         raise
             attempt += 1
 
-    def _in_transaction(self, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+    def _in_transaction(
+        self, work: Callable[[psycopg.Connection[Any]], _T], *, alone: bool = False
+    ) -> _T:
         """Run ``work`` in a transaction; run it again after a deadlock or a serialization failure.
 
-        Also again when a concurrent create got in first (``_CreatedConcurrently``), and when the
+        Also again when a concurrent create got in first (``_CreatedConcurrently``) or the catalog
+        was migrated meanwhile (``_Migrated``), and when the
         connection is lost before the commit (the server rolled the transaction back, and
         changes are pure). A connection lost during the commit raises ``psycopg.OperationalError``:
         the write may or may not have committed, and running it again could apply it twice.
+
+        ``alone``: ``work`` is one statement that running again changes nothing more (a purge's
+        delete that sends nothing back): it runs as its own transaction (autocommit), which
+        saves the ``BEGIN`` and ``COMMIT`` round trips, and again whenever its connection is lost.
         """
         delay = 0.001
         lost = 0
@@ -562,15 +659,20 @@ class PostgresRepository:
             try:
                 with self._pool.connection() as conn:
                     try:
-                        with conn.transaction():
+                        if alone:
                             result = work(conn)
-                            committing = True
+                        else:
+                            with conn.transaction():
+                                result = work(conn)
+                                committing = True
                     except psycopg.OperationalError:
                         if committing or not self._lost(conn, lost):
                             raise
                         lost += 1
                         continue
                     return result
+            except _Migrated:
+                continue
             except (_CreatedConcurrently, *_RETRIED):
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -579,7 +681,7 @@ class PostgresRepository:
         """See :meth:`Repository.write`."""
 
         def once(conn: psycopg.Connection[Any]) -> Product | None:
-            load, apply = self._session(conn, engine.PRODUCTS, PACKED)
+            load, apply = self._session(conn, engine.PRODUCTS, self._packed)
             return engine.write_one(engine.PRODUCTS, account, external_id, change, load, apply)
 
         return self._in_transaction(once)
@@ -595,7 +697,7 @@ class PostgresRepository:
         """
 
         def once(conn: psycopg.Connection[Any]) -> list[Product | Exception | None]:
-            load, apply = self._session(conn, engine.PRODUCTS, PACKED)
+            load, apply = self._session(conn, engine.PRODUCTS, self._packed)
             return engine.write_batch(engine.PRODUCTS, account, changes, load, apply)
 
         return self._in_transaction(once)
@@ -624,6 +726,8 @@ class PostgresRepository:
             return {row[1]: table.decode(row) for row in rows}
 
         def apply(account: str, plan: engine.Plan[_R]) -> None:
+            if table is PACKED_BEFORE_UPLOADS and (plan.inserts or plan.updates):
+                self._check_not_migrated(conn)
             inserts = [table.encode(r) for r in plan.inserts]
             if _run(conn, sql.insert, inserts) != len(inserts):
                 raise _CreatedConcurrently
@@ -672,6 +776,7 @@ class PostgresRepository:
 
         Raises:
             ValueError: a blob is not stored (``engine.missing_blob``): roll back.
+            _CreatedConcurrently: a blob was deleted and stored again meanwhile: run again.
         """
         rows = [(delta, account, sha) for (account, sha), delta in sorted(deltas.items())]
         changed = _run(
@@ -688,7 +793,9 @@ class PostgresRepository:
             ).fetchone()
             if stored is None:
                 raise engine.missing_blob(kind, sha)
-        raise RuntimeError(f"{changed} of {len(rows)} blob reference counts moved")
+        # Every blob is there, yet one did not move: the update found it deleted (an orphan the
+        # purge removed as it waited) and another writer stored the same bytes again since.
+        raise _CreatedConcurrently
 
     def list_live(
         self, account: str, *, after: str | None, limit: int, now: datetime
@@ -696,7 +803,7 @@ class PostgresRepository:
         """See :meth:`Repository.list_live`."""
         params = (account, after or "", to_epoch_ms(now), limit)
         rows = self._read(lambda conn: conn.execute(self._page, params).fetchall())
-        return [PACKED.decode(row) for row in rows]
+        return [self._packed.decode(row) for row in rows]
 
     def purge_expired(self, now: datetime) -> int:
         """See :meth:`Repository.purge_expired`: :meth:`purge`, counting the products."""
@@ -705,38 +812,46 @@ class PostgresRepository:
     def purge(self, now: datetime) -> PurgeCounts:
         """See :meth:`TryOnRepository.purge`.
 
-        Expired person images and generations first, then expired products, then orphan blobs;
-        each kind in batches of at most ``_PURGE_ACROSS`` records, every account at once (see
-        :class:`_Purging`). What each kind has to purge is counted first, in one statement,
-        orphans' included: they are counted again only when the purge dropped a reference.
+        Expired person images and generations first, then expired products (those whose images
+        name no upload, then those that do), then orphan blobs; each in batches of at most
+        ``_PURGE_ACROSS`` records, every account at once (see :class:`_Purging`). What each has
+        to purge is counted first, in one statement, orphans' included: they are counted again
+        only when the purge dropped a reference.
         """
         cutoff = to_epoch_ms(now)
         s = self._quoted
         kinds: list[engine.RecordKind[Any, Any]] = [engine.PRODUCTS]
         if self._has_tryon():
             kinds[:0] = [engine.PERSON_IMAGES, engine.GENERATIONS]
-        purges = [_Purging.expired(s, kind, cutoff) for kind in kinds]
+        uploads = self._at_least(UPLOADS_VERSION)
+        purges = [
+            purging
+            for kind in kinds
+            for purging in _Purging.expired(s, kind, cutoff, uploads=uploads)
+        ]
         orphans = _Purging.orphans(s)
         *found, orphaned = self._read(lambda conn: _Purging.count_all(conn, [*purges, orphans]))
-        removed = {}
+        removed: collections.Counter[engine.RecordKind[Any, Any] | None] = collections.Counter()
         dropped = False
-        for kind, purging, count in zip(kinds, purges, found, strict=True):
-            removed[kind.name], refs = self._purge_batches(purging, count)
+        for purging, count in zip(purges, found, strict=True):
+            deleted, refs = self._purge_batches(purging, count)
+            removed[purging.kind] += deleted
             dropped = dropped or refs
         if dropped:
             orphaned = self._read(orphans.count)
         self._purge_batches(orphans, orphaned)
         return PurgeCounts(
-            products=removed[engine.PRODUCTS.name],
-            person_images=removed.get(engine.PERSON_IMAGES.name, 0),
-            generations=removed.get(engine.GENERATIONS.name, 0),
+            products=removed[engine.PRODUCTS],
+            person_images=removed[engine.PERSON_IMAGES],
+            generations=removed[engine.GENERATIONS],
         )
 
     def _purge_batches(self, purging: _Purging, count: int) -> tuple[int, bool]:
         """Delete what ``purging`` finds (``count`` of them, as counted), a batch at a time.
 
         Return how many were deleted, and whether a blob reference was dropped. A batch is a
-        transaction; past ``_PURGE_ACROSS`` records, its end is read first (outside it).
+        transaction (its delete's own, when it sends nothing back); past ``_PURGE_ACROSS``
+        records, its end is read first (outside it).
         """
 
         def delete(
@@ -758,7 +873,8 @@ class PostgresRepository:
         batched = count > _PURGE_ACROSS
         while count > 0:
             last = self._read(functools.partial(purging.bound, after=after)) if batched else None
-            deleted, refs = self._in_transaction(functools.partial(delete, after=after, last=last))
+            batch = functools.partial(delete, after=after, last=last)
+            deleted, refs = self._in_transaction(batch, alone=purging.refs is None)
             removed += deleted
             dropped = dropped or refs
             if last is None:  # the batch went to the end of what has expired
@@ -769,16 +885,8 @@ class PostgresRepository:
     # -- the try-on flow ---------------------------------------------------------------------
 
     def _has_tryon(self) -> bool:
-        """Whether the schema has the try-on tables.
-
-        Only a schema 1 this role could not migrate has not; it is looked at again, since an
-        administrator may have migrated it since.
-        """
-        if not self._tryon:
-            meta = f"{self._quoted}.catalog_meta"
-            version = self._read(lambda conn: read_meta(conn, meta, "schema_version"))
-            self._tryon = version == str(SCHEMA_VERSION)
-        return self._tryon
+        """Whether the schema has the try-on tables (a schema 1 this role could not migrate not)."""
+        return self._at_least(TRYON_VERSION)
 
     def _not_migrated(self) -> RuntimeError:
         return RuntimeError(
@@ -787,10 +895,17 @@ class PostgresRepository:
             "PostgresRepository.schema_sql()) as an administrator"
         )
 
+    def _table(self, kind: engine.RecordKind[_R, Any]) -> SqlTable[_R]:
+        """How ``kind`` is stored in this catalog (products: by its schema version)."""
+        if kind is engine.PRODUCTS:
+            return cast("SqlTable[_R]", self._packed)
+        table: SqlTable[_R] = _TABLES[kind.name]
+        return table
+
     def _get(self, kind: engine.RecordKind[_R, Any], account: str, record_id: str) -> _R | None:
         if not self._has_tryon():
             return None  # a catalog of schema 1 holds no try-on record
-        table = _TABLES[kind.name]
+        table = self._table(kind)
         sql = self._statements_of(table).get
         row = self._read(lambda conn: conn.execute(sql, (account, record_id)).fetchone())
         return None if row is None else table.decode(row)
@@ -824,7 +939,7 @@ class PostgresRepository:
 
         def once(conn: psycopg.Connection[Any]) -> TryOnWrite:
             def session(kind: engine.RecordKind[Any, Any]) -> engine.Session[Any]:
-                return self._session(conn, kind, _TABLES[kind.name])
+                return self._session(conn, kind, self._table(kind))
 
             return engine.write_tryon(account, keys, change, session)
 
@@ -844,7 +959,7 @@ class PostgresRepository:
         def steps(
             conn: psycopg.Connection[Any], kind: engine.RecordKind[_R, Any]
         ) -> engine.Erasing[_R]:
-            table: SqlTable[_R] = _TABLES[kind.name]
+            table: SqlTable[_R] = self._table(kind)
             select = (
                 f"{self._statements_of(table).select} AND customer_id = %s "
                 f"ORDER BY {table.id_column} LIMIT %s FOR UPDATE"

@@ -24,7 +24,9 @@ from catalog_core.repository import postgres
 from catalog_core.repository._postgres_schema import DISTRIBUTED_TABLES, schema_sql
 from catalog_core.testing.contract import RepositoryContract
 from tests.conftest import fresh_schema
+from tests.helpers import FakeClock
 from tests.repository.distribution import Recorded, multi_shard, problems, recording_pool
+from tests.repository.test_postgres_schema_2 import check_purge, schema_2_catalog
 from tests.repository.test_stored_layout import POSTGRES_SCHEMA_1
 
 URL = os.environ["CATALOG_CORE_CITUS_URL"]
@@ -134,6 +136,31 @@ def test_a_distributed_catalog_of_schema_1_is_migrated_and_its_new_tables_distri
             assert repository.get_credits("acme") is None
         finally:
             repository.close()
+    finally:
+        with psycopg.connect(URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_r21_a_distributed_catalog_of_schema_2_is_migrated_by_schema_sql_and_purges() -> None:
+    """``schema-sql --citus`` adds the stored ``uploads`` column to distributed products that
+    hold rows (each shard computes it), and the purge deletes by it on every shard."""
+    schema = fresh_schema()
+    clock = FakeClock()
+    try:
+        _distributed(schema)
+        schema_2_catalog(schema, clock, URL)
+        _distributed(schema)
+        recorded = Recorded()
+        pool = recording_pool(URL, recorded, 4)
+        try:
+            repository = cc.PostgresRepository(schema=schema, pool=pool, create_schema=False)
+            check_purge(repository, clock, URL)
+            repository.close()
+            deletes = [s for s in recorded.statements if s.startswith("DELETE")]
+            assert any(s.endswith("AND NOT uploads") for s in deletes), deletes
+            assert not {s: p for s in recorded.statements if (p := problems(s))}
+        finally:
+            pool.close()
     finally:
         with psycopg.connect(URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -157,6 +157,7 @@ def test_r27_writes_sharing_blobs_in_opposite_orders_do_not_deadlock(
 #: finds what has expired at a cost that follows it. Every other one leads with the account.
 ACROSS_ACCOUNTS = {
     ("products", "products_purge"): ["expires_at", "account", "external_id"],
+    ("products", "products_purge_uploads"): ["expires_at", "account", "external_id"],
     ("person_images", "person_images_purge"): ["expires_at", "account", "image_id"],
     ("generations", "generations_purge"): ["expires_at", "account", "generation_id"],
 }
@@ -183,6 +184,7 @@ def test_every_key_and_index_starts_with_the_account_but_the_purges(
         ("products", "products_pkey"),
         ("products", "products_listing"),
         ("products", "products_purge"),
+        ("products", "products_purge_uploads"),
         ("blobs", "blobs_pkey"),
         ("blobs", "blobs_orphans"),
         ("person_images", "person_images_pkey"),
@@ -553,3 +555,61 @@ def test_a_schema_holding_only_an_extension_is_the_catalogs_to_create(
         finally:
             repository.close()
             turn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_r15_t22_a_write_naming_a_blob_deleted_and_stored_again_meanwhile_runs_again(
+    repo: cc.PostgresRepository, url: str, schema: str
+) -> None:
+    """A write that names a stored blob (without its bytes) waits on a purge deleting it as an
+    orphan; before that purge commits, the same bytes are stored again. The write's update then
+    finds the old row gone and the new one there: it runs again and names the new one (it used
+    to fail with "0 of 1 blob reference counts moved")."""
+    import hashlib
+
+    from catalog_core.repository.base import TryOnKeys, TryOnWrite
+    from catalog_core.tryon.model import PersonImage
+
+    sha = hashlib.sha256(JPEG).hexdigest()
+    blob = f"INSERT INTO {schema}.blobs VALUES ('acme', %s, 'image/jpeg', %s, 0)"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(blob, (sha, JPEG))
+    now = cc.Catalog(repo).now()
+    image = PersonImage(
+        account="acme",
+        image_id="img_1",
+        sha256=sha,
+        mime_type="image/jpeg",
+        token="t" * 32,
+        customer_id=None,
+        created_at=now,
+        expires_at=now + timedelta(days=1),
+    )
+    write = TryOnWrite(person_images=(image,))
+    done: list[object] = []
+    with psycopg.connect(url) as purge:  # one transaction, until the commit below
+        purge.execute(f"DELETE FROM {schema}.blobs WHERE refs = 0")
+        purge.execute(blob, (sha, JPEG))
+        writer = threading.Thread(
+            target=lambda: done.append(
+                repo.write_tryon("acme", TryOnKeys(person_images=("img_1",)), lambda _: write)
+            )
+        )
+        writer.start()
+        with psycopg.connect(url, autocommit=True) as watch:
+            for _ in range(500):  # until the write waits on the purge's lock
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE %s",
+                    ("UPDATE %.blobs SET refs = refs%",),
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                time.sleep(0.01)
+            else:
+                pytest.fail("the write never waited on the purge")
+        purge.commit()
+    writer.join(10)
+    assert done == [write]
+    with psycopg.connect(url, autocommit=True) as conn:
+        refs = conn.execute(f"SELECT refs FROM {schema}.blobs WHERE sha256 = %s", (sha,)).fetchone()
+    assert refs == (1,)

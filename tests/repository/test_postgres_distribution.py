@@ -139,13 +139,16 @@ def test_t22_r21_each_multi_shard_statement_of_the_purge_reads_an_index_on_what_
         "generations": ("generations_purge",),
         "blobs": ("blobs_orphans",),
     }
-    # One count of every kind, then a delete of each, then the orphans (counted again: the
+    # One count of every kind, then a delete of each (products: those whose images name no
+    # upload, then those that do, along their own index), then the orphans (counted again: the
     # purge dropped references).
     deleted = {
         t for t in indexes for s in spread if s.startswith(f'DELETE FROM "{repo.schema}".{t} ')
     }
     assert deleted == set(indexes)
-    assert len([s for s in spread if s.startswith("DELETE")]) == 4
+    assert len([s for s in spread if s.startswith("DELETE")]) == 5
+    uploads = [s for s in spread if s.startswith("DELETE") and "AND uploads" in s]
+    assert len(uploads) == 1
     with psycopg.connect(postgres_url(), autocommit=True) as conn:
         conn.execute("SET enable_seqscan = off")
         for statement in spread:
@@ -156,6 +159,8 @@ def test_t22_r21_each_multi_shard_statement_of_the_purge_reads_an_index_on_what_
             for table, names in indexes.items():
                 if f".{table} " in statement:
                     assert any(name in text for name in names), (statement, text)
+            if statement in uploads:
+                assert "products_purge_uploads" in text, text
 
 
 def _purge_statements(accounts: int) -> tuple[int, int]:
@@ -170,8 +175,8 @@ def _purge_statements(accounts: int) -> tuple[int, int]:
         with psycopg.connect(postgres_url(), autocommit=True) as conn, conn.cursor() as cur:
             cur.executemany(
                 f"INSERT INTO {repo.schema}.products (account, external_id, one_shot, data, "
-                "valid_for_days, expires_at, last_used_at, created_at, updated_at, version) "
-                "VALUES (%s, %s, false, %s, 1, 0, NULL, 0, 0, 1)",
+                "valid_for_days, expires_at, last_used_at, created_at, updated_at, version, "
+                "uploads) VALUES (%s, %s, false, %s, 1, 0, NULL, 0, 0, 1, false)",
                 [
                     (f"acct-{n % accounts:04d}", f"p{n:04d}", '{"images":[["https://x.example"]]}')
                     for n in range(1_200)
@@ -203,6 +208,9 @@ def test_r21_a_backlog_is_purged_in_batches_each_reading_only_its_part_of_the_in
 ) -> None:
     """1,000 expired products in batches of 50: counted once, 20 batches, each bounded by index.
 
+    The products are the repository's rows: their images name no upload (``uploads`` false), so
+    the purge of those that do finds none, and costs no batch.
+
     The end of each batch is read after the previous batch's last key, and nothing is counted
     again between batches, so the purge is linear in what it removes (a recount per batch, or a
     probe from the start of the index each time, would make it quadratic).
@@ -211,8 +219,8 @@ def test_r21_a_backlog_is_purged_in_batches_each_reading_only_its_part_of_the_in
     with psycopg.connect(postgres_url(), autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany(
             f"INSERT INTO {repo.schema}.products (account, external_id, one_shot, data, "
-            "valid_for_days, expires_at, last_used_at, created_at, updated_at, version) "
-            "VALUES (%s, %s, false, %s, 1, %s, NULL, 0, 0, 1)",
+            "valid_for_days, expires_at, last_used_at, created_at, updated_at, version, "
+            "uploads) VALUES (%s, %s, false, %s, 1, %s, NULL, 0, 0, 1, false)",
             [
                 (f"acct-{n % 7}", f"p{n:04d}", '{"images":[["https://x.example"]]}', n % 13)
                 for n in range(1_000)

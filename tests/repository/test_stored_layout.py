@@ -27,7 +27,8 @@ import pytest
 import sqlite_utils
 
 import catalog_core as cc
-from catalog_core.repository._rows import PACKED, SPLIT, SqlTable
+from catalog_core.repository._postgres_schema import SCHEMA_VERSION as POSTGRES_VERSION
+from catalog_core.repository._rows import PACKED_BEFORE_UPLOADS, SPLIT, SqlTable
 from catalog_core.repository.base import TryOnKeys, TryOnWrite
 from catalog_core.tryon.model import Credits, PersonImage
 from tests.conftest import fresh_schema, postgres_url
@@ -157,7 +158,7 @@ def before(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[cc.Reposi
     postgres = cc.PostgresRepository(postgres_url(), schema=postgres_schema)
     try:
         assert postgres_layout(postgres_schema) == (
-            "2",
+            str(POSTGRES_VERSION),
             {"products", "blobs", "catalog_meta", *TRY_ON_TABLES},
         )
         yield postgres
@@ -216,7 +217,7 @@ def test_a_catalog_written_before_takes_writes_and_purges(before: cc.Repository)
     [
         pytest.param(SPLIT, FIXTURE["sqlite"]["rows"]["products"], id="sqlite"),
         pytest.param(
-            PACKED,
+            PACKED_BEFORE_UPLOADS,
             [
                 dict(zip(FIXTURE["postgres"]["rows"]["products"]["columns"], row, strict=True))
                 for row in FIXTURE["postgres"]["rows"]["products"]["rows"]
@@ -375,7 +376,7 @@ def test_a_postgres_catalog_of_schema_1_this_role_may_not_migrate_is_read_as_it_
 
         with psycopg.connect(url) as admin, admin.transaction():
             admin.execute(cc.PostgresRepository.schema_sql(schema).encode())
-        assert postgres_layout(schema)[0] == "2"
+        assert postgres_layout(schema)[0] == str(POSTGRES_VERSION)
         assert repository.get_credits("acme") is None
         if how == "create_schema=False":
             assert repository.write_tryon("acme", keys, lambda _: write) == write
@@ -391,11 +392,15 @@ def test_schema_sql_migrates_schema_1_and_leaves_a_later_version_alone(
     schema = postgres_catalog(postgres_schema)
     with psycopg.connect(postgres_url()) as conn, conn.transaction():
         conn.execute(cc.PostgresRepository.schema_sql(schema).encode())
-    assert postgres_layout(schema) == ("2", {"products", "blobs", "catalog_meta", *TRY_ON_TABLES})
+    layout = (str(POSTGRES_VERSION), {"products", "blobs", "catalog_meta", *TRY_ON_TABLES})
+    assert postgres_layout(schema) == layout
+    later = str(POSTGRES_VERSION + 1)
     with psycopg.connect(postgres_url(), autocommit=True) as conn:
-        conn.execute(f"UPDATE {schema}.catalog_meta SET value = '3' WHERE key = 'schema_version'")
+        conn.execute(
+            f"UPDATE {schema}.catalog_meta SET value = '{later}' WHERE key = 'schema_version'"
+        )
         conn.execute(cc.PostgresRepository.schema_sql(schema).encode())
-    assert postgres_layout(schema)[0] == "3"
+    assert postgres_layout(schema)[0] == later
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -423,5 +428,8 @@ def test_handles_opening_a_catalog_of_schema_1_at_once_migrate_it_once(
 
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(opened, range(6)))
-    layout = sqlite_layout(path) if backend == "sqlite" else postgres_layout(schema)
-    assert layout == ("2", {"products", "blobs", "catalog_meta", *TRY_ON_TABLES})
+    if backend == "sqlite":
+        assert sqlite_layout(path) == ("2", {"products", "blobs", "catalog_meta", *TRY_ON_TABLES})
+    else:
+        tables = {"products", "blobs", "catalog_meta", *TRY_ON_TABLES}
+        assert postgres_layout(schema) == (str(POSTGRES_VERSION), tables)
