@@ -51,6 +51,7 @@ from catalog_core.model import (
     UseResult,
 )
 from catalog_core.repository.base import BatchRepository, Repository, TryOnRepository, Write
+from catalog_core.repository.url import missing_postgres_extra as _missing_postgres_extra
 from catalog_core.repository.url import open_repository
 
 if _typing.TYPE_CHECKING:
@@ -78,7 +79,16 @@ _LAZY: _typing.Final = {
 
 # Hidden from type checkers, which see the imports above: a misspelt name stays an error.
 if not _typing.TYPE_CHECKING:
-    __getattr__, __dir__ = _lazy.attach(globals(), _LAZY)
+    _lazy_getattr, __dir__ = _lazy.attach(globals(), _LAZY)
+
+    def __getattr__(name: str) -> object:
+        try:
+            return _lazy_getattr(name)
+        except ImportError as exc:  # psycopg missing: say which extra to install, and how
+            missing = _missing_postgres_extra(exc)
+            if missing is None:
+                raise
+            raise missing from exc
 
 
 __all__ = [

@@ -17,8 +17,8 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
-from urllib.parse import unquote_plus
+from typing import IO, Any, Final, TypeVar
+from urllib.parse import unquote, unquote_plus
 
 import click
 
@@ -48,6 +48,12 @@ _SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword"})
 _PARAMETER = re.compile(r"(?<=[?&])([^=&?]*)=([^&]*)")
 
 
+#: Every command answers -h as --help.
+_CONTEXT: Final = {"help_option_names": ["-h", "--help"]}
+#: The account of a command given none (the public API's key names one; here it is a name).
+DEFAULT_ACCOUNT: Final = "default"
+
+
 class _CatalogGroup(click.Group):
     """A group that turns catalog and database failures into clean exits, never tracebacks."""
 
@@ -66,23 +72,51 @@ class _CatalogGroup(click.Group):
             raise click.ClickException(f"database error: {exc}") from None
 
 
-def _account_option(command: _F) -> _F:
-    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
-        try:
-            return check_account(value)
-        except cc.CatalogError as exc:
-            raise click.BadParameter(
-                exc.details[0].message if exc.details else exc.message
-            ) from None
+def _checked_account(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_account(value)
+    except cc.CatalogError as exc:
+        raise click.BadParameter(exc.details[0].message if exc.details else exc.message) from None
 
+
+def _account_option(command: _F) -> _F:
+    """A command's ``--account``: given after the command, it wins over the group's."""
     return click.option(
         "--account",
-        default="default",
-        show_default=True,
-        envvar="CATALOG_CORE_ACCOUNT",
-        callback=check,
-        help="The tenant whose products to work on.",
+        default=None,
+        callback=_checked_account,
+        help="The tenant whose products to work on [default: the group's --account, which is "
+        "'default' unless CATALOG_CORE_ACCOUNT is set].",
     )(command)
+
+
+def _db_option(command: _F) -> _F:
+    """A command's ``--db``: given after the command, it wins over the group's."""
+    return click.option(
+        "--db",
+        "target",
+        default=None,
+        help="The catalog, as the group's --db (which it overrides).",
+    )(command)
+
+
+def _account(ctx: click.Context, account: str | None) -> str:
+    """Return the account a command works on: its own ``--account``, else the group's."""
+    if account is not None:
+        return account
+    group = ctx.find_root().params.get("account")
+    return group if isinstance(group, str) else DEFAULT_ACCOUNT
+
+
+def _account_by_default(ctx: click.Context, account: str | None) -> bool:
+    """Whether the account was given nowhere: neither option nor ``CATALOG_CORE_ACCOUNT``."""
+    root = ctx.find_root()
+    return account is None and root.get_parameter_source("account") in (
+        click.core.ParameterSource.DEFAULT,
+        None,
+    )
 
 
 def _database_errors() -> tuple[type[BaseException], ...]:
@@ -96,13 +130,15 @@ def _database_errors() -> tuple[type[BaseException], ...]:
 
 
 def _open_catalog(
-    ctx: click.Context, target: str | None = None, *, close: bool = True
+    ctx: click.Context, target: str | None = None, *, close: bool = True, create: bool = False
 ) -> cc.Catalog:
     """Open the catalog of ``target`` (default: the group's ``--db``).
 
     Opened here rather than in the group so that ``--help`` never creates a database. The
     repository is closed when the command ends, unless ``close`` is false (the server closes it
-    itself, after its last request).
+    itself, after its last request). Only with ``create`` (``import``, ``serve``) may an SQLite
+    file that does not exist be created: a mistyped ``--db`` of another command is an error,
+    not a new empty catalog.
 
     Raises:
         click.ClickException: the path or URL does not name a usable catalog.
@@ -111,9 +147,17 @@ def _open_catalog(
         target = _group_db(ctx)
     if target == MEMORY_URL:  # a throwaway catalog: a stand-in server's, for a test run
         return cc.Catalog(cc.MemoryRepository())
+    if not target.strip():
+        raise click.ClickException("--db is empty: give an SQLite file path or a URL")
     if "://" not in target and Path(target).is_dir():
         raise click.ClickException(
             f"cannot open the catalog database '{target}': it is a directory"
+        )
+    path = _sqlite_file(target)
+    if not create and path is not None and not path.exists():
+        raise click.ClickException(
+            f"no catalog at '{target}': the file does not exist (a mistyped --db?); "
+            "`catalog-core import` and `catalog-core serve` create one"
         )
     # RuntimeError: a catalog schema this version cannot read; ValueError: an unknown URL;
     # ImportError: a postgresql:// URL without the postgres extra.
@@ -133,6 +177,16 @@ def _open_catalog(
     if close:
         ctx.find_root().call_on_close(repository.close)
     return cc.Catalog(repository)
+
+
+def _sqlite_file(target: str) -> Path | None:
+    """Return the file an SQLite path or ``sqlite:///`` URL names (``None``: another kind)."""
+    if target.startswith("sqlite:///"):
+        path = unquote(target[len("sqlite:///") :])
+        return None if path in ("", ":memory:") else Path(path)
+    if "://" in target or target == ":memory:":
+        return None
+    return Path(target)
 
 
 def _group_db(ctx: click.Context) -> str:
@@ -176,18 +230,30 @@ def _redact_parameter(match: re.Match[str]) -> str:
     return f"{name}=***" if unquote_plus(name).lower() in _SECRET_PARAMETERS else match[0]
 
 
-@click.group(cls=_CatalogGroup)
+@click.group(cls=_CatalogGroup, context_settings=_CONTEXT)
+@click.version_option(cc.__version__, "--version", prog_name="catalog-core")
 @click.option(
     "--db",
     default="./catalog.db",
     show_default=True,
     envvar="CATALOG_CORE_DB",
-    help="The catalog: an SQLite file path (created when missing), sqlite:///path, "
-    "postgresql://user@host/dbname[?schema=name][&create_schema=false] (false: a schema made "
-    "by schema-sql, opened without DDL), or memory:// (kept in the process's memory, "
-    "gone when it ends: for a throwaway stand-in server).",
+    show_envvar=True,
+    help="The catalog: an SQLite file path (created by import and serve when missing), "
+    "sqlite:///path, postgresql://user@host/dbname[?schema=name][&create_schema=false] "
+    "(false: a schema made by schema-sql, opened without DDL), or memory:// (kept in the "
+    "process's memory, gone when it ends: for a throwaway stand-in server). Also accepted "
+    "after the command.",
 )
-def main(db: str) -> None:
+@click.option(
+    "--account",
+    default=DEFAULT_ACCOUNT,
+    show_default=True,
+    envvar="CATALOG_CORE_ACCOUNT",
+    show_envvar=True,
+    callback=_checked_account,
+    help="The tenant whose products to work on. Also accepted after the command.",
+)
+def main(db: str, account: str) -> None:
     """Manage a product catalog in an SQLite file or a PostgreSQL database.
 
     Errors of the catalog are printed to stderr as their JSON wire body, with exit status 1.
@@ -273,35 +339,53 @@ def _lines(source: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | int, in
     """
     number = 0
     while True:
-        # A byte order mark (Windows editors write one) does not count toward the limit.
+        # A byte order mark (Windows editors write one) does not count toward the limit, nor
+        # does the line's end (\n or \r\n): the limit is the payload's, as a request body's.
         mark = len(_BOM) if number == 0 else 0
-        raw = source.readline(limit + 1 + mark)
+        raw = source.readline(limit + 3 + mark)
         if not raw:
             return
         number += 1
         line = raw.removeprefix(_BOM) if mark else raw
         size = len(raw)
-        if len(line) <= limit:
+        if len(line) - _ending(line) <= limit:
             yield number, b"" if _BLANK.fullmatch(line) else line, size
             continue
         blank, ended = _BLANK.fullmatch(line) is not None, line.endswith(b"\n")
         mark = size - len(line)
+        last = line[-2:]
         del raw, line
         while not ended:
             chunk = source.readline(_CHUNK)
             size += len(chunk)
+            last = (last + chunk)[-2:]
             blank = blank and _BLANK.fullmatch(chunk) is not None
             ended = not chunk or chunk.endswith(b"\n")
-        yield number, b"" if blank else size - mark, size
+        yield number, b"" if blank else size - mark - _ending(last), size
+
+
+def _ending(line: bytes) -> int:
+    r"""Return how many bytes of ``line`` are its end: 2 for \r\n, 1 for \n, else 0."""
+    if line.endswith(b"\r\n"):
+        return 2
+    return 1 if line.endswith(b"\n") else 0
 
 
 @main.command("import")
 @click.argument("file", type=click.File("rb"))
+@_db_option
 @_account_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any line was rejected.")
 @click.pass_context
-def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, strict: bool) -> None:
+def import_(
+    ctx: click.Context,
+    file: IO[bytes],
+    target: str | None,
+    account: str | None,
+    as_json: bool,
+    strict: bool,
+) -> None:
     """Upsert the products of FILE, JSON Lines with one upsert payload per line ('-' for stdin).
 
     Each line is its own upsert: a rejected line is reported with its number and error code and
@@ -312,7 +396,8 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
     deprecated shape or an unknown field are listed after the rejections as warnings. Blank
     lines are skipped. A progress bar is drawn on stderr when it is a terminal.
     """
-    catalog = _open_catalog(ctx)
+    catalog = _open_catalog(ctx, target, create=True)
+    account = _account(ctx, account)
     limit = catalog.limits.max_request_bytes
     created = updated = 0
     # On disk past 1 MiB each, so memory stays flat however many lines are rejected.
@@ -335,16 +420,26 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
 
     def payloads() -> Iterator[bytes]:
         nonlocal skipped
+        first = True
         for number, line, size in lines:
             if line == b"":
                 skipped += size  # blank lines are skipped; the bar counts them with the next
                 continue
+            if first and isinstance(line, bytes) and line.lstrip(_JSON_WHITESPACE)[:1] == b"[":
+                # One JSON array, pretty-printed most likely: each line would be refused alone.
+                raise click.ClickException(
+                    f"line {number} starts a JSON array: import reads JSON Lines, one product "
+                    "object per line (an array's items as lines: jq -c '.[]' FILE); nothing "
+                    "was imported"
+                )
+            first = False
             # A line over the request limit is refused unread, as the catalog refuses such a body.
             refusal = None if isinstance(line, bytes) else cc.PayloadTooLarge.for_size(line, limit)
             pending.append((number, skipped + size, refusal))
             skipped = 0
             if isinstance(line, bytes):
-                yield line
+                end = _ending(line)  # not the payload's: the request limit is counted without it
+                yield line[:-end] if end else line
 
     def record(number: int, result: cc.UpsertResult | cc.CatalogError) -> None:
         nonlocal created, updated
@@ -402,15 +497,35 @@ def import_(ctx: click.Context, file: IO[bytes], account: str, as_json: bool, st
 
 @main.command("get")
 @click.argument("external_id", metavar="ID")
+@_db_option
 @_account_option
 @click.pass_context
-def get(ctx: click.Context, external_id: str, account: str) -> None:
-    """Print the live product ID in its wire form (R31)."""
-    product = _open_catalog(ctx).get(account, external_id)
+def get(ctx: click.Context, external_id: str, target: str | None, account: str | None) -> None:
+    """Print the live product ID in its wire form.
+
+    A product that is missing or expired prints the error body (PRODUCT_NOT_FOUND) on stderr
+    and exits 1; on a terminal, when no account was given, a second line says which one was
+    searched.
+    """
+    catalog = _open_catalog(ctx, target)
+    try:
+        product = catalog.get(_account(ctx, account), external_id)
+    except cc.ProductNotFound as exc:
+        # Said to a person only: a script reads stderr as the error's JSON body alone.
+        if not (_account_by_default(ctx, account) and sys.stderr.isatty()):
+            raise
+        click.echo(json.dumps(error_to_wire(exc)), err=True)
+        click.echo(
+            f"note: searched the account '{DEFAULT_ACCOUNT}', the default: pass --account "
+            "(or set CATALOG_CORE_ACCOUNT) to search another",
+            err=True,
+        )
+        ctx.exit(1)
     click.echo(json.dumps(cc.to_wire(product), ensure_ascii=False))
 
 
 @main.command("list")
+@_db_option
 @_account_option
 @click.option(
     "--page-size",
@@ -420,9 +535,10 @@ def get(ctx: click.Context, external_id: str, account: str) -> None:
     help="How many products to read per page.",
 )
 @click.pass_context
-def list_(ctx: click.Context, account: str, page_size: int) -> None:
-    """Print every live product as JSON Lines, in ascending order of externalId (R24)."""
-    catalog = _open_catalog(ctx)
+def list_(ctx: click.Context, target: str | None, account: str | None, page_size: int) -> None:
+    """Print every live product as JSON Lines, in ascending order of externalId."""
+    catalog = _open_catalog(ctx, target)
+    account = _account(ctx, account)
     cursor: str | None = None
     while True:
         page = catalog.list(account, limit=page_size, cursor=cursor)
@@ -435,11 +551,12 @@ def list_(ctx: click.Context, account: str, page_size: int) -> None:
 
 @main.command("delete")
 @click.argument("external_id", metavar="ID")
+@_db_option
 @_account_option
 @click.pass_context
-def delete(ctx: click.Context, external_id: str, account: str) -> None:
-    """Delete the live product ID (R25); prints nothing on success."""
-    _open_catalog(ctx).delete(account, external_id)
+def delete(ctx: click.Context, external_id: str, target: str | None, account: str | None) -> None:
+    """Delete the live product ID; prints nothing on success."""
+    _open_catalog(ctx, target).delete(_account(ctx, account), external_id)
 
 
 @main.command("schema-sql")
@@ -469,17 +586,18 @@ def schema_sql(schema: str, citus: bool) -> None:
 
 
 @main.command("purge")
+@_db_option
 @click.pass_context
-def purge(ctx: click.Context) -> None:
+def purge(ctx: click.Context, target: str | None) -> None:
     """Delete everything expired and every unreferenced image; print what went.
 
     Prints ``{"purged": N, "personImages": N, "generations": N}``: the products, person images
-    and generations removed. The purge covers every account of the database (R21, T22). A
-    catalog whose storage keeps no try-on state prints ``{"purged": N}`` alone.
+    and generations removed. The purge covers every account of the database. A catalog whose
+    storage keeps no try-on state prints ``{"purged": N}`` alone.
     """
     from catalog_core.repository.base import TryOnRepository
 
-    catalog = _open_catalog(ctx)
+    catalog = _open_catalog(ctx, target)
     if not isinstance(catalog.repository, TryOnRepository):
         click.echo(json.dumps({"purged": catalog.purge_expired()}))
         return
@@ -517,9 +635,12 @@ def _credits_option(help: str) -> Callable[[_F], _F]:
     help="Add N credits first (a negative N takes them away; the balance stays at 0 or more).",
 )
 @_credits_option("The balance ACCOUNT starts with if it has none yet, as serve's --credits.")
+@_db_option
 @click.pass_context
-def credits(ctx: click.Context, account: str, add: int | None, initial_credits: int) -> None:
-    """Print ACCOUNT's try-on credit balance as {"creditBalance": N} (T16, T17).
+def credits(
+    ctx: click.Context, account: str, add: int | None, initial_credits: int, target: str | None
+) -> None:
+    """Print ACCOUNT's try-on credit balance as {"creditBalance": N}.
 
     With --add, top it up first: the server's API has no top-up, as the public one has none.
     """
@@ -531,7 +652,7 @@ def credits(ctx: click.Context, account: str, add: int | None, initial_credits: 
         ) from None
     from catalog_core.tryon import TryOn
 
-    catalog = _open_catalog(ctx)
+    catalog = _open_catalog(ctx, target)
     try:
         tryon = TryOn(catalog, initial_credits=initial_credits)
     except TypeError as exc:  # a repository that keeps no try-on state
@@ -666,7 +787,7 @@ def _api_key_pair(
     help="Connections open at once; past it a new one is answered 503 UNAVAILABLE and closed. "
     "Default: the process's descriptor limit less 200.",
 )
-@_credits_option("The try-on credit balance of an account the first time it is seen (T16).")
+@_credits_option("The try-on credit balance of an account the first time it is seen.")
 @click.option(
     "--generation-seconds",
     type=click.FloatRange(0, 86400),
@@ -723,7 +844,7 @@ def serve(
     flow: POST /images/upload, /try-on and /try-on/sync, GET /generations/{id} and
     /account/credits, DELETE /customers/{id}, and media URLs that need no key; the OpenAPI
     document at /tryon/v1/openapi.json. Needs the server extra
-    (pip install 'catalog-core[server]'). SIGTERM or Ctrl+C stops it after the requests in
+    (pip install '.[server]' in a checkout). SIGTERM or Ctrl+C stops it after the requests in
     flight complete; API keys never appear in its log.
     """
     try:
@@ -739,7 +860,8 @@ def serve(
         from catalog_core.tryon import LocalEngine, TryOn
     except ImportError as exc:
         raise click.ClickException(
-            f"the server needs the server extra: pip install 'catalog-core[server]' ({exc})"
+            "the server needs the server extra (Starlette, uvicorn, python-multipart, orjson), "
+            f"which is not installed: pip install '.[server]' in a checkout of catalog_core ({exc})"
         ) from None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -748,7 +870,7 @@ def serve(
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     target = target or _group_db(ctx)
     ctx.call_on_close(sock.close)
-    catalog = _open_catalog(ctx, target, close=False)
+    catalog = _open_catalog(ctx, target, close=False, create=True)
     tryon = None
     if isinstance(catalog.repository, TryOnRepository):
         tryon = TryOn(
@@ -805,3 +927,8 @@ def serve(
         # The application closed the catalog at shutdown, unless uvicorn skipped that (a second
         # Ctrl+C, a failed start): close it now, but never under a write still running.
         app.state.close_catalog_if_idle()
+
+
+# --version on every command too, as on the group.
+for _command in main.commands.values():
+    click.version_option(cc.__version__, "--version", prog_name="catalog-core")(_command)

@@ -205,7 +205,8 @@ def test_a_database_path_that_cannot_be_opened_gives_one_clean_error_line(
     text = "shopping list: socks, a raincoat, and more socks\n" * 20
     (tmp_path / "notes.txt").write_text(text)
 
-    result = script("--db", str(path), "list")
+    # import: the one command that creates a catalog, so a missing folder reaches SQLite.
+    result = script("--db", str(path), "import", str(tmp_path / "notes.txt"))
 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -414,8 +415,10 @@ def test_get_prints_the_wire_product_as_the_library_gives_it(imported: Path) -> 
     assert json.loads(result.stdout) == expected
 
 
-def test_r23_get_of_a_missing_id_exits_1_with_the_not_found_body_on_stderr(db: Path) -> None:
-    result = cli(db, "get", "nope")
+def test_r23_get_of_a_missing_id_exits_1_with_the_not_found_body_on_stderr(
+    imported: Path,
+) -> None:
+    result = cli(imported, "get", "nope")
     assert result.exit_code == 1
     assert result.stdout == ""
     assert json.loads(result.stderr) == {
@@ -524,6 +527,7 @@ def balance(result: Result) -> int:
 
 
 def test_t16_t17_credits_prints_the_balance_tops_it_up_and_keeps_it(db: Path) -> None:
+    assert cli(db, "import", "-", input="").exit_code == 0  # import creates the catalog
     assert balance(cli(db, "credits", "acme")) == 10
     assert balance(cli(db, "credits", "acme", "--add", "5")) == 15
     assert balance(cli(db, "credits", "acme")) == 15
@@ -579,7 +583,7 @@ def test_an_error_quotes_a_sqlite_url_exactly_as_it_was_given(
     )
     result = script("--db", target, "list", cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith(f"Error: cannot open the catalog database '{target}': ")
+    assert result.stderr.startswith(f"Error: no catalog at '{target}': ")
     assert len(result.stderr.splitlines()) == 1
 
 
@@ -634,30 +638,37 @@ def test_a_database_url_is_printed_as_given_with_only_its_secrets_hidden(
 
 @pytest.mark.parametrize("mark", [b"", b"\xef\xbb\xbf"], ids=["", "with a byte order mark"])
 def test_r33_lines_are_read_whole_up_to_the_limit_and_past_it_only_measured(mark: bytes) -> None:
-    """R33: the import's reader keeps a line of up to ``limit`` bytes (a first line's byte order
-    mark aside), gives only the length of a longer one, and tells blank lines, long or short."""
+    """R33: the import's reader keeps a line whose payload is up to ``limit`` bytes (a first
+    line's byte order mark and every line's end, \\n or \\r\\n, aside: a request body has
+    neither), gives only the payload's length of a longer one, and tells blank lines."""
     import io
 
     from catalog_core.cli import _lines
 
     limit = 8
     lines = [
-        mark + b'{"a":1}\n',  # 8 bytes with its newline: at the limit
-        b'{"a":12}\n',  # 9: one over
+        mark + b'{"a":1}\n',  # 7 bytes and the newline
+        b'{"a":12}\n',  # 8: at the limit, its newline aside
+        b'{"a":123}\n',  # 9: one over
         b" \t\r " * 5 + b"\n",  # blank, and longer than the limit
         b"\n",  # blank
         b"x" * 20 + b"\n",  # over, read in chunks
+        b'{"a":12}\r\n',  # at the limit, with a Windows line end
+        b"y" * 9 + b"\r\n",  # one over, with a Windows line end
         b"y" * 8,  # at the limit, at the end without a newline
     ]
     data = b"".join(lines)
     got = list(_lines(io.BufferedReader(io.BytesIO(data), buffer_size=4), limit))
     assert got == [
         (1, b'{"a":1}\n', 8 + len(mark)),
-        (2, 9, 9),
-        (3, b"", 21),
-        (4, b"", 1),
-        (5, 21, 21),
-        (6, b"y" * 8, 8),
+        (2, b'{"a":12}\n', 9),
+        (3, 9, 10),
+        (4, b"", 21),
+        (5, b"", 1),
+        (6, 20, 21),
+        (7, b'{"a":12}\r\n', 10),
+        (8, 9, 11),
+        (9, b"y" * 8, 8),
     ]
     assert sum(size for _, _, size in got) == len(data)  # the progress bar reaches the end
     ended = list(_lines(io.BytesIO(b"z" * 30), limit))  # over, and no newline at the end

@@ -335,6 +335,11 @@ class SQLiteRepository:
         busy_timeout: seconds a writer waits for the write lock before this repository gives up
             with ``TimeoutError``; the default is generous because waiting is the normal case under
             many writers.
+
+    Raises:
+        RuntimeError: ``db`` is not a catalog, and was left unchanged: a directory, a file that
+            is not an SQLite database, another application's database; or it holds a catalog
+            of a schema this version cannot read.
     """
 
     def __init__(
@@ -369,13 +374,17 @@ class SQLiteRepository:
         except sqlite3.DatabaseError as exc:
             self.close()
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
-                raise foreign("the database", "it is not an SQLite database") from None
+                raise foreign(self._subject(), "it is not an SQLite database") from None
             raise
         except BaseException:
             self.close()
             raise
 
     # -- connections ------------------------------------------------------------------------
+
+    def _subject(self) -> str:
+        """Name the database in a refusal: by its path, when the repository was given one."""
+        return "the database" if self._path in (None, "", ":memory:") else f"'{self._path}'"
 
     def _file(self) -> str:
         """Return the catalog file's path; only a repository opened on a path pools connections.
@@ -635,11 +644,16 @@ class SQLiteRepository:
     def _recognise_file(self) -> tuple[Found, str | None]:
         """Recognise the file at the path without writing to it; return it and its cursor secret.
 
-        A missing or zero-byte file is empty. A WAL file without its ``-wal`` and ``-shm`` is
+        A missing or zero-byte file is empty; a directory, or a file without SQLite's header,
+        is refused before SQLite opens it. A WAL file without its ``-wal`` and ``-shm`` is
         read as immutable under a guard (a plain or read-only connection would make them and,
         read-only, leave them); any other through a read-only connection, which cannot
         checkpoint another application's log into its file when it closes. A rollback journal
         left by a writer that died is rolled back first, as by any SQLite reader.
+
+        Raises:
+            RuntimeError: the path is a directory, or the file is not an SQLite database or
+                not a catalog (see :func:`_recognise`).
         """
         path = self._file()
         try:
@@ -648,11 +662,13 @@ class SQLiteRepository:
         except FileNotFoundError:
             return "empty", None
         except OSError:
-            header = b"SQLite format 3\x00"  # a directory, say: SQLite says what it is
+            if os.path.isdir(path):  # else SQLite says "disk I/O error"
+                raise foreign(self._subject(), "it is a directory") from None
+            header = b"SQLite format 3\x00"  # a file it may not read, say: SQLite says so
         if not header:
             return "empty", None
         if not header.startswith(b"SQLite format 3\x00"):
-            raise foreign("the database", "it is not an SQLite database")
+            raise foreign(self._subject(), "it is not an SQLite database")
         wal = len(header) > 19 and header[19] == 2
         for _ in range(_REOPENS):
             if wal and not os.path.exists(f"{path}-shm"):

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from catalog_core.repository.base import Repository
 
 __all__ = ["open_repository"]
+
+#: What the PostgreSQL backend needs and how to install it. catalog_core is on no package index,
+#: so ``pip install 'catalog-core[postgres]'`` finds nothing: the extra installs from a checkout.
+_POSTGRES_EXTRA: Final = (
+    "the PostgreSQL backend needs the postgres extra (psycopg 3 and psycopg-pool), which is not "
+    "installed: pip install '.[postgres]' in a checkout of catalog_core"
+)
+_POSTGRES_DRIVERS: Final = frozenset({"psycopg", "psycopg_pool"})
+
+
+def missing_postgres_extra(exc: ImportError) -> ImportError | None:
+    """Return the error naming the extra to install when ``exc`` is psycopg missing, else ``None``.
+
+    Both ways to the backend use it: ``open_repository("postgresql://…")`` and
+    ``catalog_core.PostgresRepository``.
+    """
+    if (exc.name or "").partition(".")[0] not in _POSTGRES_DRIVERS:
+        return None
+    return ImportError(f"{_POSTGRES_EXTRA} ({exc})", name=exc.name)
 
 
 def open_repository(url: str, **options: Any) -> Repository:
@@ -28,12 +47,19 @@ def open_repository(url: str, **options: Any) -> Repository:
     Raises:
         ValueError: the URL's scheme is not one of these, or ``create_schema`` is neither
             ``true`` nor ``false``.
+        ImportError: a PostgreSQL URL, and the ``postgres`` extra is not installed.
     """
     from urllib.parse import unquote  # on first use, as the backends are
 
     scheme = url.split(":", 1)[0].lower() if "://" in url else ""
     if scheme in ("postgresql", "postgres"):
-        from catalog_core.repository.postgres import PostgresRepository
+        try:
+            from catalog_core.repository.postgres import PostgresRepository
+        except ImportError as exc:
+            missing = missing_postgres_extra(exc)
+            if missing is None:
+                raise
+            raise missing from exc
 
         # Cut the schema parameter out of the query text and leave every other byte of the URL
         # as written: rebuilding it would lose the // of postgresql:///db or re-escape values.

@@ -1,6 +1,6 @@
 """The kit embedders test with: strategies, a backend contract suite, differential state machines.
 
-Needs the ``testing`` extra (hypothesis and pytest): ``pip install 'catalog-core[testing]'``.
+Needs the ``testing`` extra (hypothesis and pytest): ``pip install '.[testing]'`` in a checkout.
 
 - :class:`RepositoryContract` — subclass it in a test file to run every storage behaviour the
   rules depend on against a backend.
@@ -17,19 +17,39 @@ Needs the ``testing`` extra (hypothesis and pytest): ``pip install 'catalog-core
 - :class:`FakeClock` — a clock the tests move by hand.
 """
 
-from catalog_core.testing import strategies
-from catalog_core.testing.clock import START, FakeClock
-from catalog_core.testing.contract import RepositoryContract
-from catalog_core.testing.state_machine import (
+import pkgutil
+
+try:
+    import hypothesis  # to say which extra is missing, before any module of the kit needs it
+    import pytest
+except ImportError as exc:
+    raise ImportError(
+        "catalog_core.testing needs the testing extra (hypothesis and pytest), which is not "
+        f"installed: pip install '.[testing]' in a checkout of catalog_core ({exc})",
+        name=exc.name,
+    ) from exc
+
+# pytest rewrites the asserts of test modules only, so a failing contract test would show a bare
+# AssertionError; marked here, before the package imports them, the kit's modules are rewritten
+# and show the values they compared. Outside a pytest run this marks nothing.
+pytest.register_assert_rewrite(*(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__)))
+
+# The imports below must follow the registration above.
+from catalog_core.testing import strategies  # noqa: E402
+from catalog_core.testing.clock import START, FakeClock  # noqa: E402
+from catalog_core.testing.contract import RepositoryContract  # noqa: E402
+from catalog_core.testing.state_machine import (  # noqa: E402
     CatalogStateMachine,
     ReferenceCatalog,
     make_catalog_state_machine,
 )
-from catalog_core.testing.tryon_state_machine import (
+from catalog_core.testing.tryon_state_machine import (  # noqa: E402
     ReferenceTryOn,
     TryOnStateMachine,
     make_tryon_state_machine,
 )
+
+del hypothesis, pkgutil, pytest  # not the kit's own names
 
 __all__ = [
     "START",

@@ -2,16 +2,17 @@
 
 The catalog recognises its own schema by the ``schema_version`` row of ``catalog_meta`` (and
 tables of its own shape); an empty or new file (no object at all) is its to create. Anything
-else (another application's database, a file that is not SQLite at all) is refused with a clear
-error and left byte for byte as it was, with no ``-wal``, ``-shm`` or ``-journal`` file beside
-it, whether it is opened by the library, by URL, through a ``sqlite_utils.Database`` or by the
-command line. It is recognised over a read-only connection, so another application's commits
-still in its ``-wal`` stay there; only a hot rollback journal is rolled back first, as any
-SQLite reader must.
+else (another application's database, a file that is not SQLite at all, a directory) is refused
+with a clear error and left byte for byte as it was, with no ``-wal``, ``-shm`` or ``-journal``
+file beside it, whether it is opened by the library, by URL, through a ``sqlite_utils.Database``
+or by the command line. It is recognised over a read-only connection, so another application's
+commits still in its ``-wal`` stay there; only a hot rollback journal is rolled back first, as
+any SQLite reader must.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import subprocess
 import sys
@@ -136,6 +137,72 @@ def test_a_foreign_file_is_refused_and_left_byte_for_byte_as_it_was(
     assert reason in message
     assert "left unchanged" in message
     assert _snapshot(tmp_path) == before  # the same bytes, and nothing beside it
+
+
+def _a_directory(path: Path) -> None:
+    path.mkdir()
+    (path / "front.jpg").write_bytes(b"\xff\xd8\xff\xe0 not much of a photo")
+
+
+def _sqlites_header_over_random_bytes(path: Path) -> None:
+    data = bytearray(b"SQLite format 3\x00" + random.Random(16).randbytes(8192 - 16))
+    data[18:20] = b"\x02\x02"  # marked as a WAL file: read as immutable, under a guard
+    path.write_bytes(bytes(data))
+
+
+NOT_SQLITE: dict[str, tuple[Callable[[Path], None], str]] = {
+    # kind: (how to make it, what the refusal says)
+    "a directory": (_a_directory, "it is a directory"),
+    "a text file": (
+        lambda p: p.write_text("shopping list: socks, a raincoat\n"),
+        "it is not an SQLite database",
+    ),
+    "random bytes": (
+        lambda p: p.write_bytes(random.Random(16).randbytes(64 * 1024)),
+        "it is not an SQLite database",
+    ),
+    "SQLite's header over random bytes": (
+        _sqlites_header_over_random_bytes,
+        "it is not an SQLite database",
+    ),
+}
+BY_PATH: dict[str, Callable[[Path], None]] = {
+    "SQLiteRepository": _open_by_path,
+    "open_repository": lambda path: cc.open_repository(str(path)).close(),
+    "sqlite:/// URL": _open_by_url,
+}
+
+
+def _tree(directory: Path) -> dict[str, bytes | None]:
+    """Every file and directory under ``directory``: a file's bytes, ``None`` for a directory."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes() if p.is_file() else None
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize("opener", BY_PATH)
+@pytest.mark.parametrize("kind", NOT_SQLITE)
+def test_a_directory_or_a_file_that_is_not_sqlite_is_refused_by_its_path_and_left_as_it_was(
+    tmp_path: Path, kind: str, opener: str
+) -> None:
+    """Refused by the library, by path, before SQLite opens it: nothing written in or beside it.
+
+    SQLite itself said "disk I/O error" of a directory, and "file is not a database".
+    """
+    make, reason = NOT_SQLITE[kind]
+    path = tmp_path / "theirs.db"
+    make(path)
+    before = _tree(tmp_path)
+
+    with pytest.raises(RuntimeError) as refused:
+        BY_PATH[opener](path)
+
+    assert str(refused.value) == (
+        f"'{path}' is not a catalog_core catalog: {reason}; it was left unchanged"
+    )
+    assert not isinstance(refused.value, sqlite3.Error)
+    assert _tree(tmp_path) == before
 
 
 @pytest.mark.parametrize("command", [["list"], ["import", "-"]])
