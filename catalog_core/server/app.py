@@ -56,6 +56,7 @@ from catalog_core.server.errors import (
     ServerError,
     ServiceUnavailable,
 )
+from catalog_core.server.front import front_door
 from catalog_core.server.gate import Gate
 from catalog_core.server.openapi import OPENAPI_PATH, openapi_document
 from catalog_core.server.responses import error_response, json_response, warnings_headers
@@ -204,6 +205,8 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return json_response(document)
 
+    front = front_door(API_BASE, OPENAPI_PATH, keys=api_keys is not None, tryon=served is not None)
+
     def close_catalog_if_idle() -> bool:
         """Close the catalog unless a call still runs in it; whether it was closed.
 
@@ -238,6 +241,8 @@ def create_app(
             Route(PRODUCT_PATH, endpoints.product, methods=["GET", "DELETE"], name="product"),
             *tryon_endpoints.routes(),
             Route(OPENAPI_PATH, openapi, methods=["GET"], name="openapi"),
+            Route("/", front, methods=["GET"], name="front"),
+            Route(API_BASE, front, methods=["GET"], name="front_of_the_api"),
         ],
         middleware=[
             Middleware(_Guard, limit=catalog.limits.max_request_bytes),
@@ -245,7 +250,7 @@ def create_app(
                 Gate,
                 api_keys=api_keys,
                 rate_limit=rate_limit,
-                public_paths=frozenset({OPENAPI_PATH}),
+                public_paths=frozenset({OPENAPI_PATH, "/", API_BASE}),
                 public_prefixes=(API_BASE + MEDIA_PREFIX,),
             ),
         ],
