@@ -566,6 +566,18 @@ def _pg_template(repository: cc.PostgresRepository) -> tuple[Any, ...]:
     return tuple(row)
 
 
+def _put_back(conn: Any, schema: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Put ``rows`` back into ``schema``.products, then vacuum it (see :func:`_pg_purge_side`)."""
+    marks = ", ".join(["%s"] * len(rows[0]))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {schema}.products ({_PG_PRODUCT_COLUMNS}) VALUES ({marks}) "
+            "ON CONFLICT DO NOTHING",
+            rows,
+        )
+    conn.execute(f"VACUUM (INDEX_CLEANUP ON) {schema}.products")
+
+
 @contextmanager
 def _pg_purge_side(
     url: str, schema: str, size: int, accounts: int
@@ -598,17 +610,9 @@ def _pg_purge_side(
         ).fetchall()
         assert len(expired) == size // 1000
         catalog = cc.Catalog(repository, clock=lambda: NOW)
-        restore = (
-            f"INSERT INTO {schema}.products ({_PG_PRODUCT_COLUMNS}) "
-            f"VALUES ({', '.join(['%s'] * 11)}) ON CONFLICT DO NOTHING"
-        )
 
         def sample() -> float:
-            with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(restore, expired)
-            conn.execute(
-                f"VACUUM (INDEX_CLEANUP ON) {schema}.products"
-            )  # see _pg_purge_side's docstring
+            _put_back(conn, schema, expired)
             return timed(lambda: _expect(catalog.purge_expired(), len(expired)), 1)
 
         yield sample
@@ -661,14 +665,7 @@ def _pg_purge(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
                 _expect(removed, len(expired))
 
             def theirs() -> float:
-                marks = ", ".join(["%s"] * len(expired[0]))
-                with conn.transaction(), conn.cursor() as cur:
-                    cur.executemany(
-                        f"INSERT INTO {PEER_SCHEMA}.products ({_PG_PRODUCT_COLUMNS}) "
-                        f"VALUES ({marks}) ON CONFLICT DO NOTHING",
-                        expired,
-                    )
-                conn.execute(f"VACUUM (INDEX_CLEANUP ON) {PEER_SCHEMA}.products")
+                _put_back(conn, PEER_SCHEMA, expired)
                 return timed(peer_purge, 1)
 
             yield [Contender("catalog_core", ours), Contender("psycopg", theirs)]

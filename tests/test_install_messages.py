@@ -38,17 +38,22 @@ def _raised(code: str, *, missing: Sequence[str]) -> tuple[str, str] | None:
         "else:\n"
         "    print(json.dumps(None))\n"
     )
-    ran = subprocess.run(
-        [sys.executable, "-c", script],
+    ran = _python(script, ROOT)
+    assert ran.returncode == 0, ran.stderr
+    raised = json.loads(ran.stdout)
+    return None if raised is None else (raised[0], raised[1])
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new Python process in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
-        cwd=ROOT,
+        cwd=cwd,
     )
-    assert ran.returncode == 0, ran.stderr
-    raised = json.loads(ran.stdout)
-    return None if raised is None else (raised[0], raised[1])
 
 
 def _extras() -> dict[str, list[str]]:
@@ -117,14 +122,7 @@ def test_the_command_line_names_the_postgres_extra_for_a_postgresql_url(tmp_path
         f"sys.argv = ['catalog-core', '--db', {POSTGRES_URL!r}, 'list']\n"
         "main()\n"
     )
-    ran = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    ran = _python(code, tmp_path)
 
     assert (ran.returncode, ran.stdout) == (1, "")
     assert ran.stderr.startswith(f"Error: cannot open the catalog database '{POSTGRES_URL}': ")
@@ -150,14 +148,7 @@ def test_serve_names_the_server_extra_when_it_is_missing(tmp_path: Path) -> None
         "sys.argv = ['catalog-core', '--db', 'catalog.db', 'serve', '--port', '0']\n"
         "main()\n"
     )
-    ran = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    ran = _python(code, tmp_path)
 
     assert ran.returncode == 1
     assert ran.stderr.startswith("Error: ")

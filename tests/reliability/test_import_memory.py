@@ -42,8 +42,9 @@ def peak_rss_of_import(path: Path, db: Path, *extra: str) -> int:
 
 
 def padded(head: dict[str, object], size: int, *, key: bool = False) -> Iterator[bytes]:
-    """A JSON line of exactly ``size`` bytes, in pieces of at most 1 MiB: ``head`` plus one
-    unknown field of padding (so that a line of a GiB never sits in the test's memory).
+    """A JSON line of exactly ``size`` bytes, its newline included, in pieces of at most 1 MiB:
+    ``head`` plus one unknown field of padding (so that a line of a GiB never sits in the test's
+    memory).
 
     The padding is the field's value, or with ``key`` its name, which the warning then names.
     """
@@ -120,7 +121,8 @@ def test_r30_r33_a_line_over_the_request_limit_is_refused_without_being_read_who
     image = {"images": [IMAGE]}
     small = [[json.dumps({"externalId": f"s{n}", **image}).encode() + b"\n"] for n in range(2)]
     at_limit = tmp_path / "at-limit.jsonl"
-    write_lines(at_limit, [small[0], padded({"externalId": "big", **image}, limit), small[1]])
+    # A line of limit + 1 bytes: a payload at the limit, and its newline (which does not count).
+    write_lines(at_limit, [small[0], padded({"externalId": "big", **image}, limit + 1), small[1]])
     accepted_peak = peak_rss_of_import(at_limit, tmp_path / "at-limit.db")
     at_limit.unlink()
 
@@ -142,7 +144,7 @@ def test_r30_r33_a_line_over_the_request_limit_is_refused_without_being_read_who
 
     # The report, from a file of the same shape read through the same code in this process.
     runner = CliRunner(env={"CATALOG_CORE_DB": None, "CATALOG_CORE_ACCOUNT": None})
-    line = b"".join(padded({"externalId": "big", **image}, limit + 1))
+    line = b"".join(padded({"externalId": "big", **image}, limit + 2))  # one over, and "\n"
     result = runner.invoke(
         main,
         ["--db", str(tmp_path / "report.db"), "import", "--json", "-"],
