@@ -26,15 +26,17 @@ import catalog_core as cc
 from tests.helpers import FakeClock
 
 settings.register_profile("dev", max_examples=100, deadline=None)
+# CI's count keeps the whole run (2 workers) well under 15 minutes on a slow day of the
+# development machine: 2,000 took it to 15 (the same suite ran in 8 on a faster day).
 settings.register_profile(
     "ci",
-    max_examples=2000,
+    max_examples=1000,
     deadline=None,
     derandomize=False,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-# The long form of docs/reliability.md: ten times CI's examples.
+# The long form of docs/reliability.md: twenty times CI's examples.
 settings.register_profile("long", parent=settings.get_profile("ci"), max_examples=20_000)
 _LONG = os.environ.get("CATALOG_CORE_LONG") == "1"
 settings.load_profile(os.environ.get("CATALOG_CORE_HYPOTHESIS_PROFILE", "long" if _LONG else "dev"))

@@ -12,7 +12,7 @@ step that the two agree on everything a caller can observe::
     TestMyBackend.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
 
 ``TestCase`` is the ``unittest.TestCase`` Hypothesis makes for every state machine; give it
-``settings`` to choose the number of examples and steps. The project's CI runs at least 200
+``settings`` to choose the number of examples and steps. The project's CI runs at least 100
 examples of up to 50 steps on every backend it ships.
 
 The catalog runs with :data:`LIMITS`: the rule book's limits, except small file and request
