@@ -155,7 +155,8 @@ def timed_out(answer: bytes) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/tryon/v1", "/tryon/v1/", "/tryon/v1/productz", "/tryon/v2/products", "/products"],
+    # "/" and "/tryon/v1" are the front door (test_front_door.py); "/tryon/v1/" is not.
+    ["/tryon/v1/", "/tryon/v1/productz", "/tryon/v2/products", "/products", "/index.html"],
 )
 def test_r29_an_unknown_path_is_404_route_not_found(
     shared_server: Server, key: str, client: Client, path: str
