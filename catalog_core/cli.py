@@ -719,12 +719,7 @@ def _api_key_pair(
 
 
 @main.command("serve")
-@click.option(
-    "--db",
-    "target",
-    default=None,
-    help="The catalog to serve, as for the group's --db (which it overrides).",
-)
+@_db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option(
     "--port",
