@@ -15,6 +15,8 @@ Needs the ``testing`` extra (hypothesis and pytest): ``pip install '.[testing]'`
   and :mod:`catalog_core.testing.invalid_tryon` — requests the catalog and the try-on flow must
   refuse, each with its code (also exported by ``strategies``).
 - :class:`FakeClock` — a clock the tests move by hand.
+- :mod:`catalog_core.testing.plugin` — pytest fixtures (``catalog``, ``catalog_clock``,
+  ``catalog_server``): load them with ``pytest -p catalog_core.testing``.
 """
 
 import pkgutil
@@ -38,6 +40,15 @@ pytest.register_assert_rewrite(*(f"{__name__}.{m.name}" for m in pkgutil.iter_mo
 from catalog_core.testing import strategies  # noqa: E402
 from catalog_core.testing.clock import START, FakeClock  # noqa: E402
 from catalog_core.testing.contract import RepositoryContract  # noqa: E402
+
+# Attributes, so that `pytest -p catalog_core.testing` finds the fixtures (pytest collects a
+# plugin's fixtures from its module's attributes); private, as they are not the kit's API.
+from catalog_core.testing.plugin import catalog as _catalog  # noqa: E402, F401
+from catalog_core.testing.plugin import catalog_clock as _catalog_clock  # noqa: E402, F401
+from catalog_core.testing.plugin import catalog_server as _catalog_server  # noqa: E402, F401
+from catalog_core.testing.plugin import (  # noqa: E402, F401
+    catalog_server_args as _catalog_server_args,
+)
 from catalog_core.testing.state_machine import (  # noqa: E402
     CatalogStateMachine,
     ReferenceCatalog,
