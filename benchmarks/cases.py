@@ -34,7 +34,14 @@ from catalog_core.repository.sqlite import _product_params
 from catalog_core.wire.decode import decode_upsert, load_body
 from catalog_core.wire.encode import to_wire_json
 
-__all__ = ["CASES", "build_catalog", "line", "lines", "peak_memory_of_import"]
+__all__ = [
+    "CASES",
+    "build_catalog",
+    "line",
+    "lines",
+    "peak_memory_of_copy",
+    "peak_memory_of_import",
+]
 
 ACCOUNT = "acme"
 NOW = datetime(2026, 5, 13, 10, 0, tzinfo=UTC)
@@ -740,6 +747,160 @@ def _import_memory(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]
     yield contenders
 
 
+# -- moving a catalog: copy -----------------------------------------------------------------
+
+
+def _copy_source(workdir: Path, size: int, *, uploads: bool) -> Path:
+    """Return an SQLite catalog of ``size`` products that never expire.
+
+    With ``uploads``, one in 100 names an uploaded image (100 distinct ones, 4 KiB each), as in a
+    catalog of products made by multipart requests.
+    """
+    path = workdir / f"copy-{size}{'-uploads' if uploads else ''}.db"
+    if path.exists():
+        return path
+    build_catalog(path.with_suffix(".base.db"), size)
+    shutil.copy(path.with_suffix(".base.db"), path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("UPDATE products SET valid_for_days = NULL, expires_at = NULL")
+    conn.close()
+    if uploads:
+        repository = cc.SQLiteRepository(path)
+        catalog = cc.Catalog(repository, clock=lambda: NOW)
+        payloads = []
+        files = {}
+        for n in range(0, size, 100):
+            data = cc.Upload(b"\xff\xd8\xff" + (n // 100 % 100).to_bytes(4, "big") * 1024)
+            files[n] = data
+            payloads.append(n)
+        for n in payloads:
+            body = {
+                "externalId": f"sku-{n:07d}",
+                "images": [
+                    {"source": {"fileKey": "f"}},
+                    {"source": {"url": "https://x.example/a"}},
+                ],
+            }
+            catalog.upsert(ACCOUNT, body, files={"f": files[n]})
+        repository.close()
+    return path
+
+
+def _peer_copy(source: Path, conn: Any) -> int:
+    """Copy the rows as a user would write it: read them in key order, insert them in batches.
+
+    Batches of 500, with psycopg's pipelined ``executemany``; blobs are left out.
+    """
+    lite = sqlite3.connect(source)
+    rows = lite.execute(
+        "SELECT account, external_id, title, description, metadata, images, valid_for_days, "
+        "expires_at, last_used_at, created_at, updated_at, version FROM products "
+        "ORDER BY account, external_id"
+    )
+    copied = 0
+    while batch := rows.fetchmany(500):
+        params = [
+            (
+                r[0],
+                r[1],
+                json.dumps(
+                    {
+                        "title": r[2],
+                        "description": r[3],
+                        "metadata": None if r[4] is None else json.loads(r[4]),
+                        "images": json.loads(r[5]),
+                    }
+                ),
+                *r[6:],
+            )
+            for r in batch
+        ]
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_PG_UPSERT, params)
+        copied += len(batch)
+    lite.close()
+    return copied
+
+
+@contextmanager
+def _copy_speed(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    import psycopg
+
+    from catalog_core import transfer
+
+    url = POSTGRES_URL[0]
+    assert url is not None
+    size = scale.bulk_products
+    source_path = _copy_source(workdir, size, uploads=False)
+    source = cc.SQLiteRepository(source_path)
+    target = cc.PostgresRepository(url, schema=OURS_SCHEMA)
+    target.drop_schema()
+    target.close()
+    target = cc.PostgresRepository(url, schema=OURS_SCHEMA)
+    conn = psycopg.connect(url, autocommit=True)
+    _peer_pg_schema(conn)
+    try:
+
+        def ours() -> float:
+            with target._pool.connection() as c:
+                c.execute(f"TRUNCATE {OURS_SCHEMA}.products, {OURS_SCHEMA}.blobs")
+
+            def run() -> None:
+                copied = sum(s.products for s in transfer.copy(source, target, now=NOW))
+                _expect(copied, size)
+
+            return timed(run, 1) / size
+
+        def peer() -> float:
+            conn.execute(f"TRUNCATE {PEER_SCHEMA}.products")
+            return timed(lambda: _expect(_peer_copy(source_path, conn), size), 1) / size
+
+        yield [Contender("catalog_core", ours), Contender("sqlite3+psycopg", peer)]
+    finally:
+        source.close()
+        target.drop_schema()
+        target.close()
+        conn.execute(f"DROP SCHEMA IF EXISTS {PEER_SCHEMA} CASCADE")
+        conn.close()
+
+
+def peak_memory_of_copy(source: Path, url: str) -> int:
+    """Run ``catalog-core copy`` into ``url`` in a child process; return its peak RSS in bytes."""
+    command = [sys.executable, "-c", _LAUNCHER, sys.executable, "-c"]
+    command += ["from catalog_core.cli import main; main()"]
+    command += ["copy", "--from", str(source), "--to", url]
+    ran = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = ran.stdout.splitlines()
+    if ran.returncode != 0 or not lines or not lines[0].startswith('{"copied"'):
+        raise RuntimeError(f"the copy failed ({ran.returncode}): {ran.stdout} {ran.stderr[-500:]}")
+    return int(lines[-1].removeprefix("peak-rss-kib=")) * 1024  # kilobytes on Linux
+
+
+@contextmanager
+def _copy_memory(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    url = POSTGRES_URL[0]
+    assert url is not None
+    contenders = []
+    for size in scale.copy_sizes:
+        source = _copy_source(workdir, size, uploads=True)
+
+        def sample(source: Path = source) -> float:
+            target = cc.PostgresRepository(url, schema=OURS_SCHEMA)
+            target.drop_schema()
+            target.close()
+            sep = "&" if "?" in url else "?"
+            try:
+                return float(peak_memory_of_copy(source, f"{url}{sep}schema={OURS_SCHEMA}"))
+            finally:
+                target = cc.PostgresRepository(url, schema=OURS_SCHEMA)
+                target.drop_schema()
+                target.close()
+
+        label = f"{size // 1000}k products"
+        contenders.append(Contender(label, sample))
+    yield contenders
+
+
 CASES: list[Case] = [
     Case("decode", "decode + validate an upsert body", "speed", 1.0, _decode),
     Case("encode", "encode a product to response bytes (R31)", "speed", 1.2, _encode),
@@ -786,6 +947,24 @@ CASES: list[Case] = [
         1.5,
         _pg_purge_accounts,
         needs_postgres=True,
+    ),
+    Case(
+        "copy_sqlite_to_pg",
+        "catalog-core copy, SQLite to PostgreSQL (per product)",
+        "speed",
+        0.5,
+        _copy_speed,
+        needs_postgres=True,
+        samples="bulk",
+    ),
+    Case(
+        "copy_memory",
+        "CLI copy SQLite to PostgreSQL, 1% with uploads: peak RSS",
+        "memory",
+        200 * 2**20,
+        _copy_memory,
+        needs_postgres=True,
+        samples="once",
     ),
     Case(
         "import_memory",

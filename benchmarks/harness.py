@@ -35,11 +35,22 @@ class Scale:
     catalog_sizes: tuple[int, ...]  # for the flat-cost case; the first is the baseline
     purge_size: int  # catalog size of the purge case; 0.1% of it expires
     import_sizes: tuple[int, ...]  # JSON Lines files of the memory case
+    copy_sizes: tuple[int, ...]  # catalogs the memory of ``catalog-core copy`` is measured on
 
 
-QUICK = Scale("quick", 5, 300, 10_000, 2, (10_000, 100_000), 100_000, (20_000, 100_000))
+QUICK = Scale(
+    "quick", 5, 300, 10_000, 2, (10_000, 100_000), 100_000, (20_000, 100_000), (5_000, 20_000)
+)
 FULL = Scale(
-    "full", 9, 1_000, 100_000, 3, (10_000, 100_000, 1_000_000), 1_000_000, (100_000, 1_000_000)
+    "full",
+    9,
+    1_000,
+    100_000,
+    3,
+    (10_000, 100_000, 1_000_000),
+    1_000_000,
+    (100_000, 1_000_000),
+    (100_000, 400_000),
 )
 
 

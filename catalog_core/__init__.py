@@ -50,7 +50,13 @@ from catalog_core.model import (
     UpsertResult,
     UseResult,
 )
-from catalog_core.repository.base import BatchRepository, Repository, TryOnRepository, Write
+from catalog_core.repository.base import (
+    BatchRepository,
+    Repository,
+    ScanRepository,
+    TryOnRepository,
+    Write,
+)
 from catalog_core.repository.url import missing_postgres_extra as _missing_postgres_extra
 from catalog_core.repository.url import open_repository
 
@@ -127,6 +133,7 @@ __all__ = [
     "Repository",
     "ReservedExternalId",
     "SQLiteRepository",
+    "ScanRepository",
     "TryOn",
     "TryOnRepository",
     "Unset",

@@ -205,6 +205,7 @@ class Catalog:
         *,
         batch_size: int = 500,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
+        restore: bool = False,
     ) -> Iterator[UpsertResult | CatalogError]:
         """Upsert many payloads, ``batch_size`` of them per transaction (a bulk import).
 
@@ -226,6 +227,12 @@ class Catalog:
                 (8 MiB by default; the length of a ``str``), so that large payloads are not
                 held 500 at a time; a larger payload is a batch of its own. A mapping counts
                 toward ``batch_size`` only.
+            restore: also take export records (:mod:`catalog_core.transfer`, what
+                ``catalog-core export`` writes): each is stored as it was exported, fields,
+                timestamps and version, over whatever its key holds, rather than upserted.
+                A record is checked whole (its values, ``expiresAt`` as R19 makes it, its
+                uploads' types and hashes) and may be twice the request limit, for its base64
+                uploads. Its result's ``created`` says whether no live product had its key.
 
         Yields:
             For each payload in order, its :class:`~catalog_core.UpsertResult`, or the
@@ -241,7 +248,7 @@ class Catalog:
             raise ValidationFailed.at("batchSize", "must be a positive integer")
         if not _positive_int(batch_bytes):
             raise ValidationFailed.at("batchBytes", "must be a positive integer")
-        return self._upsert_batches(account, payloads, batch_size, batch_bytes)
+        return self._upsert_batches(account, payloads, batch_size, batch_bytes, restore)
 
     def _upsert_batches(
         self,
@@ -249,16 +256,21 @@ class Catalog:
         payloads: Iterable[Mapping[str, Any] | bytes | str],
         batch_size: int,
         batch_bytes: int,
+        restore: bool,
     ) -> Iterator[UpsertResult | CatalogError]:
         write_many = getattr(self.repository, "write_many", None)
-        batch: list[_PreparedUpsert | CatalogError] = []
+        batch: list[_Prepared | CatalogError] = []
         held = 0
         for payload in payloads:
             # What a prepared upsert keeps (its fields, its warnings' paths) is at most a small
             # multiple of its payload's size: bounding the payloads' bytes bounds the batch.
             held += len(payload) if isinstance(payload, bytes | bytearray | memoryview | str) else 0
             try:
-                batch.append(self._prepare_upsert(payload, None))
+                batch.append(
+                    self._prepare_restore(account, payload)
+                    if restore and _names_export_marker(payload)
+                    else self._prepare_upsert(payload, None)
+                )
             except CatalogError as exc:
                 # Kept without its traceback, whose frames hold the payload and its parsed body.
                 batch.append(exc.with_traceback(None))
@@ -272,10 +284,10 @@ class Catalog:
     def _write_batch(
         self,
         account: str,
-        batch: list[_PreparedUpsert | CatalogError],
+        batch: list[_Prepared | CatalogError],
         write_many: Callable[[str, list[tuple[str, Change]]], list[Any]] | None,
     ) -> list[UpsertResult | CatalogError]:
-        prepared = [p for p in batch if isinstance(p, _PreparedUpsert)]
+        prepared = [p for p in batch if not isinstance(p, CatalogError)]
         outcomes: list[Any]
         if write_many is not None:
             # One transaction: the clock is read once, by its first write, under the lock.
@@ -306,6 +318,15 @@ class Catalog:
             else:  # pragma: no cover - a change that raised anything else is a defect
                 raise outcome if isinstance(outcome, Exception) else TypeError(repr(outcome))
         return results
+
+    def _prepare_restore(self, account: str, payload: Mapping[str, Any] | bytes | str) -> _Prepared:
+        """Check an export record; a payload that only names the marker is upserted."""
+        from catalog_core import transfer  # export records: loaded on first use
+
+        restore = transfer.read_export_record(payload, self.limits, account=account)
+        if restore is None:
+            return self._prepare_upsert(payload, None)
+        return _PreparedRestore(self, restore.product.external_id, transfer.restore_change(restore))
 
     def _prepare_upsert(
         self, payload: Mapping[str, Any] | bytes | str, files: Mapping[str, Upload] | None
@@ -710,6 +731,42 @@ class _PreparedUpsert:
     def result(self, product: Product) -> UpsertResult:
         """Return the upsert's result once ``product`` is stored."""
         return UpsertResult(product, self.created, *self.warnings.result())
+
+
+class _PreparedRestore:
+    """A checked export record waiting for its transaction: stored as it is, over its key."""
+
+    __slots__ = ("catalog", "created", "external_id", "store")
+
+    def __init__(self, catalog: Catalog, external_id: str, store: Change) -> None:
+        self.catalog = catalog
+        self.external_id = external_id
+        self.store = store
+        self.created = False
+
+    def change(self, account: str, clock: _TransactionClock | None = None) -> Change:
+        """Return the repository change; ``created`` when no live product had the key."""
+
+        def change(stored: Product | None) -> Write:
+            now = self.catalog.now() if clock is None else clock()
+            self.created = live(stored, now) is None
+            return self.store(stored)
+
+        return change
+
+    def result(self, product: Product) -> UpsertResult:
+        """Return the restore's result once ``product`` is stored."""
+        return UpsertResult(product, self.created)
+
+
+#: What waits for a batch's transaction: an upsert, or a restored export record.
+_Prepared = _PreparedUpsert | _PreparedRestore
+
+
+def _names_export_marker(payload: Mapping[str, Any] | bytes | str) -> bool:
+    from catalog_core.transfer import is_export_record
+
+    return is_export_record(payload)
 
 
 def _written(product: Product | None) -> Product:

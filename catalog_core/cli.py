@@ -23,6 +23,7 @@ from urllib.parse import unquote, unquote_plus
 import click
 
 import catalog_core as cc
+from catalog_core import transfer
 from catalog_core.catalog import MAX_PAGE_SIZE
 from catalog_core.wire.decode import check_account
 from catalog_core.wire.errors import error_to_wire
@@ -36,6 +37,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _JSON_WHITESPACE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
 _BLANK = re.compile(rb"[ \t\r\n]*")  # matched in place: a blank check copies no line
+#: How a line written by ``export`` starts: such a line may be longer than a request body.
+_RECORD_START = re.compile(rb'[ \t]*\{[ \t]*"catalogCoreExport"')
 #: Bytes read at a time past the end of a line too long to import.
 _CHUNK = 2**20
 #: The ``--db`` of a catalog kept in the process's memory, gone when it ends.
@@ -329,13 +332,16 @@ def _show_line(number: int | None) -> str | None:
     return None if number is None else f"line {number}"
 
 
-def _lines(source: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | int, int]]:
+def _lines(
+    source: IO[bytes], limit: int, record_limit: int | None = None
+) -> Iterator[tuple[int, bytes | int, int]]:
     """Yield ``(number, line, size)`` per line of ``source``, never holding more than ``limit``.
 
     ``line`` is the line's bytes (a first line's byte order mark removed); ``b""`` for a line
     that holds only JSON whitespace (a blank line, skipped); for a line longer than ``limit``
-    bytes, its length, the line being read past in bounded chunks rather than held. ``size`` is
-    the number of bytes read, for the progress bar.
+    bytes, its length, the line being read past in bounded chunks rather than held. A line that
+    starts as ``export`` writes a record, ``{"catalogCoreExport"``, may be up to
+    ``record_limit`` bytes instead. ``size`` is the number of bytes read, for the progress bar.
     """
     number = 0
     while True:
@@ -351,6 +357,14 @@ def _lines(source: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | int, in
         if len(line) - _ending(line) <= limit:
             yield number, b"" if _BLANK.fullmatch(line) else line, size
             continue
+        if record_limit is not None and _RECORD_START.match(line) and not line.endswith(b"\n"):
+            raw = b""  # the line holds what is kept of it
+            rest = source.readline(record_limit - limit)
+            line, size = line + rest, size + len(rest)
+            del rest
+            if len(line) - _ending(line) <= record_limit:
+                yield number, line, size
+                continue
         blank, ended = _BLANK.fullmatch(line) is not None, line.endswith(b"\n")
         mark = size - len(line)
         last = line[-2:]
@@ -388,22 +402,27 @@ def import_(
 ) -> None:
     """Upsert the products of FILE, JSON Lines with one upsert payload per line ('-' for stdin).
 
-    Each line is its own upsert: a rejected line is reported with its number and error code and
+    A line that `catalog-core export` wrote is restored as it was exported (fields, timestamps,
+    version and uploaded images), over whatever the account holds under its id. Each line is
+    its own upsert: a rejected line is reported with its number and error code and
     changes nothing, and the lines after it are still imported. Lines are written up to 500 (and
     8 MiB) to a transaction, so an interrupted import keeps whole batches only; memory stays
     flat however large the file, and a line over the request limit is refused
-    (PAYLOAD_TOO_LARGE) without being read whole. Accepted lines that used a
+    (PAYLOAD_TOO_LARGE) without being read whole (an export record may take twice that).
+    Accepted lines that used a
     deprecated shape or an unknown field are listed after the rejections as warnings. Blank
     lines are skipped. A progress bar is drawn on stderr when it is a terminal.
     """
     catalog = _open_catalog(ctx, target, create=True)
     account = _account(ctx, account)
     limit = catalog.limits.max_request_bytes
+    # An export record carries its uploads in base64: it may be twice the request limit.
+    line_limit = transfer.export_limits(catalog.limits).max_request_bytes
     created = updated = 0
     # On disk past 1 MiB each, so memory stays flat however many lines are rejected.
     rejected, warnings = ctx.with_resource(_Spool()), ctx.with_resource(_Spool())
     name = getattr(file, "name", None)  # stdin has "<stdin>"; an in-memory stream has none
-    lines = _lines(file, catalog.limits.max_request_bytes)
+    lines = _lines(file, limit, line_limit)
     progress = click.progressbar(
         itertools.count(1),  # never iterated: only gives the bar its item type (line numbers)
         length=_remaining_bytes(file),  # None for a pipe: the bar then only pulses
@@ -463,7 +482,7 @@ def import_(
 
     with progress as bar:
         # The bar counts bytes, not lines, so this loop drives it instead of iterating it.
-        for result in catalog.upsert_many(account, payloads()):
+        for result in catalog.upsert_many(account, payloads(), restore=True):
             refused_unread(bar)
             number, size, _ = pending.popleft()
             record(number, result)
@@ -547,6 +566,103 @@ def list_(ctx: click.Context, target: str | None, account: str | None, page_size
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
+
+
+@main.command("export")
+@_db_option
+@_account_option
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8", lazy=True),
+    default="-",
+    show_default=True,
+    help="Where to write the records ('-': stdout).",
+)
+@click.pass_context
+def export(ctx: click.Context, target: str | None, account: str | None, output: IO[str]) -> None:
+    """Write every live product of the account as JSON Lines that `import` restores.
+
+    One record per product, one-shot products included, in ascending order of externalId: its
+    wire form, its version and the bytes of its uploaded images (base64), so that
+    `catalog-core import` gives back every product as it was, timestamps, version and images
+    included. Expired products are left out. Memory stays flat however large the catalog.
+    """
+    catalog = _open_catalog(ctx, target)
+    account = _account(ctx, account)
+    try:
+        records = transfer.export_records(catalog.repository, account, now=catalog.now())
+        for record in records:
+            output.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    except TypeError as exc:  # a repository that cannot walk its products
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("copy")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="DB",
+    help="The catalog to copy from: an SQLite path or a URL, as --db.",
+)
+@click.option(
+    "--to",
+    "destination",
+    required=True,
+    metavar="DB",
+    help="The catalog to copy into, created when it is an SQLite file that does not exist.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Products per transaction.",
+)
+@click.pass_context
+def copy(ctx: click.Context, source: str, destination: str, batch_size: int) -> None:
+    """Copy every live product of every account, with its uploaded images, into another catalog.
+
+    Each product is written as it is (fields, timestamps, version), over what the destination
+    holds under its id; products only the destination holds stay. Run twice, it leaves what it
+    left the first time, so an interrupted copy is finished by running it again. Expired
+    products and the try-on flow's records (person images, generations, credits) are not
+    copied. Written in batches, one transaction each; memory stays flat. Prints
+    {"copied": N}; a progress bar is drawn on stderr when it is a terminal.
+    """
+    if _same_catalog(source, destination):
+        raise click.UsageError("--from and --to name the same catalog", ctx)
+    origin = _open_catalog(ctx, source)
+    into = _open_catalog(ctx, destination, create=True)
+    now = origin.now()
+    try:
+        total = transfer.scanner(origin.repository).count_live(account=None, now=now)
+    except TypeError as exc:  # a repository that cannot walk its products
+        raise click.ClickException(str(exc)) from None
+    copied = 0
+    progress = click.progressbar(
+        length=total,
+        label="Copying",
+        file=sys.stderr,
+        hidden=not sys.stderr.isatty(),
+        show_pos=True,
+    )
+    with progress as bar:
+        for step in transfer.copy(
+            origin.repository, into.repository, now=now, batch_size=batch_size
+        ):
+            copied += step.products
+            bar.update(step.products)
+    click.echo(json.dumps({"copied": copied}))
+
+
+def _same_catalog(one: str, other: str) -> bool:
+    """Whether two --db values name the same catalog (the same string, or the same file)."""
+    if one == other and one != MEMORY_URL:
+        return True
+    first, second = _sqlite_file(one), _sqlite_file(other)
+    return first is not None and second is not None and first.resolve() == second.resolve()
 
 
 @main.command("delete")

@@ -40,7 +40,7 @@ def layer_of(module: str) -> str:
         return head
     if head in {"server", "cli"}:
         return "adapter"
-    if head == "catalog" or parts[:2] == ["tryon", "service"]:
+    if head in {"catalog", "transfer"} or parts[:2] == ["tryon", "service"]:
         return "catalog"
     return "domain"
 

@@ -51,8 +51,10 @@ def db(tmp_path: Path) -> Path:
 
 def test_version_and_h_answer_on_the_group_and_on_every_command() -> None:
     assert COMMANDS == [
+        "copy",
         "credits",
         "delete",
+        "export",
         "get",
         "import",
         "list",
@@ -113,8 +115,15 @@ def test_db_and_account_work_before_and_after_the_command(db: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [("list",), ("get", "sku-1"), ("delete", "sku-1"), ("purge",), ("credits", "acme")],
-    ids=["list", "get", "delete", "purge", "credits"],
+    [
+        ("list",),
+        ("get", "sku-1"),
+        ("delete", "sku-1"),
+        ("purge",),
+        ("credits", "acme"),
+        ("export",),
+    ],
+    ids=["list", "get", "delete", "purge", "credits", "export"],
 )
 @pytest.mark.parametrize("spelling", ["path", "sqlite URL"])
 def test_a_command_that_reads_a_catalog_never_creates_one_for_a_mistyped_db(

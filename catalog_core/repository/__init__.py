@@ -7,7 +7,7 @@ importing the contract (``catalog_core.repository.base``, as the catalog does) l
 import typing as _typing
 
 from catalog_core import _lazy
-from catalog_core.repository.base import BatchRepository, Change, Repository, Write
+from catalog_core.repository.base import BatchRepository, Change, Repository, ScanRepository, Write
 
 if _typing.TYPE_CHECKING:
     from catalog_core.repository.memory import MemoryRepository
@@ -31,5 +31,6 @@ __all__ = [
     "MemoryRepository",
     "Repository",
     "SQLiteRepository",
+    "ScanRepository",
     "Write",
 ]

@@ -194,6 +194,63 @@ def live_page(table: SqlTable[Product], *, qualified: str, mark: str, listed: st
     )
 
 
+@attrs.frozen
+class ScanStatements:
+    """The statements of :meth:`~catalog_core.repository.base.ScanRepository.scan_live`.
+
+    Attributes:
+        every_account: a page of live products of every account after a key, in key order
+            (parameters: the account and id to start after, the time in milliseconds, the limit).
+        one_account: the same within one account (parameters: the account, the id to start
+            after, the time, the limit).
+        count_every_account: the live products of every account (parameter: the time).
+        count_one_account: the live products of one account (parameters: the account, the time).
+    """
+
+    every_account: str
+    one_account: str
+    count_every_account: str
+    count_one_account: str
+
+
+def scan_statements(
+    table: SqlTable[Product], *, qualified: str, mark: str, walked: str | None = None
+) -> ScanStatements:
+    """Write the statements that walk every live product, one-shot ones included, by key.
+
+    The pages read the primary key ``(account, external_id)``, in its order: code points, as
+    the listing's (R24). ``walked`` is the table as the pages name it (with the index to walk,
+    say); ``qualified`` by default.
+    """
+    walked = walked or qualified
+    live = f"(expires_at IS NULL OR expires_at > {mark})"
+    return ScanStatements(
+        every_account=(
+            f"SELECT {table.selected} FROM {walked} WHERE (account, external_id) > "
+            f"({mark}, {mark}) AND {live} ORDER BY account, external_id LIMIT {mark}"
+        ),
+        one_account=(
+            f"SELECT {table.selected} FROM {walked} WHERE account = {mark} AND "
+            f"external_id > {mark} AND {live} ORDER BY external_id LIMIT {mark}"
+        ),
+        count_every_account=f"SELECT count(*) FROM {qualified} WHERE {live}",
+        count_one_account=f"SELECT count(*) FROM {qualified} WHERE account = {mark} AND {live}",
+    )
+
+
+def scan_params(
+    account: str | None, after: tuple[str, str] | None, now_ms: int, limit: int
+) -> tuple[str, tuple[Any, ...]]:
+    """Return which of :class:`ScanStatements`' pages to run (its attribute) and its parameters."""
+    if account is None:
+        start = after or ("", "")
+        return "every_account", (start[0], start[1], now_ms, limit)
+    start_id: str | None = after[1] if after is not None and after[0] == account else ""
+    if after is not None and after[0] > account:
+        start_id = None  # the walk is past this account: an empty page
+    return "one_account", (account, start_id, now_ms, limit)
+
+
 def _times(product: Product) -> tuple[Any, ...]:
     """The columns from ``valid_for_days`` to ``updated_at``: the same in both layouts."""
     return (

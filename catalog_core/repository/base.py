@@ -25,6 +25,7 @@ __all__ = [
     "Change",
     "PurgeCounts",
     "Repository",
+    "ScanRepository",
     "TryOnChange",
     "TryOnKeys",
     "TryOnRepository",
@@ -143,6 +144,39 @@ class BatchRepository(Repository, Protocol):
             One outcome per change, in order: the stored product, ``None`` for a delete, or the
             exception the change raised.
         """
+        ...
+
+
+@runtime_checkable
+class ScanRepository(Repository, Protocol):
+    """A repository that can also walk every live product of every account, in key order.
+
+    Optional: ``catalog-core export`` and ``copy`` (:mod:`catalog_core.transfer`) need it, and
+    refuse a repository without it; the rules never use it. All three shipped backends have it.
+    It crosses accounts by design: it is for the operator who moves a whole catalog, never for
+    a tenant's request (R1).
+    """
+
+    def scan_live(
+        self,
+        *,
+        account: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+        now: datetime,
+    ) -> Sequence[Product]:
+        """Return up to ``limit`` live products whose key sorts after ``after``.
+
+        Every live product (not expired at ``now``, R20), one-shot ones (R22c) included, of
+        ``account``, or of every account when it is ``None``, in ascending code-point order of
+        ``(account, external_id)``. ``after`` is the key of the previous page's last product
+        (``None`` for the first page). A product that exists for the whole walk is returned
+        exactly once. The cost grows with ``limit``, not with the size of the catalog.
+        """
+        ...
+
+    def count_live(self, *, account: str | None, now: datetime) -> int:
+        """Return how many products :meth:`scan_live` would walk; it may read them all."""
         ...
 
 

@@ -242,6 +242,42 @@ class MemoryRepository:
                         break
             return page
 
+    def scan_live(
+        self,
+        *,
+        account: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+        now: datetime,
+    ) -> Sequence[Product]:
+        """See :meth:`ScanRepository.scan_live`."""
+        with self._lock:
+            accounts = self._products if account is None else (account,)
+            page: list[Product] = []
+            for name in sorted(a for a in accounts if after is None or a >= after[0]):
+                products = self._products.get(name, {})
+                start = after[1] if after is not None and name == after[0] else None
+                ids = heapq.nsmallest(
+                    limit - len(page),
+                    (
+                        external_id
+                        for external_id, product in products.items()
+                        if (start is None or external_id > start) and not product.is_expired(now)
+                    ),
+                )
+                page.extend(_detached(products[external_id]) for external_id in ids)
+                if len(page) == limit:
+                    break
+            return page
+
+    def count_live(self, *, account: str | None, now: datetime) -> int:
+        """See :meth:`ScanRepository.count_live`."""
+        with self._lock:
+            accounts = (
+                self._products.values() if account is None else [self._products.get(account, {})]
+            )
+            return sum(not p.is_expired(now) for products in accounts for p in products.values())
+
     def purge_expired(self, now: datetime) -> int:
         """See :meth:`Repository.purge_expired`: :meth:`purge`, counting the products."""
         return self.purge(now).products

@@ -79,6 +79,8 @@ from catalog_core.repository._rows import (
     Statements,
     customer_key,
     live_page,
+    scan_params,
+    scan_statements,
     statements,
 )
 from catalog_core.repository.base import (
@@ -475,6 +477,7 @@ class PostgresRepository:
         self._page = live_page(
             self._packed, qualified=f"{self._quoted}.products", mark="%s", listed="NOT one_shot"
         )
+        self._scan = scan_statements(self._packed, qualified=f"{self._quoted}.products", mark="%s")
 
     def _read_version(self, conn: psycopg.Connection[Any] | None = None) -> int:
         """Read the schema version of the catalog (0 when ``catalog_meta`` holds none)."""
@@ -804,6 +807,31 @@ class PostgresRepository:
         params = (account, after or "", to_epoch_ms(now), limit)
         rows = self._read(lambda conn: conn.execute(self._page, params).fetchall())
         return [self._packed.decode(row) for row in rows]
+
+    def scan_live(
+        self,
+        *,
+        account: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+        now: datetime,
+    ) -> Sequence[Product]:
+        """See :meth:`ScanRepository.scan_live`."""
+        which, params = scan_params(account, after, to_epoch_ms(now), limit)
+        statement = getattr(self._scan, which)
+        rows = self._read(lambda conn: conn.execute(statement, params).fetchall())
+        return [self._packed.decode(row) for row in rows]
+
+    def count_live(self, *, account: str | None, now: datetime) -> int:
+        """See :meth:`ScanRepository.count_live`."""
+        now_ms = to_epoch_ms(now)
+        params: tuple[Any, ...]
+        if account is None:
+            statement, params = self._scan.count_every_account, (now_ms,)
+        else:
+            statement, params = self._scan.count_one_account, (account, now_ms)
+        row = self._read(lambda conn: conn.execute(statement, params).fetchone())
+        return int(row[0]) if row is not None else 0
 
     def purge_expired(self, now: datetime) -> int:
         """See :meth:`Repository.purge_expired`: :meth:`purge`, counting the products."""

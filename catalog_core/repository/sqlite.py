@@ -60,6 +60,8 @@ from catalog_core.repository._rows import (
     SqlTable,
     Statements,
     live_page,
+    scan_params,
+    scan_statements,
     statements,
 )
 from catalog_core.repository._sqlite_guard import Guard
@@ -91,6 +93,13 @@ def _statements_of(table: SqlTable[Any]) -> Statements:
 _PRODUCTS: Final = _statements_of(SPLIT)
 _PAGE: Final = live_page(
     SPLIT, qualified="products INDEXED BY products_listing", mark="?", listed="one_shot = 0"
+)
+#: The walk of export and copy: the primary key's index, in its order.
+_SCAN: Final = scan_statements(
+    SPLIT,
+    qualified="products",
+    mark="?",
+    walked="products INDEXED BY sqlite_autoindex_products_1",
 )
 #: A product's row and its insert: the benchmarks build their fixtures with them.
 _product_params: Final = SPLIT.encode
@@ -840,6 +849,31 @@ class SQLiteRepository:
         params = (account, after or "", to_epoch_ms(now), limit)
         rows = self._read(lambda conn: conn.execute(_PAGE, params).fetchall())
         return [SPLIT.decode(row) for row in rows]
+
+    def scan_live(
+        self,
+        *,
+        account: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+        now: datetime,
+    ) -> Sequence[Product]:
+        """See :meth:`ScanRepository.scan_live`."""
+        which, params = scan_params(account, after, to_epoch_ms(now), limit)
+        statement = getattr(_SCAN, which)
+        rows = self._read(lambda conn: conn.execute(statement, params).fetchall())
+        return [SPLIT.decode(row) for row in rows]
+
+    def count_live(self, *, account: str | None, now: datetime) -> int:
+        """See :meth:`ScanRepository.count_live`."""
+        now_ms = to_epoch_ms(now)
+        params: tuple[Any, ...]
+        if account is None:
+            statement, params = _SCAN.count_every_account, (now_ms,)
+        else:
+            statement, params = _SCAN.count_one_account, (account, now_ms)
+        row = self._read(lambda conn: conn.execute(statement, params).fetchone())
+        return int(row[0]) if row is not None else 0
 
     def purge_expired(self, now: datetime) -> int:
         """See :meth:`Repository.purge_expired`: :meth:`purge`, counting the products."""

@@ -507,6 +507,23 @@ class RepositoryContract:
         finally:
             self.dispose_repository(repository)
 
+    #: Whether the backend can walk every product (is a
+    #: :class:`~catalog_core.repository.base.ScanRepository`, which ``catalog-core export`` and
+    #: ``copy`` need); ``False`` skips the ``scan_live`` tests.
+    scans: bool = True
+
+    @pytest.fixture
+    def scanning(self, repository: cc.Repository) -> cc.ScanRepository:
+        """:meth:`repository`, which can walk every product too."""
+        if not self.scans:
+            pytest.skip("the backend cannot walk its products (scans)")
+        if not isinstance(repository, cc.ScanRepository):
+            pytest.fail(
+                f"{type(repository).__name__} is not a ScanRepository: implement scan_live and "
+                "count_live, or set scans = False on the test class"
+            )
+        return repository
+
     @pytest.fixture
     def tryon(self, repository: cc.Repository) -> TryOnRepository:
         """:meth:`repository`, which stores the try-on flow's state too."""
@@ -1340,6 +1357,75 @@ class RepositoryContract:
         self._with_second(repository, tmp_path, walk)
 
     # -- R20: expired products are invisible before any purge ------------------------------
+
+    # -- walking every product: export and copy ---------------------------------------------
+
+    def test_r24_r22c_scan_live_walks_every_account_in_key_order_one_shot_products_included(
+        self, scanning: cc.ScanRepository
+    ) -> None:
+        """R24, R22c: every live product of every account, by (account, id) in code points."""
+        accounts = ("acme", "Acme", "acme2", "ａcme")  # code-point order differs from others
+        keys = [(account, external_id) for account in accounts for external_id in LISTING_IDS]
+        keys.append((ACCOUNT, "_anon_0123456789abcdefghijklmn"))  # one-shot: walked too
+        for account, external_id in reversed(keys):
+            _put(scanning, _product(external_id, account=account))
+        walk = scanning.scan_live(account=None, after=None, limit=10_000, now=START)
+        assert [(p.account, p.external_id) for p in walk] == sorted(keys)
+        assert scanning.count_live(account=None, now=START) == len(keys)
+        assert scanning.count_live(account="Acme", now=START) == len(LISTING_IDS)
+        assert scanning.count_live(account="nobody", now=START) == 0
+        mine = scanning.scan_live(account=ACCOUNT, after=None, limit=10_000, now=START)
+        assert [(p.account, p.external_id) for p in mine] == sorted(
+            key for key in keys if key[0] == ACCOUNT
+        )
+
+    def test_r24_scan_live_pages_after_a_key_exclusively_across_accounts(
+        self, scanning: cc.ScanRepository
+    ) -> None:
+        """R24: a walk in pages of any size returns each product once, in order; R1 filters."""
+        keys = sorted((account, str(n)) for account in ("a", "b", "c") for n in range(7))
+        for account, external_id in keys:
+            _put(scanning, _product(external_id, account=account))
+        for limit in (1, 2, 3, 7, 8, 100):
+            walked: list[tuple[str, str]] = []
+            after: tuple[str, str] | None = None
+            while True:
+                page = scanning.scan_live(account=None, after=after, limit=limit, now=START)
+                assert len(page) <= limit
+                walked += [(p.account, p.external_id) for p in page]
+                if len(page) < limit:
+                    break
+                after = walked[-1]
+            assert walked == keys, limit
+        # One account's walk: after a key of an earlier account it starts at the beginning,
+        # after one of a later account it is over.
+        assert _ids(scanning.scan_live(account="b", after=("a", "9"), limit=3, now=START)) == [
+            "0",
+            "1",
+            "2",
+        ]
+        assert _ids(scanning.scan_live(account="b", after=("b", "4"), limit=9, now=START)) == [
+            "5",
+            "6",
+        ]
+        assert scanning.scan_live(account="b", after=("c", ""), limit=9, now=START) == []
+        assert _ids(scanning.scan_live(account=None, after=("b", "6"), limit=1, now=START)) == ["0"]
+
+    def test_r20_scan_live_skips_expired_products_and_its_limit_counts_live_ones(
+        self, scanning: cc.ScanRepository
+    ) -> None:
+        """R20: expired when ``now >= expiresAt``, for the walk and its count alike."""
+        expires = START + _DAY
+        for external_id in ("a", "c", "e"):
+            _put(scanning, _product(external_id, expires_at=expires))
+        _put(scanning, _product("b", expires_at=expires + _MS))
+        _put(scanning, _product("d", account=OTHER))
+        walk = scanning.scan_live(account=None, after=None, limit=2, now=expires)
+        assert [(p.account, p.external_id) for p in walk] == [(ACCOUNT, "b"), (OTHER, "d")]
+        assert scanning.count_live(account=None, now=expires) == 2
+        assert scanning.count_live(account=ACCOUNT, now=expires - _MS) == 4
+        everything = scanning.scan_live(account=ACCOUNT, after=None, limit=9, now=expires - _MS)
+        assert _ids(everything) == ["a", "b", "c", "e"]
 
     def test_r20_list_live_skips_products_expired_at_now_from_expires_at_on(
         self, repository: cc.Repository

@@ -163,6 +163,42 @@ def test_t22_r21_each_multi_shard_statement_of_the_purge_reads_an_index_on_what_
                 assert "products_purge_uploads" in text, text
 
 
+def test_r24_export_and_copy_walk_the_primary_key_in_statements_citus_runs(
+    repo: cc.PostgresRepository, recorded: Recorded
+) -> None:
+    """The walk of export and copy across accounts keeps the Citus rules and reads the key.
+
+    Across accounts it is one table, ordered and limited: each shard runs it on its part of the
+    primary key and the coordinator merges the pages. Within an account it is single-shard.
+    """
+    from catalog_core import transfer
+
+    catalog = cc.Catalog(repo, clock=FakeClock())
+    for account in ("a", "b", "c"):
+        for n in range(3):
+            files = {"f": cc.Upload(JPEG + n.to_bytes(4, "big"))}
+            body = {"externalId": f"p{n}", "images": [{"source": {"fileKey": "f"}}]}
+            catalog.upsert(account, body, files=files)
+    before = set(recorded.statements)
+    target = cc.MemoryRepository()
+    copied = sum(s.products for s in transfer.copy(repo, target, now=catalog.now(), batch_size=2))
+    assert copied == 9
+    assert len(list(transfer.export_records(repo, "b", now=catalog.now(), page_size=2))) == 3
+    assert repo.count_live(account=None, now=catalog.now()) == 9
+    walked = [s for s in recorded.statements if s not in before]
+    scans = [s for s in walked if "ORDER BY" in s]
+    assert len(scans) == 2
+    with psycopg.connect(postgres_url(), autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        for statement in walked:
+            assert problems(statement) == [], statement
+        for statement in scans:
+            plan = conn.execute("EXPLAIN " + statement, recorded.statements[statement])
+            text = "\n".join(row[0] for row in plan)
+            assert "products_pkey" in text, (statement, text)
+            assert "Sort" not in text, (statement, text)
+
+
 def _purge_statements(accounts: int) -> tuple[int, int]:
     """Purge one expired product of each of ``accounts`` accounts; return (removed, statements).
 
