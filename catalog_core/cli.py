@@ -929,6 +929,12 @@ def _api_key_pair(
     default="info",
     show_default=True,
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log a line per request (method, path with listing cursors cut out, status), at info.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -948,6 +954,7 @@ def serve(
     sync_timeout: float,
     public_url: str | None,
     log_level: str,
+    access_log: bool,
 ) -> None:
     """Serve the catalog over HTTP as the public Try-On API, under /tryon/v1.
 
@@ -1005,6 +1012,7 @@ def serve(
         http=head_timeout_protocol(header_timeout, send_timeout=send_timeout),
         log_level=log_level,
         log_config=log_config(log_level),
+        access_log=access_log,
         timeout_graceful_shutdown=shutdown_timeout,
         server_header=False,
     )

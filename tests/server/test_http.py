@@ -238,6 +238,7 @@ def test_r1_with_a_key_table_only_its_keys_pass_each_to_its_account_and_none_is_
         "sekrit-key-three=globex",
         "--log-level",
         "debug",
+        "--access-log",
     )
     one, two = client(server, "sekrit-key-one"), client(server, "sekrit-key-two")
     three = client(server, "sekrit-key-three")
@@ -1003,7 +1004,7 @@ def test_r18_unknown_query_parameters_of_a_post_are_warned_about_too(
 def test_listing_cursors_are_cut_out_of_the_access_log(
     start: Callable[..., Server], tmp_path: Path, client: Client
 ) -> None:
-    server = start("--db", str(tmp_path / "catalog.db"))
+    server = start("--db", str(tmp_path / "catalog.db"), "--access-log")
     http = client(server, "gk_logged")
     for n in range(3):
         http.post("/products", json={"externalId": f"p{n}", "images": [IMAGE]})
@@ -1017,6 +1018,16 @@ def test_listing_cursors_are_cut_out_of_the_access_log(
     assert "GET /tryon/v1/products?cursor=…&limit=1 HTTP/1.1" in log
     assert "GET /tryon/v1/products?%63ursor=…&limit=1 HTTP/1.1" in log
     assert cursor not in log
+
+
+def test_the_access_log_is_off_unless_asked_for(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    """A line per request costs a share of a small request's time: it is there on request."""
+    server = start("--db", str(tmp_path / "catalog.db"))
+    assert client(server, "gk_quiet").get("/products").status_code == 200
+    server.stop()
+    assert "GET /tryon/v1/products" not in server.log()
 
 
 def test_the_log_level_applies_to_the_server_and_its_parser(
