@@ -323,10 +323,10 @@ class Catalog:
         """Check an export record; a payload that only names the marker is upserted."""
         from catalog_core import transfer  # export records: loaded on first use
 
-        restore = transfer.read_export_record(payload, self.limits, account=account)
+        restore = transfer.read_export_record(payload, self.limits, account=account, now=self.now())
         if restore is None:
             return self._prepare_upsert(payload, None)
-        return _PreparedRestore(self, restore.product.external_id, transfer.restore_change(restore))
+        return _PreparedRestore(self, restore)
 
     def _prepare_upsert(
         self, payload: Mapping[str, Any] | bytes | str, files: Mapping[str, Upload] | None
@@ -736,21 +736,30 @@ class _PreparedUpsert:
 class _PreparedRestore:
     """A checked export record waiting for its transaction: stored as it is, over its key."""
 
-    __slots__ = ("catalog", "created", "external_id", "store")
+    __slots__ = ("catalog", "created", "external_id", "restore")
 
-    def __init__(self, catalog: Catalog, external_id: str, store: Change) -> None:
+    def __init__(self, catalog: Catalog, restore: Any) -> None:
         self.catalog = catalog
-        self.external_id = external_id
-        self.store = store
+        self.restore = restore
+        self.external_id: str = restore.product.external_id
         self.created = False
 
     def change(self, account: str, clock: _TransactionClock | None = None) -> Change:
         """Return the repository change; ``created`` when no live product had the key."""
+        from catalog_core.transfer import restore_change
+
+        read: list[datetime] = []
+
+        def now() -> datetime:  # read once, inside the transaction
+            if not read:
+                read.append(self.catalog.now() if clock is None else clock())
+            return read[0]
+
+        store = restore_change(self.restore, now)
 
         def change(stored: Product | None) -> Write:
-            now = self.catalog.now() if clock is None else clock()
-            self.created = live(stored, now) is None
-            return self.store(stored)
+            self.created = live(stored, now()) is None
+            return store(stored)
 
         return change
 

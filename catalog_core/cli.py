@@ -341,7 +341,8 @@ def _lines(
     that holds only JSON whitespace (a blank line, skipped); for a line longer than ``limit``
     bytes, its length, the line being read past in bounded chunks rather than held. A line that
     starts as ``export`` writes a record, ``{"catalogCoreExport"``, may be up to
-    ``record_limit`` bytes instead. ``size`` is the number of bytes read, for the progress bar.
+    ``record_limit`` bytes instead (its length, when it is longer, is an ``_OverlongRecord``).
+    ``size`` is the number of bytes read, for the progress bar.
     """
     number = 0
     while True:
@@ -357,11 +358,13 @@ def _lines(
         if len(line) - _ending(line) <= limit:
             yield number, b"" if _BLANK.fullmatch(line) else line, size
             continue
-        if record_limit is not None and _RECORD_START.match(line) and not line.endswith(b"\n"):
-            raw = b""  # the line holds what is kept of it
-            rest = source.readline(record_limit - limit)
-            line, size = line + rest, size + len(rest)
-            del rest
+        record = record_limit is not None and _RECORD_START.match(line) is not None
+        if record and record_limit is not None:
+            if not line.endswith(b"\n"):
+                raw = b""  # the line holds what is kept of it
+                rest = source.readline(record_limit - limit)
+                line, size = line + rest, size + len(rest)
+                del rest
             if len(line) - _ending(line) <= record_limit:
                 yield number, line, size
                 continue
@@ -375,7 +378,12 @@ def _lines(
             last = (last + chunk)[-2:]
             blank = blank and _BLANK.fullmatch(chunk) is not None
             ended = not chunk or chunk.endswith(b"\n")
-        yield number, b"" if blank else size - mark - _ending(last), size
+        length = size - mark - _ending(last)
+        yield number, b"" if blank else _OverlongRecord(length) if record else length, size
+
+
+class _OverlongRecord(int):
+    """The length of a line that starts as an export record and is over the record limit."""
 
 
 def _ending(line: bytes) -> int:
@@ -453,7 +461,10 @@ def import_(
                 )
             first = False
             # A line over the request limit is refused unread, as the catalog refuses such a body.
-            refusal = None if isinstance(line, bytes) else cc.PayloadTooLarge.for_size(line, limit)
+            refusal = None
+            if not isinstance(line, bytes):
+                most = line_limit if isinstance(line, _OverlongRecord) else limit
+                refusal = cc.PayloadTooLarge.for_size(line, most)
             pending.append((number, skipped + size, refusal))
             skipped = 0
             if isinstance(line, bytes):
@@ -574,28 +585,45 @@ def list_(ctx: click.Context, target: str | None, account: str | None, page_size
 @click.option(
     "--output",
     "-o",
-    type=click.File("w", encoding="utf-8", lazy=True),
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path),
     default="-",
     show_default=True,
-    help="Where to write the records ('-': stdout).",
+    help="Where to write the records ('-': stdout). A file appears only once it is whole.",
 )
 @click.pass_context
-def export(ctx: click.Context, target: str | None, account: str | None, output: IO[str]) -> None:
+def export(ctx: click.Context, target: str | None, account: str | None, output: Path) -> None:
     """Write every live product of the account as JSON Lines that `import` restores.
 
     One record per product, one-shot products included, in ascending order of externalId: its
     wire form, its version and the bytes of its uploaded images (base64), so that
     `catalog-core import` gives back every product as it was, timestamps, version and images
-    included. Expired products are left out. Memory stays flat however large the catalog.
+    included. Expired products are left out. Memory stays flat however large the catalog. With
+    --output, the records go to a temporary file beside it, which takes its name once every
+    record is written: a failed export leaves no partial file.
     """
     catalog = _open_catalog(ctx, target)
     account = _account(ctx, account)
     try:
         records = transfer.export_records(catalog.repository, account, now=catalog.now())
-        for record in records:
-            output.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
     except TypeError as exc:  # a repository that cannot walk its products
         raise click.ClickException(str(exc)) from None
+    lines = (
+        json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in records
+    )
+    if str(output) == "-":
+        for line in lines:
+            click.echo(line, nl=False)
+        return
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.", delete=False
+    ) as partial:
+        try:
+            partial.writelines(lines)
+        except BaseException:
+            partial.close()
+            Path(partial.name).unlink()
+            raise
+    Path(partial.name).replace(output)
 
 
 @main.command("copy")
@@ -616,9 +644,9 @@ def export(ctx: click.Context, target: str | None, account: str | None, output: 
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 10_000),
-    default=500,
+    default=transfer.DEFAULT_PAGE_SIZE,
     show_default=True,
-    help="Products per transaction.",
+    help="Products read, then written, at a time (in one transaction per account).",
 )
 @click.pass_context
 def copy(ctx: click.Context, source: str, destination: str, batch_size: int) -> None:
@@ -628,8 +656,10 @@ def copy(ctx: click.Context, source: str, destination: str, batch_size: int) -> 
     holds under its id; products only the destination holds stay. Run twice, it leaves what it
     left the first time, so an interrupted copy is finished by running it again. Expired
     products and the try-on flow's records (person images, generations, credits) are not
-    copied. Written in batches, one transaction each; memory stays flat. Prints
-    {"copied": N}; a progress bar is drawn on stderr when it is a terminal.
+    copied. Written in batches, one transaction per account of a batch; memory stays flat.
+    A product the destination holds live, of another content and at a version as high or
+    higher, gets the next version rather than an old one again. Prints {"copied": N}; a
+    progress bar is drawn on stderr when it is a terminal.
     """
     if _same_catalog(source, destination):
         raise click.UsageError("--from and --to name the same catalog", ctx)

@@ -17,6 +17,7 @@ import os
 import pty
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -213,12 +214,12 @@ def _record() -> dict[str, Any]:
 
 @functools.cache
 def _record_text() -> str:
-    catalog = cc.Catalog(cc.MemoryRepository(), clock=FakeClock())
+    catalog = cc.Catalog(cc.MemoryRepository(), clock=behind())
     files = {"f": cc.Upload(JPEG)}
     body = {
         "externalId": "x",
         "title": "T",
-        "validForDays": 3,
+        "validForDays": 30,
         "images": [
             {"source": {"fileKey": "f"}},
             {"source": {"url": URL}, "classifications": {"a": 1}},
@@ -309,6 +310,61 @@ BAD_RECORDS = {
         "INVALID_IMAGE",
         None,
     ),
+    "future": (
+        lambda r: r["product"].update(createdAt="9999-12-31T00:00:00.000Z"),
+        "VALIDATION_FAILED",
+        "product.createdAt",
+    ),
+    "far future": (
+        lambda r: r["product"].update(
+            createdAt="9999-12-31T00:00:00.000Z",
+            updatedAt="9999-12-31T00:00:00.000Z",
+            lastUsedAt=None,
+            expiresAt="9999-12-31T00:00:00.000Z",
+        ),
+        "VALIDATION_FAILED",
+        "product.updatedAt",
+    ),
+    "used before made": (
+        lambda r: r["product"].update(lastUsedAt="2000-01-01T00:00:00.000Z"),
+        "VALIDATION_FAILED",
+        "product.lastUsedAt",
+    ),
+    "expired since": (
+        lambda r: r["product"].update(
+            createdAt="2020-01-01T00:00:00.000Z",
+            updatedAt="2020-01-01T00:00:00.000Z",
+            lastUsedAt=None,
+            validForDays=1,
+            expiresAt="2020-01-02T00:00:00.000Z",
+        ),
+        "VALIDATION_FAILED",
+        "product.expiresAt",
+    ),
+    "version past 2**53": (
+        lambda r: r.update(version=2**53),
+        "VALIDATION_FAILED",
+        "version",
+    ),
+    "marker true": (lambda r: r.update(catalogCoreExport=True), "VALIDATION_FAILED", None),
+    "marker 1.0": (lambda r: r.update(catalogCoreExport=1.0), "VALIDATION_FAILED", None),
+    "odd one-shot id": (
+        lambda r: r["product"].update(externalId="_anon_Hello World!"),
+        "VALIDATION_FAILED",
+        "product.externalId",
+    ),
+    "endless one-shot": (
+        lambda r: r["product"].update(
+            externalId="_anon_" + "a" * 24, validForDays=None, expiresAt=None
+        ),
+        "VALIDATION_FAILED",
+        "product.validForDays",
+    ),
+    "many uploads": (
+        lambda r: r["uploads"].update({f"{n:064x}": "AAAA" for n in range(50)}),
+        "VALIDATION_FAILED",
+        "uploads",
+    ),
     "upper sha": (
         lambda r: r["product"]["images"][0].update(sourceUrl="upload://" + SHA.upper()),
         "VALIDATION_FAILED",
@@ -328,6 +384,124 @@ def test_r29_r26_a_bad_record_is_refused_with_its_code_and_changes_nothing(name:
     if path is not None:
         assert path in {d.path for d in outcome.details}, outcome.to_wire()
     assert catalog.repository.get("acme", "x") is None
+
+
+def test_r16_an_empty_classifications_object_is_restored_as_none() -> None:
+    record = _record()
+    record["product"]["images"][1]["classifications"] = {}
+    catalog = cc.Catalog(cc.MemoryRepository())
+    (restored,) = catalog.upsert_many("acme", [record], restore=True)
+    assert isinstance(restored, cc.UpsertResult)
+    assert restored.product.images[1].classifications is None
+    assert "classifications" not in cc.to_wire(restored.product)["images"][1]
+
+
+def test_r28_the_highest_version_a_record_restores_leaves_room_for_writes(tmp_path: Path) -> None:
+    """A record may hold up to 2**53 - 1; the writes after it fit what the stores hold."""
+    record = _record()
+    record["version"] = transfer.MAX_RESTORED_VERSION
+    catalog = cc.Catalog(cc.SQLiteRepository(tmp_path / "c.db"))
+    (restored,) = catalog.upsert_many("acme", [record], restore=True)
+    assert isinstance(restored, cc.UpsertResult)
+    after = catalog.upsert("acme", {"externalId": "x", "title": "again"}).product
+    assert after.version == 2**53
+
+
+def test_r14_r33_uploads_over_the_request_limit_in_all_are_refused() -> None:
+    """A product's uploads came in one request: together they fit the request limit."""
+    roomy = cc.Limits(max_request_bytes=2**17, max_file_bytes=2**15)
+    catalog = cc.Catalog(cc.MemoryRepository(), clock=behind(), limits=roomy)
+    files = {k: cc.Upload(image(n) + bytes(30_000)) for n, k in enumerate("abc")}
+    body = {"externalId": "x", "images": [{"source": {"fileKey": k}} for k in "abc"]}
+    catalog.upsert("acme", body, files=files)  # 90 kB of uploads in a request of 128 KiB
+    (record,) = transfer.export_records(catalog.repository, "acme", now=catalog.now())
+    same = cc.Catalog(cc.MemoryRepository(), limits=roomy)
+    assert isinstance(next(same.upsert_many("acme", [record], restore=True)), cc.UpsertResult)
+    tight = cc.Limits(max_request_bytes=2**16, max_file_bytes=2**15)
+    smaller = cc.Catalog(cc.MemoryRepository(), limits=tight)
+    (refused,) = smaller.upsert_many("acme", [record], restore=True)
+    assert isinstance(refused, cc.ValidationFailed), refused
+    assert [d.path for d in refused.details] == ["uploads"]
+    assert smaller.repository.get("acme", "x") is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        bytearray(b'{"catalogCoreExport": 2}'),
+        memoryview(b'{"catalogCoreExport": 2}'),
+        7,
+        None,
+        {1: 2},
+    ],
+    ids=["bytearray", "memoryview", "int", "none", "int key"],
+)
+def test_r29_a_payload_of_any_type_is_refused_with_a_catalog_error_when_restoring(
+    payload: Any,
+) -> None:
+    catalog = cc.Catalog(cc.MemoryRepository())
+    (outcome,) = catalog.upsert_many("acme", [payload], restore=True)
+    assert isinstance(outcome, cc.CatalogError), outcome
+
+
+def test_export_and_copy_refuse_bad_arguments_before_reading() -> None:
+    repository = cc.MemoryRepository()
+    now = cc.Catalog(repository).now()
+    for size in (0, -1, 2.5, True):
+        with pytest.raises(cc.ValidationFailed):
+            transfer.copy(repository, cc.MemoryRepository(), now=now, batch_size=size)  # type: ignore[arg-type]
+        with pytest.raises(cc.ValidationFailed):
+            transfer.export_records(repository, "acme", now=now, page_size=size)  # type: ignore[arg-type]
+    with pytest.raises(cc.ValidationFailed):
+        transfer.export_records(repository, None, now=now)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("walk", ["export", "copy"])
+def test_r15_r21_a_product_rewritten_and_purged_during_the_walk_is_moved_as_it_is_now(
+    walk: str,
+) -> None:
+    """The page is read before the blobs: a writer replaces a product's upload and a purge
+    removes the old blob in between. The product is read again and moved in its new state."""
+    clock = behind()
+    catalog = cc.Catalog(cc.MemoryRepository(), clock=clock)
+    for n in range(3):
+        body = {"externalId": f"p{n}", "images": [{"source": {"fileKey": "f"}}]}
+        catalog.upsert("acme", body, files={"f": cc.Upload(image(n))})
+    now = catalog.now()
+    target = cc.MemoryRepository()
+    if walk == "export":
+        steps: Iterator[Any] = transfer.export_records(catalog.repository, "acme", now=now)
+    else:
+        steps = transfer.copy(catalog.repository, target, now=now, batch_size=100, batch_bytes=1)
+    next(steps)  # the page of three is read, and p0 moved
+    body = {"externalId": "p2", "images": [{"source": {"fileKey": "f"}}]}
+    catalog.upsert("acme", body, files={"f": cc.Upload(image(99))})
+    assert catalog.purge_expired() == 0  # removes p2's old blob, an orphan now
+    rest = list(steps)
+    if walk == "export":
+        new = hashlib.sha256(image(99)).hexdigest()
+        assert [r["product"]["externalId"] for r in rest] == ["p1", "p2"]
+        assert list(rest[1]["uploads"]) == [new]
+        assert rest[1]["version"] == 2
+    else:
+        assert everything(target) == everything(catalog.repository)
+
+
+def test_an_export_that_fails_leaves_no_partial_file(tmp_path: Path) -> None:
+    """The records go to a file beside --output, which takes its name once they are all there."""
+    out = tmp_path / "out.jsonl"
+    failed = run("--db", str(tmp_path / "nope.db"), "export", "-o", str(out), check=False)
+    assert failed.returncode == 1
+    assert list(tmp_path.iterdir()) == []
+    db = tmp_path / "c.db"
+    cc.Catalog(cc.SQLiteRepository(db)).upsert(
+        "default", {"externalId": "x", "images": [{"source": {"url": URL}}]}
+    )
+    run("--db", str(db), "export", "-o", str(out))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("c.db")) == [
+        "out.jsonl"
+    ]
+    assert json.loads(out.read_text())["product"]["externalId"] == "x"
 
 
 def test_r33_a_record_over_twice_the_request_limit_is_refused_unparsed() -> None:
@@ -399,26 +573,50 @@ def test_copy_moves_every_account_and_running_it_again_changes_nothing(
     assert everything(cc.SQLiteRepository(target)) == expected
 
 
-def test_copy_finishes_an_interrupted_copy_and_keeps_what_only_the_target_holds(
+def test_copy_finishes_an_interrupted_copy_exactly(source: Path, tmp_path: Path) -> None:
+    """A copy stopped after its first batch is finished, exactly, by running it again."""
+    target = tmp_path / "target.db"
+    origin, into = cc.SQLiteRepository(source), cc.SQLiteRepository(target)
+    steps = transfer.copy(origin, into, now=cc.Catalog(origin).now(), batch_size=50)
+    assert next(steps).products == 50
+    steps.close()  # interrupted
+    origin.close()
+    into.close()
+    assert len(everything(cc.SQLiteRepository(target))) == 50
+    assert json.loads(run("copy", "--from", str(source), "--to", str(target)).stdout) == {
+        "copied": 602
+    }
+    assert everything(cc.SQLiteRepository(target)) == everything(cc.SQLiteRepository(source))
+
+
+def test_r28_copy_over_other_states_never_reuses_a_version_and_keeps_the_targets_own(
     source: Path, tmp_path: Path
 ) -> None:
-    """A half-done copy (older versions, missing products) is finished by running it again."""
+    """R28: over a live product of other content, the copy takes the next version when the
+    source's is not higher, so an old ETag never names the copied state; products only the
+    target holds stay."""
     target = tmp_path / "target.db"
     repo = cc.SQLiteRepository(target)
     clock = behind()
     mine = cc.Catalog(repo, clock=clock)
     fill(mine, clock, "acme", 40)  # the same ids, other versions and times
     mine.upsert("initech", {"externalId": "own", "images": [{"source": {"url": URL}}]})
-    own = cc.to_wire(mine.get("initech", "own"))
+    before = everything(repo)
     repo.close()
     run("copy", "--from", str(source), "--to", str(target))
     copied = everything(cc.SQLiteRepository(target))
     expected = everything(cc.SQLiteRepository(source))
-    assert copied.pop(("initech", "own"))[0] == own
+    assert copied.pop(("initech", "own")) == before[("initech", "own")]
     (one_shot,) = set(copied) - set(expected)  # the target's own one-shot product, kept too
-    assert one_shot[1].startswith("_anon_")
-    del copied[one_shot]
-    assert copied == expected
+    assert copied.pop(one_shot) == before[one_shot]
+    assert set(copied) == set(expected)
+    for key, (wire, version, uploads) in copied.items():
+        assert (wire, uploads) == (expected[key][0], expected[key][2])
+        if key in before and before[key][0] != wire:
+            assert version == max(expected[key][1], before[key][1] + 1), key
+        else:
+            assert version == expected[key][1], key
+    assert any(version != expected[key][1] for key, (_, version, _) in copied.items())
 
 
 def test_copy_refuses_to_copy_a_catalog_onto_itself_or_from_nowhere(
@@ -540,6 +738,11 @@ def test_r33_only_a_line_that_starts_as_a_record_may_be_longer_than_the_request_
         (4, b'{"a":1}\n', 8),
     ]
     assert list(_lines(io.BytesIO(record), 16)) == [(1, len(record) - 1, len(record))]
+    # Just over the request limit, whole at the first read: still a record within its limit.
+    short = b'{"catalogCoreExport":1}\n'  # 23 bytes and the newline
+    assert list(_lines(io.BytesIO(short), 22, 64)) == [(1, short, len(short))]
+    (over,) = _lines(io.BytesIO(huge), 16, 64)
+    assert type(over[1]).__name__ == "_OverlongRecord"  # refused against the record limit
 
 
 def test_r15_r33_a_product_whose_uploads_fill_a_request_goes_through_export_and_import(
@@ -560,3 +763,18 @@ def test_r15_r33_a_product_whose_uploads_fill_a_request_goes_through_export_and_
     result = run("--db", str(target), "import", "--account", "acme", str(exported))
     assert result.stdout.decode() == "created 1, updated 0, rejected 0\n"
     assert everything(cc.SQLiteRepository(target)) == everything(catalog.repository)
+
+
+def test_r26_a_bad_record_between_good_lines_is_reported_and_the_others_imported(
+    tmp_path: Path,
+) -> None:
+    """A record of any content is one line's refusal: the lines around it are imported."""
+    good = json.dumps({"externalId": "y", "images": [{"source": {"url": URL}}]})
+    far = _record()
+    far["product"].update(updatedAt="9999-12-31T00:00:00.000Z")
+    lines = f"{good}\n{json.dumps(far)}\n{_record_text()}\n".encode()
+    result = run("--db", str(tmp_path / "c.db"), "import", "-", stdin=lines)
+    out = result.stdout.decode().splitlines()
+    assert out[0] == "created 2, updated 0, rejected 1"
+    assert out[1].startswith("line 2: VALIDATION_FAILED:")
+    assert "product.updatedAt" in out[1]

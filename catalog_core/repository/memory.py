@@ -97,6 +97,8 @@ class MemoryRepository:
         #: The records of each kind, by account then id; products are ``_products``.
         self._tables: dict[str, dict[str, dict[str, Any]]] = {engine.PRODUCTS.name: self._products}
         self._listed_ids: dict[str, list[str]] = {}
+        #: The one-shot ids of each account, sorted: with ``_listed_ids``, every id in order.
+        self._one_shot_ids: dict[str, list[str]] = {}
         self._expiry: list[tuple[datetime, str, str]] = []
         self._expiry_floor = 1024  # compact the heap when it doubles past this
         self._blobs: dict[tuple[str, str], Blob] = {}
@@ -209,9 +211,12 @@ class MemoryRepository:
                 heapq.heappush(self._expiry, (new.expires_at, account, external_id))
                 if len(self._expiry) > 2 * self._expiry_floor:
                     self._compact_expiry()
-        if new is not None and not new.one_shot and old is None:
+        kept = new if new is not None else old
+        if kept is not None and kept.one_shot:  # the same key: one-shot before and after
+            listed = self._one_shot_ids.setdefault(account, [])
+        if new is not None and old is None:
             bisect.insort(listed, external_id)
-        elif new is None and old is not None and not old.one_shot:
+        elif new is None and old is not None:
             del listed[bisect.bisect_left(listed, external_id)]
 
     def _compact_expiry(self) -> None:
@@ -250,24 +255,23 @@ class MemoryRepository:
         limit: int,
         now: datetime,
     ) -> Sequence[Product]:
-        """See :meth:`ScanRepository.scan_live`."""
+        """See :meth:`ScanRepository.scan_live`: the two sorted id lists of each account, merged."""
         with self._lock:
             accounts = self._products if account is None else (account,)
             page: list[Product] = []
             for name in sorted(a for a in accounts if after is None or a >= after[0]):
                 products = self._products.get(name, {})
                 start = after[1] if after is not None and name == after[0] else None
-                ids = heapq.nsmallest(
-                    limit - len(page),
-                    (
-                        external_id
-                        for external_id, product in products.items()
-                        if (start is None or external_id > start) and not product.is_expired(now)
-                    ),
-                )
-                page.extend(_detached(products[external_id]) for external_id in ids)
-                if len(page) == limit:
-                    break
+                walks = []
+                for ids in (self._listed_ids.get(name, []), self._one_shot_ids.get(name, [])):
+                    first = 0 if start is None else bisect.bisect_right(ids, start)
+                    walks.append(map(ids.__getitem__, range(first, len(ids))))  # no copy
+                for external_id in heapq.merge(*walks):
+                    product = products[external_id]
+                    if not product.is_expired(now):
+                        page.append(_detached(product))
+                        if len(page) == limit:
+                            return page
             return page
 
     def count_live(self, *, account: str | None, now: datetime) -> int:
