@@ -1,7 +1,12 @@
-"""``python -m benchmarks [--quick] [--only CASE] [--json PATH] [--postgres URL]``."""
+"""``python -m benchmarks [--quick] [--only CASE] [--json PATH] [--postgres URL]``.
+
+The server cases need ``wrk`` (Debian's package: ``apt-get install wrk``); without it they are
+listed as not run.
+"""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -9,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from benchmarks import cases
+from benchmarks import cases, serving
 from benchmarks.harness import FULL, QUICK, Row, measure, render_table, write_results
 
 
@@ -64,6 +69,9 @@ def main(
                 continue
             if case.needs_postgres and not postgres:
                 skipped.append(f"{case.name}: not run (no --postgres URL)")
+                continue
+            if case.needs_wrk and shutil.which("wrk") is None:
+                skipped.append(f"{case.name}: not run (wrk not installed: {serving.WRK_INSTALL})")
                 continue
             started = time.perf_counter()
             click.echo(f"{case.name}: {case.title} …", err=True, nl=False)

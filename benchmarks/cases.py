@@ -15,13 +15,16 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import catalog_core as cc
-from benchmarks.harness import Case, Contender, Scale, cycling, timed, timed_over
+from benchmarks import serving
+from benchmarks.harness import Case, Contender, LoadSample, Scale, cycling, timed, timed_over
+from benchmarks.peers import fastapi_peer
 from benchmarks.peers.pydantic_peer import (
     decode_upsert_pydantic,
     encode_product_pydantic,
@@ -901,6 +904,246 @@ def _copy_memory(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
     yield contenders
 
 
+# -- the server: catalog-core serve beside a FastAPI peer, under wrk -------------------------
+
+#: Products of the catalog both servers serve.
+SERVER_CATALOG_SIZE = 10_000
+#: Without --api-key, serve takes any key as the account of its own name.
+API_KEY = ACCOUNT
+PRODUCTS_PATH = "/tryon/v1/products"
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _server_catalogs(workdir: Path) -> tuple[Path, Path]:
+    """Return catalog_core's catalog of the server cases and the FastAPI peer's, made once.
+
+    Both hold the same :data:`SERVER_CATALOG_SIZE` products, which never expire (the built
+    catalog's expire 30 days after :data:`NOW`, and the servers read the wall clock). The peer's
+    rows are made from what catalog_core serves (``to_wire``), in the peer's own table.
+    """
+    ours = _copy_source(workdir, SERVER_CATALOG_SIZE, uploads=False)
+    peer = workdir / f"server-peer-{SERVER_CATALOG_SIZE}.db"
+    if peer.exists():
+        return ours, peer
+    tmp = peer.with_suffix(".tmp")
+    _remove_db(tmp)
+    repository = cc.SQLiteRepository(ours)
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        fastapi_peer.create_schema(conn)
+        catalog = cc.Catalog(repository)
+        cursor = None
+        conn.execute("BEGIN")
+        while True:
+            page = catalog.list(ACCOUNT, limit=200, cursor=cursor)
+            conn.executemany(
+                f"INSERT INTO products VALUES ({', '.join('?' * 12)})",
+                [_peer_server_row(product) for product in page.items],
+            )
+            if not page.has_more:
+                break
+            cursor = page.next_cursor
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+        repository.close()
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{tmp}{suffix}").exists():
+            os.replace(f"{tmp}{suffix}", f"{peer}{suffix}")
+    return ours, peer
+
+
+def _peer_server_row(product: cc.Product) -> tuple[Any, ...]:
+    wire = cc.to_wire(product)
+
+    def ms(moment: datetime | None) -> int | None:
+        return None if moment is None else to_epoch_ms(moment)
+
+    return (
+        product.account,
+        product.external_id,
+        product.title,
+        product.description,
+        None if wire["metadata"] is None else json.dumps(wire["metadata"]),
+        product.valid_for_days,
+        ms(product.expires_at),
+        ms(product.last_used_at),
+        ms(product.created_at),
+        ms(product.updated_at),
+        json.dumps(wire["images"]),
+        product.version,
+    )
+
+
+def _fresh_copy(source: Path, path: Path) -> Path:
+    """Copy the SQLite database ``source`` to ``path`` (SQLite's backup: a consistent copy)."""
+    _remove_db(path)
+    src, dst = sqlite3.connect(source), sqlite3.connect(path)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return path
+
+
+@contextmanager
+def _servers(
+    case: str, workdir: Path
+) -> Iterator[tuple[serving.ServerProcess, serving.ServerProcess]]:
+    """Start ``catalog-core serve`` and the FastAPI peer on copies of the catalog; stop them after.
+
+    Each runs as its users run it (``catalog-core serve --db``; ``uvicorn module:app``), with the
+    logging they get by default (uvicorn's access log: a line a request, to a file here), on the
+    servers' core. Before anything is measured, both must send the same JSON for the same
+    product and for the first page.
+    """
+    ours_db, peer_db = _server_catalogs(workdir)
+    ours_db = _fresh_copy(ours_db, workdir / f"{case}-ours.db")
+    peer_db = _fresh_copy(peer_db, workdir / f"{case}-peer.db")
+    # The servers choose their database from their arguments, whatever the environment says.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_CORE_")}
+    serve = serving.console_script("catalog-core", "from catalog_core.cli import main; main()")
+    uvicorn = serving.console_script("uvicorn", "import uvicorn; uvicorn.main()")
+    ours_port, peer_port = serving.free_port(), serving.free_port()
+    with ExitStack() as stack:
+        ours = serving.start_server(
+            "catalog-core serve",
+            [*serve, "serve", "--db", str(ours_db), "--port", str(ours_port)],
+            port=ours_port,
+            log=workdir / f"{case}-ours.log",
+            env=env,
+        )
+        stack.callback(ours.stop)
+        peer = serving.start_server(
+            "fastapi",
+            [*uvicorn, "benchmarks.peers.fastapi_peer:app", "--port", str(peer_port)],
+            port=peer_port,
+            log=workdir / f"{case}-peer.log",
+            cwd=_ROOT,  # uvicorn imports the app from its working directory
+            env={**env, "FASTAPI_PEER_DB": str(peer_db)},
+        )
+        stack.callback(peer.stop)
+        probe = f"{PRODUCTS_PATH}/sku-{SERVER_CATALOG_SIZE - 1:07d}"
+        ours.wait_ready(probe, API_KEY)
+        peer.wait_ready(probe, API_KEY)
+        for path in (f"{PRODUCTS_PATH}/sku-0000042", f"{PRODUCTS_PATH}?limit=50"):
+            ours_answer, peer_answer = (
+                serving.request_json(server.base, "GET", path, API_KEY) for server in (ours, peer)
+            )
+            for _, body in (ours_answer, peer_answer):
+                body.pop("nextCursor", None)  # opaque, each server's own
+            if ours_answer != peer_answer:
+                raise AssertionError(f"the peer answers GET {path} differently from catalog_core")
+        yield ours, peer
+
+
+def _requests_file(path: Path, requests: Sequence[tuple[str, str, bytes | None]]) -> Path:
+    """Write requests (method, target, body) as ``wrk_requests.lua`` reads them: one a line."""
+    with path.open("wb") as out:
+        for method, target, body in requests:
+            out.write(f"{method}\t{target}".encode())
+            if body is not None:
+                out.write(b"\t" + body)
+            out.write(b"\n")
+    return path
+
+
+def _load_contenders(
+    case: str,
+    scale: Scale,
+    sides: Sequence[tuple[str, serving.ServerProcess, Path]],
+    connections: int,
+) -> list[Contender]:
+    """Return a contender per (name, server, requests file): each sample is a wrk run.
+
+    Each server is warmed up first by a shorter wrk run (a fifth of a sample, at least a
+    second), so that a mistake in the requests fails before anything is measured.
+    """
+    contenders = []
+    for name, server, requests in sides:
+
+        def run(
+            seconds: int, server: serving.ServerProcess = server, requests: Path = requests
+        ) -> serving.LoadRun:
+            return serving.run_wrk(
+                server.base,
+                requests,
+                connections=connections,
+                seconds=seconds,
+                api_key=API_KEY,
+                what=f"{case} on {server.name}",
+            )
+
+        run(max(1, scale.server_seconds // 5))
+
+        def sample(run: Callable[[int], serving.LoadRun] = run) -> LoadSample:
+            done = run(scale.server_seconds)
+            return LoadSample(done.per_request, done.p99)
+
+        contenders.append(Contender(name, sample))
+    return contenders
+
+
+@contextmanager
+def _server_get(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    """GET one product, 16 connections, the catalog's ids in a random order."""
+    ids = [f"sku-{i:07d}" for i in range(SERVER_CATALOG_SIZE)]
+    random.Random(15).shuffle(ids)
+    requests = _requests_file(
+        workdir / "server_get.requests", [("GET", f"{PRODUCTS_PATH}/{i}", None) for i in ids]
+    )
+    with _servers("server_get", workdir) as (ours, peer):
+        sides = [("catalog_core", ours, requests), ("fastapi", peer, requests)]
+        yield _load_contenders("server_get", scale, sides, 16)
+
+
+def _page_targets(server: serving.ServerProcess) -> list[str]:
+    """Return the target of every page of 50 of the catalog: the first, then by each cursor."""
+    first = f"{PRODUCTS_PATH}?limit=50"
+    targets = [first]
+    while True:
+        status, page = serving.request_json(server.base, "GET", targets[-1], API_KEY)
+        if status != 200 or page["count"] != 50:
+            raise AssertionError(f"{server.name} answered {status} {page!r:.300}")
+        if not page["hasMore"]:
+            return targets
+        targets.append(f"{first}&cursor={quote(page['nextCursor'], safe='')}")
+
+
+@contextmanager
+def _server_list(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    """A page of 50, 1 connection, every page of the catalog in a random order.
+
+    Cursors are opaque, each server's own: each server's are read from it first.
+    """
+    with _servers("server_list", workdir) as (ours, peer):
+        sides = []
+        for name, server in (("catalog_core", ours), ("fastapi", peer)):
+            targets = _page_targets(server)
+            assert len(targets) == SERVER_CATALOG_SIZE // 50
+            random.Random(15).shuffle(targets)  # the same order of pages on both
+            requests = [("GET", target, None) for target in targets]
+            sides.append(
+                (name, server, _requests_file(workdir / f"server_list-{name}.requests", requests))
+            )
+        yield _load_contenders("server_list", scale, sides, 1)
+
+
+@contextmanager
+def _server_upsert(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]:
+    """Upsert (JSON, 2 images), 1 connection: updates of 1,000 of the catalog's products."""
+    picks = random.Random(15).sample(range(SERVER_CATALOG_SIZE), 1000)
+    requests = _requests_file(
+        workdir / "server_upsert.requests",
+        [("POST", PRODUCTS_PATH, line(i, title=f"Restocked {i}")) for i in picks],
+    )
+    with _servers("server_upsert", workdir) as (ours, peer):
+        sides = [("catalog_core", ours, requests), ("fastapi", peer, requests)]
+        yield _load_contenders("server_upsert", scale, sides, 1)
+
+
 CASES: list[Case] = [
     Case("decode", "decode + validate an upsert body", "speed", 1.0, _decode),
     Case("encode", "encode a product to response bytes (R31)", "speed", 1.2, _encode),
@@ -973,5 +1216,33 @@ CASES: list[Case] = [
         200 * 2**20,
         _import_memory,
         samples="once",
+    ),
+    Case(
+        "server_get",
+        "catalog-core serve: GET one product, 16 connections",
+        "speed",
+        3.0,
+        _server_get,
+        needs_wrk=True,
+        samples="load",
+        p99_target=0.010,
+    ),
+    Case(
+        "server_list",
+        "catalog-core serve: a page of 50, 1 connection",
+        "speed",
+        2.0,
+        _server_list,
+        needs_wrk=True,
+        samples="load",
+    ),
+    Case(
+        "server_upsert",
+        "catalog-core serve: upsert, JSON with 2 images, 1 connection",
+        "speed",
+        2.0,
+        _server_upsert,
+        needs_wrk=True,
+        samples="load",
     ),
 ]

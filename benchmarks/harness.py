@@ -20,7 +20,18 @@ from typing import Any, Literal
 import attrs
 import pyperf
 
-__all__ = ["Case", "Contender", "Row", "Scale", "measure", "render_table", "write_results"]
+from benchmarks import serving
+
+__all__ = [
+    "Case",
+    "Contender",
+    "LoadSample",
+    "Row",
+    "Scale",
+    "measure",
+    "render_table",
+    "write_results",
+]
 
 
 @attrs.frozen
@@ -36,10 +47,22 @@ class Scale:
     purge_size: int  # catalog size of the purge case; 0.1% of it expires
     import_sizes: tuple[int, ...]  # JSON Lines files of the memory case
     copy_sizes: tuple[int, ...]  # catalogs the memory of ``catalog-core copy`` is measured on
+    server_seconds: int  # the length of one sample of a server case (a wrk run)
+    server_repetitions: int  # samples per contender of a server case
 
 
 QUICK = Scale(
-    "quick", 5, 300, 10_000, 2, (10_000, 100_000), 100_000, (20_000, 100_000), (5_000, 20_000)
+    "quick",
+    5,
+    300,
+    10_000,
+    2,
+    (10_000, 100_000),
+    100_000,
+    (20_000, 100_000),
+    (5_000, 20_000),
+    server_seconds=1,
+    server_repetitions=3,
 )
 FULL = Scale(
     "full",
@@ -51,15 +74,29 @@ FULL = Scale(
     1_000_000,
     (100_000, 1_000_000),
     (100_000, 400_000),
+    server_seconds=10,
+    server_repetitions=5,
 )
 
 
 @attrs.frozen
+class LoadSample:
+    """A sample of a server under load: seconds per request (1 / throughput) and the p99."""
+
+    per_request: float
+    p99: float  # seconds: the 99th percentile of the requests' latencies
+
+
+@attrs.frozen
 class Contender:
-    """One side of a case: ``sample()`` runs it once and returns seconds (or bytes) per op."""
+    """One side of a case: ``sample()`` runs it once and returns seconds (or bytes) per op.
+
+    A server case's contender returns a :class:`LoadSample`: its p99 latencies are kept as a
+    series of their own, ``"<name> p99"``, with a row of their own in the table.
+    """
 
     name: str
-    sample: Callable[[], float]
+    sample: Callable[[], float | LoadSample]
 
 
 #: "speed": ratio = peer time / our time, higher is better. "flat": ratio = our time at a size /
@@ -77,12 +114,22 @@ class Case:
     target: float
     setup: Callable[[Scale, Path], AbstractContextManager[Sequence[Contender]]]
     needs_postgres: bool = False
-    #: "each": ``scale.repetitions`` samples; "bulk": ``scale.bulk_repetitions``; "once": one.
-    samples: Literal["each", "bulk", "once"] = "each"
+    needs_wrk: bool = False
+    #: "each": ``scale.repetitions`` samples; "bulk": ``scale.bulk_repetitions``; "once": one;
+    #: "load": ``scale.server_repetitions`` of a server case, whose setup warms its servers up
+    #: (with shorter runs than a sample's), so the harness takes no warm-up sample.
+    samples: Literal["each", "bulk", "once", "load"] = "each"
+    #: For a server case: the most our p99 latency may be, in seconds (``None``: no target).
+    p99_target: float | None = None
 
     def repetitions(self, scale: Scale) -> int:
         """Return how many samples of each contender to take at ``scale``."""
-        return {"each": scale.repetitions, "bulk": scale.bulk_repetitions, "once": 1}[self.samples]
+        return {
+            "each": scale.repetitions,
+            "bulk": scale.bulk_repetitions,
+            "once": 1,
+            "load": scale.server_repetitions,
+        }[self.samples]
 
 
 @attrs.frozen
@@ -111,14 +158,20 @@ def _sample_all(
     for rep in range(repetitions):
         order = contenders if rep % 2 == 0 else list(reversed(contenders))
         for c in order:
-            values[c.name].append(c.sample())
+            value = c.sample()
+            if isinstance(value, LoadSample):
+                values[c.name].append(value.per_request)
+                values.setdefault(f"{c.name} p99", []).append(value.p99)
+            else:
+                values[c.name].append(value)
     return values
 
 
 def measure(case: Case, scale: Scale, workdir: Path) -> tuple[list[Row], list[pyperf.Benchmark]]:
     """Run ``case`` at ``scale``: alternate its contenders, and return its rows and benchmarks."""
     with case.setup(scale, workdir) as contenders:
-        values = _sample_all(contenders, case.repetitions(scale), warm_up=case.samples != "once")
+        warm_up = case.samples not in ("once", "load")
+        values = _sample_all(contenders, case.repetitions(scale), warm_up=warm_up)
     benchmarks = []
     medians: dict[str, float] = {}
     for name, samples in values.items():
@@ -155,15 +208,26 @@ def _rows(
             target=target,
             met=met,
             samples=counts[name],
+            # A server case's median is seconds per request: its throughput reads better.
+            note=f"{1 / medians[name]:,.0f} rps" if f"{name} p99" in medians else "",
         )
 
     if case.kind == "speed":  # ours first, the peer second
         ours, peer = names
         ratio = medians[peer] / medians[ours]
-        return [
+        rows = [
             row(ours, peer, ratio, f">= {case.target}", ratio >= case.target),
             row(peer, None, None, "", None),
         ]
+        if f"{ours} p99" in medians:  # a server case: the p99 latencies, ours first
+            most = case.p99_target
+            if most is None:
+                rows.append(row(f"{ours} p99", None, None, "", None))
+            else:
+                met = medians[f"{ours} p99"] <= most
+                rows.append(row(f"{ours} p99", None, None, f"<= {_human(most, 'speed')}", met))
+            rows.append(row(f"{peer} p99", None, None, "", None))
+        return rows
     first, *others = names
     if case.kind == "flat":  # the first size is the baseline
         rows = [row(first, None, None, "", None)]
@@ -200,6 +264,8 @@ def render_table(rows: Sequence[Row], kinds: dict[str, Kind]) -> str:
             ratio += f" (vs {row.baseline})"
         met = {True: "yes", False: "**no**", None: ""}[row.met]
         median = _human(row.median, kinds[row.case])
+        if row.note:
+            median += f" ({row.note})"
         lines.append(
             f"| {row.case} | {row.contender} | {median} | {ratio} | {row.target} | {met} |"
         )
@@ -211,7 +277,17 @@ def machine() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions: dict[str, str | None] = {}
-    for package in ("catalog-core", "pydantic", "pydantic-core", "orjson", "psycopg", "pyperf"):
+    for package in (
+        "catalog-core",
+        "pydantic",
+        "pydantic-core",
+        "orjson",
+        "psycopg",
+        "pyperf",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+    ):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -233,6 +309,8 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "sqlite": sqlite3.sqlite_version,
         "packages": versions,
+        "servers": serving.transports(),
+        "wrk": serving.wrk_version(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
