@@ -8,7 +8,8 @@ call for the values JSON parsing makes most and must judge every value as a plai
 (R9, R16). The catalog resolves the images of a request without file parts (every JSON body,
 so ``sqlite_upsert`` and ``sqlite_bulk``) in one pass, which must give what the general
 resolution gives (R12, R14). The encoder has no fast path: ``to_wire`` is the converter's
-generated hook, held here to a plain reading of R31.
+generated hook, held here to a plain reading of R31; a listing page's body is its items' bytes
+joined, which must be the bytes of the page's plain encoding (R24).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from catalog_core.wire import decode
 from catalog_core.wire.encode import (
     format_timestamp,
     make_converter,
+    page_to_wire,
+    page_to_wire_json,
     parse_timestamp,
     to_wire,
     to_wire_json,
@@ -81,6 +84,20 @@ def test_r31_to_wire_is_a_plain_reading_of_r31(product: cc.Product) -> None:
 def test_r31_the_response_bytes_are_the_standard_librarys_compact_json(product: cc.Product) -> None:
     expected = json.dumps(to_wire(product), ensure_ascii=False, separators=(",", ":"))
     assert to_wire_json(product) == expected.encode("utf-8")
+
+
+@given(
+    st.lists(cst.products(), max_size=4),
+    st.none() | st.text(max_size=40),
+    st.booleans(),
+)
+def test_r24_r31_a_page_body_is_the_standard_librarys_compact_json_of_the_page(
+    products: list[cc.Product], cursor: str | None, more: bool
+) -> None:
+    """The listing's body is written a product at a time, to the bytes of the plain encoding."""
+    page = cc.Page(tuple(products), cursor, more)
+    expected = json.dumps(page_to_wire(page), ensure_ascii=False, separators=(",", ":"))
+    assert page_to_wire_json(page) == expected.encode("utf-8", "surrogatepass")
 
 
 @given(

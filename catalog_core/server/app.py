@@ -46,6 +46,7 @@ from catalog_core.server.common import (
     account_of,
     one_parameter,
     path_text,
+    reads_inline,
     unknown_parameters,
 )
 from catalog_core.server.conditions import etag, parse_if_match
@@ -59,7 +60,12 @@ from catalog_core.server.errors import (
 from catalog_core.server.front import front_door
 from catalog_core.server.gate import Gate
 from catalog_core.server.openapi import OPENAPI_PATH, openapi_document
-from catalog_core.server.responses import error_response, json_response, warnings_headers
+from catalog_core.server.responses import (
+    error_response,
+    json_bytes_response,
+    json_response,
+    warnings_headers,
+)
 from catalog_core.server.tryon import (
     DEFAULT_SYNC_TIMEOUT,
     MEDIA_PREFIX,
@@ -70,7 +76,7 @@ from catalog_core.server.tryon import (
 )
 from catalog_core.tryon.service import TryOn
 from catalog_core.wire.decode import check_account, split_multipart
-from catalog_core.wire.encode import page_to_wire, to_wire
+from catalog_core.wire.encode import page_to_wire_json, to_wire_json
 
 __all__ = ["API_BASE", "create_app"]
 
@@ -182,7 +188,7 @@ def create_app(
         public_url = check_public_url(public_url)
     served, unavailable = tryon_of(catalog, tryon)
     _register_id_convertor()
-    calls = CatalogCalls()
+    calls = CatalogCalls(inline_reads=reads_inline(catalog.repository))
     stopping = ShutdownSignal()
     endpoints = _Endpoints(catalog, calls, max_parts, (body_timeout, body_min_rate))
     tryon_endpoints = TryOnEndpoints(
@@ -341,7 +347,7 @@ class _Endpoints:
         if result.created:
             root = request.scope.get("root_path", "")
             headers["Location"] = f"{root}{PRODUCTS_PATH}/{_path_segment(product.external_id)}"
-        return json_response(to_wire(product), 201 if result.created else 200, headers)
+        return json_bytes_response(to_wire_json(product), 201 if result.created else 200, headers)
 
     def _upsert(
         self, account: str, body: Body, if_version: int | frozenset[int] | AnyVersion | None
@@ -359,16 +365,16 @@ class _Endpoints:
         limit_text = one_parameter(params, "limit")
         cursor = one_parameter(params, "cursor")
         limit = DEFAULT_PAGE_SIZE if limit_text is None else _page_size(limit_text)
-        page = await self.calls.run(self.catalog.list, account_of(request), limit, cursor)
-        return json_response(page_to_wire(page), headers=warnings_headers(warnings))
+        page = await self.calls.read(self.catalog.list, account_of(request), limit, cursor)
+        return json_bytes_response(page_to_wire_json(page), headers=warnings_headers(warnings))
 
     async def get(self, request: Request) -> Response:
         """``GET /products/{externalId}``: the live product, with its version as ETag (R23)."""
         warnings = unknown_parameters(request.query_params, set())
         external_id = _path_id(request)
-        product = await self.calls.run(self.catalog.get, account_of(request), external_id)
+        product = await self.calls.read(self.catalog.get, account_of(request), external_id)
         headers = {"ETag": etag(product.version), **warnings_headers(warnings)}
-        return json_response(to_wire(product), headers=headers)
+        return json_bytes_response(to_wire_json(product), headers=headers)
 
     async def delete(self, request: Request) -> Response:
         """``DELETE /products/{externalId}``: 204, or 404 for an unknown id (R25)."""

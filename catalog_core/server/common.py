@@ -26,6 +26,7 @@ __all__ = [
     "account_of",
     "one_parameter",
     "path_text",
+    "reads_inline",
     "unknown_parameters",
 ]
 
@@ -43,10 +44,12 @@ class CatalogCalls:
     no one (R26).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline_reads: bool = False) -> None:
         self._idle = threading.Condition()
         self._running = 0
         self._closing = False
+        #: Whether :meth:`read` runs its call on the event loop (see :func:`reads_inline`).
+        self.inline_reads = inline_reads
 
     def open(self) -> None:
         """Take calls again (a new lifespan of the same application)."""
@@ -74,6 +77,29 @@ class CatalogCalls:
 
         return await run_in_threadpool(call)
 
+    async def read(self, func: Callable[..., _T], *args: Any) -> _T:
+        """Run a read, ``func(*args)``: on the event loop when reads are inline, else in a thread.
+
+        A read of a repository whose reads are short and never wait on a writer (see
+        :func:`reads_inline`) costs tens of microseconds; the hop to a worker thread and back
+        cost more than that, and made the tail of every request's latency.
+
+        Raises:
+            ServiceUnavailable: the server is shutting down and takes no new call.
+        """
+        if not self.inline_reads:
+            return await self.run(func, *args)
+        with self._idle:
+            if self._closing:
+                raise ServiceUnavailable("The server is shutting down.")
+            self._running += 1
+        try:
+            return func(*args)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
     def drain(self, timeout: float) -> bool:
         """Refuse new calls, wait up to ``timeout`` seconds for running ones; whether none runs."""
         with self._idle:
@@ -85,6 +111,24 @@ class CatalogCalls:
         """How many calls run now."""
         with self._idle:
             return self._running
+
+
+def reads_inline(repository: object) -> bool:
+    """Whether the repository's reads may run on the event loop.
+
+    Yes for the in-process backends whose reads never wait on a writer's transaction:
+    :class:`~catalog_core.MemoryRepository` (a lock held for microseconds) and an
+    :class:`~catalog_core.SQLiteRepository` on a file (each read borrows a connection of its
+    own, and WAL readers do not wait for writers). Not for PostgreSQL (a network round trip),
+    an SQLite catalog on one shared connection (a read waits for a write's transaction), nor any
+    other backend, subclasses included: their reads run in worker threads.
+    """
+    from catalog_core.repository.memory import MemoryRepository
+    from catalog_core.repository.sqlite import SQLiteRepository
+
+    if type(repository) is MemoryRepository:
+        return True
+    return type(repository) is SQLiteRepository and repository._shared is None
 
 
 def account_of(request: Request) -> str:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from catalog_core._json import dumps
 from catalog_core.errors import CatalogError
@@ -17,6 +17,7 @@ __all__ = [
     "WARNINGS_COUNT_HEADER",
     "WARNINGS_HEADER",
     "error_response",
+    "json_bytes_response",
     "json_response",
     "warnings_headers",
 ]
@@ -43,6 +44,13 @@ def json_response(
 ) -> JSONResponse:
     """Return ``body`` as compact UTF-8 JSON (``application/json``)."""
     return _CompactJSON(body, status_code=status, headers=dict(headers or {}))
+
+
+def json_bytes_response(
+    body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """Return JSON ``body`` already encoded (``application/json``), as it is."""
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 def error_response(exc: CatalogError, headers: Mapping[str, str] | None = None) -> JSONResponse:
