@@ -1,5 +1,8 @@
 """The connection of ``catalog-core serve``: uvicorn's h11, with a head deadline and no Nagle.
 
+A request's writes of one step of the event loop go out as one (:class:`_OneWritePerStep`): a
+small response is one system call and one packet, not a head and a body apart.
+
 uvicorn waits for a request's line and headers for as long as the client takes: a client that
 sends them a byte at a time, or opens a connection and sends nothing, holds the connection and its
 memory indefinitely. Here the head must arrive whole within ``head_timeout`` seconds of the
@@ -338,6 +341,47 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
+class _OneWritePerStep:
+    """A request cycle's transport: what it writes in one step of the event loop goes out as one.
+
+    uvicorn writes a response's head and its body with two calls, and with Nagle off (as it is
+    here) each is a system call and a packet of its own. Here the writes of one step are joined
+    and sent at the end of the step: a small response is one ``send``. Closing sends what is
+    held first; everything else is the transport's own.
+    """
+
+    __slots__ = ("_flush", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+        self._flush: asyncio.Handle | None = None
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self._held.append(data)
+        if self._flush is None:
+            self._flush = self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send what is held, in one write."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        held, self._held = self._held, []
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def head_timeout_protocol(
     seconds: float, *, send_timeout: float = DEFAULT_SEND_TIMEOUT
 ) -> type[H11Protocol]:
@@ -410,6 +454,13 @@ def head_timeout_protocol(
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             self._sync()
+
+        def handle_events(self) -> None:
+            cycle = self.cycle
+            super().handle_events()
+            if self.cycle is not None and self.cycle is not cycle:
+                # A new request: its task has not run yet, so it writes only through this.
+                self.cycle.transport = _OneWritePerStep(self.transport, self.loop)  # type: ignore[assignment]
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

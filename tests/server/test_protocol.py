@@ -191,3 +191,58 @@ def test_the_server_keeps_its_connection_limit_on_a_socket_it_binds_itself() -> 
             assert second.recv(65536).startswith(b"HTTP/1.1 503 ")
         first.sendall(b"GET /tryon/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
         assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+def _written_through(steps: list[list[bytes]], close: bool) -> tuple[list[bytes], bytes]:
+    """Write ``steps`` (each a step of the event loop's writes) through a request cycle's
+    transport on one end of a real socket pair; return the transport's own writes and what the
+    other end read."""
+    import asyncio
+
+    from catalog_core.server.protocol import _OneWritePerStep
+
+    ours, theirs = socket.socketpair()
+
+    async def main() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        sent: list[bytes] = []
+        real_write = transport.write
+
+        def write(data: bytes) -> None:  # the real write, counted
+            sent.append(bytes(data))
+            real_write(data)
+
+        transport.write = write  # type: ignore[method-assign]
+        cycle = _OneWritePerStep(transport, loop)  # type: ignore[arg-type]
+        for step in steps:
+            for data in step:
+                cycle.write(data)
+            await asyncio.sleep(0)  # the step ends
+        if close:
+            cycle.write(b"last")
+            cycle.close()  # in the same step: what is held goes first
+        else:
+            transport.close()
+        await asyncio.sleep(0.05)
+        return sent
+
+    sent = asyncio.run(main())
+    received = b""
+    while chunk := theirs.recv(65536):
+        received += chunk
+    theirs.close()
+    return sent, received
+
+
+def test_a_responses_head_and_body_written_in_one_step_go_out_as_one_write() -> None:
+    """uvicorn writes a head, then a body: one system call and one packet, not two."""
+    sent, received = _written_through([[b"HTTP/1.1 200 OK\r\n\r\n", b"", b'{"a":1}']], False)
+    assert sent == [b'HTTP/1.1 200 OK\r\n\r\n{"a":1}']
+    assert received == b'HTTP/1.1 200 OK\r\n\r\n{"a":1}'
+
+
+def test_writes_of_separate_steps_keep_their_order_and_closing_sends_what_is_held() -> None:
+    sent, received = _written_through([[b"HTTP/1.1 100 Continue\r\n\r\n"], [b"a", b"b"]], True)
+    assert sent == [b"HTTP/1.1 100 Continue\r\n\r\n", b"ab", b"last"]
+    assert received == b"HTTP/1.1 100 Continue\r\n\r\nablast"
