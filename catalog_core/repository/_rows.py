@@ -212,6 +212,25 @@ class ScanStatements:
     count_every_account: str
     count_one_account: str
 
+    def page(
+        self, account: str | None, after: tuple[str, str] | None, now: datetime, limit: int
+    ) -> tuple[str, tuple[Any, ...]]:
+        """Return the statement of a page of ``scan_live`` and its parameters."""
+        now_ms = to_epoch_ms(now)
+        if account is None:
+            start = after or ("", "")
+            return self.every_account, (start[0], start[1], now_ms, limit)
+        start_id: str | None = after[1] if after is not None and after[0] == account else ""
+        if after is not None and after[0] > account:
+            start_id = None  # the walk is past this account: an empty page
+        return self.one_account, (account, start_id, now_ms, limit)
+
+    def count(self, account: str | None, now: datetime) -> tuple[str, tuple[Any, ...]]:
+        """Return the statement of ``count_live`` and its parameters."""
+        if account is None:
+            return self.count_every_account, (to_epoch_ms(now),)
+        return self.count_one_account, (account, to_epoch_ms(now))
+
 
 def scan_statements(
     table: SqlTable[Product], *, qualified: str, mark: str, walked: str | None = None
@@ -236,19 +255,6 @@ def scan_statements(
         count_every_account=f"SELECT count(*) FROM {qualified} WHERE {live}",
         count_one_account=f"SELECT count(*) FROM {qualified} WHERE account = {mark} AND {live}",
     )
-
-
-def scan_params(
-    account: str | None, after: tuple[str, str] | None, now_ms: int, limit: int
-) -> tuple[str, tuple[Any, ...]]:
-    """Return which of :class:`ScanStatements`' pages to run (its attribute) and its parameters."""
-    if account is None:
-        start = after or ("", "")
-        return "every_account", (start[0], start[1], now_ms, limit)
-    start_id: str | None = after[1] if after is not None and after[0] == account else ""
-    if after is not None and after[0] > account:
-        start_id = None  # the walk is past this account: an empty page
-    return "one_account", (account, start_id, now_ms, limit)
 
 
 def _times(product: Product) -> tuple[Any, ...]:

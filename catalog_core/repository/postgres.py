@@ -79,7 +79,6 @@ from catalog_core.repository._rows import (
     Statements,
     customer_key,
     live_page,
-    scan_params,
     scan_statements,
     statements,
 )
@@ -817,19 +816,13 @@ class PostgresRepository:
         now: datetime,
     ) -> Sequence[Product]:
         """See :meth:`ScanRepository.scan_live`."""
-        which, params = scan_params(account, after, to_epoch_ms(now), limit)
-        statement = getattr(self._scan, which)
+        statement, params = self._scan.page(account, after, now, limit)
         rows = self._read(lambda conn: conn.execute(statement, params).fetchall())
         return [self._packed.decode(row) for row in rows]
 
     def count_live(self, *, account: str | None, now: datetime) -> int:
         """See :meth:`ScanRepository.count_live`."""
-        now_ms = to_epoch_ms(now)
-        params: tuple[Any, ...]
-        if account is None:
-            statement, params = self._scan.count_every_account, (now_ms,)
-        else:
-            statement, params = self._scan.count_one_account, (account, now_ms)
+        statement, params = self._scan.count(account, now)
         row = self._read(lambda conn: conn.execute(statement, params).fetchone())
         return int(row[0]) if row is not None else 0
 

@@ -60,7 +60,6 @@ from catalog_core.repository._rows import (
     SqlTable,
     Statements,
     live_page,
-    scan_params,
     scan_statements,
     statements,
 )
@@ -859,19 +858,13 @@ class SQLiteRepository:
         now: datetime,
     ) -> Sequence[Product]:
         """See :meth:`ScanRepository.scan_live`."""
-        which, params = scan_params(account, after, to_epoch_ms(now), limit)
-        statement = getattr(_SCAN, which)
+        statement, params = _SCAN.page(account, after, now, limit)
         rows = self._read(lambda conn: conn.execute(statement, params).fetchall())
         return [SPLIT.decode(row) for row in rows]
 
     def count_live(self, *, account: str | None, now: datetime) -> int:
         """See :meth:`ScanRepository.count_live`."""
-        now_ms = to_epoch_ms(now)
-        params: tuple[Any, ...]
-        if account is None:
-            statement, params = _SCAN.count_every_account, (now_ms,)
-        else:
-            statement, params = _SCAN.count_one_account, (account, now_ms)
+        statement, params = _SCAN.count(account, now)
         row = self._read(lambda conn: conn.execute(statement, params).fetchone())
         return int(row[0]) if row is not None else 0
 

@@ -62,20 +62,7 @@ class CatalogCalls:
         Raises:
             ServiceUnavailable: the server is shutting down and takes no new call.
         """
-
-        def call() -> _T:
-            with self._idle:
-                if self._closing:
-                    raise ServiceUnavailable("The server is shutting down.")
-                self._running += 1
-            try:
-                return func(*args)
-            finally:
-                with self._idle:
-                    self._running -= 1
-                    self._idle.notify_all()
-
-        return await run_in_threadpool(call)
+        return await run_in_threadpool(self._counted, func, *args)
 
     async def read(self, func: Callable[..., _T], *args: Any) -> _T:
         """Run a read, ``func(*args)``: on the event loop when reads are inline, else in a thread.
@@ -89,6 +76,10 @@ class CatalogCalls:
         """
         if not self.inline_reads:
             return await self.run(func, *args)
+        return self._counted(func, *args)
+
+    def _counted(self, func: Callable[..., _T], *args: Any) -> _T:
+        """Call ``func(*args)``, counted as running while it runs, unless the server is closing."""
         with self._idle:
             if self._closing:
                 raise ServiceUnavailable("The server is shutting down.")
