@@ -67,9 +67,10 @@ class CatalogCalls:
     async def read(self, func: Callable[..., _T], *args: Any) -> _T:
         """Run a read, ``func(*args)``: on the event loop when reads are inline, else in a thread.
 
-        A read of a repository whose reads are short and never wait on a writer (see
-        :func:`reads_inline`) costs tens of microseconds; the hop to a worker thread and back
-        cost more than that, and made the tail of every request's latency.
+        For reads whose cost is bounded, of one key: a read of a repository whose reads never
+        wait on a writer (see :func:`reads_inline`) then costs tens of microseconds; the hop to
+        a worker thread and back cost more than that, and made the tail of the latency. A
+        listing page is not such a read: it walks past every expired product not purged yet.
 
         Raises:
             ServiceUnavailable: the server is shutting down and takes no new call.

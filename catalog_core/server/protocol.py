@@ -342,27 +342,34 @@ class Server(uvicorn.Server):
 
 
 class _OneWritePerStep:
-    """A request cycle's transport: what it writes in one step of the event loop goes out as one.
+    """A connection's transport: what is written in one step of the event loop goes out as one.
 
     uvicorn writes a response's head and its body with two calls, and with Nagle off (as it is
     here) each is a system call and a packet of its own. Here the writes of one step are joined
-    and sent at the end of the step: a small response is one ``send``. Closing sends what is
-    held first; everything else is the transport's own.
+    and sent at the end of the step: a small response is one ``send``. It is the transport of
+    the whole connection, the protocol's as well as each request's, so that every write and
+    every close goes through it in order: closing sends what is held first. Once
+    :data:`_HELD_BYTES` are held they are sent at once, so the transport's flow control sees a
+    large body as it is written.
     """
 
-    __slots__ = ("_flush", "_held", "_loop", "_transport")
+    __slots__ = ("_flush", "_held", "_loop", "_size", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._held: list[bytes] = []
+        self._size = 0
         self._flush: asyncio.Handle | None = None
 
     def write(self, data: bytes) -> None:
         if not data:
             return
         self._held.append(data)
-        if self._flush is None:
+        self._size += len(data)
+        if self._size >= _HELD_BYTES:
+            self.flush()
+        elif self._flush is None:
             self._flush = self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
@@ -370,7 +377,7 @@ class _OneWritePerStep:
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
-        held, self._held = self._held, []
+        held, self._held, self._size = self._held, [], 0
         if held and not self._transport.is_closing():
             self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
@@ -378,8 +385,19 @@ class _OneWritePerStep:
         self.flush()
         self._transport.close()
 
+    def abort(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self._held, self._size = [], 0
+        self._transport.abort()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+#: Bytes a connection holds back before it writes them without waiting for the step's end.
+_HELD_BYTES: Final = 64 * 1024
 
 
 def head_timeout_protocol(
@@ -414,6 +432,8 @@ def head_timeout_protocol(
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            # Every write and close of the connection, the protocol's and each request's.
+            self.transport = _OneWritePerStep(transport, self.loop)  # type: ignore[assignment]
             state = self.server_state
             if isinstance(state, _ServingState) and state.stopping:
                 self.shutdown()  # no request has begun on it: it closes at once
@@ -454,13 +474,6 @@ def head_timeout_protocol(
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             self._sync()
-
-        def handle_events(self) -> None:
-            cycle = self.cycle
-            super().handle_events()
-            if self.cycle is not None and self.cycle is not cycle:
-                # A new request: its task has not run yet, so it writes only through this.
-                self.cycle.transport = _OneWritePerStep(self.transport, self.loop)  # type: ignore[assignment]
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

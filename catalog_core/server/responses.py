@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, TypeVar
 
 from starlette.responses import JSONResponse, Response
 
@@ -16,6 +16,7 @@ from catalog_core.wire.errors import error_to_wire, status_of
 __all__ = [
     "WARNINGS_COUNT_HEADER",
     "WARNINGS_HEADER",
+    "encoded",
     "error_response",
     "json_bytes_response",
     "json_response",
@@ -29,6 +30,7 @@ WARNINGS_COUNT_HEADER: Final = "Catalog-Warnings-Count"
 #: The warnings header stays under this many bytes (common clients refuse header lines of 8 KiB+).
 MAX_WARNINGS_HEADER_BYTES: Final = 4096
 _MAX_PATH_CHARS: Final = 200
+_V = TypeVar("_V")
 
 
 class _CompactJSON(JSONResponse):
@@ -44,6 +46,19 @@ def json_response(
 ) -> JSONResponse:
     """Return ``body`` as compact UTF-8 JSON (``application/json``)."""
     return _CompactJSON(body, status_code=status, headers=dict(headers or {}))
+
+
+def encoded(encode: Callable[[_V], bytes], plain: Callable[[_V], Any], value: _V) -> bytes:
+    """Return ``encode(value)``: a body's compact UTF-8 JSON, written straight to bytes.
+
+    A text holding a lone surrogate (which the catalog refuses, R2, but a store written by
+    other means may hold) has no UTF-8 form: its body is then ``plain(value)`` as ASCII JSON,
+    the character escaped, as error bodies do.
+    """
+    try:
+        return encode(value)
+    except UnicodeEncodeError:
+        return json.dumps(plain(value), allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def json_bytes_response(

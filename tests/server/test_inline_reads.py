@@ -1,10 +1,11 @@
-"""Reads of the in-process backends run on the event loop; every other call in a worker thread.
+"""The read of one product of an in-process backend runs on the event loop; every other call in
+a worker thread.
 
 A GET's read of a memory or SQLite-file catalog takes tens of microseconds, less than the hop to
 a worker thread and back, which also made the tail of the latency. Reads that may wait (on the
-network, or on a writer's transaction) keep the hop, and so do writes: a write may wait for the
-key's lock. Either way the server knows which calls run, so a shutdown closes the catalog under
-none (R26).
+network, or on a writer's transaction) or take long (a page walks past expired products) keep the
+hop, and so do writes: a write may wait for the key's lock. Either way the server knows which
+calls run, so a shutdown closes the catalog under none (R26).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 
 import catalog_core as cc
@@ -68,3 +70,27 @@ def test_r26_after_a_drain_a_read_is_refused_as_any_call(inline: bool) -> None:
     assert calls.drain(0)
     with pytest.raises(ServiceUnavailable):
         _where(calls, "read")
+
+
+def test_r2_a_stored_lone_surrogate_is_escaped_in_the_body_rather_than_a_500() -> None:
+    """The catalog refuses lone surrogates (R2), but a store written by other means may hold
+    one: its product and its page are answered, the character escaped, as error bodies are."""
+    import httpx
+
+    from catalog_core.server import create_app
+    from tests.server.test_protocol import serve
+
+    repository = cc.MemoryRepository()
+    catalog = cc.Catalog(repository)
+    stored = catalog.upsert(
+        "k", {"externalId": "p", "images": [{"source": {"url": "https://x.test/a"}}]}
+    )
+    odd = attrs.evolve(stored.product, title="a\udc80b")
+    repository.write("k", "p", lambda _: cc.Write(odd))
+    for _, port in serve(create_app(catalog), 5):
+        base = f"http://127.0.0.1:{port}/tryon/v1"
+        one = httpx.get(f"{base}/products/p", headers={"x-api-key": "k"})
+        page = httpx.get(f"{base}/products", headers={"x-api-key": "k"})
+    assert one.status_code == page.status_code == 200
+    assert b'"title":"a\\udc80b"' in one.content
+    assert b'"title":"a\\udc80b"' in page.content

@@ -246,3 +246,79 @@ def test_writes_of_separate_steps_keep_their_order_and_closing_sends_what_is_hel
     sent, received = _written_through([[b"HTTP/1.1 100 Continue\r\n\r\n"], [b"a", b"b"]], True)
     assert sent == [b"HTTP/1.1 100 Continue\r\n\r\n", b"ab", b"last"]
     assert received == b"HTTP/1.1 100 Continue\r\n\r\nablast"
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+_GET = b"GET /tryon/v1/products/p1 HTTP/1.1\r\nHost: test\r\nx-api-key: k1\r\n\r\n"
+
+
+def _one_product() -> cc.Catalog:
+    catalog = cc.Catalog(cc.MemoryRepository())
+    catalog.upsert("k1", {"externalId": "p1", "images": [{"source": {"url": "https://x.test/a"}}]})
+    return catalog
+
+
+def test_a_response_written_as_the_connection_closes_is_sent_before_the_close() -> None:
+    """A request after which the connection is closed in the same step (here a shutdown of
+    every connection, queued as the request began) still gets its whole answer."""
+    import asyncio
+
+    holder: dict[str, uvicorn.Server] = {}
+    inner = create_app(_one_product())
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            state = holder["server"].server_state
+            asyncio.get_running_loop().call_soon(
+                lambda: [connection.shutdown() for connection in list(state.connections)]
+            )
+        await inner(scope, receive, send)
+
+    for server, port in serve(app, 5):
+        holder["server"] = server
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(_GET)
+            answer = _read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        assert answer.endswith(b"}"), answer
+
+
+def test_a_pipelined_answer_is_sent_before_the_400_of_a_malformed_request_after_it() -> None:
+    for _, port in serve(create_app(_one_product()), 5):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(_GET + b"BOGUS\x00 / HTTP/1.1\r\n\r\n")
+            answer = _read_all(sock)
+        assert answer.count(b"HTTP/1.1 ") == 2, answer
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        assert b"HTTP/1.1 400 " in answer
+
+
+def test_a_large_body_is_written_as_it_comes_so_flow_control_holds_it() -> None:
+    """Past 64 KiB held, writes go to the transport at once: a client that reads nothing makes
+    a streaming app wait, rather than the whole body pile up in the server's memory."""
+    chunks_sent = 0
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal chunks_sent
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(2048):  # 128 MiB in chunks of 64 KiB, all ready at once
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+            chunks_sent += 1
+        await send({"type": "http.response.body", "body": b""})
+
+    for _, port in serve(app, 5):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+            time.sleep(1)  # the client reads nothing
+            assert chunks_sent < 512, chunks_sent  # held back by flow control, far from 2,048
