@@ -50,6 +50,7 @@ from catalog_core.testing.plugin import (  # noqa: E402, F401
     catalog_server_args as _catalog_server_args,
 )
 from catalog_core.testing.state_machine import (  # noqa: E402
+    KIT_SETTINGS,
     CatalogStateMachine,
     ReferenceCatalog,
     make_catalog_state_machine,
@@ -63,6 +64,7 @@ from catalog_core.testing.tryon_state_machine import (  # noqa: E402
 del hypothesis, pkgutil, pytest  # not the kit's own names
 
 __all__ = [
+    "KIT_SETTINGS",
     "START",
     "CatalogStateMachine",
     "FakeClock",

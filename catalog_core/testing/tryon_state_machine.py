@@ -11,10 +11,11 @@ the catalog's own upserts, reference uses and deletes
 (:class:`~catalog_core.testing.state_machine.CatalogMachineBase`). After every step the two must
 agree on every observable answer::
 
+    from catalog_core.testing.state_machine import KIT_SETTINGS
     from catalog_core.testing.tryon_state_machine import make_tryon_state_machine
 
     TestMyBackendTryOn = make_tryon_state_machine(lambda: MyRepository(...)).TestCase
-    TestMyBackendTryOn.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)
+    TestMyBackendTryOn.settings = KIT_SETTINGS
 
 The repository must be a :class:`~catalog_core.repository.base.TryOnRepository`. Each example
 draws the engine's ``generation_seconds`` (the local engine of T14: ``PENDING`` for the first

@@ -19,6 +19,7 @@ import attrs
 import psycopg
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 import catalog_core as cc
@@ -26,6 +27,7 @@ from catalog_core.repository.base import Change
 from catalog_core.testing import state_machine
 from catalog_core.testing.clock import FakeClock
 from catalog_core.testing.state_machine import (
+    KIT_SETTINGS,
     CatalogStateMachine,
     ReferenceCatalog,
     make_catalog_state_machine,
@@ -173,6 +175,74 @@ def test_the_state_machine_catches_a_faulty_backend(faulty: type[cc.Repository])
     machine = make_catalog_state_machine(faulty)
     with pytest.raises(AssertionError, match="disagrees with the reference model"):
         run_state_machine_as_test(machine, settings=CATCHING)
+
+
+# -- what a failure shows -------------------------------------------------------------------------
+
+#: The kit's profile as an embedder runs it, shrinking included; nothing saved, and derandomized, so
+#: that every run shrinks the same failure. How long that takes is measured (docs/testing.md), not
+#: asserted here.
+REPORTING = settings(KIT_SETTINGS, database=None, derandomize=True)
+#: A step of the program hypothesis reports: ``state.rule(...)`` or ``name, ... = state.rule(...)``.
+_STEP = re.compile(r"^(?:\w+(?:, \w+)* = )?state\.(\w+)\(")
+_NOT_STEPS = {"teardown", CatalogStateMachine.agrees_on_every_product_listing_and_blob.__name__}
+
+
+def reported_program(machine: type[CatalogStateMachine]) -> list[str]:
+    """Run ``machine`` with :data:`REPORTING` and return the failing program hypothesis reports."""
+    printed: list[object] = []
+    with (
+        with_reporter(printed.append),
+        pytest.raises(AssertionError, match="disagrees with the reference model") as failure,
+    ):
+        run_state_machine_as_test(machine, settings=REPORTING)
+    # Hypothesis 6.170 attaches the program to the exception as notes; a version that prints it
+    # instead does so through the reporter.
+    notes = [str(note) for note in getattr(failure.value, "__notes__", [])]
+    reported = notes if any("state = " in note for note in notes) else [str(p) for p in printed]
+    return "\n".join(reported).splitlines()
+
+
+@pytest.mark.parametrize(
+    "faulty",
+    [
+        ExpiredListingRepository,
+        StaleVersionRepository,
+        StaleMetadataRepository,
+        OrphanKeepingRepository,
+    ],
+)
+def test_a_faulty_backend_is_reported_as_a_short_program_of_plain_accounts_and_ids(
+    faulty: type[cc.Repository],
+) -> None:
+    """R20, R24 (expired products listed), R28 (versions lost), R6/R9 (an update lost), R15/R21
+    (orphan blobs kept): with the kit's profile, shrinking included, each fault is reported as a
+    program of at most ten steps, the two that set up included, whose accounts and ids are plain
+    ASCII (``a``, ``b``; ``p0``) and whose values print as ASCII: the kit draws plain ones first,
+    and hypothesis shrinks to them. R1 and R2 allow any Unicode and separators, which the machine
+    still draws (in one example of four, and one of two)."""
+    program = reported_program(make_catalog_state_machine(faulty))
+    shown = "\n".join(program)
+    steps = [
+        found.group(1)
+        for line in program
+        if (found := _STEP.match(line)) and found.group(1) not in _NOT_STEPS
+    ]
+    assert "choose_accounts_and_ids" in steps, shown
+    assert len(steps) <= 10, shown
+    keys = next(line for line in program if "choose_accounts_and_ids(keys=" in line)
+    accounts, ids = ast.literal_eval(keys.split("keys=", 1)[1].removesuffix(")"))
+    assert all(key.isascii() and key.isalnum() for key in [*accounts, *ids]), keys
+    assert shown.isascii(), shown
+
+
+def test_the_kits_profile_bounds_the_steps_and_sets_no_deadline() -> None:
+    """The profile docs/testing.md documents: bounded steps, no deadline, no tracing phase."""
+    assert KIT_SETTINGS.stateful_step_count == 30
+    assert KIT_SETTINGS.max_examples == 300
+    assert KIT_SETTINGS.deadline is None
+    assert Phase.shrink in KIT_SETTINGS.phases
+    assert Phase.explain not in KIT_SETTINGS.phases
 
 
 def test_r26_the_state_machine_passes_a_correct_backend_that_calls_each_change_twice() -> None:
