@@ -540,25 +540,50 @@ class Catalog:
             raise ProductNotFound.for_id(external_id)
         return product
 
-    def list(self, account: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Page:
+    def list(
+        self,
+        account: str,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        *,
+        prefix: str | None = None,
+    ) -> Page:
         """Return one page of the account's live products in code-point order of id (R24).
 
         Args:
             account: the tenant.
             limit: the page size, 1-200.
             cursor: ``next_cursor`` of the previous page, or ``None`` for the first.
+            prefix: only the ids that start with it (an extension of the stand-in, which the
+                public API does not have); its pages cost what R24's do, whatever the catalog's
+                size.
 
         Raises:
-            ValidationFailed: at ``limit`` or ``cursor``.
+            ValidationFailed: at ``limit``, ``cursor`` or ``prefix`` (which must be a valid id,
+                R2).
         """
         account = check_account(account)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValidationFailed.at("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
+        if prefix is not None:
+            problems = check_external_id(prefix, self.limits, path="prefix")
+            if problems:
+                raise ValidationFailed.of(problems)
         from catalog_core import cursor as cursors  # listing: loaded on first use, with hmac
 
         key = self._listing_key()
         after = None if cursor is None else cursors.decode_cursor(account, cursor, key)
-        rows = self.repository.list_live(account, after=after, limit=limit + 1, now=self.now())
+        now = self.now()
+        rows: list[Product] = []
+        if prefix is not None and (after is None or after < prefix):
+            # Every id that starts with the prefix sorts at or after it: the walk starts there.
+            first = self.repository.get(account, prefix)
+            if first is not None and not first.one_shot and not first.is_expired(now):
+                rows.append(first)
+            after = prefix
+        rows.extend(self.repository.list_live(account, after=after, limit=limit + 1, now=now))
+        if prefix is not None:
+            rows = [row for row in rows[: limit + 1] if row.external_id.startswith(prefix)]
         items = tuple(rows[:limit])
         has_more = len(rows) > limit
         next_cursor = (

@@ -125,6 +125,8 @@ CREATE INDEX IF NOT EXISTS generations_purge
     ON {s}.generations (expires_at, account, generation_id);
 CREATE INDEX IF NOT EXISTS generations_customer ON {s}.generations (account, customer_id)
     WHERE customer_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS generations_listing
+    ON {s}.generations (account, created_at, generation_id);
 CREATE TABLE IF NOT EXISTS {s}.credits (
     account text COLLATE "C" NOT NULL,
     id text COLLATE "C" NOT NULL,

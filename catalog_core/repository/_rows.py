@@ -42,6 +42,8 @@ __all__ = [
     "Statements",
     "blob_refs_of_images",
     "customer_key",
+    "generation_page",
+    "list_generations",
     "live_page",
     "statements",
 ]
@@ -192,6 +194,63 @@ def live_page(table: SqlTable[Product], *, qualified: str, mark: str, listed: st
         f"AND external_id > {mark} AND (expires_at IS NULL OR expires_at > {mark}) "
         f"ORDER BY external_id LIMIT {mark}"
     )
+
+
+#: The key before which the first page of generations starts: after every stored one.
+_NEWEST: Final = (2**63 - 1, "")
+
+
+def generation_page(table: SqlTable[Any], *, qualified: str, mark: str) -> str:
+    """Write the statement of a page of an account's live generations, newest first (T22).
+
+    The parameters are the account, the ``(created_at, generation_id)`` to start before (in
+    milliseconds), the time in milliseconds, the limit. It walks the index on ``(account,
+    created_at, generation_id)`` backwards.
+    """
+    return (
+        f"SELECT {table.selected} FROM {qualified} WHERE account = {mark} "
+        f"AND (created_at, generation_id) < ({mark}, {mark}) AND expires_at > {mark} "
+        "ORDER BY created_at DESC, generation_id DESC LIMIT " + mark
+    )
+
+
+#: Rows read at a time while looking for one product's generations.
+_PRODUCT_WALK: Final = 200
+
+
+def list_generations(
+    read: Callable[[tuple[Any, ...]], Sequence[Sequence[Any]]],
+    table: SqlTable[Generation],
+    *,
+    account: str,
+    before: tuple[datetime, str] | None,
+    now: datetime,
+    limit: int,
+    product: str | None,
+) -> list[Generation]:
+    """Return a page of :func:`generation_page`, run by ``read`` (given the parameters).
+
+    A product's generations are picked from the account's walk by their decoded snapshot: an id
+    compares exactly as stored, whatever characters it holds (SQL's JSON functions would stop
+    at a NUL or refuse it), at the cost of the generations walked past.
+    """
+    start = _NEWEST if before is None else (to_epoch_ms(before[0]), before[1])
+    now_ms = to_epoch_ms(now)
+    if product is None:
+        return [table.decode(row) for row in read((account, *start, now_ms, limit))]
+    page: list[Generation] = []
+    while True:
+        rows = read((account, *start, now_ms, _PRODUCT_WALK))
+        for row in rows:
+            generation = table.decode(row)
+            if generation.product.external_id == product:
+                page.append(generation)
+                if len(page) == limit:
+                    return page
+        if len(rows) < _PRODUCT_WALK:
+            return page
+        last = rows[-1]
+        start = (to_epoch_ms(generation.created_at), last[1])
 
 
 @attrs.frozen

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchRepository",
     "Change",
+    "GenerationsRepository",
     "PurgeCounts",
     "Repository",
     "ScanRepository",
@@ -304,5 +305,35 @@ class TryOnRepository(Repository, Protocol):
         count.
 
         Works in bounded batches and costs time in proportion to what it removes.
+        """
+        ...
+
+
+@runtime_checkable
+class GenerationsRepository(TryOnRepository, Protocol):
+    """A try-on repository that can also list an account's generations, newest first.
+
+    Optional: the server's local listing of generations (the dashboard's) needs it, and answers
+    without it that the storage cannot list them; the rules never use it. All three shipped
+    backends have it.
+    """
+
+    def list_generations(
+        self,
+        account: str,
+        *,
+        before: tuple[datetime, str] | None,
+        limit: int,
+        now: datetime,
+        product: str | None = None,
+    ) -> Sequence[Generation]:
+        """Return up to ``limit`` live generations of ``account``, newest first.
+
+        Live: not expired at ``now`` (T22). Newest first: descending ``(created_at,
+        generation_id)``; ``before`` is that pair of the previous page's last generation
+        (``None`` for the first page), and a page holds only generations that sort after it. With
+        ``product``, only the generations of that product's external id (their snapshot's, T15).
+        A generation that exists for the whole walk is returned exactly once. A page's cost grows
+        with ``limit`` and, with ``product``, with the account's generations it walks past.
         """
         ...

@@ -78,6 +78,8 @@ from catalog_core.repository._rows import (
     SqlTable,
     Statements,
     customer_key,
+    generation_page,
+    list_generations,
     live_page,
     scan_statements,
     statements,
@@ -477,6 +479,9 @@ class PostgresRepository:
             self._packed, qualified=f"{self._quoted}.products", mark="%s", listed="NOT one_shot"
         )
         self._scan = scan_statements(self._packed, qualified=f"{self._quoted}.products", mark="%s")
+        self._generation_page = generation_page(
+            GENERATIONS_PACKED, qualified=f"{self._quoted}.generations", mark="%s"
+        )
 
     def _read_version(self, conn: psycopg.Connection[Any] | None = None) -> int:
         """Read the schema version of the catalog (0 when ``catalog_meta`` holds none)."""
@@ -938,6 +943,38 @@ class PostgresRepository:
     def get_generation(self, account: str, generation_id: str) -> Generation | None:
         """See :meth:`TryOnRepository.get_generation`."""
         return self._get(engine.GENERATIONS, account, generation_id)
+
+    def list_generations(
+        self,
+        account: str,
+        *,
+        before: tuple[datetime, str] | None,
+        limit: int,
+        now: datetime,
+        product: str | None = None,
+    ) -> Sequence[Generation]:
+        """See :meth:`GenerationsRepository.list_generations`.
+
+        One statement on one account's rows (one shard on Citus); it walks the index
+        ``generations_listing`` backwards where the schema has it (a schema made by an earlier
+        release gains it with ``catalog-core schema-sql``).
+        """
+        if not self._has_tryon():
+            return []  # a catalog of schema 1 holds no try-on record
+        sql = self._generation_page
+
+        def read(params: tuple[Any, ...]) -> list[Any]:
+            return self._read(lambda conn: conn.execute(sql, params).fetchall())
+
+        return list_generations(
+            read,
+            GENERATIONS_PACKED,
+            account=account,
+            before=before,
+            now=now,
+            limit=limit,
+            product=product,
+        )
 
     def get_credits(self, account: str) -> Credits | None:
         """See :meth:`TryOnRepository.get_credits`."""

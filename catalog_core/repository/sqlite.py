@@ -59,6 +59,8 @@ from catalog_core.repository._rows import (
     SPLIT,
     SqlTable,
     Statements,
+    generation_page,
+    list_generations,
     live_page,
     scan_statements,
     statements,
@@ -93,6 +95,8 @@ _PRODUCTS: Final = _statements_of(SPLIT)
 _PAGE: Final = live_page(
     SPLIT, qualified="products INDEXED BY products_listing", mark="?", listed="one_shot = 0"
 )
+#: A page of an account's generations, newest first.
+_GENERATION_PAGE: Final = generation_page(GENERATIONS_SPLIT, qualified="generations", mark="?")
 #: The walk of export and copy: the primary key's index, in its order.
 _SCAN: Final = scan_statements(
     SPLIT,
@@ -120,6 +124,10 @@ _INDEXES: Final = (
     "CREATE INDEX IF NOT EXISTS generations_expiry ON generations (expires_at)",
     "CREATE INDEX IF NOT EXISTS generations_customer ON generations (account, customer_id) "
     "WHERE customer_id IS NOT NULL",
+    # The account's generations, newest first (the server's local listing). Not required of a
+    # catalog (one made by an earlier release lists them without it, sorting the account's).
+    "CREATE INDEX IF NOT EXISTS generations_listing ON generations "
+    "(account, created_at, generation_id)",
 )
 #: The table of each kind of record, and the index its purge reads (``None``: never purged).
 _KINDS: Final[dict[str, tuple[SqlTable[Any], str | None]]] = {
@@ -953,6 +961,32 @@ class SQLiteRepository:
     def get_generation(self, account: str, generation_id: str) -> Generation | None:
         """See :meth:`TryOnRepository.get_generation`."""
         return self._get(engine.GENERATIONS, account, generation_id)
+
+    def list_generations(
+        self,
+        account: str,
+        *,
+        before: tuple[datetime, str] | None,
+        limit: int,
+        now: datetime,
+        product: str | None = None,
+    ) -> Sequence[Generation]:
+        """See :meth:`GenerationsRepository.list_generations`: the listing index, backwards."""
+        if not self._has_tryon():
+            return []  # a catalog of schema 1 holds no try-on record
+
+        def read(params: tuple[Any, ...]) -> list[Any]:
+            return self._read(lambda conn: conn.execute(_GENERATION_PAGE, params).fetchall())
+
+        return list_generations(
+            read,
+            GENERATIONS_SPLIT,
+            account=account,
+            before=before,
+            now=now,
+            limit=limit,
+            product=product,
+        )
 
     def get_credits(self, account: str) -> Credits | None:
         """See :meth:`TryOnRepository.get_credits`."""

@@ -50,6 +50,7 @@ from catalog_core.errors import InsufficientCredits
 from catalog_core.images import make_blob
 from catalog_core.repository.base import (
     Change,
+    GenerationsRepository,
     PurgeCounts,
     TryOnChange,
     TryOnKeys,
@@ -535,6 +536,23 @@ class RepositoryContract:
                 "or set stores_tryon = False on the test class"
             )
         return repository
+
+    #: Whether the backend lists an account's generations (is a
+    #: :class:`~catalog_core.repository.base.GenerationsRepository`, which the server's local
+    #: listing needs); ``False`` skips the ``list_generations`` tests.
+    lists_generations: bool = True
+
+    @pytest.fixture
+    def generations(self, tryon: TryOnRepository) -> GenerationsRepository:
+        """:meth:`tryon`, which lists an account's generations too."""
+        if not self.lists_generations:
+            pytest.skip("the backend does not list generations (lists_generations)")
+        if not isinstance(tryon, GenerationsRepository):
+            pytest.fail(
+                f"{type(tryon).__name__} is not a GenerationsRepository: implement "
+                "list_generations, or set lists_generations = False on the test class"
+            )
+        return tryon
 
     def _second_tryon(
         self, first: TryOnRepository, tmp_path: pathlib.Path, use: Callable[[TryOnRepository], None]
@@ -1953,6 +1971,84 @@ class RepositoryContract:
             assert tryon.get_generation(ACCOUNT, generation.generation_id) == generation
             assert tryon.get_generation(OTHER, generation.generation_id) is None
         assert tryon.get_generation(ACCOUNT, "gen_unknown") is None
+
+    def test_t12_list_generations_is_newest_first_and_pages_before_a_key_exclusively(
+        self, generations: GenerationsRepository
+    ) -> None:
+        """T12, T22, R1: newest first by (created_at, id); ``before`` exclusive; ``limit`` bounds.
+
+        Generations created in the same millisecond are ordered by id; an expired one is skipped
+        (and does not count towards ``limit``); another account's are never listed.
+        """
+        made = [
+            _generation(f"gen_{n:02d}", created_at=START + (n // 2) * _MS, expires_at=START + _DAY)
+            for n in range(9)
+        ]
+        expired = _generation("gen_zz_expired", created_at=START + _MS, expires_at=START + _MS)
+        foreign = _generation("gen_other", account=OTHER, created_at=START + 5 * _MS)
+        _store_tryon(generations, TryOnWrite(generations=(*made, expired)))
+        _store_tryon(generations, TryOnWrite(generations=(foreign,)), account=OTHER)
+        now = START + 2 * _MS
+        newest_first = sorted(made, key=lambda g: (g.created_at, g.generation_id), reverse=True)
+        walked: list[Generation] = []
+        before: tuple[datetime, str] | None = None
+        while True:
+            page = generations.list_generations(ACCOUNT, before=before, limit=4, now=now)
+            assert len(page) <= 4
+            walked.extend(page)
+            if len(page) < 4:
+                break
+            before = (page[-1].created_at, page[-1].generation_id)
+        assert walked == newest_first, "T12: not newest first, or a page overlapped or skipped"
+        assert generations.list_generations(OTHER, before=None, limit=50, now=now) == [foreign]
+        assert generations.list_generations("nobody", before=None, limit=50, now=now) == []
+
+    def test_t15_list_generations_of_one_product_matches_its_snapshot_id_exactly(
+        self, generations: GenerationsRepository
+    ) -> None:
+        """T15, R2: ``product`` picks the generations whose snapshot has exactly that id.
+
+        Ids that differ only in normalisation, or that are prefixes of one another, are
+        different products.
+        """
+        ids = (f"id {AWKWARD_TEXT}", "é", "e\u0301", "tee", "tee-2", "'; DROP TABLE x; --")
+        made = [
+            _generation(
+                f"gen_{n:02d}",
+                product=ProductSnapshot(external_id, None, None, ()),
+                created_at=START + n * _MS,
+            )
+            for n, external_id in enumerate(ids * 2)
+        ]
+        _store_tryon(generations, TryOnWrite(generations=tuple(made)))
+        for external_id in ids:
+            page = generations.list_generations(
+                ACCOUNT, before=None, limit=50, now=START, product=external_id
+            )
+            expected = [g for g in reversed(made) if g.product.external_id == external_id]
+            assert page == expected, f"T15: the generations of {external_id!r}"
+        assert (
+            generations.list_generations(ACCOUNT, before=None, limit=50, now=START, product="te")
+            == []
+        )
+
+    def test_t12_t18_list_generations_reads_back_what_get_generation_reads(
+        self, generations: GenerationsRepository
+    ) -> None:
+        """T12, T18: a listed generation is the stored one, erased customers' included."""
+        person = _blob(1, "image/png")
+        made = (
+            _generation("gen_a", person=_person_of(person), customer_id="u-1"),
+            _generation("gen_b", created_at=START + _MS, customer_id="u-2"),
+        )
+        _store_tryon(generations, TryOnWrite(generations=made, blobs=(person,)))
+        generations.erase_customer(ACCOUNT, "u-1")
+        listed = generations.list_generations(ACCOUNT, before=None, limit=50, now=START)
+        assert listed == [
+            generations.get_generation(ACCOUNT, "gen_b"),
+            generations.get_generation(ACCOUNT, "gen_a"),
+        ]
+        assert listed[1].customer_id is None
 
     def test_t15_t22_a_generation_keeps_the_uploaded_images_of_its_product_snapshot(
         self, tryon: TryOnRepository

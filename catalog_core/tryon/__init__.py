@@ -38,6 +38,8 @@ from catalog_core.tryon.model import (
 if _typing.TYPE_CHECKING:
     from catalog_core.tryon.service import (
         DEFAULT_CREDITS,
+        GenerationPage,
+        ListedGeneration,
         Media,
         StartResult,
         TryOn,
@@ -45,7 +47,15 @@ if _typing.TYPE_CHECKING:
     )
 
 _LAZY: _typing.Final = dict.fromkeys(
-    ("DEFAULT_CREDITS", "Media", "StartResult", "TryOn", "UploadResult"),
+    (
+        "DEFAULT_CREDITS",
+        "GenerationPage",
+        "ListedGeneration",
+        "Media",
+        "StartResult",
+        "TryOn",
+        "UploadResult",
+    ),
     "catalog_core.tryon.service",
 )
 
@@ -63,8 +73,10 @@ __all__ = [
     "Credits",
     "Engine",
     "Generation",
+    "GenerationPage",
     "GenerationView",
     "Job",
+    "ListedGeneration",
     "LocalEngine",
     "Media",
     "Person",

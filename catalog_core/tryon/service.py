@@ -29,8 +29,16 @@ from catalog_core.errors import (
     ValidationFailed,
 )
 from catalog_core.images import Blob, make_blob
-from catalog_core.model import MAX_WARNINGS, PayloadWarning, Product, Upload
+from catalog_core.model import (
+    MAX_WARNINGS,
+    PayloadWarning,
+    Product,
+    Upload,
+    from_epoch_ms,
+    to_epoch_ms,
+)
 from catalog_core.repository.base import (
+    GenerationsRepository,
     PurgeCounts,
     TryOnKeys,
     TryOnRepository,
@@ -70,7 +78,12 @@ from catalog_core.tryon.rules import (
     snapshot,
     view,
 )
-from catalog_core.wire.decode import check_account, check_request_size, load_body
+from catalog_core.wire.decode import (
+    check_account,
+    check_external_id,
+    check_request_size,
+    load_body,
+)
 from catalog_core.wire.tryon import (
     _source,
     check_customer_id,
@@ -82,6 +95,8 @@ from catalog_core.wire.tryon import (
 __all__ = [
     "DEFAULT_CREDITS",
     "MAX_CREDITS",
+    "GenerationPage",
+    "ListedGeneration",
     "Media",
     "StartResult",
     "TryOn",
@@ -125,6 +140,29 @@ class StartResult:
     def product_external_id(self) -> str:
         """The item's id, or the generated ``_anon_…`` id of a one-shot product."""
         return self.product.external_id
+
+
+@attrs.frozen
+class ListedGeneration:
+    """A generation on a page of :meth:`TryOn.list_generations`.
+
+    Attributes:
+        view: the generation as :meth:`TryOn.get_generation` would answer it now (T12).
+        person: what it keeps of its person image: stored bytes, a URL, or nothing once its
+            customer was erased (T18).
+    """
+
+    view: GenerationView
+    person: Person
+
+
+@attrs.frozen
+class GenerationPage:
+    """One page of :meth:`TryOn.list_generations`, newest first."""
+
+    items: tuple[ListedGeneration, ...]
+    next_cursor: str | None
+    has_more: bool
 
 
 @attrs.frozen
@@ -526,6 +564,73 @@ class TryOn:
             # Text no id has (NUL, control characters, anything long) is not echoed back.
             raise GenerationNotFound("Generation not found.")
         return generation
+
+    def list_generations(
+        self,
+        account: str,
+        limit: int = 50,
+        cursor: str | None = None,
+        *,
+        product_external_id: str | None = None,
+    ) -> GenerationPage:
+        """Return one page of the account's live generations, newest first.
+
+        An extension of the stand-in (the public API has no listing of generations): the
+        server's ``GET /local/generations`` and its dashboard read it. The cursor is opaque and
+        bound to the account and the storage, as R24's.
+
+        Args:
+            account: the tenant.
+            limit: the page size, 1-200.
+            cursor: ``next_cursor`` of the previous page, or ``None`` for the first.
+            product_external_id: only the generations of this product (their snapshot's id).
+
+        Raises:
+            ValidationFailed: at ``limit``, ``cursor`` or ``productExternalId``.
+            TypeError: the repository cannot list generations (it is not a
+                :class:`~catalog_core.repository.base.GenerationsRepository`).
+        """
+        from catalog_core import cursor as cursors
+        from catalog_core.catalog import MAX_PAGE_SIZE
+
+        account = check_account(account)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValidationFailed.at("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
+        if product_external_id is not None:
+            problems = check_external_id(
+                product_external_id, self.catalog.limits, path="productExternalId"
+            )
+            if problems:
+                raise ValidationFailed.of(problems)
+        repository = self.repository
+        if not isinstance(repository, GenerationsRepository):
+            raise TypeError("the catalog's repository cannot list generations")
+        key = self._generations_cursor_key()
+        before = None
+        if cursor is not None:
+            last = cursors.decode_cursor(account, cursor, key)
+            millis, _, generation_id = last.partition(" ")
+            if not millis.isdigit() or not generation_id:  # only a defect could make one
+                raise ValidationFailed.at("cursor", "is not a cursor of this listing")
+            before = (from_epoch_ms(int(millis)), generation_id)
+        now = self.now()
+        rows = repository.list_generations(
+            account, before=before, limit=limit + 1, now=now, product=product_external_id
+        )
+        items = tuple(ListedGeneration(view(g, now), g.person) for g in rows[:limit])
+        next_cursor = None
+        if len(rows) > limit:
+            last_one = rows[limit - 1]
+            position = f"{to_epoch_ms(last_one.created_at)} {last_one.generation_id}"
+            next_cursor = cursors.encode_cursor(account, position, key)
+        return GenerationPage(items, next_cursor, next_cursor is not None)
+
+    def _generations_cursor_key(self) -> bytes:
+        """The key of the generations' cursors: the catalog's, made another listing's."""
+        import hashlib
+
+        listing = self.catalog._listing_key()
+        return hashlib.blake2b(listing, digest_size=32, person=b"cc generations 1").digest()
 
     def finish_generation(
         self,

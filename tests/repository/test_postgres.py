@@ -193,6 +193,7 @@ def test_every_key_and_index_starts_with_the_account_but_the_purges(
         ("generations", "generations_pkey"),
         ("generations", "generations_purge"),
         ("generations", "generations_customer"),
+        ("generations", "generations_listing"),
         ("credits", "credits_pkey"),
     }
     for table, index, columns in rows:
