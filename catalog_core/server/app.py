@@ -26,8 +26,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from catalog_core.catalog import DEFAULT_PAGE_SIZE, AnyVersion, Catalog
-from catalog_core.errors import CatalogError, UnsupportedMediaType, ValidationFailed
+from catalog_core.catalog import AnyVersion, Catalog
+from catalog_core.errors import CatalogError, UnsupportedMediaType
 from catalog_core.model import Upload, UpsertResult
 from catalog_core.server.body import (
     DEFAULT_BODY_MIN_RATE,
@@ -50,6 +50,7 @@ from catalog_core.server.common import (
     unknown_parameters,
 )
 from catalog_core.server.conditions import etag, parse_if_match
+from catalog_core.server.dashboard import DASHBOARD_PATH, STATIC_PATH, dashboard
 from catalog_core.server.errors import (
     MethodNotAllowed,
     RequestTimeout,
@@ -59,6 +60,7 @@ from catalog_core.server.errors import (
 )
 from catalog_core.server.front import front_door
 from catalog_core.server.gate import Gate
+from catalog_core.server.local import LocalEndpoints, page_size
 from catalog_core.server.openapi import OPENAPI_PATH, openapi_document
 from catalog_core.server.responses import (
     encoded,
@@ -202,6 +204,7 @@ def create_app(
         stopping=stopping,
         unavailable=unavailable,
     )
+    local = LocalEndpoints(catalog, calls, tryon_endpoints, endpoints.read)
     document = openapi_document(
         catalog.limits,
         rate_limited=rate_limit is not None,
@@ -213,6 +216,7 @@ def create_app(
         return json_response(document)
 
     front = front_door(API_BASE, OPENAPI_PATH, keys=api_keys is not None, tryon=served is not None)
+    board = dashboard(API_BASE, OPENAPI_PATH, keys=api_keys is not None, tryon=served is not None)
 
     def close_catalog_if_idle() -> bool:
         """Close the catalog unless a call still runs in it; whether it was closed.
@@ -247,8 +251,13 @@ def create_app(
             Route(PRODUCTS_PATH, endpoints.products, methods=["GET", "POST"], name="products"),
             Route(PRODUCT_PATH, endpoints.product, methods=["GET", "DELETE"], name="product"),
             *tryon_endpoints.routes(),
+            *local.routes(),
             Route(OPENAPI_PATH, openapi, methods=["GET"], name="openapi"),
-            Route("/", front, methods=["GET"], name="front"),
+            Route("/", board.page, methods=["GET"], name="front"),
+            Route(DASHBOARD_PATH, board.page, methods=["GET"], name="dashboard"),
+            Route(
+                f"{STATIC_PATH}/{{name}}", board.static, methods=["GET"], name="dashboard_static"
+            ),
             Route(API_BASE, front, methods=["GET"], name="front_of_the_api"),
         ],
         middleware=[
@@ -257,8 +266,8 @@ def create_app(
                 Gate,
                 api_keys=api_keys,
                 rate_limit=rate_limit,
-                public_paths=frozenset({OPENAPI_PATH, "/", API_BASE}),
-                public_prefixes=(API_BASE + MEDIA_PREFIX,),
+                public_paths=frozenset({OPENAPI_PATH, "/", API_BASE, DASHBOARD_PATH}),
+                public_prefixes=(API_BASE + MEDIA_PREFIX, STATIC_PATH + "/"),
             ),
         ],
         exception_handlers={CatalogError: _catalog_error, HTTPException: _http_error},
@@ -364,9 +373,8 @@ class _Endpoints:
         """``GET /products?limit=&cursor=``: one page in code-point order of id (R24)."""
         params = request.query_params
         warnings = unknown_parameters(params, {"limit", "cursor"})
-        limit_text = one_parameter(params, "limit")
+        limit = page_size(one_parameter(params, "limit"))
         cursor = one_parameter(params, "cursor")
-        limit = DEFAULT_PAGE_SIZE if limit_text is None else _page_size(limit_text)
         # In a worker thread: a page reads past the expired products not purged yet, however many.
         page = await self.calls.run(self.catalog.list, account_of(request), limit, cursor)
         body = encoded(page_to_wire_json, page_to_wire, page)
@@ -414,13 +422,6 @@ def _path_id(request: Request) -> str:
 def _is_header_token(value: object) -> bool:
     """Whether ``value`` can arrive intact in a header: visible ASCII, at least one character."""
     return isinstance(value, str) and bool(value) and all("\x21" <= c <= "\x7e" for c in value)
-
-
-def _page_size(text: str) -> int:
-    # Leading zeros are fine (0050 is 50); a run of digits long enough to be costly is not.
-    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 4:
-        raise ValidationFailed.at("limit", "must be an integer from 1 to 200")
-    return int(text.lstrip("0") or "0")
 
 
 async def _catalog_error(request: Request, exc: Exception) -> Response:

@@ -16,12 +16,13 @@ from starlette.responses import HTMLResponse, Response
 
 from catalog_core.server.responses import json_response
 
-__all__ = ["front_door"]
+__all__ = ["facts_html", "front_door", "front_facts", "title_of", "wants_json"]
 
 _DOCS = "docs/server.md and docs/tryon.md in catalog_core's repository"
 
 
-def _facts(api_base: str, openapi_path: str, *, keys: bool, tryon: bool) -> dict[str, Any]:
+def front_facts(api_base: str, openapi_path: str, *, keys: bool, tryon: bool) -> dict[str, Any]:
+    """Return what the front door tells: the server, its API, how to authenticate."""
     how = (
         "Send the header x-api-key with one of the keys the server was started with "
         "(--api-key KEY=ACCOUNT); the key's account owns what the request reads and writes."
@@ -44,17 +45,15 @@ def _facts(api_base: str, openapi_path: str, *, keys: bool, tryon: bool) -> dict
     }
 
 
-def _page(facts: dict[str, Any]) -> str:
+def title_of(facts: dict[str, Any]) -> str:
+    """Return the pages' title, escaped for HTML."""
+    return html.escape(f"catalog_core {facts['version']}: a stand-in for the Try-On API")
+
+
+def facts_html(facts: dict[str, Any]) -> str:
+    """Return the facts as HTML (escaped): the front door's body, and the dashboard's welcome."""
     e = {key: html.escape(str(value)) for key, value in facts.items()}
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>catalog_core {e["version"]}: a stand-in for the Try-On API</title>
-</head>
-<body>
-<h1>catalog_core {e["version"]}</h1>
-<p id="about">{e["about"]}</p>
+    return f"""<p id="about">{e["about"]}</p>
 <h2>Authentication</h2>
 <p id="authentication">{e["authentication"]}</p>
 <h2>Reference</h2>
@@ -65,9 +64,28 @@ needs no key.</li>
 <code>curl -H 'x-api-key: KEY' {e["api"]}/products</code>.</li>
 <li>Documentation: {e["docs"]}.</li>
 </ul>
-</body>
+"""
+
+
+def _page(facts: dict[str, Any]) -> str:
+    version = html.escape(str(facts["version"]))
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title_of(facts)}</title>
+</head>
+<body>
+<h1>catalog_core {version}</h1>
+{facts_html(facts)}</body>
 </html>
 """
+
+
+def wants_json(request: Request) -> bool:
+    """Whether a request asks for ``application/json`` and not HTML."""
+    accept = request.headers.get("accept", "").lower()
+    return "application/json" in accept and "text/html" not in accept
 
 
 def front_door(
@@ -81,12 +99,11 @@ def front_door(
         keys: whether the server was given its API keys (``--api-key``).
         tryon: whether it serves the try-on flow.
     """
-    facts = _facts(api_base, openapi_path, keys=keys, tryon=tryon)
+    facts = front_facts(api_base, openapi_path, keys=keys, tryon=tryon)
     page = _page(facts)
 
     async def endpoint(request: Request) -> Response:
-        accept = request.headers.get("accept", "").lower()
-        if "application/json" in accept and "text/html" not in accept:
+        if wants_json(request):
             return json_response(facts)
         return HTMLResponse(page)
 

@@ -492,6 +492,7 @@ def openapi_document(
         "415": _error(415, "A body that is neither JSON nor multipart/form-data."),
     }
     tryon_paths = _tryon_paths(limits, common, served=tryon)
+    local_paths = _local_paths(limits, common, served=tryon)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -583,6 +584,7 @@ def openapi_document(
                 },
             },
             **tryon_paths,
+            **local_paths,
             OPENAPI_PATH: {
                 "get": {
                     "operationId": "openapi",
@@ -608,7 +610,9 @@ def openapi_document(
                     ),
                 }
             },
-            "schemas": {**_schemas(limits, max_parts), **_tryon_schemas(limits, max_parts)},
+            "schemas": _local_schemas(
+                {**_schemas(limits, max_parts), **_tryon_schemas(limits, max_parts)}, limits
+            ),
         },
     }
 
@@ -1082,5 +1086,257 @@ def _tryon_paths(limits: Limits, common: dict[str, Any], *, served: bool) -> dic
                     **not_served,
                 },
             },
+        },
+    }
+
+
+# -- the stand-in's own endpoints (``/tryon/v1/local``) ---------------------------------------
+
+
+def _local_schemas(schemas: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """``schemas`` with the local endpoints' own: a product with its version, and so on."""
+    product = schemas["Product"]
+    local_product = {
+        **product,
+        "description": "The product of R31 and its version (the ETag of R28).",
+        "required": [*product["required"], "version"],
+        "properties": {**product["properties"], "version": {"type": "integer", "minimum": 1}},
+    }
+    generation = _generation(limits, with_product=True)
+    person = {
+        "description": "Its person image: a URL given to the try-on, the path (under the API's "
+        "base, read with the key) of the stored one, or null once its customer was erased.",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["sourceUrl"],
+                "properties": {"sourceUrl": {"type": "string"}},
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "required": ["path"],
+                "properties": {"path": {"type": "string", "pattern": "^/"}},
+                "additionalProperties": False,
+            },
+            {"type": "null"},
+        ],
+    }
+    local_generation = {
+        **generation,
+        "required": [*generation["required"], "personImage"],
+        "properties": {**generation["properties"], "personImage": person},
+    }
+
+    def page(item: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["items", "nextCursor", "hasMore", "count"],
+            "properties": {
+                "items": {"type": "array", "maxItems": MAX_PAGE_SIZE, "items": _ref(item)},
+                "nextCursor": {"type": ["string", "null"]},
+                "hasMore": {"type": "boolean"},
+                "count": {"type": "integer", "minimum": 0, "maximum": MAX_PAGE_SIZE},
+            },
+            "additionalProperties": False,
+        }
+
+    counts = {"type": "integer", "minimum": 0}
+    return {
+        **schemas,
+        "LocalProduct": local_product,
+        "LocalPage": page("LocalProduct"),
+        "LocalGeneration": local_generation,
+        "LocalGenerationPage": page("LocalGeneration"),
+        "TopUp": {
+            "type": "object",
+            "required": ["amount"],
+            "properties": {
+                "amount": {
+                    "type": "integer",
+                    "description": "Credits to add; negative takes them away. The balance "
+                    "must stay from 0 to 10^15.",
+                }
+            },
+        },
+        "PurgeCounts": {
+            "type": "object",
+            "required": ["products", "personImages", "generations"],
+            "properties": {"products": counts, "personImages": counts, "generations": counts},
+            "additionalProperties": False,
+        },
+    }
+
+
+def _local_paths(limits: Limits, common: dict[str, Any], *, served: bool) -> dict[str, Any]:
+    """The stand-in's own operations (not the public API's): the dashboard's, any client's."""
+
+    def error(status: int, description: str) -> dict[str, Any]:
+        return _error(status, description, _TRYON_CLASSES)
+
+    shared = {**common, "400": error(400, "A malformed request.")}
+    flow = {} if served else {"501": error(501, "The served catalog keeps no try-on state.")}
+    no_store = {
+        "Cache-Control": {
+            "description": "Account data: never cached.",
+            "required": True,
+            "schema": {"const": "no-store"},
+        }
+    }
+    page_parameters = [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_PAGE_SIZE,
+                "default": DEFAULT_PAGE_SIZE,
+            },
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "description": "nextCursor of the previous page of this listing; opaque.",
+            "schema": {"type": "string"},
+        },
+    ]
+
+    def answer(description: str, schema: str) -> dict[str, Any]:
+        return {
+            "description": description,
+            "headers": {**_WARNING_HEADERS, **no_store},
+            "content": {"application/json": {"schema": _ref(schema)}},
+        }
+
+    image = {
+        "description": "The image's bytes, with their type.",
+        "headers": no_store,
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in _MEDIA_TYPES
+        },
+    }
+    base = "/tryon/v1/local"
+    return {
+        f"{base}/products": {
+            "get": {
+                "operationId": "localListProducts",
+                "summary": "R24's page, of the ids that start with prefix, with each version "
+                "(the stand-in's own).",
+                "parameters": [
+                    *page_parameters,
+                    {
+                        "name": "prefix",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only the ids that start with it; empty: every id.",
+                        "schema": {"anyOf": [_ref("ExternalId"), {"const": ""}]},
+                    },
+                ],
+                "responses": {"200": answer("One page.", "LocalPage"), **shared},
+            }
+        },
+        f"{base}/product-image": {
+            "get": {
+                "operationId": "localProductImage",
+                "summary": "An uploaded image of a live product, read with the key (R15).",
+                "parameters": [
+                    {
+                        "name": "externalId",
+                        "in": "query",
+                        "required": True,
+                        "schema": _ref("ExternalId"),
+                    },
+                    {
+                        "name": "order",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                ],
+                "responses": {
+                    "200": image,
+                    **shared,
+                    "404": error(
+                        404, "No live product has this id, or no uploaded image this order."
+                    ),
+                },
+            }
+        },
+        f"{base}/generations": {
+            "get": {
+                "operationId": "localListGenerations",
+                "summary": "The account's live generations, newest first (the stand-in's own).",
+                "parameters": [
+                    *page_parameters,
+                    {
+                        "name": "productExternalId",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only the generations of this product; empty: all.",
+                        "schema": {"anyOf": [_ref("ExternalId"), {"const": ""}]},
+                    },
+                ],
+                "responses": {
+                    "200": answer("One page.", "LocalGenerationPage"),
+                    **shared,
+                    **flow,
+                },
+            }
+        },
+        f"{base}/generations/{{generationId}}/person": {
+            "parameters": [
+                {
+                    "name": "generationId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]*$"},
+                }
+            ],
+            "get": {
+                "operationId": "localGenerationPerson",
+                "summary": "A generation's stored person image, read with the key.",
+                "responses": {
+                    "200": image,
+                    "302": {
+                        "description": "The person was given by URL: it is there.",
+                        "headers": {
+                            "Location": {"required": True, "schema": {"type": "string"}},
+                            **no_store,
+                        },
+                    },
+                    **shared,
+                    "404": error(404, "No live generation has this id, or it keeps no image."),
+                    **flow,
+                },
+            },
+        },
+        f"{base}/credits": {
+            "post": {
+                "operationId": "localTopUp",
+                "summary": "Add credits to the account (the local top-up of T17).",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("TopUp")}},
+                },
+                "responses": {
+                    "200": answer("The new balance.", "Credits"),
+                    **shared,
+                    "408": error(408, "The body stopped arriving."),
+                    "413": error(413, f"A body over {limits.max_request_bytes} bytes."),
+                    "415": error(415, "A body that is not JSON."),
+                    **flow,
+                },
+            }
+        },
+        f"{base}/purge": {
+            "post": {
+                "operationId": "localPurge",
+                "summary": "Delete what has expired now, in every account (R21, T22).",
+                "responses": {"200": answer("What was removed.", "PurgeCounts"), **shared},
+            }
         },
     }

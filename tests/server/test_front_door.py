@@ -7,6 +7,7 @@ Chromium, as in ``test_browser.py``), JSON for a client that asks for it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import httpx
@@ -17,7 +18,7 @@ from tests.server.conftest import Server
 from tests.server.test_browser import chromium
 
 
-@pytest.mark.parametrize("path", ["/", "/tryon/v1"])
+@pytest.mark.parametrize("path", ["/", "/dashboard", "/tryon/v1"])
 def test_the_front_door_says_what_the_server_is_without_a_key(
     start: Callable[..., Server], path: str
 ) -> None:
@@ -30,8 +31,11 @@ def test_the_front_door_says_what_the_server_is_without_a_key(
         assert 'href="/tryon/v1/openapi.json"' in page.text
         assert "x-api-key" in page.text
         assert "any non-empty value" in page.text  # no --api-key: every key is an account
-        assert "<script" not in page.text
-        assert "http" not in page.text.replace("http-equiv", "")  # nothing loaded from elsewhere
+        # Nothing loaded from elsewhere: the dashboard's own script and style only, by path.
+        sources = re.findall(r'<(?:script|link)[^>]*(?:src|href)="([^"]*)"', page.text)
+        assert all(source.startswith("/dashboard/static/") for source in sources), sources
+        assert ("<script" in page.text) == (path != "/tryon/v1")  # the dashboard's, at / only
+        assert "http" not in page.text.replace("http-equiv", "")
 
         facts = web.get(path, headers={"accept": "application/json"})
         assert facts.status_code == 200

@@ -583,8 +583,9 @@ def test_the_document_lists_exactly_the_routes_and_methods_the_server_serves() -
             r"\{(\w+)(?::\w+)?\}", lambda m: "{" + names.get(m[1], m[1]) + "}", route.path
         ): sorted(m.lower() for m in (route.methods or ()) if m != "HEAD")
         for route in app.routes
-        # The front door is a page for people, not an operation of the API the document describes.
-        if isinstance(route, Route) and route.name not in ("front", "front_of_the_api")
+        # The front door and the dashboard are pages for people, not operations of the API.
+        if isinstance(route, Route)
+        and route.name not in ("front", "front_of_the_api", "dashboard", "dashboard_static")
     }
     document = openapi_document(LIMITS)["paths"]
     assert {
