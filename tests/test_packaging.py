@@ -50,6 +50,9 @@ def test_the_wheel_holds_the_package_the_kit_and_the_type_marker(wheel: Path) ->
         "catalog_core/server/__init__.py",
         "catalog_core/server/app.py",
         "catalog_core/server/openapi.py",
+        # The dashboard's page needs its script and style from the wheel: no build, no CDN.
+        "catalog_core/server/dashboard_static/dashboard.js",
+        "catalog_core/server/dashboard_static/dashboard.css",
     ):
         assert expected in names
     assert not any(name.startswith("tests/") for name in names)
