@@ -604,7 +604,12 @@ def paths() -> st.SearchStrategy[str]:
                 "/tryon/v1/products/a/b",
                 "/tryon/v2/products",
                 "/",
+                "/dashboard",
+                "/dashboard/static/dashboard.js",
                 "/tryon/v1/openapi.json",
+                "/tryon/v1/local/products",
+                "/tryon/v1/local/generations",
+                "/tryon/v1/local/product-image",
             ]
         ),
     )
@@ -637,6 +642,14 @@ def send(http: httpx.Client, request: dict[str, Any]) -> httpx.Response:
         pytest.fail(f"the server dropped the connection: {exc!r}")
 
 
+#: What the pages for people answer (JSON too, for the front door, when the client asks for it).
+_PAGES: Final = {
+    "/": "text/html",
+    "/dashboard": "text/html",
+    "/dashboard/static/dashboard.js": "text/javascript",
+}
+
+
 def check_answer(response: httpx.Response, method: str) -> str:
     """A success of the products endpoints, or a catalogued error with its documented status."""
     status = response.status_code
@@ -648,6 +661,9 @@ def check_answer(response: httpx.Response, method: str) -> str:
         assert method == "DELETE"
         assert not response.content
         return "204"
+    if status == 200 and response.url.path in _PAGES:  # the dashboard's page and files
+        assert response.headers["content-type"].startswith(_PAGES[response.url.path])
+        return "page"
     assert response.headers["content-type"] == "application/json", response.text
     body = response.json()
     if status < 300:
