@@ -141,6 +141,33 @@ def one_parameter(params: QueryParams, name: str) -> str | None:
     return values[0] if values else None
 
 
+def text_parameter(request: Request, name: str) -> str | None:
+    """Return a text query parameter given at most once, decoded as strict UTF-8, or ``None``.
+
+    The server's own decoding replaces bytes that are not UTF-8, so that ``%FF`` and ``%FE``
+    would name the same id; the raw query string tells them apart (R2), as
+    :func:`path_text` does for paths.
+
+    Raises:
+        ValidationFailed: at ``name`` when it is given more than once, or its bytes are not
+            UTF-8.
+    """
+    raw = request.scope.get("query_string", b"")
+    values = []
+    for pair in raw.split(b"&") if isinstance(raw, bytes) else ():
+        key, _, value = pair.partition(b"=")
+        if unquote_to_bytes(key.replace(b"+", b" ")) == name.encode("utf-8"):
+            values.append(value)
+    if not values:
+        return one_parameter(request.query_params, name)  # an ASGI server without the raw one
+    if len(values) > 1:
+        raise ValidationFailed.at(name, "must be given at most once")
+    try:
+        return unquote_to_bytes(values[0].replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed.at(name, "must be UTF-8 text, percent-encoded") from None
+
+
 def unknown_parameters(params: QueryParams, known: set[str]) -> list[PayloadWarning]:
     """Return a warning for each query parameter that is not ``known`` (R18)."""
     return [

@@ -65,6 +65,7 @@ def _page(title: str, version: str, facts: str, api_base: str) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{STATIC_PATH}/dashboard.css">
 <script src="{STATIC_PATH}/dashboard.js" defer></script>
 </head>
@@ -81,10 +82,10 @@ def _page(title: str, version: str, facts: str, api_base: str) -> str:
 </header>
 <main>
 <section id="welcome">
-<form id="sign-in">
+<form id="sign-in" method="post">
 <h2>Sign in</h2>
 <label for="key">API key</label>
-<input id="key" name="key" type="password" autocomplete="off" required>
+<input id="key" type="password" autocomplete="off" required>
 <button type="submit">Sign in</button>
 <p id="sign-in-error" class="error" role="alert"></p>
 </form>

@@ -1,8 +1,9 @@
 """The stand-in's own endpoints, under ``/tryon/v1/local``: what a developer needs while testing.
 
 The public API has no listing of generations, no prefix filter, no top-up and no purge; the
-stand-in has, for the dashboard and for any client (every one needs an API key and touches only
-its account, R1, except the purge, which removes only what has expired, in every account):
+stand-in has, for the dashboard and for any client (every one needs an API key and reads or
+reveals only its account, R1; the purge removes what has expired in every account, which no read
+could see any more, and says nothing of it):
 
 - ``GET /local/products?limit=&cursor=&prefix=``: R24's page, ids starting with ``prefix``
   only, each product with its ``version`` (the ETag of R28).
@@ -11,11 +12,12 @@ its account, R1, except the purge, which removes only what has expired, in every
 - ``GET /local/generations?limit=&cursor=&productExternalId=``: the account's live generations,
   newest first, each as T12's object with ``productExternalId`` and ``personImage``.
 - ``GET /local/generations/{generationId}/person``: the bytes of a generation's stored person
-  image (a person given by URL redirects to it; an erased one is 404).
+  image (404 for one given by URL, which the listing gives, or an erased one).
 - ``POST /local/credits`` with ``{"amount": N}``: a top-up (T17's local one); ``{creditBalance}``.
-- ``POST /local/purge``: the purge of T22 now; ``{products, personImages, generations}``.
+- ``POST /local/purge``: the purge of T22 now; 204, saying nothing of other accounts.
 
-Every answer is ``Cache-Control: no-store``: it is account data.
+Every answer is ``Cache-Control: no-store`` (it is account data) and ``X-Content-Type-Options:
+nosniff`` (an image is served with the type its bytes were recognised as).
 """
 
 from __future__ import annotations
@@ -25,14 +27,20 @@ from functools import partial
 from typing import Any, Final
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from catalog_core.catalog import DEFAULT_PAGE_SIZE, Catalog
 from catalog_core.errors import UnsupportedMediaType, ValidationFailed
 from catalog_core.model import UPLOAD_SCHEME, Product
 from catalog_core.server.body import Body
-from catalog_core.server.common import CatalogCalls, account_of, one_parameter, unknown_parameters
+from catalog_core.server.common import (
+    CatalogCalls,
+    account_of,
+    one_parameter,
+    text_parameter,
+    unknown_parameters,
+)
 from catalog_core.server.errors import MediaNotFound, TryOnUnavailable
 from catalog_core.server.responses import json_response, warnings_headers
 from catalog_core.server.tryon import TryOnEndpoints
@@ -46,8 +54,8 @@ __all__ = ["LOCAL_PREFIX", "LocalEndpoints", "page_size"]
 
 #: Where the stand-in's own endpoints live, below the API's base.
 LOCAL_PREFIX: Final = "/local"
-#: Account data: never kept by a browser or a proxy.
-_NO_STORE: Final = {"Cache-Control": "no-store"}
+#: Account data: never kept by a browser or a proxy, never taken for another type than it says.
+_NO_STORE: Final = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def page_size(text: str | None) -> int:
@@ -113,7 +121,7 @@ class LocalEndpoints:
         warnings = unknown_parameters(params, {"limit", "cursor", "prefix"})
         limit = page_size(one_parameter(params, "limit"))
         cursor = one_parameter(params, "cursor")
-        prefix = one_parameter(params, "prefix") or None
+        prefix = text_parameter(request, "prefix") or None
         page = await self.calls.run(
             partial(self.catalog.list, prefix=prefix), account_of(request), limit, cursor
         )
@@ -129,13 +137,15 @@ class LocalEndpoints:
     async def product_image(self, request: Request) -> Response:
         """``GET /local/product-image``: an uploaded image of a live product, its bytes."""
         params = request.query_params
-        external_id = one_parameter(params, "externalId")
+        external_id = text_parameter(request, "externalId")
         order_text = one_parameter(params, "order")
         if external_id is None:
             raise ValidationFailed.at("externalId", "is required")
         if order_text is None or not (order_text.isascii() and order_text.isdigit()):
             raise ValidationFailed.at("order", "must be an image's order, an integer from 0")
-        order = int(order_text) if len(order_text) <= 4 else -1
+        # Leading zeros are fine (007 is 7); a run of digits long enough to be costly is not.
+        significant = order_text.lstrip("0") or "0"
+        order = int(significant) if len(significant) <= 4 else 10_000  # no image has that order
         account = account_of(request)
         product: Product = await self.calls.run(self.catalog.get, account, external_id)
         image = next((i for i in product.images if i.order == order), None)
@@ -157,7 +167,7 @@ class LocalEndpoints:
         warnings = unknown_parameters(params, {"limit", "cursor", "productExternalId"})
         limit = page_size(one_parameter(params, "limit"))
         cursor = one_parameter(params, "cursor")
-        product = one_parameter(params, "productExternalId") or None
+        product = text_parameter(request, "productExternalId") or None
         account = account_of(request)
         try:
             page: GenerationPage = await self.calls.run(
@@ -196,15 +206,16 @@ class LocalEndpoints:
         generation_id: str = request.path_params["generation_id"]
         stored = await self.calls.run(flow._generation, account, generation_id, flow.now())
         person = stored.person
-        if person.url is not None:
-            return RedirectResponse(person.url, status_code=302, headers=_NO_STORE)
-        blob = (
-            None
-            if person.sha256 is None
-            else await self.calls.run(self._blob, account, person.sha256)
-        )
+        # A person given by URL is not redirected to: a client that follows redirects would
+        # send its x-api-key to that host. The listing gives the URL (personImage.sourceUrl).
+        blob = None
+        if person.sha256 is not None:
+            blob = await self.calls.run(self._blob, account, person.sha256)
         if blob is None:
-            raise MediaNotFound(f"Generation {generation_id!r} keeps no person image.")
+            raise MediaNotFound(
+                f"Generation {generation_id!r} keeps no stored person image (one given by URL "
+                "is at its personImage.sourceUrl; an erased customer's is gone)."
+            )
         return Response(blob.data, media_type=blob.mime_type, headers=_NO_STORE)
 
     async def top_up(self, request: Request) -> Response:
@@ -220,17 +231,15 @@ class LocalEndpoints:
         return _answer({"creditBalance": balance}, [])
 
     async def purge(self, request: Request) -> Response:
-        """``POST /local/purge``: delete what has expired, in every account (R21, T22)."""
+        """``POST /local/purge``: delete what has expired, in every account (R21, T22); 204.
+
+        Nothing is said of what was removed: the counts would tell one account of the others'
+        expired records (R1). What it removes was already invisible to every read.
+        """
         warnings = unknown_parameters(request.query_params, set())
         tryon = self.tryon.tryon
         if tryon is not None:
-            counts = await self.calls.run(tryon.purge_expired)
-            body = {
-                "products": counts.products,
-                "personImages": counts.person_images,
-                "generations": counts.generations,
-            }
+            await self.calls.run(tryon.purge_expired)
         else:
-            removed = await self.calls.run(self.catalog.purge_expired)
-            body = {"products": removed, "personImages": 0, "generations": 0}
-        return _answer(body, warnings)
+            await self.calls.run(self.catalog.purge_expired)
+        return Response(status_code=204, headers={**_NO_STORE, **warnings_headers(warnings)})

@@ -1141,7 +1141,6 @@ def _local_schemas(schemas: dict[str, Any], limits: Limits) -> dict[str, Any]:
             "additionalProperties": False,
         }
 
-    counts = {"type": "integer", "minimum": 0}
     return {
         **schemas,
         "LocalProduct": local_product,
@@ -1159,12 +1158,6 @@ def _local_schemas(schemas: dict[str, Any], limits: Limits) -> dict[str, Any]:
                 }
             },
         },
-        "PurgeCounts": {
-            "type": "object",
-            "required": ["products", "personImages", "generations"],
-            "properties": {"products": counts, "personImages": counts, "generations": counts},
-            "additionalProperties": False,
-        },
     }
 
 
@@ -1181,7 +1174,12 @@ def _local_paths(limits: Limits, common: dict[str, Any], *, served: bool) -> dic
             "description": "Account data: never cached.",
             "required": True,
             "schema": {"const": "no-store"},
-        }
+        },
+        "X-Content-Type-Options": {
+            "description": "Never taken for another type than it says.",
+            "required": True,
+            "schema": {"const": "nosniff"},
+        },
     }
     page_parameters = [
         {
@@ -1301,15 +1299,12 @@ def _local_paths(limits: Limits, common: dict[str, Any], *, served: bool) -> dic
                 "summary": "A generation's stored person image, read with the key.",
                 "responses": {
                     "200": image,
-                    "302": {
-                        "description": "The person was given by URL: it is there.",
-                        "headers": {
-                            "Location": {"required": True, "schema": {"type": "string"}},
-                            **no_store,
-                        },
-                    },
                     **shared,
-                    "404": error(404, "No live generation has this id, or it keeps no image."),
+                    "404": error(
+                        404,
+                        "No live generation has this id, or it keeps no stored image (one "
+                        "given by URL is its listing's personImage.sourceUrl).",
+                    ),
                     **flow,
                 },
             },
@@ -1335,8 +1330,12 @@ def _local_paths(limits: Limits, common: dict[str, Any], *, served: bool) -> dic
         f"{base}/purge": {
             "post": {
                 "operationId": "localPurge",
-                "summary": "Delete what has expired now, in every account (R21, T22).",
-                "responses": {"200": answer("What was removed.", "PurgeCounts"), **shared},
+                "summary": "Delete what has expired now, in every account (R21, T22); nothing "
+                "is said of what was removed, which would tell of other accounts (R1).",
+                "responses": {
+                    "204": {"description": "Purged.", "headers": {**_WARNING_HEADERS, **no_store}},
+                    **shared,
+                },
             }
         },
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,11 @@ def test_r24_sign_in_see_the_example_catalog_and_page_through_120_products(
     shown = _ids_shown(page)
     assert shown == [i for i in walked if i.startswith("tee-")]
     assert shown
-    generated = page.query_selector("#products tbody tr td:nth-child(5)")
-    assert generated is not None
+    page.fill("#prefix", "zz-00")
+    page.click("#filter button")
+    page.wait_for_selector("#products tr[data-id='zz-009']")
+    expires = [cell.inner_text() for cell in page.query_selector_all("#products td:nth-child(5)")]
+    assert expires == ["in 14 days"] * 10  # validForDays 14, as a relative time
     page.context.close()
 
 
@@ -231,9 +235,14 @@ def test_r31_a_product_page_shows_every_field_and_its_uploaded_image_decoded(
     }
     with _api(server, SHOP) as api:
         product = api.get("/products/back-uploaded").json()
+    assert set(fields) == {"version", *(k for k in product if k != "images")}  # every field
     for name in ("externalId", "title", "createdAt", "updatedAt"):
-        assert fields[name] == str(product[name])
+        assert fields[name] == product[name]
+    for name in ("description", "validForDays", "expiresAt", "lastUsedAt"):
+        assert fields[name] == "null" == json.dumps(product[name])
     assert fields["version"] == "1"
+    captions = page.inner_text("#product-images figcaption")
+    assert f"order 0: {product['images'][0]['sourceUrl']}" in captions
     assert json.loads(page.inner_text("#metadata")) == product["metadata"]
     assert '\n  "colour": "navy"' in page.inner_text("#metadata")  # pretty-printed
     assert '"view": "back"' in page.inner_text("#product-images .classifications")
@@ -369,7 +378,7 @@ def test_t18_t22_the_purge_and_a_customer_erasure_run_from_the_page(
         page.wait_for_selector("#erase-outcome:text('Erased customer u-1')")
         assert httpx.get(photo.json()["imageUrl"], timeout=30).status_code == 404
         page.click("#purge button")
-        page.wait_for_selector("#purge-outcome:text('Purged')")
+        page.wait_for_selector("#purge-outcome:text('The purge ran')")
     page.context.close()
 
 
@@ -451,5 +460,108 @@ def test_the_local_endpoints_answer_account_data_uncached_and_only_with_a_key(
             answer = api.get(path)
         assert answer.status_code == 200
         assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-content-type-options"] == "nosniff"
     assert httpx.get(server.root + "/dashboard/static/other.js", timeout=30).status_code == 404
     assert httpx.get(server.root + "/dashboard/static/..%2Fdashboard.py").status_code == 404
+
+
+def test_a_late_answer_of_a_page_left_is_never_drawn_into_the_next_one(
+    server: Server, browser: Any
+) -> None:
+    """R1: an answer that arrives after the page was left, even for another key, is dropped."""
+    page = _signed_in(browser, server, SHOP)
+    page.wait_for_selector("#products tbody tr")
+
+    def slow(route: Any) -> None:
+        time.sleep(1.5)
+        route.continue_()
+
+    page.route("**/tryon/v1/products/back-uploaded", slow)
+    page.goto(server.root + "/#/product/back-uploaded")
+    page.goto(server.root + "/#/credits")  # before the product arrives
+    page.wait_for_selector("#balance:text('10')")
+    page.click("#sign-out")  # and in again with another key, as the answer travels
+    page.fill("#key", "late-reader")
+    page.click("#sign-in button[type=submit]")
+    page.wait_for_selector("#balance:text('10')")  # back on the credits page, as the new key
+    time.sleep(2.5)
+    assert page.query_selector("#product-fields") is None
+    assert "Uploaded back view" not in page.content()
+    page.context.close()
+
+
+def test_t12_a_failed_read_of_the_generations_is_tried_again_and_the_page_recovers(
+    server: Server, browser: Any
+) -> None:
+    """A read that fails (a 503, say) says so and is tried again; the page then shows the list."""
+    page = _signed_in(browser, server, "flaky")
+    failures = {"left": 2}
+
+    def failing(route: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            body = {"code": "UNAVAILABLE", "message": "shutting down", "status": 503}
+            route.fulfill(status=503, json=body, headers={"Retry-After": "1"})
+        else:
+            route.continue_()
+
+    page.route("**/tryon/v1/local/generations*", failing)
+    page.goto(server.root + "/#/generations")
+    page.wait_for_selector("#generations .error:text('trying again')")
+    page.wait_for_selector("#generations .note:text('No generations yet.')", timeout=30_000)
+    assert failures["left"] == 0
+    page.context.close()
+
+
+def test_r24_paging_twice_at_once_moves_one_page_at_a_time(server: Server, browser: Any) -> None:
+    """R24: a double click on Next is one page on, labelled as it is; Previous goes back one."""
+    page = _signed_in(browser, server, SHOP)
+    page.wait_for_selector("#products tbody tr")
+    first = _ids_shown(page)
+    page.dblclick("#next")
+    page.wait_for_selector("#products-status:text('Products 51–100')")
+    second = _ids_shown(page)
+    assert second[0] > first[-1]
+    page.click("#previous")
+    page.wait_for_selector("#products-status:text('Products 1–50')")
+    assert _ids_shown(page) == first
+    page.context.close()
+
+
+def test_r1_r2_the_local_endpoints_reveal_nothing_of_other_accounts_and_read_ids_strictly(
+    server: Server,
+) -> None:
+    """R1: the purge says nothing of what it removed; a person given by URL is not redirected
+    to (a client following it would send its key there). R2: ids are UTF-8, strictly."""
+    with _api(server, "strict") as api:
+        purged = api.post("/local/purge")
+        assert purged.status_code == 204
+        assert purged.content == b""
+        started = api.post(
+            "/try-on",
+            json={
+                "products": [{"title": "mock", "images": [{"source": {"url": URL_IMAGE}}]}],
+                "person": {"image": {"source": {"url": "https://elsewhere.example/me.jpg"}}},
+            },
+        )
+        assert started.status_code == 200, started.text
+        generation = started.json()["generationId"]
+        listed = api.get("/local/generations").json()["items"]
+        assert listed[0]["personImage"] == {"sourceUrl": "https://elsewhere.example/me.jpg"}
+        person = api.get(f"/local/generations/{generation}/person")
+        assert person.status_code == 404
+        assert person.json()["code"] == "MEDIA_NOT_FOUND"
+        for query in ("prefix=%FF", "prefix=%ED%A0%80"):
+            refused = api.get("/local/products?" + query)
+            assert refused.status_code == 400
+            assert refused.json()["details"][0]["path"] == "prefix"
+        with_zeros = api.get(
+            "/local/product-image", params={"externalId": "back-uploaded", "order": "000"}
+        )
+        assert with_zeros.status_code == 404  # this account has no such product
+    with _api(server, SHOP) as api:
+        image = api.get(
+            "/local/product-image", params={"externalId": "back-uploaded", "order": "000"}
+        )
+        assert image.status_code == 200
+        assert image.content == (EXAMPLES / "back.jpg").read_bytes()

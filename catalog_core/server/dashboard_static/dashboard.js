@@ -9,9 +9,9 @@ const LOCAL = API + "/local";
 const KEY_NAME = "catalog_core.apiKey";
 const PAGE_SIZE = 50;
 const POLL_LIVE_MS = 1000; // while a generation on the page is PENDING or PROCESSING
-const POLL_IDLE_MS = 2000; // the first page of generations, for new try-ons
+const POLL_IDLE_MS = 3000; // the first page of the generations page, for new try-ons
+const POLL_MAX_MS = 30000; // the longest wait between two reads after failures
 
-let stopViewWork = () => {};
 const objectUrls = [];
 
 // -- small helpers ----------------------------------------------------------------------------
@@ -36,21 +36,29 @@ function key() {
 }
 
 class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter) {
     super((body && body.message) || `HTTP ${status}`);
     this.status = status;
     this.code = (body && body.code) || `HTTP_${status}`;
     this.details = (body && body.details) || [];
+    this.retryAfter = retryAfter || 0; // seconds, from Retry-After (429, 503)
   }
 }
 
 async function call(method, path, { body, headers, raw } = {}) {
-  const init = { method, headers: { "x-api-key": key(), ...(headers || {}) }, cache: "no-store" };
+  const given = key();
+  if (!given) throw new ApiError(401, { code: "SIGNED_OUT", message: "signed out" });
+  // no-store: the browser neither keeps nor reuses what the account's requests answer.
+  const init = { method, headers: { "x-api-key": given, ...(headers || {}) }, cache: "no-store" };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["content-type"] = "application/json";
   }
   const response = await fetch(path, init);
+  if (key() !== given) {
+    // Signed out, or in with another key, while this was on its way: its answer is not shown.
+    throw new ApiError(401, { code: "SIGNED_OUT", message: "signed out" });
+  }
   if (response.status === 401) {
     signOut("The server refused this key: " + (await errorText(response)));
     throw new ApiError(401, { code: "UNAUTHORIZED", message: "signed out" });
@@ -62,7 +70,7 @@ async function call(method, path, { body, headers, raw } = {}) {
     } catch (_) {
       parsed = null;
     }
-    throw new ApiError(response.status, parsed);
+    throw new ApiError(response.status, parsed, Number(response.headers.get("Retry-After")) || 0);
   }
   if (raw) return response;
   if (response.status === 204) return null;
@@ -167,15 +175,16 @@ function productLink(id) {
   return el("a", { href: "#/product/" + encodeURIComponent(id), class: "product-link", text: id });
 }
 
-async function productsView(view, params) {
+async function productsView(view, params, alive) {
   const prefix = params.get("prefix") || "";
   const trail = []; // the cursors of the pages before this one
   let cursor = null;
+  let reading = 0; // the latest read: an earlier one's late answer is dropped
 
-  const filter = el("input", { id: "prefix", name: "prefix", placeholder: "id prefix", value: prefix });
-  const open = el("input", { id: "open-id", name: "open", placeholder: "open by id (one-shot ids too)" });
+  const filter = el("input", { id: "prefix", placeholder: "id prefix", value: prefix });
+  const open = el("input", { id: "open-id", placeholder: "open by id (one-shot ids too)" });
   const table = el("table", { id: "products" });
-  const status = el("p", { id: "products-status", class: "note" });
+  const status = el("p", { id: "products-status", class: "note", role: "status" });
   const previous = el("button", { type: "button", id: "previous", disabled: true, text: "Previous page" });
   const next = el("button", { type: "button", id: "next", disabled: true, text: "Next page" });
   view.append(
@@ -196,17 +205,25 @@ async function productsView(view, params) {
     el("div", { class: "pager" }, previous, status, next),
   );
 
-  async function load(at) {
+  async function load(at, before) {
+    const mine = ++reading;
+    previous.disabled = next.disabled = true;
+    status.className = "note";
     status.textContent = "Loading…";
     let page;
     try {
       page = await call("GET", LOCAL + "/products" + query({ limit: PAGE_SIZE, cursor: at, prefix }));
     } catch (error) {
-      status.textContent = "";
-      table.replaceChildren();
-      view.append(message(describe(error), "error"));
+      if (!alive() || mine !== reading) return;
+      status.className = "error";
+      status.textContent = describe(error);
+      previous.disabled = trail.length === 0;
+      next.disabled = false; // try again
+      next.onclick = () => load(at, before);
       return;
     }
+    if (!alive() || mine !== reading) return;
+    if (before !== undefined) trail.push(before);
     cursor = at;
     table.replaceChildren(
       el(
@@ -246,12 +263,9 @@ async function productsView(view, params) {
       : prefix ? `No product id starts with "${prefix}".` : "No products yet.";
     previous.disabled = trail.length === 0;
     next.disabled = !page.hasMore;
-    next.onclick = () => {
-      trail.push(cursor);
-      load(page.nextCursor);
-    };
+    next.onclick = () => load(page.nextCursor, cursor);
   }
-  previous.onclick = () => load(trail.pop());
+  previous.onclick = () => load(trail.pop() ?? null);
   await load(null);
 }
 
@@ -259,16 +273,27 @@ function field(name, value) {
   return [el("dt", { text: name }), el("dd", { "data-field": name }, value)];
 }
 
-async function productView(view, id) {
+async function productView(view, id, alive) {
   view.append(el("h2", {}, "Product ", el("code", { text: id })));
-  let response;
-  try {
-    response = await call("GET", API + "/products/" + encodeURIComponent(id), { raw: true });
-  } catch (error) {
-    view.append(message(describe(error), "error"));
+  if (id === "." || id === "..") {
+    // A browser takes /products/. and /products/.. (and their %2E forms) for dot segments.
+    view.append(message(
+      `A browser cannot name the id "${id}" in a URL path, so this page cannot read it: use ` +
+        "a client that keeps %2E as it is (curl, httpx), as docs/server.md says.",
+      "error",
+    ));
     return;
   }
-  const product = await response.json();
+  let response;
+  let product;
+  try {
+    response = await call("GET", API + "/products/" + encodeURIComponent(id), { raw: true });
+    product = await response.json();
+  } catch (error) {
+    if (alive()) view.append(message(describe(error), "error"));
+    return;
+  }
+  if (!alive()) return;
   const version = (response.headers.get("ETag") || "").replaceAll('"', "");
   const outcome = el("p", { id: "delete-outcome", role: "status" });
   view.append(
@@ -316,6 +341,7 @@ async function productView(view, id) {
         try {
           await call("DELETE", API + "/products/" + encodeURIComponent(id), { headers: { "If-Match": `"${version}"` } });
           outcome.textContent = `Deleted ${id}.`;
+          event.target.querySelector("button").disabled = true;
         } catch (error) {
           outcome.className = "error";
           outcome.textContent = error.status === 412
@@ -332,7 +358,8 @@ async function productView(view, id) {
   );
   const list = el("div", { id: "product-generations" });
   view.append(list);
-  await generationsList(list, { productExternalId: id });
+  // Read again only while one of them runs: a product's page is not a feed.
+  await generationsList(list, { productExternalId: id }, alive, false);
 }
 
 function statusBadge(status) {
@@ -369,29 +396,50 @@ function generationRow(generation) {
 
 const LIVE = new Set(["PENDING", "PROCESSING"]);
 
-// A paged table of generations, newest first: its first page is read again while shown (new
-// try-ons appear), and a generation still PENDING or PROCESSING is polled until it ends.
-async function generationsList(holder, filter) {
+// A paged table of generations, newest first. A generation still PENDING or PROCESSING is read
+// again every second until it ends; with ``follow``, the first page is also read again every few
+// seconds, so new try-ons appear. A failed read is tried again later (after Retry-After, when the
+// server gives one), and nothing is read while the tab is hidden.
+async function generationsList(holder, filter, alive, follow) {
   const trail = [];
   let cursor = null;
   let timer = null;
-  let stopped = false;
+  let reading = 0; // the latest read: an earlier one's late answer is dropped
+  let failures = 0;
   const table = el("table", { class: "generations" });
-  const status = el("p", { class: "note" });
+  const status = el("p", { class: "note", role: "status" });
   const previous = el("button", { type: "button", disabled: true, text: "Previous page" });
   const next = el("button", { type: "button", disabled: true, text: "Next page" });
   holder.append(table, el("div", { class: "pager" }, previous, status, next));
   const shown = new Map();
 
+  function later(ms) {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (!alive()) return;
+      if (document.hidden) document.addEventListener("visibilitychange", refresh, { once: true });
+      else refresh();
+    }, ms);
+  }
+
   async function refresh() {
+    const mine = ++reading;
+    const at = cursor;
     let page;
     try {
-      page = await call("GET", LOCAL + "/generations" + query({ limit: PAGE_SIZE, cursor, ...filter }));
+      page = await call("GET", LOCAL + "/generations" + query({ limit: PAGE_SIZE, cursor: at, ...filter }));
     } catch (error) {
-      status.textContent = describe(error);
+      if (!alive() || mine !== reading) return;
+      failures += 1;
+      status.className = "error";
+      status.textContent = describe(error) + " — trying again shortly.";
+      const wait = Math.max(error.retryAfter * 1000, Math.min(POLL_MAX_MS, 1000 * 2 ** failures));
+      later(wait);
       return;
     }
-    if (stopped) return; // the view was left while the page was read
+    if (!alive() || mine !== reading) return; // left, or another page was asked for since
+    failures = 0;
+    status.className = "note";
     const rows = page.items.map((generation) => {
       const before = shown.get(generation.generationId);
       if (before && before.status === generation.status && before.updatedAt === generation.updatedAt) {
@@ -415,36 +463,32 @@ async function generationsList(holder, filter) {
     previous.disabled = trail.length === 0;
     next.disabled = !page.hasMore;
     next.onclick = () => {
-      trail.push(cursor);
+      trail.push(at);
       cursor = page.nextCursor;
+      previous.disabled = next.disabled = true;
       refresh();
     };
     const live = page.items.some((generation) => LIVE.has(generation.status));
     clearTimeout(timer);
-    if (live) timer = setTimeout(refresh, POLL_LIVE_MS);
-    else if (cursor === null) timer = setTimeout(refresh, POLL_IDLE_MS);
+    if (live) later(POLL_LIVE_MS);
+    else if (follow && at === null) later(POLL_IDLE_MS);
   }
   previous.onclick = () => {
     cursor = trail.pop() ?? null;
+    previous.disabled = next.disabled = true;
     refresh();
-  };
-  const stopBefore = stopViewWork;
-  stopViewWork = () => {
-    stopBefore();
-    stopped = true;
-    clearTimeout(timer);
   };
   await refresh();
 }
 
-async function generationsView(view) {
+async function generationsView(view, alive) {
   view.append(el("h2", { text: "Generations" }));
   const holder = el("div", { id: "generations" });
   view.append(holder);
-  await generationsList(holder, {});
+  await generationsList(holder, {}, alive, true);
 }
 
-async function creditsView(view) {
+async function creditsView(view, alive) {
   const balance = el("strong", { id: "balance", text: "…" });
   const amount = el("input", { id: "amount", name: "amount", type: "number", step: "1", value: "10", required: true });
   const outcome = el("p", { id: "credits-outcome", role: "status" });
@@ -473,13 +517,13 @@ async function creditsView(view) {
   );
   try {
     const answer = await call("GET", API + "/account/credits");
-    balance.textContent = String(answer.creditBalance);
+    if (alive()) balance.textContent = String(answer.creditBalance);
   } catch (error) {
-    balance.textContent = describe(error);
+    if (alive()) balance.textContent = describe(error);
   }
 }
 
-async function maintenanceView(view) {
+async function maintenanceView(view, alive) {
   const purged = el("p", { id: "purge-outcome", role: "status" });
   const customer = el("input", { id: "customer-id", name: "customer", placeholder: "customer id", required: true });
   const erased = el("p", { id: "erase-outcome", role: "status" });
@@ -490,10 +534,10 @@ async function maintenanceView(view) {
       { id: "purge", onsubmit: async (event) => {
         event.preventDefault();
         try {
-          const counts = await call("POST", LOCAL + "/purge");
+          await call("POST", LOCAL + "/purge");
           purged.className = "note";
-          purged.textContent = `Purged ${counts.products} products, ${counts.personImages} person images, ` +
-            `${counts.generations} generations (expired ones, in every account).`;
+          purged.textContent = "The purge ran: what had expired is deleted, in every account " +
+            "(it was invisible already), with the images nothing names any more.";
         } catch (error) {
           purged.className = "error";
           purged.textContent = describe(error);
@@ -524,16 +568,22 @@ async function maintenanceView(view) {
 
 // -- routing and sign-in ----------------------------------------------------------------------
 
+// Each visit of a view gets a number; a view's work that ends after another visit began (a late
+// answer, a timer) finds it is no longer alive and touches nothing. Each visit also draws into
+// a container of its own, which the next one replaces.
+let visit = 0;
+
 async function route() {
-  stopViewWork();
-  stopViewWork = () => {};
+  const mine = ++visit;
+  const alive = () => mine === visit && Boolean(key());
   while (objectUrls.length) URL.revokeObjectURL(objectUrls.pop());
   const signedIn = Boolean(key());
   document.getElementById("welcome").hidden = signedIn;
   document.getElementById("nav").hidden = !signedIn;
   const view = document.getElementById("view");
   view.hidden = !signedIn;
-  view.replaceChildren();
+  const box = el("div", { class: "visit" });
+  view.replaceChildren(box);
   if (!signedIn) return;
   const hash = location.hash.replace(/^#/, "") || "/products";
   const [path, search] = hash.split("?");
@@ -541,23 +591,27 @@ async function route() {
   for (const link of document.querySelectorAll("#nav a")) {
     link.classList.toggle("current", hash.startsWith(link.getAttribute("href").slice(1)));
   }
-  if (path.startsWith("/product/")) {
-    let id;
-    try {
-      id = decodeURIComponent(path.slice("/product/".length));
-    } catch (_) {
-      view.append(message("This address names no product: its id is not percent-encoded UTF-8.", "error"));
-      return;
+  try {
+    if (path.startsWith("/product/")) {
+      let id;
+      try {
+        id = decodeURIComponent(path.slice("/product/".length));
+      } catch (_) {
+        box.append(message("This address names no product: its id is not percent-encoded UTF-8.", "error"));
+        return;
+      }
+      await productView(box, id, alive);
+    } else if (path === "/generations") {
+      await generationsView(box, alive);
+    } else if (path === "/credits") {
+      await creditsView(box, alive);
+    } else if (path === "/maintenance") {
+      await maintenanceView(box, alive);
+    } else {
+      await productsView(box, params, alive);
     }
-    await productView(view, id);
-  } else if (path === "/generations") {
-    await generationsView(view);
-  } else if (path === "/credits") {
-    await creditsView(view);
-  } else if (path === "/maintenance") {
-    await maintenanceView(view);
-  } else {
-    await productsView(view, params);
+  } catch (error) {
+    if (alive()) box.append(message(describe(error), "error"));
   }
 }
 
@@ -573,7 +627,13 @@ async function signIn(event) {
   const given = input.value.trim();
   const error = document.getElementById("sign-in-error");
   if (!given) return;
-  const response = await fetch(API + "/account/credits", { headers: { "x-api-key": given }, cache: "no-store" });
+  let response;
+  try {
+    response = await fetch(API + "/account/credits", { headers: { "x-api-key": given }, cache: "no-store" });
+  } catch (failure) {
+    error.textContent = "The server could not be reached: " + failure;
+    return;
+  }
   if (response.status === 401) {
     error.textContent = "The server refused this key: " + (await errorText(response));
     return;
