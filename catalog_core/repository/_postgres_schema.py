@@ -12,6 +12,7 @@ __all__ = [
     "DISTRIBUTED_TABLES",
     "EARLIER_VERSIONS",
     "INDEXES",
+    "PRODUCT_OF_GENERATION",
     "SCHEMA_VERSION",
     "TRYON_VERSION",
     "UPLOADS_EXPRESSION",
@@ -35,6 +36,14 @@ UPLOADS_VERSION: Final = 3
 #: document: for a product written before its ``uploads`` column said so (``NULL``). A superset
 #: (a title may hold the text); the purge reads the document itself.
 UPLOADS_EXPRESSION: Final = f"strpos(data, '{UPLOAD_SCHEME}') > 0"
+#: A generation's product id as its document holds it, JSON-escaped: the text of the first
+#: string of ``{"product":["...`` (the document's first key). Read with a pattern, not with the
+#: JSON operators, which parse the whole snapshot and refuse a title holding ``\u0000``. The
+#: index of one product's generations states it, and the listing compares it with the id escaped
+#: as the document escapes it (:func:`escaped_product_id`), in exactly this form.
+PRODUCT_OF_GENERATION: Final = (
+    "substring(data from '^\\{\"product\":\\[\"((?:[^\"\\\\]|\\\\.)*)\"')"
+)
 _IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: The indexes of a whole catalog.
 INDEXES: Final = frozenset(
@@ -127,6 +136,8 @@ CREATE INDEX IF NOT EXISTS generations_customer ON {s}.generations (account, cus
     WHERE customer_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS generations_listing
     ON {s}.generations (account, created_at, generation_id);
+CREATE INDEX IF NOT EXISTS generations_product
+    ON {s}.generations (account, {product_of}, created_at, generation_id);
 CREATE TABLE IF NOT EXISTS {s}.credits (
     account text COLLATE "C" NOT NULL,
     id text COLLATE "C" NOT NULL,
@@ -176,7 +187,9 @@ def schema_sql(schema: str = DEFAULT_SCHEMA, *, distributed: bool = False) -> st
     """
     quoted = f'"{check_schema_name(schema)}"'  # quoted: a reserved word is a valid schema name
     earlier = ", ".join(f"'{version}'" for version in sorted(EARLIER_VERSIONS))
-    ddl = _SCHEMA_SQL.format(s=quoted, version=SCHEMA_VERSION, earlier=earlier)
+    ddl = _SCHEMA_SQL.format(
+        s=quoted, version=SCHEMA_VERSION, earlier=earlier, product_of=PRODUCT_OF_GENERATION
+    )
     if not distributed:
         return ddl
     steps = [("catalog_meta", "create_reference_table('{t}')")]

@@ -38,12 +38,13 @@ __all__ = [
     "PERSON_IMAGES_PACKED",
     "PERSON_IMAGES_SPLIT",
     "SPLIT",
+    "GenerationPages",
     "SqlTable",
     "Statements",
     "blob_refs_of_images",
     "customer_key",
-    "generation_page",
-    "list_generations",
+    "escaped_product_id",
+    "generation_pages",
     "live_page",
     "statements",
 ]
@@ -200,57 +201,56 @@ def live_page(table: SqlTable[Product], *, qualified: str, mark: str, listed: st
 _NEWEST: Final = (2**63 - 1, "")
 
 
-def generation_page(table: SqlTable[Any], *, qualified: str, mark: str) -> str:
-    """Write the statement of a page of an account's live generations, newest first (T22).
+@attrs.frozen
+class GenerationPages:
+    """The statements of a page of an account's live generations, newest first (T22).
 
-    The parameters are the account, the ``(created_at, generation_id)`` to start before (in
-    milliseconds), the time in milliseconds, the limit. It walks the index on ``(account,
-    created_at, generation_id)`` backwards.
+    Attributes:
+        every: the account's generations (parameters: the account, the ``(created_at,
+            generation_id)`` to start before, in milliseconds, the time in milliseconds, the
+            limit); it walks the index on ``(account, created_at, generation_id)`` backwards.
+        one_product: one product's (parameters: the account, the product's id, then as
+            ``every``); it walks the index on ``(account, <product id>, created_at,
+            generation_id)`` backwards, whose expression is the dialect's.
     """
-    return (
-        f"SELECT {table.selected} FROM {qualified} WHERE account = {mark} "
+
+    every: str
+    one_product: str
+
+    def page(
+        self,
+        account: str,
+        before: tuple[datetime, str] | None,
+        now: datetime,
+        limit: int,
+        product: str | None,
+    ) -> tuple[str, tuple[Any, ...]]:
+        """Return the statement of a page and its parameters."""
+        start = _NEWEST if before is None else (to_epoch_ms(before[0]), before[1])
+        tail = (*start, to_epoch_ms(now), limit)
+        if product is None:
+            return self.every, (account, *tail)
+        return self.one_product, (account, product, *tail)
+
+
+def generation_pages(
+    table: SqlTable[Any], *, qualified: str, mark: str, product_of: str
+) -> GenerationPages:
+    """Write the statements of :class:`GenerationPages`.
+
+    ``product_of`` is the dialect's expression of a row's product id, exactly as its index
+    states it (so that the index is used). It is exact for every valid id (R2: no control
+    character, no lone surrogate), which every snapshot's is.
+    """
+    rest = (
         f"AND (created_at, generation_id) < ({mark}, {mark}) AND expires_at > {mark} "
-        "ORDER BY created_at DESC, generation_id DESC LIMIT " + mark
+        f"ORDER BY created_at DESC, generation_id DESC LIMIT {mark}"
     )
-
-
-#: Rows read at a time while looking for one product's generations.
-_PRODUCT_WALK: Final = 200
-
-
-def list_generations(
-    read: Callable[[tuple[Any, ...]], Sequence[Sequence[Any]]],
-    table: SqlTable[Generation],
-    *,
-    account: str,
-    before: tuple[datetime, str] | None,
-    now: datetime,
-    limit: int,
-    product: str | None,
-) -> list[Generation]:
-    """Return a page of :func:`generation_page`, run by ``read`` (given the parameters).
-
-    A product's generations are picked from the account's walk by their decoded snapshot: an id
-    compares exactly as stored, whatever characters it holds (SQL's JSON functions would stop
-    at a NUL or refuse it), at the cost of the generations walked past.
-    """
-    start = _NEWEST if before is None else (to_epoch_ms(before[0]), before[1])
-    now_ms = to_epoch_ms(now)
-    if product is None:
-        return [table.decode(row) for row in read((account, *start, now_ms, limit))]
-    page: list[Generation] = []
-    while True:
-        rows = read((account, *start, now_ms, _PRODUCT_WALK))
-        for row in rows:
-            generation = table.decode(row)
-            if generation.product.external_id == product:
-                page.append(generation)
-                if len(page) == limit:
-                    return page
-        if len(rows) < _PRODUCT_WALK:
-            return page
-        last = rows[-1]
-        start = (to_epoch_ms(generation.created_at), last[1])
+    selected = f"SELECT {table.selected} FROM {qualified} WHERE account = {mark} "
+    return GenerationPages(
+        every=selected + rest,
+        one_product=f"{selected}AND {product_of} = {mark} {rest}",
+    )
 
 
 @attrs.frozen
@@ -374,6 +374,15 @@ def _split_row(product: Product) -> tuple[Any, ...]:
 def _split_product(row: Sequence[Any]) -> Product:
     metadata = None if row[4] is None else loads(row[4])
     return _product(row, row[2], row[3], metadata, loads(row[10]), 5)
+
+
+def escaped_product_id(external_id: str) -> str:
+    """Return ``external_id`` as a generation's PostgreSQL document holds it: JSON-escaped.
+
+    The same encoder as the document's, so the text is the same, character for character, as
+    the one ``PRODUCT_OF_GENERATION`` reads out of it.
+    """
+    return _escaped([external_id])[2:-2]
 
 
 def _escaped(data: Any) -> str:

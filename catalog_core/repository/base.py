@@ -332,8 +332,9 @@ class GenerationsRepository(TryOnRepository, Protocol):
         Live: not expired at ``now`` (T22). Newest first: descending ``(created_at,
         generation_id)``; ``before`` is that pair of the previous page's last generation
         (``None`` for the first page), and a page holds only generations that sort after it. With
-        ``product``, only the generations of that product's external id (their snapshot's, T15).
-        A generation that exists for the whole walk is returned exactly once. A page's cost grows
-        with ``limit`` and, with ``product``, with the account's generations it walks past.
+        ``product`` (a valid external id, R2, as every snapshot's is), only the generations of
+        that product (their snapshot's, T15). A generation that exists for the whole walk is
+        returned exactly once. A page's cost grows with ``limit``, not with the account's
+        generations (expired ones not purged yet aside, as R24's listing).
         """
         ...

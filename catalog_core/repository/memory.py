@@ -114,9 +114,9 @@ class MemoryRepository:
             engine.PERSON_IMAGES.name: {},
             engine.GENERATIONS.name: {},
         }
-        #: The generations of each account by ``(created_at, generation_id)``, sorted: the
-        #: listing walks it from the end (newest first).
-        self._generation_order: dict[str, list[tuple[datetime, str]]] = {}
+        #: The generations of each account, and of each ``(account, product id)``, by
+        #: ``(created_at, generation_id)``, sorted: the listing walks them from the end.
+        self._generation_order: dict[Any, list[tuple[datetime, str]]] = {}
 
     def cursor_secret(self) -> bytes:
         """See :meth:`Repository.cursor_secret`: random, for this repository's lifetime."""
@@ -322,14 +322,15 @@ class MemoryRepository:
         _put(table, account, record_id, old, new)
         if kind == engine.GENERATIONS.name and (old is None) != (new is None):
             record = cast("Generation", new or old)
-            order = self._generation_order.setdefault(account, [])
             entry = (record.created_at, record_id)
-            if new is not None:
-                bisect.insort(order, entry)  # new generations are the newest: an append
-            else:
-                del order[bisect.bisect_left(order, entry)]
-                if not order:
-                    del self._generation_order[account]
+            for key in (account, (account, record.product.external_id)):
+                order = self._generation_order.setdefault(key, [])
+                if new is not None:
+                    bisect.insort(order, entry)  # new generations are the newest: an append
+                else:
+                    del order[bisect.bisect_left(order, entry)]
+                    if not order:
+                        del self._generation_order[key]
         customers = self._customers[kind]
         if old is not None and old.customer_id is not None:
             ids = customers.get((account, old.customer_id))
@@ -365,17 +366,16 @@ class MemoryRepository:
         now: datetime,
         product: str | None = None,
     ) -> Sequence[Generation]:
-        """See :meth:`GenerationsRepository.list_generations`: the account's sorted list."""
+        """See :meth:`GenerationsRepository.list_generations`: a sorted list, from its end."""
         with self._lock:
-            order = self._generation_order.get(account, [])
+            key = account if product is None else (account, product)
+            order = self._generation_order.get(key, [])
             records = self._tables.get(engine.GENERATIONS.name, {}).get(account, {})
             end = len(order) if before is None else bisect.bisect_left(order, before)
             page: list[Generation] = []
             for index in range(end - 1, -1, -1):  # no slice: a page must not copy the list
                 generation = cast("Generation", records[order[index][1]])
                 if generation.expires_at <= now:
-                    continue
-                if product is not None and generation.product.external_id != product:
                     continue
                 page.append(_detached_generation(generation))
                 if len(page) == limit:

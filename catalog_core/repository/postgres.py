@@ -60,6 +60,7 @@ from catalog_core.repository._postgres_schema import (
     DEFAULT_SCHEMA,
     EARLIER_VERSIONS,
     INDEXES,
+    PRODUCT_OF_GENERATION,
     SCHEMA_VERSION,
     TRYON_VERSION,
     UPLOADS_EXPRESSION,
@@ -78,8 +79,8 @@ from catalog_core.repository._rows import (
     SqlTable,
     Statements,
     customer_key,
-    generation_page,
-    list_generations,
+    escaped_product_id,
+    generation_pages,
     live_page,
     scan_statements,
     statements,
@@ -479,8 +480,11 @@ class PostgresRepository:
             self._packed, qualified=f"{self._quoted}.products", mark="%s", listed="NOT one_shot"
         )
         self._scan = scan_statements(self._packed, qualified=f"{self._quoted}.products", mark="%s")
-        self._generation_page = generation_page(
-            GENERATIONS_PACKED, qualified=f"{self._quoted}.generations", mark="%s"
+        self._generation_pages = generation_pages(
+            GENERATIONS_PACKED,
+            qualified=f"{self._quoted}.generations",
+            mark="%s",
+            product_of=PRODUCT_OF_GENERATION,
         )
 
     def _read_version(self, conn: psycopg.Connection[Any] | None = None) -> int:
@@ -961,20 +965,10 @@ class PostgresRepository:
         """
         if not self._has_tryon():
             return []  # a catalog of schema 1 holds no try-on record
-        sql = self._generation_page
-
-        def read(params: tuple[Any, ...]) -> list[Any]:
-            return self._read(lambda conn: conn.execute(sql, params).fetchall())
-
-        return list_generations(
-            read,
-            GENERATIONS_PACKED,
-            account=account,
-            before=before,
-            now=now,
-            limit=limit,
-            product=product,
-        )
+        stored = None if product is None else escaped_product_id(product)
+        sql, params = self._generation_pages.page(account, before, now, limit, stored)
+        rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [GENERATIONS_PACKED.decode(row) for row in rows]
 
     def get_credits(self, account: str) -> Credits | None:
         """See :meth:`TryOnRepository.get_credits`."""

@@ -59,8 +59,7 @@ from catalog_core.repository._rows import (
     SPLIT,
     SqlTable,
     Statements,
-    generation_page,
-    list_generations,
+    generation_pages,
     live_page,
     scan_statements,
     statements,
@@ -96,7 +95,11 @@ _PAGE: Final = live_page(
     SPLIT, qualified="products INDEXED BY products_listing", mark="?", listed="one_shot = 0"
 )
 #: A page of an account's generations, newest first.
-_GENERATION_PAGE: Final = generation_page(GENERATIONS_SPLIT, qualified="generations", mark="?")
+#: A row's product id, as the index of one product's generations states it.
+_PRODUCT_OF: Final = "json_extract(product, '$[0]')"
+_GENERATION_PAGES: Final = generation_pages(
+    GENERATIONS_SPLIT, qualified="generations", mark="?", product_of=_PRODUCT_OF
+)
 #: The walk of export and copy: the primary key's index, in its order.
 _SCAN: Final = scan_statements(
     SPLIT,
@@ -128,6 +131,9 @@ _INDEXES: Final = (
     # catalog (one made by an earlier release lists them without it, sorting the account's).
     "CREATE INDEX IF NOT EXISTS generations_listing ON generations "
     "(account, created_at, generation_id)",
+    # One product's generations, newest first (the same; and for the same catalogs).
+    "CREATE INDEX IF NOT EXISTS generations_product ON generations "
+    "(account, json_extract(product, '$[0]'), created_at, generation_id)",
 )
 #: The table of each kind of record, and the index its purge reads (``None``: never purged).
 _KINDS: Final[dict[str, tuple[SqlTable[Any], str | None]]] = {
@@ -975,18 +981,9 @@ class SQLiteRepository:
         if not self._has_tryon():
             return []  # a catalog of schema 1 holds no try-on record
 
-        def read(params: tuple[Any, ...]) -> list[Any]:
-            return self._read(lambda conn: conn.execute(_GENERATION_PAGE, params).fetchall())
-
-        return list_generations(
-            read,
-            GENERATIONS_SPLIT,
-            account=account,
-            before=before,
-            now=now,
-            limit=limit,
-            product=product,
-        )
+        sql, params = _GENERATION_PAGES.page(account, before, now, limit, product)
+        rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [GENERATIONS_SPLIT.decode(row) for row in rows]
 
     def get_credits(self, account: str) -> Credits | None:
         """See :meth:`TryOnRepository.get_credits`."""

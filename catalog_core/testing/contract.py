@@ -356,6 +356,10 @@ def _json_of_size(size: int, key: str = "k", **extra: Any) -> dict[str, Any]:
 
 #: Text a backend could lose: NUL and other control characters, non-BMP and combining characters.
 AWKWARD_TEXT: Final = "nul \x00 tab\t bell\x07 line\n\u2028 é e\u0301 😀 \U0010fffd"
+#: The most awkward a product id can be (R2: no control character, no lone surrogate): what a
+#: generation's snapshot of a product holds.
+AWKWARD_ID: Final = 'id \u2028 é e\u0301 😀 \U0010fffd "quoted" \\ <b> %00 \x80\x9f'
+
 #: The largest balance a signed 64-bit column holds.
 _MAX_INT64: Final = 2**63 - 1
 _URL_PERSON: Final = Person(url=URL)
@@ -1924,7 +1928,7 @@ class RepositoryContract:
         uploaded = _blob(3, "image/jpeg")
         odd = datetime(2026, 5, 13, 10, 0, 0, 1000, tzinfo=UTC)
         snapshot = ProductSnapshot(
-            f"id {AWKWARD_TEXT}",
+            AWKWARD_ID,
             f"title {AWKWARD_TEXT}",
             f"description {AWKWARD_TEXT}",
             (
@@ -2009,9 +2013,10 @@ class RepositoryContract:
         """T15, R2: ``product`` picks the generations whose snapshot has exactly that id.
 
         Ids that differ only in normalisation, or that are prefixes of one another, are
-        different products.
+        different products; a page of one product's is as long as asked, however many of the
+        account's generations (of other products) lie between them.
         """
-        ids = (f"id {AWKWARD_TEXT}", "é", "e\u0301", "tee", "tee-2", "'; DROP TABLE x; --")
+        ids = (AWKWARD_ID, "é", "e\u0301", "tee", "tee-2", "'; DROP TABLE x; --")
         made = [
             _generation(
                 f"gen_{n:02d}",
@@ -2020,8 +2025,29 @@ class RepositoryContract:
             )
             for n, external_id in enumerate(ids * 2)
         ]
-        _store_tryon(generations, TryOnWrite(generations=tuple(made)))
+        between = [  # other products' generations, newer and between the two of each id
+            _generation(
+                f"gen_x{n:03d}",
+                product=ProductSnapshot(f"other-{n % 7}", None, None, ()),
+                created_at=START + (n % 12) * _MS,
+            )
+            for n in range(300)
+        ]
+        _store_tryon(generations, TryOnWrite(generations=(*made, *between)))
         for external_id in ids:
+            first = generations.list_generations(
+                ACCOUNT, before=None, limit=1, now=START, product=external_id
+            )
+            rest = generations.list_generations(
+                ACCOUNT,
+                before=(first[0].created_at, first[0].generation_id),
+                limit=1,
+                now=START,
+                product=external_id,
+            )
+            assert [*first, *rest] == [
+                g for g in reversed(made) if g.product.external_id == external_id
+            ]
             page = generations.list_generations(
                 ACCOUNT, before=None, limit=50, now=START, product=external_id
             )

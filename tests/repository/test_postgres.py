@@ -194,6 +194,7 @@ def test_every_key_and_index_starts_with_the_account_but_the_purges(
         ("generations", "generations_purge"),
         ("generations", "generations_customer"),
         ("generations", "generations_listing"),
+        ("generations", "generations_product"),
         ("credits", "credits_pkey"),
     }
     for table, index, columns in rows:
