@@ -41,9 +41,7 @@ UPLOADS_EXPRESSION: Final = f"strpos(data, '{UPLOAD_SCHEME}') > 0"
 #: JSON operators, which parse the whole snapshot and refuse a title holding ``\u0000``. The
 #: index of one product's generations states it, and the listing compares it with the id escaped
 #: as the document escapes it (:func:`escaped_product_id`), in exactly this form.
-PRODUCT_OF_GENERATION: Final = (
-    "substring(data from '^\\{\"product\":\\[\"((?:[^\"\\\\]|\\\\.)*)\"')"
-)
+PRODUCT_OF_GENERATION: Final = 'substring(data from \'^\\{"product":\\["((?:[^"\\\\]|\\\\.)*)"\')'
 _IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: The indexes of a whole catalog.
 INDEXES: Final = frozenset(
