@@ -292,6 +292,22 @@ def test_t12_a_try_on_started_through_the_api_completes_on_the_page_without_a_re
             arg=row,
         )
         assert api.get(f"/generations/{generation}").json()["status"] == "COMPLETED"
+        failing = api.post(  # T14: a product image under .invalid cannot be fetched
+            "/try-on",
+            json={
+                "products": [
+                    {"title": "Tee", "images": [{"source": {"url": "https://x.invalid/a.jpg"}}]}
+                ],
+                "person": {"image": {"source": {"id": photo.json()["imageId"]}}},
+            },
+        )
+        assert failing.status_code == 200, failing.text
+        failed = f"#generations tr[data-generation='{failing.json()['generationId']}']"
+        page.wait_for_selector(f"{failed} [data-status='FAILED']", timeout=30_000)
+        cells = [cell.inner_text() for cell in page.query_selector_all(f"{failed} td")]
+        assert cells[4] == "failed"  # no result
+        assert cells[5] == "PRODUCT_IMAGE_FETCH_FAILED"  # the error code
+        assert page.evaluate("window.__stayed") is True
         _shot(page, "generations")
         page.click(f"{row} a.product-link")
         page.wait_for_selector(f"#product-generations tr[data-generation='{generation}']")

@@ -375,7 +375,7 @@ function personImage(generation) {
 
 function resultCell(generation) {
   if (generation.resultImageUrl) return urlImage(generation.resultImageUrl, "result image", false);
-  if (generation.status === "FAILED") return el("span", { class: "error", text: generation.errorCode });
+  if (generation.status === "FAILED") return placeholder("failed");
   return placeholder(generation.status === "COMPLETED" ? "no result kept" : "not yet");
 }
 
@@ -388,7 +388,7 @@ function generationRow(generation) {
     el("td", {}, productLink(generation.productExternalId)),
     el("td", {}, personImage(generation)),
     el("td", {}, resultCell(generation)),
-    el("td", { text: generation.errorCode ?? "" }),
+    el("td", { class: "error", title: generation.errorMessage, text: generation.errorCode ?? "" }),
     el("td", {}, time(generation.createdAt)),
     el("td", {}, time(generation.updatedAt)),
   );
