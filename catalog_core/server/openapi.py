@@ -161,6 +161,30 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _page_parameters(of: str = "") -> list[dict[str, Any]]:
+    """The ``limit`` and ``cursor`` of a listing (R24)."""
+    return [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_PAGE_SIZE,
+                "default": DEFAULT_PAGE_SIZE,
+            },
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "description": f"nextCursor of the previous page{of}; opaque.",
+            "schema": {"type": "string"},
+        },
+    ]
+
+
 def _error(
     status: int, description: str, classes: tuple[type[CatalogError], ...] | None = None
 ) -> dict[str, Any]:
@@ -526,26 +550,7 @@ def openapi_document(
                 "get": {
                     "operationId": "listProducts",
                     "summary": "One page of the account's live products, in order of id (R24).",
-                    "parameters": [
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "required": False,
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": MAX_PAGE_SIZE,
-                                "default": DEFAULT_PAGE_SIZE,
-                            },
-                        },
-                        {
-                            "name": "cursor",
-                            "in": "query",
-                            "required": False,
-                            "description": "nextCursor of the previous page; opaque.",
-                            "schema": {"type": "string"},
-                        },
-                    ],
+                    "parameters": _page_parameters(),
                     "responses": {
                         "200": {
                             "description": "One page.",
@@ -1181,26 +1186,7 @@ def _local_paths(limits: Limits, common: dict[str, Any], *, served: bool) -> dic
             "schema": {"const": "nosniff"},
         },
     }
-    page_parameters = [
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_PAGE_SIZE,
-                "default": DEFAULT_PAGE_SIZE,
-            },
-        },
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "description": "nextCursor of the previous page of this listing; opaque.",
-            "schema": {"type": "string"},
-        },
-    ]
+    page_parameters = _page_parameters(" of this listing")
 
     def answer(description: str, schema: str) -> dict[str, Any]:
         return {

@@ -152,6 +152,20 @@ def _api(server: Server, key: str) -> httpx.Client:
     return httpx.Client(base_url=server.base, headers={"x-api-key": key}, timeout=30)
 
 
+def _try_on(api: httpx.Client, person: dict[str, str], title: str, url: str) -> dict[str, Any]:
+    """Start a try-on of a one-shot product (R22c) of one image; return the answer's body."""
+    started = api.post(
+        "/try-on",
+        json={
+            "products": [{"title": title, "images": [{"source": {"url": url}}]}],
+            "person": {"image": {"source": person}},
+        },
+    )
+    assert started.status_code == 200, started.text
+    body: dict[str, Any] = started.json()
+    return body
+
+
 def test_r24_sign_in_see_the_example_catalog_and_page_through_120_products(
     server: Server, browser: Any
 ) -> None:
@@ -271,16 +285,10 @@ def test_t12_a_try_on_started_through_the_api_completes_on_the_page_without_a_re
         page.evaluate("window.__stayed = true")  # gone if the page reloads
         photo = api.post("/images/upload", files={"file": ("me.png", PERSON, "image/png")})
         assert photo.status_code == 200, photo.text
-        started = api.post(
-            "/try-on",
-            json={  # a one-shot product (R22c): never listed, opened by its id
-                "products": [{"title": "One-shot tee", "images": [{"source": {"url": URL_IMAGE}}]}],
-                "person": {"image": {"source": {"id": photo.json()["imageId"]}}},
-            },
-        )
-        assert started.status_code == 200, started.text
-        generation = started.json()["generationId"]
-        one_shot = started.json()["productExternalId"]
+        person = {"id": photo.json()["imageId"]}
+        started = _try_on(api, person, "One-shot tee", URL_IMAGE)  # never listed, opened by id
+        generation = started["generationId"]
+        one_shot = started["productExternalId"]
         row = f"#generations tr[data-generation='{generation}']"
         first = page.wait_for_selector(f"{row} [data-status]").get_attribute("data-status")
         assert first in ("PENDING", "PROCESSING")
@@ -292,17 +300,8 @@ def test_t12_a_try_on_started_through_the_api_completes_on_the_page_without_a_re
             arg=row,
         )
         assert api.get(f"/generations/{generation}").json()["status"] == "COMPLETED"
-        failing = api.post(  # T14: a product image under .invalid cannot be fetched
-            "/try-on",
-            json={
-                "products": [
-                    {"title": "Tee", "images": [{"source": {"url": "https://x.invalid/a.jpg"}}]}
-                ],
-                "person": {"image": {"source": {"id": photo.json()["imageId"]}}},
-            },
-        )
-        assert failing.status_code == 200, failing.text
-        failed = f"#generations tr[data-generation='{failing.json()['generationId']}']"
+        failing = _try_on(api, person, "Tee", "https://x.invalid/a.jpg")  # T14: unfetchable
+        failed = f"#generations tr[data-generation='{failing['generationId']}']"
         page.wait_for_selector(f"{failed} [data-status='FAILED']", timeout=30_000)
         cells = [cell.inner_text() for cell in page.query_selector_all(f"{failed} td")]
         assert cells[4] == "failed"  # no result
@@ -553,15 +552,8 @@ def test_r1_r2_the_local_endpoints_reveal_nothing_of_other_accounts_and_read_ids
         purged = api.post("/local/purge")
         assert purged.status_code == 204
         assert purged.content == b""
-        started = api.post(
-            "/try-on",
-            json={
-                "products": [{"title": "mock", "images": [{"source": {"url": URL_IMAGE}}]}],
-                "person": {"image": {"source": {"url": "https://elsewhere.example/me.jpg"}}},
-            },
-        )
-        assert started.status_code == 200, started.text
-        generation = started.json()["generationId"]
+        given = {"url": "https://elsewhere.example/me.jpg"}
+        generation = _try_on(api, given, "mock", URL_IMAGE)["generationId"]
         listed = api.get("/local/generations").json()["items"]
         assert listed[0]["personImage"] == {"sourceUrl": "https://elsewhere.example/me.jpg"}
         person = api.get(f"/local/generations/{generation}/person")
