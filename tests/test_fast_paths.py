@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from hypothesis import example, given
@@ -26,7 +26,9 @@ from hypothesis import strategies as st
 import catalog_core as cc
 from catalog_core import ImageInput, UpsertCommand
 from catalog_core._json import MAX_INT_DIGITS, LongInt
+from catalog_core._unset import UNSET
 from catalog_core.testing import strategies as cst
+from catalog_core.testing.invalid import InvalidUpsertRequest, invalid_upsert_payloads
 from catalog_core.wire import decode
 from catalog_core.wire.encode import (
     format_timestamp,
@@ -309,3 +311,277 @@ def test_r9_r16_the_json_value_check_counts_levels_as_a_plain_reading(
     for _ in range(levels):
         value = [value] if wrap == "list" else {"k": value}
     assert decode._json_problem(value, 0) == plain_json_problem(value)
+
+
+# -- the fast path of decode_upsert ---------------------------------------------------------------
+#
+# decode_upsert reads a valid canonical body on a fast path and every other body on its full pass;
+# the fast path must give exactly what the full pass gives, or decline. These tests run both on
+# every body (valid, invalid, and valid ones with one value made odd) and compare.
+
+SMALL = cc.Limits(
+    max_external_id_length=12,
+    max_title_length=6,
+    max_description_length=8,
+    max_images=2,
+    max_metadata_bytes=48,
+    max_classifications_bytes=24,
+    max_url_length=64,
+    max_file_bytes=1024,
+    max_request_bytes=4096,
+)
+_DEFAULTS = cc.Limits()
+
+
+def full_decode(
+    body: Any, limits: cc.Limits, *, for_use: bool, prefix: str, owned: bool
+) -> tuple[UpsertCommand, tuple[cc.PayloadWarning, ...], int] | cc.CatalogError:
+    try:
+        return decode._decode_upsert(body, limits, for_use=for_use, prefix=prefix, owned=owned)
+    except cc.CatalogError as exc:
+        return exc
+
+
+def fast_agrees(
+    body: Any, limits: cc.Limits, *, for_use: bool = False, prefix: str = "", owned: bool
+) -> bool:
+    """Assert that the fast path gives what the full pass gives; return whether it was taken."""
+    fast = decode._fast_upsert(body, limits, prefix, owned)
+    full = full_decode(body, limits, for_use=for_use, prefix=prefix, owned=owned)
+    if fast is None:
+        return False
+    assert not isinstance(full, cc.CatalogError), (body, full)
+    command, warnings, count = full
+    assert (warnings, count) == ((), 0)
+    assert fast == command
+    assert repr(fast) == repr(command)  # the same types too: True == 1, 2.0 == 2
+    # What equality leaves out: each image's path, and whether metadata and classifications are
+    # the body's own objects (owned) or copies.
+    assert fast.images is UNSET or [i.path for i in fast.images] == [
+        i.path
+        for i in command.images  # type: ignore[union-attr]
+    ]
+
+    def kept(c: UpsertCommand) -> list[bool]:
+        given = [body.get("metadata")]
+        taken = [c.metadata]
+        if c.images is not UNSET:
+            given += [entry.get("classifications") for entry in body["images"]]
+            taken += [image.classifications for image in c.images]
+        return [t is g for t, g in zip(taken, given, strict=True) if t is not None]
+
+    assert kept(fast) == kept(command)
+    return True
+
+
+def _parsed(payload: dict[str, Any]) -> dict[str, Any]:
+    """The body as ``Catalog.upsert`` reads a raw one: parsed by ``load_body``, so owned."""
+    raw = json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return dict(decode.load_body(raw, cc.Limits()))
+
+
+def _both_ways(body: dict[str, Any], limits: cc.Limits) -> bool:
+    """Check a body as a caller's mapping and as a parsed body (JSON text permitting)."""
+    taken = fast_agrees(body, limits, owned=False)
+    taken = fast_agrees(body, limits, prefix="products.0.", for_use=True, owned=False) or taken
+    try:
+        parsed = _parsed(body)
+    except (ValueError, TypeError, cc.CatalogError):  # NaN, a tuple key: no JSON text of it
+        return taken
+    return fast_agrees(parsed, limits, owned=True) or taken
+
+
+@given(cst.upsert_payloads(multipart=False) | cst.upsert_payloads(multipart=False, partial=True))
+def test_r2_r18_the_fast_path_decodes_valid_bodies_as_the_full_pass(
+    request: cst.UpsertRequest,
+) -> None:
+    _both_ways(request.payload, _DEFAULTS)
+
+
+@given(cst.use_items())
+def test_r22_the_fast_path_decodes_use_items_as_the_full_pass(item: cst.UseRequest) -> None:
+    fast_agrees(item.payload, _DEFAULTS, for_use=True, prefix="products.0.", owned=False)
+
+
+@given(
+    st.tuples(st.just(_DEFAULTS), invalid_upsert_payloads())
+    | st.tuples(st.just(SMALL), invalid_upsert_payloads(limits=SMALL))
+)
+def test_r30_the_fast_path_takes_no_body_the_full_pass_refuses(
+    limits_and_case: tuple[cc.Limits, InvalidUpsertRequest],
+) -> None:
+    """An invalid body is declined; what is refused after decoding (files, a create without
+    images) may go the fast way, and must decode the same."""
+    limits, case = limits_and_case
+    if isinstance(case.payload, bytes):
+        try:
+            body = dict(decode.load_body(case.payload, limits))
+        except cc.CatalogError:
+            return
+        fast_agrees(body, limits, owned=True)
+    else:
+        _both_ways(case.payload, limits)
+
+
+def _nest(levels: int, leaf: object = 1) -> object:
+    value = leaf
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+_CANONICAL: Final = {
+    "externalId": "p1",
+    "title": "Tee",
+    "description": "Soft",
+    "metadata": {"a": 1},
+    "validForDays": 30,
+    "images": [
+        {"source": {"url": "https://cdn.example/a.jpg"}, "classifications": {"v": "f"}},
+        {"source": {"url": "http://b/c"}},
+    ],
+}
+# Where a value may be made odd: a key path into _CANONICAL.
+_SLOTS: Final = [
+    ("externalId",),
+    ("title",),
+    ("description",),
+    ("metadata",),
+    ("metadata", "a"),
+    ("validForDays",),
+    ("images",),
+    ("images", 0),
+    ("images", 0, "source"),
+    ("images", 0, "source", "url"),
+    ("images", 0, "classifications"),
+    ("images", 0, "classifications", "v"),
+    ("images", 1, "source", "fileKey"),
+    ("images", 1, "url"),
+    ("images", 1, "colour"),
+    ("imageUrls",),
+    ("colour",),
+]
+_ODD_TEXTS = st.sampled_from(
+    ["", "x" * 6, "x" * 7, "x" * 8, "x" * 9, "x" * 12, "x" * 13, "é" * 6, "é" * 7, "\ud800",
+     "a\udfff", "a\x00", "a\x1f", "a\x7f", "_anon_", "_anon_x", "_Anon_x", "null", "—", "😀" * 3]
+)  # fmt: skip
+_ODD_URLS = (
+    st.sampled_from(_AWKWARD)
+    | st.lists(_URL_PIECES, max_size=14).map("".join)
+    | st.integers(0, 70).map(lambda n: "https://a.b/" + "x" * n)
+)
+_ODD = (
+    _ODD_TEXTS
+    | _ODD_URLS
+    | _ODD_JSON
+    | st.sampled_from([0, 1, 365, 366, -1, True, False, 2.0, 1e-5, float("nan"), [], {}])
+    | st.sampled_from([62, 63, 64, 65]).map(_nest)
+    | st.integers(0, 60).map(lambda n: {"k": "x" * n})
+    | st.lists(st.just({"source": {"url": "https://a/"}}), max_size=4)
+)
+
+
+def _with(body: Any, path: tuple[Any, ...], value: object) -> Any:
+    """A copy of ``body`` with ``value`` at ``path`` (made where it is missing)."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(body, list):
+        copy = list(body)
+        if isinstance(head, int) and head < len(copy):
+            copy[head] = _with(copy[head], rest, value)
+        return copy
+    if isinstance(body, dict):
+        return {**body, head: _with(body.get(head, {}), rest, value)}
+    return body
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(_SLOTS), _ODD), max_size=3),
+    st.sampled_from([_DEFAULTS, SMALL]),
+)
+@example([], _DEFAULTS)
+@example([(("metadata",), _nest(63))], _DEFAULTS)
+@example([(("metadata",), _nest(64))], _DEFAULTS)
+@example([(("metadata",), {"k": 1e-5})], _DEFAULTS)
+@example([(("images", 0, "classifications"), {})], _DEFAULTS)
+def test_r2_r18_the_fast_path_agrees_on_bodies_made_odd(
+    changes: list[tuple[tuple[Any, ...], object]], limits: cc.Limits
+) -> None:
+    body: Any = _CANONICAL
+    for path, value in changes:
+        body = _with(body, path, value)
+    _both_ways(body, limits)
+
+
+# Raw JSON whose parsed value is what orjson cannot read or write as it is: the fast path's check
+# of metadata and classifications must send each to the full check.
+_RAW_VALUES = [b"1e400", b"-1e400", b"1" * 5000, b"1" * 20, b"-" + b"9" * 19, b"1e-5",
+               b"0.00001", b"-0.0", b"1.5e300", b'"\\ud800"', b'"\\u0000"', b"null", b"[null]",
+               b'{"null":1}', b'"e-"', b'"0.0000"', b"[" * 63 + b"]" * 63,
+               b"[" * 64 + b"]" * 64, b"[" * 63 + b"1" + b"]" * 63, b"[" * 64 + b"1" + b"]" * 64,
+               b'"' + b"x" * 40 + b'"']  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", _RAW_VALUES)
+@pytest.mark.parametrize("slot", ["metadata", "classifications"])
+@pytest.mark.parametrize("limits", [_DEFAULTS, SMALL], ids=["defaults", "small"])
+def test_r9_r16_the_fast_path_sends_odd_parsed_json_to_the_full_check(
+    raw: bytes, slot: str, limits: cc.Limits
+) -> None:
+    body = json.dumps(_with(_CANONICAL, _slot_path(slot), {"k": "@@"})).encode()
+    body = body.replace(b'"@@"', raw)
+    try:
+        parsed = dict(decode.load_body(body, _DEFAULTS))
+    except cc.CatalogError:
+        return
+    fast_agrees(parsed, limits, owned=True)
+
+
+def _slot_path(slot: str) -> tuple[Any, ...]:
+    return ("metadata",) if slot == "metadata" else ("images", 0, "classifications")
+
+
+@pytest.mark.parametrize("i", range(20))
+def test_the_benchmark_bodies_take_the_fast_path(i: int) -> None:
+    """The fast path serves the common body: the `decode` and bulk cases' bodies take it."""
+    from benchmarks.peers.sample import upsert_body
+
+    body = _parsed(upsert_body(i))
+    assert fast_agrees(body, _DEFAULTS, owned=True)
+    assert fast_agrees(upsert_body(i), _DEFAULTS, owned=False)
+
+
+def _sized(size: int) -> dict[str, str]:
+    """An object of ``size`` bytes as compact JSON."""
+    return {"k": "x" * (size - len('{"k":""}'))}
+
+
+def _url(length: int) -> str:
+    return "https://a.b/" + "x" * (length - len("https://a.b/"))
+
+
+# Each value at each slot, under both limits: every bound met and passed by one.
+_BOUNDARY_VALUES = [
+    *[0, 1, 365, 366, -1, True, False, 2.0, 30.0, None, [], {}, "x", 10**30],
+    *["", "x" * 6, "x" * 7, "x" * 8, "x" * 9, "x" * 12, "x" * 13, "é" * 8, "é" * 9, "\ud800"],
+    *["a\x00", "a\x7f", "_anon_", "_anon_x", "—", "x" * 256, "x" * 257, "x" * 1000, "x" * 1001],
+    *["x" * 10_000, "x" * 10_001, *_AWKWARD, *map(_url, [63, 64, 65, 2048, 2049])],
+    *map(_sized, [24, 25, 48, 49, 4096, 4097, 16_384, 16_385]),
+    *map(_nest, [62, 63, 64, 65]),
+    *[[{"source": {"url": "https://a/"}}] * n for n in (2, 3, 20, 21)],
+    {"a": float("nan")},
+    {"a": float("inf")},
+    {"a": 1e-5},
+    {"a": (1, 2)},
+    {1: "a"},
+]
+
+
+@pytest.mark.parametrize("limits", [_DEFAULTS, SMALL], ids=["defaults", "small"])
+@pytest.mark.parametrize("slot", _SLOTS, ids=lambda slot: ".".join(map(str, slot)))
+def test_r2_r18_r33_the_fast_path_agrees_at_every_bound(
+    slot: tuple[Any, ...], limits: cc.Limits
+) -> None:
+    for value in _BOUNDARY_VALUES:
+        _both_ways(_with(_CANONICAL, slot, value), limits)
