@@ -213,8 +213,11 @@ def _refuse(value: Any) -> Any:
 def _fast_loads(text: str | bytes) -> Any:
     # orjson reads an integer outside 64 bits as a float; such a number has 19 digits or more.
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    # Much faster than a regular expression, and than counting the depth in Python.
-    if raw.count(b"[") + raw.count(b"{") < _SHALLOW and not _has_long_number(raw):
+    # Much faster than a regular expression, and than counting the depth in Python. A text that
+    # orjson reads is valid JSON, two bytes a level at least: a short one needs no counting.
+    if (
+        len(raw) < 2 * _SHALLOW or raw.count(b"[") + raw.count(b"{") < _SHALLOW
+    ) and not _has_long_number(raw):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
