@@ -23,6 +23,7 @@ holding a run of more digits than ``int()`` reads; the scan for one looks at one
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, Final, final
@@ -60,6 +61,7 @@ _SHALLOW: Final = 500
 _DIGITS_AS_ZERO: Final = bytes(48 if 48 <= byte <= 57 else 120 for byte in range(256))
 _DIGIT_RUN: Final = b"0" * 19
 _DIGITS: Final = "0123456789"
+_EXPONENT_MINUS: Final = re.compile(b"e-").search
 
 
 #: The most digits of an integer read as an ``int``; Python's default int-to-text limit.
@@ -234,11 +236,20 @@ def _orjson_dumps(value: Any) -> bytes | None:
     return text
 
 
+def _may_hold_tiny_float(text: bytes) -> bool:
+    """Whether orjson's ``text`` may hold a float that ``json`` would write differently.
+
+    Every such float has a negative exponent or four zeros after the point. The regular
+    expression finds ``e-`` in twice the time of ``bytes.find`` (in English text, an ``e``
+    every few bytes); ``find`` is the faster for the zeros, and ``in`` slower than either.
+    """
+    return _EXPONENT_MINUS(text) is not None or text.find(b"0.0000") >= 0
+
+
 def _fast_dumps(value: Any) -> bytes:
     text = _orjson_dumps(value)
-    # Every float orjson writes differently has an exponent or four zeros after the point; only
-    # then (or when a text happens to hold those characters) is the value looked through.
-    if text is None or ((b"e-" in text or b"0.0000" in text) and _tiny_float(value)):
+    # Only when the text may hold a float written differently is the value looked through.
+    if text is None or (_may_hold_tiny_float(text) and _tiny_float(value)):
         return _std_dumps(value)
     return text
 
@@ -254,8 +265,7 @@ def quick_dumps(value: Any) -> bytes | None:
     if not HAS_ORJSON:
         return None
     text = _orjson_dumps(value)
-    # As _fast_dumps, without the walk; find, for `in` first tries its operand as an int.
-    if text is None or text.find(b"e-") >= 0 or text.find(b"0.0000") >= 0:
+    if text is None or _may_hold_tiny_float(text):  # as _fast_dumps, without the walk
         return None
     return text
 
