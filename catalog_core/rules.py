@@ -5,6 +5,8 @@ Nothing here reads a clock or touches storage; ``now`` is always a parameter.
 
 from __future__ import annotations
 
+import functools
+import operator
 import string
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -44,6 +46,20 @@ __all__ = [
 #: Fields an update keeps when omitted and replaces whole when given (R6, R8, R9, R10).
 #: ``images`` is resolved from inputs to stored images before the merge, so it follows the same law.
 MERGED_FIELDS: Final = ("title", "description", "metadata", "valid_for_days", "images")
+
+# The merged fields of a product or a command, in one call; and where images are among them.
+_merged_of: Final = operator.attrgetter(*MERGED_FIELDS)
+_IMAGES_AT: Final = MERGED_FIELDS.index("images")
+
+
+@functools.cache  # one tuple per default: None for an upsert, a few for the uses (R22)
+def _created(default_valid_for_days: int | None) -> tuple[Any, ...]:
+    """The merged fields of a product before its creation: nothing, no images, the default days."""
+    created = dict.fromkeys(MERGED_FIELDS)
+    created["valid_for_days"] = default_valid_for_days
+    created["images"] = ()
+    return tuple(created.values())
+
 
 #: The lifetime of a product created by an inline use unless the item sets one (R22b).
 USE_CREATED_VALID_FOR_DAYS: Final = 15
@@ -139,15 +155,14 @@ def merge(
     Raises:
         ProductImagesRequired: the product would have no image (R5, R8).
     """
-    given: dict[str, Any] = {name: getattr(command, name) for name in MERGED_FIELDS}
-    given["images"] = UNSET if images is None else images  # resolved from the inputs
-    if existing is None:
-        base: dict[str, Any] = dict.fromkeys(MERGED_FIELDS)
-        base["valid_for_days"] = default_valid_for_days
-        base["images"] = ()
-    else:
-        base = {name: getattr(existing, name) for name in MERGED_FIELDS}
-    fields = {name: base[name] if given[name] is UNSET else given[name] for name in MERGED_FIELDS}
+    base = _created(default_valid_for_days) if existing is None else _merged_of(existing)
+    # One pass of the law (an omitted field keeps its value, R6) over every merged field; the
+    # command's images are inputs, replaced just after by the images resolved from them.
+    fields: dict[str, Any] = {
+        name: old if new is UNSET else new
+        for name, new, old in zip(MERGED_FIELDS, _merged_of(command), base, strict=True)
+    }
+    fields["images"] = base[_IMAGES_AT] if images is None else images
     if not fields["images"]:
         raise _images_required(existing, external_id)
 
