@@ -178,6 +178,16 @@ def merge(
             version=1,
             **fields,
         )
+    if type(existing) is Product:  # built whole: attrs.evolve takes half again as long
+        return Product(
+            account=existing.account,
+            external_id=existing.external_id,
+            created_at=existing.created_at,
+            updated_at=now,
+            last_used_at=last_used_at,
+            version=existing.version + 1,
+            **fields,
+        )
     return attrs.evolve(
         existing, updated_at=now, last_used_at=last_used_at, version=existing.version + 1, **fields
     )

@@ -19,6 +19,7 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -585,3 +586,34 @@ def test_r2_r18_r33_the_fast_path_agrees_at_every_bound(
 ) -> None:
     for value in _BOUNDARY_VALUES:
         _both_ways(_with(_CANONICAL, slot, value), limits)
+
+
+# -- merge builds an updated product whole ------------------------------------------------------
+
+
+class _StoredProduct(cc.Product):
+    """A product class of a repository's own: merge keeps it, as attrs.evolve does."""
+
+
+@given(cst.products(), st.booleans())
+def test_r6_r11_r28_an_update_is_built_whole_as_attrs_evolve_builds_it(
+    product: cc.Product, subclass: bool
+) -> None:
+    from catalog_core import rules
+
+    if subclass:
+        product = _StoredProduct(**attrs.asdict(product, recurse=False))
+    now = product.updated_at + timedelta(seconds=1)
+    command = UpsertCommand(external_id=product.external_id, title="new")
+    merged = rules.merge(
+        product, command, None, now, account=product.account, external_id=product.external_id
+    )
+    expected = attrs.evolve(
+        product,
+        title="new",
+        updated_at=now,
+        version=product.version + 1,
+        expires_at=rules.expires_at(product.valid_for_days, now, product.last_used_at),
+    )
+    assert type(merged) is type(product)
+    assert merged == expected
