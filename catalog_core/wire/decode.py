@@ -646,34 +646,36 @@ def _fast_upsert(
         or external_id.startswith(ANON_PREFIX)
     ):
         return None
-    values: dict[str, Any] = {}
-    if "title" in body:
-        title = body["title"]
-        if title is not None and not _fast_text(title, limits.max_title_length):
+    # An omitted field is UNSET, as the command's default: every field is passed by keyword,
+    # with no dict of the given ones to build and unpack.
+    title = body.get("title", UNSET)
+    if title is not UNSET and title is not None and not _fast_text(title, limits.max_title_length):
+        return None
+    description = body.get("description", UNSET)
+    if (
+        description is not UNSET
+        and description is not None
+        and not _fast_text(description, limits.max_description_length)
+    ):
+        return None
+    metadata = body.get("metadata", UNSET)
+    if metadata is not UNSET and metadata is not None:
+        metadata = _fast_json(metadata, limits.max_metadata_bytes, owned)
+        if metadata is None:
             return None
-        values["title"] = title
-    if "description" in body:
-        description = body["description"]
-        if description is not None and not _fast_text(description, limits.max_description_length):
-            return None
-        values["description"] = description
-    if "metadata" in body:
-        metadata = body["metadata"]
-        if metadata is not None:
-            metadata = _fast_json(metadata, limits.max_metadata_bytes, owned)
-            if metadata is None:
-                return None
-        values["metadata"] = metadata
-    if "validForDays" in body:
-        days = body["validForDays"]
-        if days is not None and not (type(days) is int and 1 <= days <= MAX_VALID_FOR_DAYS):
-            return None
-        values["valid_for_days"] = days
-    if "images" in body:
-        entries = body["images"]
+    days = body.get("validForDays", UNSET)
+    if (
+        days is not UNSET
+        and days is not None
+        and not (type(days) is int and 1 <= days <= MAX_VALID_FOR_DAYS)
+    ):
+        return None
+    entries = body.get("images", UNSET)
+    images: tuple[ImageInput, ...] | Unset = UNSET
+    if entries is not UNSET:
         if type(entries) is not list or len(entries) > limits.max_images:
             return None
-        images = []
+        inputs = []
         max_url = limits.max_url_length
         max_classifications = limits.max_classifications_bytes
         for index, entry in enumerate(entries):
@@ -697,9 +699,16 @@ def _fast_upsert(
             else:
                 return None
             # Positional: a third faster than by keyword.
-            images.append(ImageInput(url, None, classifications, f"{prefix}images.{index}.source"))
-        values["images"] = tuple(images)
-    return UpsertCommand(external_id=external_id, **values)
+            inputs.append(ImageInput(url, None, classifications, f"{prefix}images.{index}.source"))
+        images = tuple(inputs)
+    return UpsertCommand(
+        external_id=external_id,
+        title=title,
+        description=description,
+        metadata=metadata,
+        valid_for_days=days,
+        images=images,
+    )
 
 
 def decode_upsert(
