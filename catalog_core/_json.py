@@ -140,8 +140,8 @@ def _count_starts(raw: bytes) -> int:
 
 def _has_long_number(raw: bytes) -> bool:
     """Whether ``raw`` holds a run of 19 digits (a number orjson may read as a float)."""
-    if len(raw) <= _PIECE:
-        return _DIGIT_RUN in raw.translate(_DIGITS_AS_ZERO)
+    if len(raw) <= _PIECE:  # find: `in` first tries its operand as an int
+        return raw.translate(_DIGITS_AS_ZERO).find(_DIGIT_RUN) >= 0
     overlap = len(_DIGIT_RUN) - 1
     return any(_DIGIT_RUN in piece.translate(_DIGITS_AS_ZERO) for piece in _pieces(raw, overlap))
 

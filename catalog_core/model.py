@@ -39,8 +39,9 @@ MAX_WARNINGS: Final = 100
 UPLOAD_SCHEME = "upload://"
 _UPLOAD_SCHEME_LENGTH: Final = len(UPLOAD_SCHEME)
 
+_NO_BLOB_REFS: Final[frozenset[str]] = frozenset()
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND: Final = timedelta(milliseconds=1)
 
 
 def truncate_to_ms(moment: datetime) -> datetime:
@@ -59,7 +60,10 @@ def truncate_to_ms(moment: datetime) -> datetime:
 
 def to_epoch_ms(moment: datetime) -> int:
     """Return ``moment`` as whole milliseconds since the Unix epoch."""
-    return (moment - _EPOCH) // _MILLISECOND
+    # ``// timedelta(milliseconds=1)`` exactly (a timedelta's seconds and microseconds are never
+    # negative), in two thirds of the time: every row written holds three or four of these.
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 def from_epoch_ms(ms: int) -> datetime:
@@ -108,11 +112,13 @@ class Product:
     @property
     def blob_refs(self) -> frozenset[str]:
         """The SHA-256 of every uploaded blob this product refers to."""
-        return frozenset(
+        # A list comprehension, not a generator: every write asks this of the old and the new.
+        refs = [
             image.source_url[_UPLOAD_SCHEME_LENGTH:]
             for image in self.images
             if image.source_url.startswith(UPLOAD_SCHEME)
-        )
+        ]
+        return frozenset(refs) if refs else _NO_BLOB_REFS
 
     def is_expired(self, now: datetime) -> bool:
         """Whether the product is expired at ``now`` (R20)."""

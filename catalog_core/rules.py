@@ -61,6 +61,10 @@ def _created(default_valid_for_days: int | None) -> tuple[Any, ...]:
     return tuple(created.values())
 
 
+# Each lifetime a product may have, made once: every write computes one (R19). 365 days is
+# R10's bound (the wire's MAX_VALID_FOR_DAYS; the rules import nothing of the wire).
+_LIFETIMES: Final = tuple(timedelta(days=days) for days in range(366))  # 1-365, R10
+
 #: The lifetime of a product created by an inline use unless the item sets one (R22b).
 USE_CREATED_VALID_FOR_DAYS: Final = 15
 #: The lifetime of a one-shot product unless the item sets one (R22c).
@@ -123,6 +127,8 @@ def expires_at(
     if valid_for_days is None:
         return None
     start = updated_at if last_used_at is None else max(updated_at, last_used_at)
+    if 0 < valid_for_days < len(_LIFETIMES):
+        return start + _LIFETIMES[valid_for_days]
     return start + timedelta(days=valid_for_days)
 
 

@@ -617,3 +617,28 @@ def test_r6_r11_r28_an_update_is_built_whole_as_attrs_evolve_builds_it(
     )
     assert type(merged) is type(product)
     assert merged == expected
+
+
+# -- the arithmetic of time -----------------------------------------------------------------------
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_r31_epoch_milliseconds_are_the_timedelta_division(moment: datetime) -> None:
+    from catalog_core.model import from_epoch_ms, to_epoch_ms
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert to_epoch_ms(moment) == (moment - epoch) // timedelta(milliseconds=1)
+    assert from_epoch_ms(to_epoch_ms(moment)) == moment.replace(
+        microsecond=moment.microsecond // 1000 * 1000
+    )
+
+
+@pytest.mark.parametrize("days", [1, 2, 30, 364, 365, 366, 10_000])
+def test_r19_an_expiry_is_the_lifetime_in_days_after_the_later_time(days: int) -> None:
+    from catalog_core.rules import expires_at
+
+    start = datetime(2026, 5, 13, 10, 0, tzinfo=UTC)
+    assert expires_at(days, start, None) == start + timedelta(days=days)
+    assert expires_at(days, start, start + timedelta(hours=1)) == start + timedelta(
+        days=days, hours=1
+    )

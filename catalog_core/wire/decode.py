@@ -642,7 +642,12 @@ def _fast_upsert(
         type(external_id) is not str
         or not external_id
         or len(external_id) > limits.max_external_id_length
-        or _CONTROL_OR_SURROGATE.search(external_id) is not None
+        # An ASCII text is printable exactly when it has no control character (U+0000-U+001F,
+        # U+007F), and holds no surrogate: two scans in C, a third of the regex's time.
+        or not (
+            (external_id.isascii() and external_id.isprintable())
+            or _CONTROL_OR_SURROGATE.search(external_id) is None
+        )
         or external_id.startswith(ANON_PREFIX)
     ):
         return None
