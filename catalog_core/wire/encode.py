@@ -46,16 +46,11 @@ def format_timestamp(moment: datetime) -> str:
     """Return ``moment`` as UTC ISO-8601 with exactly three fractional digits and ``Z`` (R31)."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    # %-formatting: measured at half the time of strftime or an f-string; every response uses it.
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        moment.microsecond // 1000,
-    )
+    # The date's and the time's own isoformat, each in C: three quarters of the time of
+    # %-formatting the seven numbers (which took half the time of strftime or an f-string of
+    # them); the aware datetime's isoformat is slower still, for its offset. Every response
+    # writes three or four of these. The time's isoformat cuts the microseconds, as R31 wants.
+    return f"{moment.date().isoformat()}T{moment.time().isoformat('milliseconds')}Z"
 
 
 def parse_timestamp(text: object) -> datetime:
