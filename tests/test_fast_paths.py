@@ -10,6 +10,14 @@ so ``sqlite_upsert`` and ``sqlite_bulk``) in one pass, which must give what the 
 resolution gives (R12, R14). The encoder has no fast path: ``to_wire`` is the converter's
 generated hook, held here to a plain reading of R31; a listing page's body is its items' bytes
 joined, which must be the bytes of the page's plain encoding (R24).
+
+``decode_upsert`` reads a valid canonical body on a fast path and everything else on its full
+pass: the fast path must give exactly what the full pass gives (the command, the images' paths,
+metadata kept or copied alike, no warnings), or decline; it is run beside the full pass on
+generated valid and invalid bodies, on valid ones with values made odd at every slot and bound,
+and on parsed values orjson cannot carry as they are. An update is built as ``attrs.evolve``
+would build it, and the arithmetic of time (epoch milliseconds, lifetimes) as the plain
+arithmetic gives it.
 """
 
 from __future__ import annotations
