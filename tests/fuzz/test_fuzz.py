@@ -646,6 +646,7 @@ def send(http: httpx.Client, request: dict[str, Any]) -> httpx.Response:
 _PAGES: Final = {
     "/": "text/html",
     "/dashboard": "text/html",
+    "/tryon/v1": "text/html",  # the front of the API, reached by /tryon/v1/products/.. too
     "/dashboard/static/dashboard.js": "text/javascript",
 }
 
