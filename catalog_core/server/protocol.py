@@ -1,7 +1,4 @@
-"""The connection of ``catalog-core serve``: uvicorn's httptools, with a head deadline, no Nagle.
-
-httptools (llhttp, the parser of Node.js, in C) reads requests several times faster than h11,
-which uvicorn runs in Python: on a GET of one product it doubled the requests a second.
+"""The connection of ``catalog-core serve``: uvicorn's h11, with a head deadline and no Nagle.
 
 A request's writes of one step of the event loop go out as one (:class:`_OneWritePerStep`): a
 small response is one system call and one packet, not a head and a body apart.
@@ -46,8 +43,9 @@ import socket
 import time
 from typing import Any, Final
 
+import h11
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from catalog_core._json import dumps
@@ -60,7 +58,6 @@ __all__ = [
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_SEND_TIMEOUT",
     "DESCRIPTOR_RESERVE",
-    "MAX_HEAD_BYTES",
     "Server",
     "default_max_connections",
     "head_timeout_protocol",
@@ -403,28 +400,15 @@ class _OneWritePerStep:
 _HELD_BYTES: Final = 64 * 1024
 
 
-#: The most bytes a request's line and headers may take (h11's default, which this server used
-#: before): past it the request is answered 400 and its connection closed, so that no head,
-#: however slowly or quickly sent, costs more memory than this.
-MAX_HEAD_BYTES: Final = 16 * 1024
-
-
-class _HeadTooLarge(Exception):
-    """Raised from a parser callback: the request's head is over :data:`MAX_HEAD_BYTES`.
-
-    The parser turns it into its own error, which uvicorn answers 400 and closes.
-    """
-
-
 def head_timeout_protocol(
     seconds: float, *, send_timeout: float = DEFAULT_SEND_TIMEOUT
-) -> type[HttpToolsProtocol]:
-    """Return an httptools protocol class for uvicorn (``Config(http=...)``) with a head deadline.
+) -> type[H11Protocol]:
+    """Return an h11 protocol class for uvicorn (``Config(http=...)``) with a head deadline.
 
     Its connections also send without delay (``TCP_NODELAY``); a client that takes none of a
     response's bytes for ``send_timeout`` seconds, while they wait to be sent, has its
-    connection aborted; a request head over :data:`MAX_HEAD_BYTES` is answered 400; and under a
-    :class:`Server` a connection made after the server began to stop is closed at once.
+    connection aborted; and under a :class:`Server` a connection made after the server began to
+    stop is closed at once.
 
     Raises:
         ValueError: ``seconds`` or ``send_timeout`` is not a positive, finite number.
@@ -438,28 +422,13 @@ def head_timeout_protocol(
         )
     )
 
-    class HeadDeadlineProtocol(HttpToolsProtocol):
-        """uvicorn's httptools protocol, closing connections whose request head does not arrive.
-
-        A request's head is being read from the parser's first byte of it (``on_message_begin``)
-        to the end of its headers; the connection waits, for the deadline, while no request is
-        being served: none has begun, or the latest one's response has been sent.
-        """
+    class HeadDeadlineProtocol(H11Protocol):
+        """uvicorn's h11 protocol, closing connections whose request head does not arrive."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._deadline: asyncio.TimerHandle | None = None
             self._unread: asyncio.TimerHandle | None = None
-            #: The 400 owed to a malformed request, held until the requests before it are
-            #: answered (``None``: none is owed).
-            self._refusal: str | None = None
-            #: Two measures of the head being read, each at most its size: the bytes received
-            #: while it was not whole after the bytes it began in (``None`` between heads), and
-            #: the bytes of its line and headers handed over by the parser; and how many heads
-            #: began. Either over :data:`MAX_HEAD_BYTES` refuses it.
-            self._head: int | None = None
-            self._parts = 0
-            self._heads = 0
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -502,77 +471,22 @@ def head_timeout_protocol(
             self.logger.info("A client took nothing of its response for %g s: closed", send_timeout)
             self.transport.abort()
 
-        # -- the head: its size and its deadline ---------------------------------------------
-
         def data_received(self, data: bytes) -> None:
-            # The head in progress as these bytes came, if any: when they do not finish it,
-            # every one of them is its. (A head that begins in these bytes is measured by the
-            # parts the parser hands over, its line and headers, which it holds until whole.)
-            if self._refusal is not None:
-                return  # the parser has failed: nothing after the malformed request is read
-            ongoing = self._heads if self._head is not None else None
-            # A head over the limit in a callback fails the parse: uvicorn answers it 400.
             super().data_received(data)
-            if ongoing == self._heads and self._head is not None:
-                # These bytes all went to one head that is still not whole: the parser holds
-                # them (a header's value is handed over only once whole).
-                self._head += len(data)
-                if self._head > MAX_HEAD_BYTES:
-                    self.logger.warning("Invalid HTTP request received.")
-                    self.send_400_response("Invalid HTTP request received.")
-                    return
             self._sync()
-
-        def _count(self, size: int) -> None:
-            """Count a part of the head the parser handed over; over the limit, fail the parse."""
-            self._parts += size
-            if self._parts > MAX_HEAD_BYTES:
-                raise _HeadTooLarge
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._head = self._parts = 0
-            self._heads += 1
-
-        def on_url(self, url: bytes) -> None:
-            self._count(len(url))
-            super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._count(len(name) + len(value) + 4)
-            super().on_header(name, value)
-
-        def on_headers_complete(self) -> None:
-            self._head = None
-            super().on_headers_complete()
-
-        def send_400_response(self, msg: str) -> None:
-            """Answer a malformed request 400 and close, once the requests before it are answered.
-
-            Requests pipelined before it in the same bytes have begun (or wait their turn):
-            their answers go first, as they would have had the malformed one come later.
-            """
-            if self._waiting() and not self.pipeline:
-                super().send_400_response(msg)
-            else:
-                self._refusal = msg
-                self._disarm()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if self._refusal is not None and self._waiting() and not self.pipeline:
-                super().send_400_response(self._refusal)
             self._sync()
 
         def _waiting(self) -> bool:
             """No request is being served: none has begun, or its response has been sent.
 
             A response can end before its request's body does (an early answer), so the rest
-            of that body and the next head share the deadline that starts when it ends. The
-            latest request's response is the last one sent (pipelined requests are served in
-            order).
+            of that body and the next head share the deadline that starts when it ends.
             """
-            return self.cycle is None or self.cycle.response_complete
+            ours, theirs = self.conn.our_state, self.conn.their_state
+            return ours is h11.DONE or (ours is h11.IDLE and theirs is h11.IDLE)
 
         def _sync(self) -> None:
             """Run the deadline while waiting (never restarting it); stop it while serving."""
@@ -590,7 +504,7 @@ def head_timeout_protocol(
             self._deadline = None
             if self.transport.is_closing() or not self._waiting():
                 return
-            if self._head is not None:
+            if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
                 self.logger.info("A request's head did not arrive within %g s: 408", seconds)
                 self.transport.write(response)  # part of a head arrived: say why it ends
             self.transport.close()
