@@ -625,6 +625,18 @@ def openapi_document(
 # -- the try-on flow (T1-T24) -----------------------------------------------------------------
 
 _TRYON_CLASSES: Final = server_error_classes()
+
+
+def _generation_id_parameter() -> dict[str, Any]:
+    """A generation's id in a path: any text without a '/' (unknown: GENERATION_NOT_FOUND)."""
+    return {
+        "name": "generationId",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]*$"},
+    }
+
+
 _STATUSES: Final = ["PENDING", "PROCESSING", "COMPLETED", "FAILED"]
 _MEDIA_TYPES: Final = (
     "image/jpeg",
@@ -999,14 +1011,7 @@ def _tryon_paths(limits: Limits, common: dict[str, Any], *, served: bool) -> dic
             }
         },
         "/tryon/v1/generations/{generationId}": {
-            "parameters": [
-                {
-                    "name": "generationId",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]*$"},
-                }
-            ],
+            "parameters": [_generation_id_parameter()],
             "get": {
                 "operationId": "getGeneration",
                 "summary": "The generation now (T12).",
@@ -1272,14 +1277,7 @@ def _local_paths(limits: Limits, common: dict[str, Any], *, served: bool) -> dic
             }
         },
         f"{base}/generations/{{generationId}}/person": {
-            "parameters": [
-                {
-                    "name": "generationId",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]*$"},
-                }
-            ],
+            "parameters": [_generation_id_parameter()],
             "get": {
                 "operationId": "localGenerationPerson",
                 "summary": "A generation's stored person image, read with the key.",

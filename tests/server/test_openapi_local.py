@@ -18,9 +18,9 @@ import pytest
 import schemathesis
 from schemathesis import Case, CheckContext, CheckFunction, Response
 
-from catalog_core.server.openapi import OPENAPI_PATH, openapi_document
+from catalog_core.server.openapi import openapi_document
 from tests.helpers import png
-from tests.server.conftest import Server, start_server
+from tests.server.conftest import Server
 from tests.server.test_openapi import (
     CONFIG,
     KEY,
@@ -33,6 +33,7 @@ from tests.server.test_openapi import (
     error_bodies_are_r29_errors,
     requests_without_a_key_are_refused,
 )
+from tests.server.test_openapi_tryon import serving_the_document
 
 AnyCase = Case[Any]
 DOCUMENT: Final = openapi_document(LIMITS)
@@ -116,15 +117,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    server = start_server(tmp_path_factory.mktemp("openapi-local"), "--db", "memory://")
-    try:
-        served = httpx.get(server.root + OPENAPI_PATH, timeout=30)
-        assert served.json() == DOCUMENT, "the server serves the document under test"
-        made = Api(server)
-        yield made
-        made.http.close()
-    finally:
-        server.stop()
+    yield from serving_the_document(tmp_path_factory.mktemp("openapi-local"), Api)
 
 
 @schema.parametrize()

@@ -13,8 +13,9 @@ import json
 import re
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 import pytest
@@ -41,6 +42,13 @@ from tests.server.test_openapi import (
 )
 
 AnyCase = Case[Any]
+
+
+class _HasClient(Protocol):
+    http: httpx.Client
+
+
+A = TypeVar("A", bound=_HasClient)
 DOCUMENT: Final = openapi_document(LIMITS)
 PERSON: Final = png(4, 4)
 # A path parameter with a '/' or none at all names no route: 404 ROUTE_NOT_FOUND.
@@ -239,20 +247,30 @@ def _half(value: object) -> bool:
     return zlib.crc32(repr(value).encode()) % 2 == 0
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    directory = tmp_path_factory.mktemp("openapi-tryon")
-    server = start_server(
-        directory, "--db", "memory://", "--generation-seconds", "0.2", "--sync-timeout", "0.2"
-    )
+def serving_the_document(directory: Path, make: Callable[[Server], A], *args: str) -> Iterator[A]:
+    """A server on a memory catalog, started with ``args``, that serves the document under test,
+    and ``make`` of it (closed with the server)."""
+    server = start_server(directory, "--db", "memory://", *args)
     try:
         served = httpx.get(server.root + OPENAPI_PATH, timeout=30)
         assert served.json() == DOCUMENT, "the server serves the document under test"
-        made = Api(server)
+        made = make(server)
         yield made
         made.http.close()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    yield from serving_the_document(
+        tmp_path_factory.mktemp("openapi-tryon"),
+        Api,
+        "--generation-seconds",
+        "0.2",
+        "--sync-timeout",
+        "0.2",
+    )
 
 
 @schema.parametrize()
