@@ -135,9 +135,9 @@ def transports() -> dict[str, str]:
     parser = "httptools" if find_spec("httptools") else "h11"
     loop = "uvloop" if find_spec("uvloop") else "asyncio"
     return {
-        # serve runs uvicorn with h11 (its own protocol class) on asyncio's loop, whatever is
-        # installed (catalog_core.server.protocol).
-        "catalog-core serve": "uvicorn, h11 on asyncio",
+        # serve runs uvicorn with httptools (its own protocol class) on asyncio's loop, whatever
+        # is installed (catalog_core.server.protocol).
+        "catalog-core serve": "uvicorn, httptools on asyncio",
         # uvicorn's defaults ("auto") take httptools and uvloop when they are installed.
         "fastapi": f"uvicorn, {parser} on {loop}",
     }

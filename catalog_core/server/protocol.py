@@ -1,4 +1,8 @@
-"""The connection of ``catalog-core serve``: uvicorn's h11, with a head deadline and no Nagle.
+"""The connection of ``catalog-core serve``: uvicorn's httptools, bounded, with a head deadline.
+
+httptools (llhttp, the parser of Node.js, in C) reads requests several times faster than h11,
+which uvicorn runs in Python: on a GET of one product it doubled the requests a second. uvicorn's
+protocol for it reads ahead without a bound; :class:`_BoundedConnection` keeps the bounds h11 kept.
 
 A request's writes of one step of the event loop go out as one (:class:`_OneWritePerStep`): a
 small response is one system call and one packet, not a head and a body apart.
@@ -43,9 +47,10 @@ import socket
 import time
 from typing import Any, Final
 
-import h11
+import httptools
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from catalog_core._json import dumps
@@ -58,6 +63,7 @@ __all__ = [
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_SEND_TIMEOUT",
     "DESCRIPTOR_RESERVE",
+    "MAX_HEAD_BYTES",
     "Server",
     "default_max_connections",
     "head_timeout_protocol",
@@ -400,15 +406,308 @@ class _OneWritePerStep:
 _HELD_BYTES: Final = 64 * 1024
 
 
+#: The most bytes a request's line and headers may take (h11's default, which this server used
+#: before): past it the request is answered 400 and its connection closed, so that no head,
+#: however slowly or quickly sent, costs more memory than this (and one slice, below). Trailers
+#: and chunk lines are bounded alike: at most this many bytes between two pieces of a body.
+MAX_HEAD_BYTES: Final = 16 * 1024
+# Bytes handed to the parser at once. The parser reads every request in what it is handed, so
+# this bounds the requests read ahead of the one being served (a request takes 18 bytes at
+# least: about a hundred); the rest of a read waits unparsed, and the socket is not read again
+# until it is parsed.
+_SLICE: Final = 2048
+_MALFORMED: Final = "Invalid HTTP request received."
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to end the parse: the request is not served."""
+
+
+class _Reading(FlowControl):
+    """uvicorn's flow control, with reading paused and resumed by the connection alone.
+
+    uvicorn pauses reading while a body waits to be taken or a request was read ahead, and
+    resumes it when the application takes the body or a response ends. Here the connection
+    parses what it holds first, and reads again only when it holds nothing unparsed.
+    """
+
+    def __init__(self, transport: asyncio.Transport, connection: _BoundedConnection) -> None:
+        super().__init__(transport)
+        self._connection = connection
+
+    def pause_reading(self) -> None:
+        """Nothing: the connection pauses reading itself after each slice it parses."""
+
+    def resume_reading(self) -> None:
+        self._connection.proceed()
+
+
+class _BoundedConnection(HttpToolsProtocol):
+    """uvicorn's httptools protocol, reading no further ahead than h11 did.
+
+    httptools (llhttp, the parser of Node.js, in C) reads requests several times faster than
+    h11, which uvicorn runs in Python. uvicorn hands the parser each whole read, and the parser
+    reads every request in it: pipelined requests piled up without a bound. Here:
+
+    - The parser is handed :data:`_SLICE` bytes at a time, and nothing more once the latest
+      request is read whole and not answered yet, or its body waits to be taken; the rest waits,
+      and the socket is not read while it does. So a connection holds one read at most, and the
+      requests parsed from one slice.
+    - A request's head is at most :data:`MAX_HEAD_BYTES`, counted both by the parts the parser
+      hands over and by the bytes it was handed while the head stayed unfinished; a body's
+      trailers and chunk lines at most as many between two pieces of body. Past either, 400.
+    - A malformed request is answered 400 after the requests before it; a malformed body at
+      once, for the request it belongs to is being served.
+    - No protocol is switched to: a request with ``Upgrade`` (or a ``CONNECT``) is served as a
+      plain one when it has no body, and what follows it is read as the next request; one with
+      a body is refused 400 (the parser would not read its body, which is not the next request).
+    - Once the server stops, no request is read after the one being served.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Bytes received and not handed to the parser yet.
+        self._unparsed = b""
+        self._reading = True
+        self._parsing: asyncio.Handle | None = None
+        #: The 400 owed to a malformed request, held until the requests before it are answered
+        #: (``None``: none is owed); once set, nothing more is parsed.
+        self._refusal: str | None = None
+        self._stopping = False
+        #: The head being read: the bytes handed to the parser while it was unfinished (at most
+        #: its size and one slice; ``None`` between heads), the bytes of its parts handed over,
+        #: and how many heads began.
+        self._head: int | None = None
+        self._parts = 0
+        self._heads = 0
+        #: Whether a request's body is being read, whether the last slice gave it any, and the
+        #: bytes handed over since a slice last did.
+        self._in_body = False
+        self._progress = False
+        self._stall = 0
+        #: The latest request before the one being read.
+        self._before: RequestResponseCycle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._socket = transport
+        self.flow = _Reading(transport, self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._unparsed = b""
+        if self._parsing is not None:
+            self._parsing.cancel()
+            self._parsing = None
+        super().connection_lost(exc)
+
+    def _should_upgrade(self) -> bool:
+        return False  # no protocol is switched to: the request is served as a plain one
+
+    def shutdown(self) -> None:
+        """Serve no request after the one being served (nor those read ahead of it)."""
+        self._stopping = True
+        self.pipeline.clear()
+        super().shutdown()
+
+    def _waiting(self) -> bool:
+        """No request is being served: none has begun, or the latest one's response was sent.
+
+        A response can end before its request's body does (an early answer), so the rest of
+        that body and the next head share the time that starts when it ends. Pipelined
+        requests are served in order: the latest request's response is the last one sent.
+        """
+        return self.cycle is None or self.cycle.response_complete
+
+    def _sync(self) -> None:
+        """Called after the connection's state may have changed (head deadline, below)."""
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self._refusal is not None or self.parser is None:
+            return  # after a malformed request nothing is read
+        self._unparsed = self._unparsed + data if self._unparsed else data
+        self._parse()
+        self._sync()
+
+    def proceed(self) -> None:
+        """Parse what is held, soon, if anything is; otherwise read again if nothing holds it."""
+        if self._unparsed:
+            if self._parsing is None:
+                self._parsing = self.loop.call_soon(self._parse_held)
+        else:
+            self._settle()
+
+    def _parse_held(self) -> None:
+        self._parsing = None
+        if self._refusal is None and self.parser is not None and not self.transport.is_closing():
+            self._parse()
+            self._sync()
+
+    def _held(self) -> bool:
+        """Whether the parser must wait.
+
+        It waits while the latest request is read whole and not answered, or one read ahead
+        waits its turn, or a body waits to be taken.
+        """
+        if self.pipeline:
+            return True
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return False
+        return not cycle.more_body or len(cycle.body) > HIGH_WATER_LIMIT
+
+    def _parse(self) -> None:
+        data, start = self._unparsed, 0
+        while start < len(data) and not self._held():
+            piece = data[start : start + _SLICE]
+            start += len(piece)
+            try:
+                self._feed(piece)
+            except httptools.HttpParserUpgrade as switch:
+                # A request with Upgrade and no body was served as a plain one; the parser
+                # stops at its end, and a new one reads what follows.
+                start -= len(piece) - switch.args[0]
+                self.parser = httptools.HttpRequestParser(self)
+                self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+            except httptools.HttpParserError:
+                self._unparsed = b""
+                self._malformed()
+                return
+        self._unparsed = data[start:]
+        self._settle()
+
+    def _feed(self, piece: bytes) -> None:
+        """Hand ``piece`` to the parser, and count what it leaves unfinished."""
+        heads, ongoing = self._heads, self._head is not None
+        self._progress = False
+        self.parser.feed_data(piece)
+        if self._head is not None:  # a head is unfinished: it began in this piece or before
+            self._head = self._head + len(piece) if ongoing and heads == self._heads else len(piece)
+            if self._head > MAX_HEAD_BYTES + _SLICE:
+                raise httptools.HttpParserError("request head too large")
+        elif self._in_body:
+            self._stall = 0 if self._progress else self._stall + len(piece)
+            if self._stall > MAX_HEAD_BYTES + _SLICE:
+                raise httptools.HttpParserError("too many bytes between pieces of the body")
+
+    def _settle(self) -> None:
+        """Read from the socket only when nothing is held unparsed and no body waits."""
+        cycle = self.cycle
+        waits = bool(self._unparsed) or (
+            cycle is not None and not cycle.response_complete and len(cycle.body) > HIGH_WATER_LIMIT
+        )
+        if waits == self._reading and not self._socket.is_closing():
+            self._reading = not waits
+            if waits:
+                self._socket.pause_reading()
+            else:
+                self._socket.resume_reading()
+
+    def _malformed(self) -> None:
+        """The parser failed: answer 400, at once if the request is the one being served."""
+        if self._stopping and not self._in_body:
+            # The server stops: the request that began after the last one is not read.
+            self._refusal = ""
+            if self._waiting():
+                self.transport.close()
+            return
+        self.logger.warning(_MALFORMED)
+        cycle = self.cycle
+        if self._in_body and cycle is not None and not cycle.response_complete:
+            # The body of the latest request is malformed.
+            if self.pipeline and self.pipeline[0][0] is cycle:
+                # It waited its turn: it will not be served, and the latest request is again
+                # the one before it, whose answer the 400 follows.
+                self.pipeline.popleft()
+                self.cycle = self._before  # type: ignore[assignment]  # uvicorn's starts None
+            else:  # it is being served: it hears of a disconnection, and the client of a 400
+                cycle.disconnected = True
+                cycle.message_event.set()
+                if cycle.response_started:
+                    self._refusal = ""
+                    self.transport.close()
+                else:
+                    self._refusal = _MALFORMED
+                    super().send_400_response(_MALFORMED)
+                return
+        self.send_400_response(_MALFORMED)
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a malformed request 400 and close, once the requests before it are answered.
+
+        Requests pipelined before it in the same bytes have begun (or wait their turn): their
+        answers go first, as they would have had the malformed one come later.
+        """
+        self._refusal = msg
+        if self._waiting() and not self.pipeline:
+            super().send_400_response(msg)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._refusal and self._waiting() and not self.pipeline:
+            super().send_400_response(self._refusal)
+        elif self._stopping and self._waiting():
+            self.transport.close()
+        self._sync()
+
+    # -- the parser's callbacks ----------------------------------------------------------------
+
+    def _count(self, size: int) -> None:
+        """Count a part of the head the parser handed over; over the limit, fail the parse."""
+        self._parts += size
+        if self._parts > MAX_HEAD_BYTES:
+            raise _Refused
+
+    def on_message_begin(self) -> None:
+        if self._stopping:
+            raise _Refused
+        self._unset_keepalive_if_required()  # a request read ahead begins: the connection is busy
+        super().on_message_begin()
+        self._head = self._parts = 0
+        self._heads += 1
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_body:
+            return  # a trailer: counted with the body's framing, and not kept (h11 kept none)
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._head = None
+        if self.parser.should_upgrade() and any(
+            name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0"))
+            for name, value in self.headers
+        ):
+            raise _Refused  # the parser would not read its body: it would be read as requests
+        self._before = self.cycle
+        super().on_headers_complete()
+        self._in_body, self._stall = True, 0
+
+    def on_body(self, body: bytes) -> None:
+        self._progress = True
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
+
+
 def head_timeout_protocol(
     seconds: float, *, send_timeout: float = DEFAULT_SEND_TIMEOUT
-) -> type[H11Protocol]:
-    """Return an h11 protocol class for uvicorn (``Config(http=...)``) with a head deadline.
+) -> type[HttpToolsProtocol]:
+    """Return an httptools protocol class for uvicorn (``Config(http=...)``) with a head deadline.
 
-    Its connections also send without delay (``TCP_NODELAY``); a client that takes none of a
-    response's bytes for ``send_timeout`` seconds, while they wait to be sent, has its
-    connection aborted; and under a :class:`Server` a connection made after the server began to
-    stop is closed at once.
+    Its connections read requests within the bounds of :class:`_BoundedConnection` (a head over
+    :data:`MAX_HEAD_BYTES` is answered 400, pipelined requests are read one at a time); they
+    send without delay (``TCP_NODELAY``); a client that takes none of a response's bytes for
+    ``send_timeout`` seconds, while they wait to be sent, has its connection aborted; and under
+    a :class:`Server` a connection made after the server began to stop is closed at once.
 
     Raises:
         ValueError: ``seconds`` or ``send_timeout`` is not a positive, finite number.
@@ -422,8 +721,13 @@ def head_timeout_protocol(
         )
     )
 
-    class HeadDeadlineProtocol(H11Protocol):
-        """uvicorn's h11 protocol, closing connections whose request head does not arrive."""
+    class HeadDeadlineProtocol(_BoundedConnection):
+        """A connection whose request heads must arrive within the deadline.
+
+        A request's head is being read from the parser's first byte of it (``on_message_begin``)
+        to the end of its headers; the connection waits, for the deadline, while no request is
+        being served: none has begun, or the latest one's response has been sent.
+        """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -471,26 +775,9 @@ def head_timeout_protocol(
             self.logger.info("A client took nothing of its response for %g s: closed", send_timeout)
             self.transport.abort()
 
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            self._sync()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._sync()
-
-        def _waiting(self) -> bool:
-            """No request is being served: none has begun, or its response has been sent.
-
-            A response can end before its request's body does (an early answer), so the rest
-            of that body and the next head share the deadline that starts when it ends.
-            """
-            ours, theirs = self.conn.our_state, self.conn.their_state
-            return ours is h11.DONE or (ours is h11.IDLE and theirs is h11.IDLE)
-
         def _sync(self) -> None:
             """Run the deadline while waiting (never restarting it); stop it while serving."""
-            if self.transport.is_closing() or not self._waiting():
+            if self.transport.is_closing() or self._refusal is not None or not self._waiting():
                 self._disarm()
             elif self._deadline is None:
                 self._deadline = self.loop.call_later(seconds, self._expired)
@@ -504,7 +791,7 @@ def head_timeout_protocol(
             self._deadline = None
             if self.transport.is_closing() or not self._waiting():
                 return
-            if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
+            if self._head is not None:
                 self.logger.info("A request's head did not arrive within %g s: 408", seconds)
                 self.transport.write(response)  # part of a head arrived: say why it ends
             self.transport.close()

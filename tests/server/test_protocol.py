@@ -4,6 +4,7 @@ it: every connection has Nagle's algorithm off, and the head deadline takes only
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -322,3 +323,235 @@ def test_a_large_body_is_written_as_it_comes_so_flow_control_holds_it() -> None:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
             time.sleep(1)  # the client reads nothing
             assert chunks_sent < 512, chunks_sent  # held back by flow control, far from 2,048
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 1024])
+def test_r33_a_request_head_over_16_kib_is_answered_400_and_closed(chunk: int) -> None:
+    """No head costs more memory than its limit, whether it comes at once or a piece at a time,
+    in one header or in many; a head just under it is served."""
+    from catalog_core.server.protocol import MAX_HEAD_BYTES
+
+    big_value = b"x-pad: " + b"v" * MAX_HEAD_BYTES + b"\r\n"
+    many = b"".join(b"x-pad-%d: %s\r\n" % (n, b"v" * 90) for n in range(200))
+    endless = b"x-pad: " + b"v" * (4 * MAX_HEAD_BYTES)  # one value that never ends
+    for _, port in serve(create_app(_one_product()), 5):
+        for extra in (big_value + b"\r\n", many + b"\r\n", endless):
+            head = _GET[:-2] + extra
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                with contextlib.suppress(OSError):  # the server may close before all is sent
+                    for start in range(0, len(head), chunk):
+                        sock.sendall(head[start : start + chunk])
+                        time.sleep(0.001 if chunk < len(head) else 0)
+                answer = _read_all(sock)
+            assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+        under = _GET[:-2] + b"x-pad: " + b"v" * (MAX_HEAD_BYTES - len(_GET) - 100) + b"\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(under)
+            sock.settimeout(5)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+class _Recorder:
+    """An app that reads each request's body whole, then answers its path and body's size."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.headers: list[list[tuple[bytes, bytes]]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.paths.append(scope["path"])
+        self.headers.append(list(scope["headers"]))
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = f"{scope['path']} {size}".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _statuses(answer: bytes) -> list[bytes]:
+    return re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+
+
+def test_pipelined_requests_are_read_one_at_a_time_so_a_connection_holds_one_read() -> None:
+    """A client that pipelines requests faster than it reads their answers holds the server's
+    memory to one read (256 KiB) and the requests parsed from one slice: the parser is not
+    handed more while the latest request is not answered. (Handed every read whole, the parser
+    queued every request in it, and the queue grew as long as the client sent.)"""
+    from catalog_core.server import protocol
+
+    request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    flood = request * (4_000_000 // len(request))
+    widest = {"queued": 0, "unparsed": 0}
+    for server, port in serve(_answer_at_once, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+
+            def send() -> None:
+                with contextlib.suppress(OSError):  # the socket closes before all is sent
+                    sock.sendall(flood)
+
+            threading.Thread(target=send, daemon=True).start()
+            until = time.monotonic() + 1.5
+            while time.monotonic() < until:  # the client reads nothing meanwhile
+                connection: Any
+                for connection in list(server.server_state.connections):
+                    widest["queued"] = max(widest["queued"], len(connection.pipeline))
+                    widest["unparsed"] = max(widest["unparsed"], len(connection._unparsed))
+                time.sleep(0.001)
+            sock.settimeout(10)
+            answered = 0
+            while answered < 2000:  # it goes on answering in order once the client reads
+                answered += sock.recv(65536).count(b"HTTP/1.1 200 ")
+            sock.shutdown(socket.SHUT_RDWR)
+    assert 0 < widest["unparsed"] <= 256 * 1024, widest
+    assert widest["queued"] <= protocol._SLICE // len(request), widest
+
+
+def test_an_upgrade_request_without_a_body_is_served_as_a_plain_one_and_the_next_follows() -> None:
+    """No protocol is switched to: a client offering one (``curl --http2`` offers h2c) gets a
+    plain answer, and what it sends next is read as the next request."""
+    app = _Recorder()
+    offer = (
+        b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQ\r\n"
+    )
+    for _, port in serve(app, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(
+                b"GET /first HTTP/1.1\r\nHost: t\r\n" + offer + b"\r\n"
+                b"GET /second HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            )
+            answer = _read_all(sock)
+    assert _statuses(answer) == [b"200", b"200"], answer
+    assert app.paths == ["/first", "/second"]
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Content-Length: 48\r\n", b"Transfer-Encoding: chunked\r\n"],
+    ids=["content-length", "chunked"],
+)
+@pytest.mark.parametrize("start", [b"POST /first", b"CONNECT t:443"], ids=["upgrade", "connect"])
+def test_an_upgrade_or_connect_request_with_a_body_is_refused_and_its_body_never_served(
+    framing: bytes, start: bytes
+) -> None:
+    """The parser does not read the body of a request that asks to switch protocols: served,
+    its body would be read as the next request (one smuggled past whatever fronts the server).
+    It is answered 400 and nothing after it is read."""
+    app = _Recorder()
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+    body = (
+        smuggled.ljust(48, b" ")
+        if b"Length" in framing
+        else b"%x\r\n%s\r\n0\r\n\r\n"
+        % (
+            len(smuggled),
+            smuggled,
+        )
+    )
+    upgrade = b"Connection: upgrade\r\nUpgrade: websocket\r\n" if b"POST" in start else b""
+    for _, port in serve(app, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(start + b" HTTP/1.1\r\nHost: t\r\n" + upgrade + framing + b"\r\n" + body)
+            answer = _read_all(sock)
+    assert _statuses(answer) == [b"400"], answer
+    assert app.paths == []
+
+
+def test_a_chunked_body_is_served_with_its_trailers_dropped() -> None:
+    app = _Recorder()
+    for _, port in serve(app, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(
+                b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n1;ext=1\r\nd\r\n0\r\nX-Trailer: 1\r\n\r\n"
+                b"GET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            )
+            answer = _read_all(sock)
+    assert _statuses(answer) == [b"200", b"200"], answer
+    assert b"/chunked 4" in answer
+    assert app.paths == ["/chunked", "/next"]
+    assert not any(name == b"x-trailer" for name, _ in app.headers[0])
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"0\r\nX-Trailer: " + b"t" * 200_000,  # a trailer that never ends
+        b"0\r\n" + b"X-T: 1\r\n" * 20_000,  # trailers that never end
+        b"1;" + b"e" * 200_000,  # a chunk line that never ends
+    ],
+    ids=["trailer", "trailers", "chunk-line"],
+)
+def test_bytes_between_pieces_of_a_body_are_bounded_then_answered_400(tail: bytes) -> None:
+    """What arrives between two pieces of a chunked body (chunk lines, trailers) is at most
+    ``MAX_HEAD_BYTES`` or so: past it the request is answered 400 and the connection closed."""
+    app = _Recorder()
+    for _, port in serve(app, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            head = b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            with contextlib.suppress(OSError):
+                sock.sendall(head + b"3\r\nabc\r\n")
+                for start in range(0, len(tail), 4096):
+                    sock.sendall(tail[start : start + 4096])
+            started = time.monotonic()
+            answer = _read_all(sock)
+    assert _statuses(answer) == [b"400"], answer[:300]
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("served_first", [False, True], ids=["alone", "after-another"])
+def test_a_malformed_body_is_answered_400_at_once(served_first: bool) -> None:
+    """The request whose chunked body is malformed is the one being served: its 400 comes at
+    once, not when the body's idle timeout ends (30 s); a request before it is answered first."""
+    first = _GET if served_first else b""
+    for _, port in serve(create_app(_one_product()), 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            started = time.monotonic()
+            sock.sendall(
+                first + b"POST /tryon/v1/products HTTP/1.1\r\nHost: t\r\nx-api-key: k1\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"2\r\n{}\r\nzz\r\n"
+            )
+            answer = _read_all(sock)
+    assert _statuses(answer) == ([b"200"] if served_first else []) + [b"400"], answer
+    assert time.monotonic() - started < 3
+
+
+def test_a_shutdown_serves_no_request_read_ahead_of_the_one_being_served() -> None:
+    """Requests pipelined behind the one being served when the server begins to stop are not
+    served: that one is answered, then the connection closes."""
+    import asyncio
+
+    app = _Recorder()
+    holder: dict[str, uvicorn.Server] = {}
+
+    async def stopping(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/first":
+            for connection in list(holder["server"].server_state.connections):
+                connection.shutdown()
+            await asyncio.sleep(0.2)
+        await app(scope, receive, send)
+
+    for server, port in serve(stopping, 5):
+        holder["server"] = server
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(
+                b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n"
+                + b"GET /second HTTP/1.1\r\nHost: t\r\n\r\n" * 3
+            )
+            answer = _read_all(sock)
+    assert _statuses(answer) == [b"200"], answer
+    assert app.paths == ["/first"]
