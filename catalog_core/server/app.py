@@ -59,7 +59,7 @@ from catalog_core.server.errors import (
     ServiceUnavailable,
 )
 from catalog_core.server.front import front_door
-from catalog_core.server.gate import Gate
+from catalog_core.server.gate import Gate, account_of_keys
 from catalog_core.server.local import LocalEndpoints, page_size
 from catalog_core.server.openapi import OPENAPI_PATH, openapi_document
 from catalog_core.server.responses import (
@@ -261,6 +261,11 @@ def create_app(
             Route(API_BASE, front, methods=["GET"], name="front_of_the_api"),
         ],
         middleware=[
+            *(
+                [Middleware(_ProductReads, catalog=catalog, calls=calls, api_keys=api_keys)]
+                if rate_limit is None and calls.inline_reads
+                else []
+            ),
             Middleware(_Guard, limit=catalog.limits.max_request_bytes),
             Middleware(
                 Gate,
@@ -531,3 +536,87 @@ _STOPPED: Final = ServiceUnavailable(
     "The server stopped before it finished this request. A write it was making was completed "
     "or rolled back whole: read the product to know which."
 )
+
+
+_PRODUCT_PREFIX: Final = (PRODUCTS_PATH + "/").encode("ascii")
+_JSON_TYPE: Final = (b"content-type", b"application/json")
+
+
+class _ProductReads:
+    """ASGI middleware: ``GET /products/{externalId}`` of a live product, answered at once.
+
+    The read of one product is the server's most frequent request, and the framework's layers
+    (the guard, the gate, Starlette's routing, request and response) cost more than the read
+    itself. For the plainest such request (a GET without a query, a body or ``Expect``, an id
+    without percent-encoding, the application not mounted under a root path) of a catalog whose
+    reads run on the event loop, with no rate limit, this layer reads the product and sends the
+    very answer the endpoint sends (``tests/server/test_product_reads.py`` compares them). Every
+    other request, and every one of these that does not find a live product or fails (a key
+    that names no account, an unknown id, a shutdown), goes through the whole application,
+    which answers it as it always has.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        catalog: Catalog,
+        calls: CatalogCalls,
+        api_keys: Mapping[str, str] | None,
+    ) -> None:
+        self.app = app
+        self._get = catalog.get
+        self._calls = calls
+        self._api_keys = None if api_keys is None else dict(api_keys)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if (
+            raw is None
+            or not raw.startswith(_PRODUCT_PREFIX)
+            or scope["method"] != "GET"
+            or scope["query_string"]
+            or scope.get("root_path")
+        ):
+            await self.app(scope, receive, send)
+            return
+        external_id = raw[len(_PRODUCT_PREFIX) :]
+        keys: list[str] = []
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                keys.append(value.decode("latin-1"))
+            elif name in _BODY_HEADERS:
+                keys = []  # the whole application reads (or drains) a body
+                break
+        if not keys or not external_id.isascii() or b"%" in external_id:
+            await self.app(scope, receive, send)
+            return
+        try:
+            account = account_of_keys(self._api_keys, keys)
+            product = await self._calls.read(self._get, account, external_id.decode("ascii"))
+            body = encoded(to_wire_json, to_wire, product)
+        except Exception:  # a refusal or a failure: the whole application answers (and logs) it
+            await self.app(scope, receive, send)
+            return
+        start: Message = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"etag", etag(product.version).encode("ascii")),
+                (b"content-length", str(len(body)).encode("ascii")),
+                _JSON_TYPE,
+            ],
+        }
+        started = False
+        try:
+            await send(start)
+            started = True
+            await send({"type": "http.response.body", "body": body})
+        except anyio.get_cancelled_exc_class():  # as the guard answers the shutdown
+            logger.warning("stopped by the shutdown: %s %s", scope["method"], scope["path"])
+            if not started:
+                with anyio.CancelScope(shield=True):
+                    await error_response(_STOPPED)(scope, receive, send)
+
+
+_BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding", b"expect"})

@@ -22,7 +22,7 @@ from catalog_core.errors import CatalogError, InvalidApiKey, MissingApiKey, Rate
 from catalog_core.server.responses import error_response
 from catalog_core.wire.decode import check_account
 
-__all__ = ["ACCOUNT_SCOPE_KEY", "Gate", "MovingWindow"]
+__all__ = ["ACCOUNT_SCOPE_KEY", "Gate", "MovingWindow", "account_of_keys"]
 
 #: Where the gate leaves the caller's account in the ASGI scope.
 ACCOUNT_SCOPE_KEY = "catalog_core.account"
@@ -136,21 +136,35 @@ class Gate:
         return path in self.public_paths or path.startswith(self.public_prefixes)
 
     def _account(self, keys: list[str]) -> str:
-        distinct = {key for key in keys if key}
-        if not distinct:
-            raise MissingApiKey("The x-api-key header is required.")
-        if len(distinct) > 1:
-            raise InvalidApiKey("Send one x-api-key header, not several.")
-        (key,) = distinct
-        if self.api_keys is None:
-            try:  # the key is the account: it must be one the catalog accepts
-                return check_account(key)
-            except CatalogError:
-                raise InvalidApiKey("The API key is not valid.") from None
-        account = self.api_keys.get(key)
-        if account is None:
-            raise InvalidApiKey("The API key is not valid.")
-        return account
+        return account_of_keys(self.api_keys, keys)
+
+
+def account_of_keys(api_keys: Mapping[str, str] | None, keys: list[str]) -> str:
+    """Return the account of the ``x-api-key`` values of a request.
+
+    Args:
+        api_keys: key → account; ``None`` accepts any key as its own account.
+        keys: the values of the request's ``x-api-key`` headers.
+
+    Raises:
+        MissingApiKey: there is no key, or only empty ones.
+        InvalidApiKey: there are several distinct keys, or the key names no account.
+    """
+    distinct = {key for key in keys if key}
+    if not distinct:
+        raise MissingApiKey("The x-api-key header is required.")
+    if len(distinct) > 1:
+        raise InvalidApiKey("Send one x-api-key header, not several.")
+    (key,) = distinct
+    if api_keys is None:
+        try:  # the key is the account: it must be one the catalog accepts
+            return check_account(key)
+        except CatalogError:
+            raise InvalidApiKey("The API key is not valid.") from None
+    account = api_keys.get(key)
+    if account is None:
+        raise InvalidApiKey("The API key is not valid.")
+    return account
 
 
 def _route_path(scope: Scope) -> str:

@@ -1,0 +1,183 @@
+"""The GET of one product answered before the framework's layers sends exactly what the endpoint
+sends (R23, R29), and leaves every other request to the whole application.
+
+Each request is run through the server's stack from the fast layer down, and again from the
+layer below it (the guard, the gate, Starlette, the endpoint): the ASGI messages must be equal,
+message for message, and the fast layer must have answered the plain requests itself.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import anyio
+import pytest
+
+import catalog_core as cc
+from catalog_core.server import create_app
+
+_NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+_PREFIX = "/tryon/v1/products/"
+
+
+def _catalog(repository: cc.Repository, clock: list[datetime]) -> cc.Catalog:
+    catalog = cc.Catalog(repository, clock=lambda: clock[0])
+    image = {"source": {"url": "https://cdn.example.test/a.jpg"}}
+    for account in ("acme", "globex"):
+        catalog.upsert(account, {"externalId": "p1", "images": [image]})
+    catalog.upsert(
+        "acme",
+        {
+            "externalId": "full/with slash",
+            "title": "Crew tee — white",
+            "description": "é" * 40,
+            "metadata": {"sizes": ["S", "M"], "price": 12.5, "nested": {"a": None}},
+            "validForDays": 30,
+            "images": [
+                image,
+                {
+                    "source": {"url": "https://cdn.example.test/b.jpg"},
+                    "classifications": {"kind": "top"},
+                },
+            ],
+        },
+    )
+    catalog.upsert("acme", {"externalId": "short", "validForDays": 1, "images": [image]})
+    catalog.upsert("acme", {"externalId": "ünï", "images": [image]})
+    catalog.upsert("acme", {"externalId": "p1", "title": "second version"})  # version 2
+    return catalog
+
+
+def _scope(
+    target: str,
+    *,
+    method: str = "GET",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    root_path: str = "",
+) -> dict[str, Any]:
+    path, _, query = target.partition("?")
+    raw = path.encode("utf-8")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": root_path + unquote(path),
+        "raw_path": (root_path + path).encode("utf-8") if root_path else raw,
+        "query_string": query.encode("ascii"),
+        "root_path": root_path,
+        "headers": [(b"host", b"test")]
+        + ([(b"x-api-key", b"acme")] if headers is None else headers),
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+# (target, extra scope settings, whether the fast layer answers it itself)
+_CASES: list[tuple[str, dict[str, Any], bool]] = [
+    (_PREFIX + "p1", {}, True),
+    (_PREFIX + "p1", {"headers": [(b"x-api-key", b"globex")]}, True),  # another account's p1
+    (_PREFIX + "full/with slash", {}, True),
+    (_PREFIX + "short", {}, True),
+    (_PREFIX + "missing", {}, False),  # 404
+    (_PREFIX, {}, False),  # no id: 400
+    (_PREFIX + "%C3%BCn%C3%AF", {}, False),  # percent-encoded: the endpoint decodes it
+    (_PREFIX + "%FF", {}, False),  # not UTF-8: 400
+    (_PREFIX + "p1?x=1", {}, False),  # an unknown parameter: a warning header
+    (_PREFIX + "p1", {"method": "HEAD"}, False),
+    (_PREFIX + "p1", {"headers": []}, False),  # 401 without a key
+    (_PREFIX + "p1", {"headers": [(b"x-api-key", b"")]}, False),
+    (_PREFIX + "p1", {"headers": [(b"x-api-key", b"acme"), (b"x-api-key", b"globex")]}, False),
+    (_PREFIX + "p1", {"headers": [(b"x-api-key", b"acme"), (b"x-api-key", b"acme")]}, True),
+    (_PREFIX + "p1", {"headers": [(b"x-api-key", b"bad key")]}, False),  # not an account: 401
+    (
+        _PREFIX + "p1",
+        {"headers": [(b"x-api-key", b"acme"), (b"content-length", b"0")]},
+        False,
+    ),
+    (_PREFIX + "p1", {"headers": [(b"x-api-key", b"acme"), (b"expect", b"100-continue")]}, False),
+    (_PREFIX + "p1", {"root_path": "/mounted"}, False),
+    ("/tryon/v1/products", {}, False),  # the listing
+    ("/tryon/v1/openapi.json", {}, False),
+]
+
+
+async def _run(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(dict(scope), receive, send)
+    return sent
+
+
+def _fast_layer(app: Any) -> Any:
+    layer = app.build_middleware_stack()
+    while type(layer).__name__ != "_ProductReads":
+        layer = layer.app
+    return layer
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def repository(request: pytest.FixtureRequest, tmp_path: Path) -> cc.Repository:
+    if request.param == "memory":
+        return cc.MemoryRepository()
+    return cc.SQLiteRepository(tmp_path / "c.db")
+
+
+@pytest.mark.parametrize("keys", [None, {"acme": "acme", "globex": "globex"}])
+def test_r23_the_fast_get_answers_as_the_endpoint_and_only_the_plain_requests(
+    repository: cc.Repository, keys: dict[str, str] | None
+) -> None:
+    clock = [_NOW]
+    app = create_app(_catalog(repository, clock), api_keys=keys)
+    fast = _fast_layer(app)
+    whole = fast.app
+    passed: list[str] = []
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        passed.append(scope["path"])
+        await whole(scope, receive, send)
+
+    fast.app = recording
+
+    async def main() -> None:
+        for when in (_NOW, _NOW + timedelta(days=2)):  # "short" has expired at the second
+            clock[0] = when
+            for target, settings, answered_fast in _CASES:
+                scope = _scope(target, **settings)
+                passed.clear()
+                answer = await _run(fast, scope)
+                went_through = bool(passed)
+                expected = await _run(whole, scope)
+                assert answer == expected, (target, settings)
+                live = not (target.endswith("short") and when > _NOW)
+                assert went_through is not (answered_fast and live), (target, settings, when)
+
+    anyio.run(main)
+
+
+def test_r23_the_fast_get_is_not_used_where_its_conditions_fail(tmp_path: Path) -> None:
+    """A rate limit counts each request in the gate, and reads that leave the event loop
+    (PostgreSQL, a shared SQLite connection) keep the worker thread: no fast layer for them."""
+    assert _has_fast_layer(create_app(cc.Catalog(cc.MemoryRepository())))
+    assert not _has_fast_layer(create_app(cc.Catalog(cc.MemoryRepository()), rate_limit=100))
+    assert not _has_fast_layer(create_app(cc.Catalog(cc.SQLiteRepository(":memory:"))))
+
+
+def _has_fast_layer(app: Any) -> bool:
+    layer = app.build_middleware_stack()
+    while layer is not None:
+        if type(layer).__name__ == "_ProductReads":
+            return True
+        layer = getattr(layer, "app", None)
+    return False
