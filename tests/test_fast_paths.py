@@ -7,9 +7,11 @@ code reads it (R12, R16, R17); the check that metadata and classifications are p
 call for the values JSON parsing makes most and must judge every value as a plain reading would
 (R9, R16). The catalog resolves the images of a request without file parts (every JSON body,
 so ``sqlite_upsert`` and ``sqlite_bulk``) in one pass, which must give what the general
-resolution gives (R12, R14). The encoder has no fast path: ``to_wire`` is the converter's
-generated hook, held here to a plain reading of R31; a listing page's body is its items' bytes
-joined, which must be the bytes of the page's plain encoding (R24).
+resolution gives (R12, R14). ``to_wire`` is the converter's generated hook, held here to a plain
+reading of R31; its timestamps are written from tables and a memo of days' texts, which must give
+the plain ISO text whether a day is remembered, new or met after the memo was emptied (R31, for
+``encode``); a listing page's body is its items' bytes joined, which must be the bytes of the
+page's plain encoding (R24).
 
 ``decode_upsert`` reads a valid canonical body on a fast path and everything else on its full
 pass: the fast path must give exactly what the full pass gives (the command, the images' paths,
@@ -38,7 +40,7 @@ from catalog_core._json import MAX_INT_DIGITS, LongInt
 from catalog_core._unset import UNSET
 from catalog_core.testing import strategies as cst
 from catalog_core.testing.invalid import InvalidUpsertRequest, invalid_upsert_payloads
-from catalog_core.wire import decode
+from catalog_core.wire import decode, encode
 from catalog_core.wire.encode import (
     format_timestamp,
     make_converter,
@@ -125,6 +127,38 @@ def test_r31_timestamps_are_utc_with_three_fractional_digits(moment: datetime) -
     assert parse_timestamp(expected) == moment.astimezone(UTC).replace(
         microsecond=moment.microsecond // 1000 * 1000
     )
+
+
+def plain_timestamp(moment: datetime) -> str:
+    """R31 read plainly: the UTC ISO text to the millisecond, then ``Z``."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+@given(
+    st.lists(
+        st.datetimes(timezones=st.just(UTC))
+        | st.datetimes(
+            min_value=datetime(2, 1, 1), max_value=datetime(9998, 1, 1), timezones=st.timezones()
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(1, 4),
+)
+@example([datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)], 1)
+def test_r31_a_timestamp_is_the_same_text_whether_its_day_is_remembered_or_not(
+    moments: list[datetime], most_days: int
+) -> None:
+    """R31: each timestamp written twice (its day new, then remembered) is the plain text, also
+    when the memo of days is emptied at its bound between them; the memo never passes it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encode, "_DATES", {})
+        patch.setattr(encode, "_MAX_DATES", most_days)
+        for moment in moments:
+            expected = plain_timestamp(moment)
+            assert format_timestamp(moment) == expected
+            assert format_timestamp(moment) == expected
+            assert len(encode._DATES) <= most_days
 
 
 def test_r31_an_offset_timestamp_is_written_in_utc() -> None:
