@@ -17,7 +17,7 @@ import cattrs
 from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from catalog_core._json import dumps
+from catalog_core._json import dumps, quick_dumps
 from catalog_core.errors import Detail, ValidationFailed
 from catalog_core.limits import Limits
 from catalog_core.model import Image, Page, Product
@@ -217,14 +217,21 @@ def to_wire_json(product: Product) -> bytes:
 def page_to_wire_json(page: Page) -> bytes:
     """Return the response body of a listing page: :func:`page_to_wire` as compact UTF-8 JSON.
 
-    The same bytes as ``dumps(page_to_wire(page))``, each item encoded straight to bytes rather
-    than copied into a dict first.
+    The same bytes as ``dumps(page_to_wire(page))``, the items' dicts sharing metadata and
+    classifications with the products rather than copying them.
     """
-    items = b",".join([dumps(_TO_WIRE_SHARED(item)) for item in page.items])
+    items = [_TO_WIRE_SHARED(item) for item in page.items]
+    # One orjson call for the whole page when its text is surely dumps': an eighth less time
+    # than a call an item, for a page of 50. Else each item on its own, so that only an item
+    # whose text may hold a float json writes otherwise is walked, and only one orjson cannot
+    # write is left to json (such a page pays for the wasted call: about 5% more).
+    text = quick_dumps(items)
+    if text is None:
+        text = b"[%b]" % b",".join([dumps(item) for item in items])
     cursor = b"null" if page.next_cursor is None else dumps(page.next_cursor)
     more = b"true" if page.has_more else b"false"
-    return b'{"items":[%b],"nextCursor":%b,"hasMore":%b,"count":%d}' % (
-        items,
+    return b'{"items":%b,"nextCursor":%b,"hasMore":%b,"count":%d}' % (
+        text,
         cursor,
         more,
         page.count,
