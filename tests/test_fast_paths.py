@@ -7,9 +7,12 @@ code reads it (R12, R16, R17); the check that metadata and classifications are p
 call for the values JSON parsing makes most and must judge every value as a plain reading would
 (R9, R16). The catalog resolves the images of a request without file parts (every JSON body,
 so ``sqlite_upsert`` and ``sqlite_bulk``) in one pass, which must give what the general
-resolution gives (R12, R14). The encoder has no fast path: ``to_wire`` is the converter's
-generated hook, held here to a plain reading of R31; a listing page's body is its items' bytes
-joined, which must be the bytes of the page's plain encoding (R24).
+resolution gives (R12, R14). ``to_wire`` is the converter's generated hook, held here to a plain
+reading of R31; its timestamps are written from tables and a memo of days' texts, which must give
+the plain ISO text whether a day is remembered, new or met after the memo was emptied (R31, for
+``encode``); a listing page's body is one orjson call when its text is surely the plain bytes,
+else its items' bytes joined, which must both be the bytes of the page's plain encoding (R24);
+and without orjson every product and page must be the same bytes as with it.
 
 ``decode_upsert`` reads a valid canonical body on a fast path and everything else on its full
 pass: the fast path must give exactly what the full pass gives (the command, the images' paths,
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
@@ -34,11 +39,11 @@ from hypothesis import strategies as st
 
 import catalog_core as cc
 from catalog_core import ImageInput, UpsertCommand
-from catalog_core._json import MAX_INT_DIGITS, LongInt
+from catalog_core._json import MAX_INT_DIGITS, LongInt, quick_dumps
 from catalog_core._unset import UNSET
 from catalog_core.testing import strategies as cst
 from catalog_core.testing.invalid import InvalidUpsertRequest, invalid_upsert_payloads
-from catalog_core.wire import decode
+from catalog_core.wire import decode, encode
 from catalog_core.wire.encode import (
     format_timestamp,
     make_converter,
@@ -111,6 +116,44 @@ def test_r24_r31_a_page_body_is_the_standard_librarys_compact_json_of_the_page(
     assert page_to_wire_json(page) == expected.encode("utf-8", "surrogatepass")
 
 
+def _page_product(number: int, metadata: dict[str, Any], classifications: Any = None) -> cc.Product:
+    moment = datetime(2026, 5, 13, 10, 0, 0, 7000 * number, tzinfo=UTC)
+    image = cc.Image(f"https://cdn.example/{number}.jpg", 0, classifications)
+    return cc.Product(
+        account="acme",
+        external_id=f"p{number}",
+        description="One-size, wide-leg e-mail",
+        metadata=metadata,
+        created_at=moment,
+        updated_at=moment,
+        images=(image,),
+    )
+
+
+@pytest.mark.parametrize(
+    ("metadata", "classifications", "whole"),
+    [
+        ({"price": 19.9, "sizes": ["S", "M"]}, {"view": "front"}, True),
+        ({"weight": 1e-07}, None, False),
+        ({"weight": 2.5e-05}, None, False),
+        ({"stock": 2**70}, None, False),
+        ({"price": 19.9}, {"score": 3e-06}, False),
+    ],
+    ids=["plain", "exponent", "four-zeros", "beyond-64-bits", "in-image"],
+)
+def test_r24_r31_a_page_with_a_product_orjson_writes_otherwise_is_written_an_item_at_a_time(
+    metadata: dict[str, Any], classifications: Any, whole: bool
+) -> None:
+    """R24, R31: a page is one orjson call only when its text is surely the plain bytes; else
+    each item is written on its own, and the page is still the plain encoding's bytes."""
+    odd = _page_product(1, metadata, classifications)
+    page = cc.Page((_page_product(0, {"a": 1}), odd, _page_product(2, {"b": [0.5]})), "c", True)
+    items = [to_wire(item) for item in page.items]
+    assert (quick_dumps(items) is not None) == whole
+    expected = json.dumps(page_to_wire(page), ensure_ascii=False, separators=(",", ":"))
+    assert page_to_wire_json(page) == expected.encode("utf-8", "surrogatepass")
+
+
 @given(
     st.datetimes(timezones=st.just(UTC))
     | st.datetimes(
@@ -125,6 +168,38 @@ def test_r31_timestamps_are_utc_with_three_fractional_digits(moment: datetime) -
     assert parse_timestamp(expected) == moment.astimezone(UTC).replace(
         microsecond=moment.microsecond // 1000 * 1000
     )
+
+
+def plain_timestamp(moment: datetime) -> str:
+    """R31 read plainly: the UTC ISO text to the millisecond, then ``Z``."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+@given(
+    st.lists(
+        st.datetimes(timezones=st.just(UTC))
+        | st.datetimes(
+            min_value=datetime(2, 1, 1), max_value=datetime(9998, 1, 1), timezones=st.timezones()
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(1, 4),
+)
+@example([datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)], 1)
+def test_r31_a_timestamp_is_the_same_text_whether_its_day_is_remembered_or_not(
+    moments: list[datetime], most_days: int
+) -> None:
+    """R31: each timestamp written twice (its day new, then remembered) is the plain text, also
+    when the memo of days is emptied at its bound between them; the memo never passes it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encode, "_DATES", {})
+        patch.setattr(encode, "_MAX_DATES", most_days)
+        for moment in moments:
+            expected = plain_timestamp(moment)
+            assert format_timestamp(moment) == expected
+            assert format_timestamp(moment) == expected
+            assert len(encode._DATES) <= most_days
 
 
 def test_r31_an_offset_timestamp_is_written_in_utc() -> None:
@@ -650,3 +725,55 @@ def test_r19_an_expiry_is_the_lifetime_in_days_after_the_later_time(days: int) -
     assert expires_at(days, start, start + timedelta(hours=1)) == start + timedelta(
         days=days, hours=1
     )
+
+
+#: Writes products and a page of them, one hex line each, then whether orjson was used.
+_ENCODE_SCRIPT = """
+import sys
+if sys.argv[1] == "without":
+    sys.modules["orjson"] = None
+from datetime import UTC, datetime
+import catalog_core as cc
+from catalog_core import _json
+from catalog_core.wire.encode import page_to_wire_json, to_wire_json
+
+def product(number, metadata, title=None, last_used=None):
+    moment = datetime(2026 - number, 5, 13, 10, 0, 0, 123456 * number % 1_000_000, tzinfo=UTC)
+    return cc.Product(
+        account="acme", external_id=f"p{number}", title=title, metadata=metadata,
+        valid_for_days=30, expires_at=moment, last_used_at=last_used, created_at=moment,
+        updated_at=moment, images=(cc.Image("https://cdn.example/a.jpg", 0, {"view": "front"}),
+                                   cc.Image("upload://" + "0" * 64, 1)),
+    )
+
+products = [
+    product(0, {"brand": "Northfold", "sizes": ["S", "M"], "price": 19.9}, "Tee \\u2014 é 🙂"),
+    product(1, None, 'Tab\\there "quoted" \\\\ \\u2028', datetime(999, 1, 2, tzinfo=UTC)),
+    product(2, {"weight": 1e-07, "four": 2.5e-05, "big": 1e16, "n": [0, -1, True, None]}),
+    product(3, {"stock": 2**70, "one-size": "e-mail 3e-1"}),
+]
+for item in products:
+    print(to_wire_json(item).hex())
+for items in (products[:1], products):
+    print(page_to_wire_json(cc.Page(tuple(items), "cursor", True)).hex())
+print(_json.HAS_ORJSON)
+"""
+
+
+def test_r24_r31_without_orjson_products_and_pages_are_written_to_the_same_bytes() -> None:
+    """R24, R31: a base install (no orjson) writes every product and page as orjson's path does:
+    texts to escape, floats that the two write differently, an integer beyond 64 bits."""
+    outputs = {}
+    for mode in ("with", "without"):
+        done = subprocess.run(
+            [sys.executable, "-c", _ENCODE_SCRIPT, mode],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs[mode] = done.stdout.splitlines()
+    assert outputs["with"][-1] == "True"
+    assert outputs["without"][-1] == "False"
+    assert outputs["with"][:-1] == outputs["without"][:-1]

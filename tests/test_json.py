@@ -99,3 +99,30 @@ def test_r9_r16_subclasses_and_tuples_are_written_as_the_standard_library_writes
     assert _json.dumps(value) == _json._std_dumps(value)
     stored = _json.dumps_for_storage(value)
     assert stored is None or json.loads(stored) == json.loads(_json._std_dumps(value))
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=-1e-3, max_value=1e-3)
+    | st.sampled_from([1e-05, -3.5e-07, 1e-07, 5e-324, 9.99e-05, 2.5e-05, 1e-100, -1e-300]),
+    st.sampled_from(["", "one-size", "e-"]),
+)
+def test_r31_every_float_written_unlike_json_is_one_the_text_check_flags(
+    number: float, words: str
+) -> None:
+    """R31: the check that spares most texts a walk never passes over a float that orjson
+    writes otherwise than ``json``, in a text also holding words with ``e-``."""
+    text = _json._orjson_dumps([words, number])
+    assert text is not None
+    if text != _json._std_dumps([words, number]):
+        assert _json._may_hold_tiny_float(text)
+
+
+@pytest.mark.parametrize(
+    "words", ["one-size", "wide-leg, true-to-size", "e-mail", "style-A", "re-wash 30"]
+)
+def test_r31_words_with_e_and_a_hyphen_cost_no_walk(words: str) -> None:
+    """R31's bytes are the same either way; a text flagged by mistake costs a walk of its value."""
+    assert not _json._may_hold_tiny_float(
+        _json._orjson_dumps({"description": words, "n": 0.5}) or b""
+    )

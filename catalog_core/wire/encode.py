@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import cattrs
 from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from catalog_core._json import dumps
+from catalog_core._json import dumps, quick_dumps
 from catalog_core.errors import Detail, ValidationFailed
 from catalog_core.limits import Limits
 from catalog_core.model import Image, Page, Product
@@ -35,6 +35,12 @@ __all__ = [
     "to_wire_json",
 ]
 
+# "00" to "59" and "000" to "999": the hours, minutes, seconds and milliseconds of a timestamp.
+_TWO_DIGITS: Final = tuple(f"{number:02d}" for number in range(60))
+_THREE_DIGITS: Final = tuple(f"{number:03d}" for number in range(1000))
+# The ISO text of the days timestamps fell on; at most _MAX_DATES of them (about 11 years).
+_DATES: Final[dict[date, str]] = {}
+_MAX_DATES: Final = 4096
 _TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 # Attribute names to wire names, for the paths of cattrs' errors.
 _WIRE_NAMES: Final = {
@@ -46,11 +52,22 @@ def format_timestamp(moment: datetime) -> str:
     """Return ``moment`` as UTC ISO-8601 with exactly three fractional digits and ``Z`` (R31)."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    # The date's and the time's own isoformat, each in C: three quarters of the time of
-    # %-formatting the seven numbers (which took half the time of strftime or an f-string of
-    # them); the aware datetime's isoformat is slower still, for its offset. Every response
-    # writes three or four of these. The time's isoformat cuts the microseconds, as R31 wants.
-    return f"{moment.date().isoformat()}T{moment.time().isoformat('milliseconds')}Z"
+    # Every response writes three or four of these. The C isoformat of a date or a time parses
+    # a format string at each call: the time's pieces looked up in tables take under half the
+    # time of the time's isoformat (%-formatting them, or an f-string with widths, is slower
+    # still), and a day's text is remembered, for a catalog's timestamps fall on few days. On a
+    # remembered day this takes two fifths of the time of the two isoformats; on a new day,
+    # about the same time.
+    day = moment.date()
+    date_text = _DATES.get(day)
+    if date_text is None:
+        if len(_DATES) >= _MAX_DATES:  # a bound, not an eviction policy: rarely reached
+            _DATES.clear()
+        date_text = _DATES[day] = day.isoformat()
+    return (
+        f"{date_text}T{_TWO_DIGITS[moment.hour]}:{_TWO_DIGITS[moment.minute]}"
+        f":{_TWO_DIGITS[moment.second]}.{_THREE_DIGITS[moment.microsecond // 1000]}Z"
+    )
 
 
 def parse_timestamp(text: object) -> datetime:
@@ -200,14 +217,21 @@ def to_wire_json(product: Product) -> bytes:
 def page_to_wire_json(page: Page) -> bytes:
     """Return the response body of a listing page: :func:`page_to_wire` as compact UTF-8 JSON.
 
-    The same bytes as ``dumps(page_to_wire(page))``, each item encoded straight to bytes rather
-    than copied into a dict first.
+    The same bytes as ``dumps(page_to_wire(page))``, the items' dicts sharing metadata and
+    classifications with the products rather than copying them.
     """
-    items = b",".join([dumps(_TO_WIRE_SHARED(item)) for item in page.items])
+    items = [_TO_WIRE_SHARED(item) for item in page.items]
+    # One orjson call for the whole page when its text is surely dumps': an eighth less time
+    # than a call an item, for a page of 50. Else each item on its own, so that only an item
+    # whose text may hold a float json writes otherwise is walked, and only one orjson cannot
+    # write is left to json (such a page pays for the wasted call: about 5% more).
+    text = quick_dumps(items)
+    if text is None:
+        text = b"[%b]" % b",".join([dumps(item) for item in items])
     cursor = b"null" if page.next_cursor is None else dumps(page.next_cursor)
     more = b"true" if page.has_more else b"false"
-    return b'{"items":[%b],"nextCursor":%b,"hasMore":%b,"count":%d}' % (
-        items,
+    return b'{"items":%b,"nextCursor":%b,"hasMore":%b,"count":%d}' % (
+        text,
         cursor,
         more,
         page.count,
