@@ -413,9 +413,11 @@ _HELD_BYTES: Final = 64 * 1024
 MAX_HEAD_BYTES: Final = 16 * 1024
 # Bytes handed to the parser at once. The parser reads every request in what it is handed, so
 # this bounds the requests read ahead of the one being served (a request takes 18 bytes at
-# least: about a hundred); the rest of a read waits unparsed, and the socket is not read again
-# until it is parsed.
-_SLICE: Final = 2048
+# least: about thirty); the rest of a read waits unparsed, and the socket is not read again
+# until it is parsed. A body of a known length is handed over in slices of up to
+# :data:`_BODY_SLICE`, never past its end.
+_SLICE: Final = 512
+_BODY_SLICE: Final = 64 * 1024
 _MALFORMED: Final = "Invalid HTTP request received."
 
 
@@ -458,10 +460,15 @@ class _BoundedConnection(HttpToolsProtocol):
       trailers and chunk lines at most as many between two pieces of body. Past either, 400.
     - A malformed request is answered 400 after the requests before it; a malformed body at
       once, for the request it belongs to is being served.
-    - No protocol is switched to: a request with ``Upgrade`` (or a ``CONNECT``) is served as a
-      plain one when it has no body, and what follows it is read as the next request; one with
-      a body is refused 400 (the parser would not read its body, which is not the next request).
+    - No protocol is switched to: a request with ``Upgrade`` is served as a plain one when it
+      has no body, and what follows it is read as the next request; one with a body is refused
+      400 (the parser would not read its body, which is not the next request), and so is a
+      ``CONNECT``.
+    - As h11 did, an HTTP/1.1 request without ``Host``, or with a ``Transfer-Encoding`` other
+      than ``chunked``, is refused 400.
     - Once the server stops, no request is read after the one being served.
+    - A client that ends its side of the connection after its requests is answered them all
+      before the connection closes (unless it ended within one, which is then dropped).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -485,8 +492,13 @@ class _BoundedConnection(HttpToolsProtocol):
         self._in_body = False
         self._progress = False
         self._stall = 0
-        #: The latest request before the one being read.
+        #: The body's bytes still to come, when its length is known.
+        self._remaining = 0
+        #: The latest request before the one being read, and the one being served.
         self._before: RequestResponseCycle | None = None
+        self._serving: RequestResponseCycle | None = None
+        #: Whether the client has ended its side of the connection.
+        self._eof = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -506,8 +518,34 @@ class _BoundedConnection(HttpToolsProtocol):
     def shutdown(self) -> None:
         """Serve no request after the one being served (nor those read ahead of it)."""
         self._stopping = True
-        self.pipeline.clear()
+        if self.pipeline:
+            self.pipeline.clear()
+            self.cycle = self._serving  # type: ignore[assignment]  # the latest one left
         super().shutdown()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._serving = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio's takes a bool
+        """The client sends no more: answer what it asked, then close.
+
+        A request it ended within (a head or a body cut short) is dropped, and the connection
+        closes at once, as it did when every end of stream closed it.
+        """
+        self._eof = True
+        if self._in_body or self._head is not None or self._done():
+            self.transport.close()  # after what is written and held
+        # Otherwise kept open to write the answers, and closed after the last: _close_if_done.
+        return True
+
+    def _done(self) -> bool:
+        """Whether nothing is left to answer: no request served, read ahead or unparsed."""
+        return self._waiting() and not self.pipeline and not self._unparsed
+
+    def _close_if_done(self) -> None:
+        if self._eof and self._done() and not self.transport.is_closing():
+            self.transport.close()
 
     def _waiting(self) -> bool:
         """No request is being served: none has begun, or the latest one's response was sent.
@@ -544,6 +582,9 @@ class _BoundedConnection(HttpToolsProtocol):
         if self._refusal is None and self.parser is not None and not self.transport.is_closing():
             self._parse()
             self._sync()
+            if self._eof and (self._head is not None or self._in_body):
+                self.transport.close()  # the client ended within this request: it never ends
+            self._close_if_done()
 
     def _held(self) -> bool:
         """Whether the parser must wait.
@@ -561,7 +602,8 @@ class _BoundedConnection(HttpToolsProtocol):
     def _parse(self) -> None:
         data, start = self._unparsed, 0
         while start < len(data) and not self._held():
-            piece = data[start : start + _SLICE]
+            size = min(self._remaining, _BODY_SLICE) if self._remaining > _SLICE else _SLICE
+            piece = data[start : start + size]
             start += len(piece)
             try:
                 self._feed(piece)
@@ -585,11 +627,11 @@ class _BoundedConnection(HttpToolsProtocol):
         self.parser.feed_data(piece)
         if self._head is not None:  # a head is unfinished: it began in this piece or before
             self._head = self._head + len(piece) if ongoing and heads == self._heads else len(piece)
-            if self._head > MAX_HEAD_BYTES + _SLICE:
+            if self._head > MAX_HEAD_BYTES + len(piece):
                 raise httptools.HttpParserError("request head too large")
         elif self._in_body:
             self._stall = 0 if self._progress else self._stall + len(piece)
-            if self._stall > MAX_HEAD_BYTES + _SLICE:
+            if self._stall > MAX_HEAD_BYTES + len(piece):
                 raise httptools.HttpParserError("too many bytes between pieces of the body")
 
     def _settle(self) -> None:
@@ -598,7 +640,7 @@ class _BoundedConnection(HttpToolsProtocol):
         waits = bool(self._unparsed) or (
             cycle is not None and not cycle.response_complete and len(cycle.body) > HIGH_WATER_LIMIT
         )
-        if waits == self._reading and not self._socket.is_closing():
+        if waits == self._reading and not self._eof and not self._socket.is_closing():
             self._reading = not waits
             if waits:
                 self._socket.pause_reading()
@@ -651,6 +693,8 @@ class _BoundedConnection(HttpToolsProtocol):
         elif self._stopping and self._waiting():
             self.transport.close()
         self._sync()
+        if not self._unparsed:  # else it is parsed first (proceed)
+            self._close_if_done()
 
     # -- the parser's callbacks ----------------------------------------------------------------
 
@@ -680,21 +724,35 @@ class _BoundedConnection(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head = None
-        if self.parser.should_upgrade() and any(
-            name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0"))
-            for name, value in self.headers
+        host, length, chunked = False, 0, False
+        for name, value in self.headers:
+            if name == b"host":
+                host = True
+            elif name == b"content-length":
+                length = int(value)  # the parser took only digits, once
+            elif name == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":
+                    raise _Refused  # as h11: no other coding is read
+                chunked = True
+        if (
+            (not host and self.parser.get_http_version() == "1.1")
+            or self.parser.get_method() == b"CONNECT"
+            or (self.parser.should_upgrade() and (length or chunked))
         ):
-            raise _Refused  # the parser would not read its body: it would be read as requests
+            # Without Host, as h11. A CONNECT, or an Upgrade with a body: the parser would
+            # not read that body, which would then be read as requests.
+            raise _Refused
         self._before = self.cycle
         super().on_headers_complete()
-        self._in_body, self._stall = True, 0
+        self._in_body, self._stall, self._remaining = True, 0, length
 
     def on_body(self, body: bytes) -> None:
         self._progress = True
+        self._remaining -= len(body)
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._in_body = False
+        self._in_body, self._remaining = False, 0
         super().on_message_complete()
 
 

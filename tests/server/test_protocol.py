@@ -552,6 +552,77 @@ def test_a_shutdown_serves_no_request_read_ahead_of_the_one_being_served() -> No
                 b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n"
                 + b"GET /second HTTP/1.1\r\nHost: t\r\n\r\n" * 3
             )
+            started = time.monotonic()
+            answer = _read_all(sock)
+            closed_after = time.monotonic() - started
+    assert _statuses(answer) == [b"200"], answer
+    assert b"connection: close" in answer.lower()  # no keep-alive is promised
+    assert closed_after < 2  # closed after the answer, not by a timeout
+    assert app.paths == ["/first"]
+
+
+@pytest.mark.parametrize("count", [1, 5, 300])
+def test_a_client_that_ends_its_side_after_its_requests_is_answered_them_all(count: int) -> None:
+    """``shutdown(SHUT_WR)`` after pipelined requests (as ``nc -N`` does): every one is
+    answered, in order, then the connection closes."""
+    app = _Recorder()
+    for _, port in serve(app, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(
+                b"".join(b"GET /r%d HTTP/1.1\r\nHost: t\r\n\r\n" % n for n in range(count))
+            )
+            sock.shutdown(socket.SHUT_WR)
+            started = time.monotonic()
+            answer = _read_all(sock)
+            closed_after = time.monotonic() - started
+    assert _statuses(answer) == [b"200"] * count
+    assert app.paths == [f"/r{n}" for n in range(count)]
+    assert closed_after < 4
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [b"GET /r1 HTTP/1.1\r\nHost:", b"POST /r1 HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nab"],
+    ids=["head", "body"],
+)
+def test_a_client_that_ends_its_side_within_a_request_is_closed_at_once(cut: bytes) -> None:
+    app = _Recorder()
+    for _, port in serve(app, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /r0 HTTP/1.1\r\nHost: t\r\n\r\n" + cut)
+            sock.shutdown(socket.SHUT_WR)
+            started = time.monotonic()
+            answer = _read_all(sock)
+            closed_after = time.monotonic() - started
+    assert _statuses(answer) in ([], [b"200"]), answer  # the request before it may be answered
+    assert closed_after < 2
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        b"GET /no-host HTTP/1.1\r\n\r\n",
+        b"POST /gzip HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        b"CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n",
+    ],
+    ids=["no-host", "gzip", "connect"],
+)
+def test_requests_h11_refused_are_refused_400(request_: bytes) -> None:
+    """An HTTP/1.1 request without ``Host``, a transfer coding other than chunked (it would
+    reach the application undecoded), and a ``CONNECT`` are answered 400, as h11 answered."""
+    app = _Recorder()
+    for _, port in serve(app, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(request_)
+            answer = _read_all(sock)
+    assert _statuses(answer) == [b"400"], answer
+    assert app.paths == []
+
+
+def test_an_http_1_0_request_needs_no_host() -> None:
+    app = _Recorder()
+    for _, port in serve(app, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /old HTTP/1.0\r\n\r\n")
             answer = _read_all(sock)
     assert _statuses(answer) == [b"200"], answer
-    assert app.paths == ["/first"]
