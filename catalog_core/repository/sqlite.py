@@ -1046,8 +1046,9 @@ class _Transaction:
 
     The write lock is held from the first read to the commit. ``BEGIN`` and ``COMMIT`` are tried
     again while the database is busy (:meth:`SQLiteRepository._retry`); an exception from the
-    body rolls everything back and propagates. An ``OperationalError`` of a file that refuses
-    writes becomes "the catalog is read-only" (:meth:`SQLiteRepository._refused_write`).
+    body, or a commit that fails, rolls everything back and propagates. An ``OperationalError``
+    of a file that refuses writes becomes "the catalog is read-only"
+    (:meth:`SQLiteRepository._refused_write`).
 
     A class rather than a ``contextmanager`` generator: every write enters one, and the
     generator's machinery cost about as much as the ``BEGIN`` and ``COMMIT`` themselves.
@@ -1091,7 +1092,15 @@ class _Transaction:
         self._conn = None
         try:
             if exc is None:
-                repository._retry(conn.commit)
+                try:
+                    repository._retry(conn.commit)
+                except BaseException:
+                    # A commit refused (a full disk, a deferred constraint, a lock held past
+                    # the timeout) leaves the transaction open: roll it back, or the connection
+                    # would go back to the pool holding the write lock and writes no one commits.
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
             elif conn.in_transaction:
                 conn.rollback()
         except sqlite3.OperationalError as error:

@@ -162,6 +162,32 @@ def test_a_shared_connection_is_released_after_a_write_that_fails(tmp_path: Path
     assert not db.conn.in_transaction
 
 
+def test_a_commit_that_fails_is_rolled_back_and_its_connection_writes_again(
+    tmp_path: Path,
+) -> None:
+    """Nothing half-written: a refused commit leaves no open transaction holding the lock."""
+    repo = cc.SQLiteRepository(tmp_path / "commit.db")
+    catalog = cc.Catalog(repo)
+    with repo._transaction() as conn:  # a deferred constraint: checked by the commit alone
+        conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE child (parent INTEGER REFERENCES parent (id) "
+            "DEFERRABLE INITIALLY DEFERRED)"
+        )
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    with repo._borrow() as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"), repo._transaction() as conn:
+        conn.execute("INSERT INTO child VALUES (1)")
+
+    assert len(repo._idle) == len(repo._connections) == 1
+    assert not repo._idle[0].in_transaction
+    with sqlite3.connect(tmp_path / "commit.db") as other:
+        assert other.execute("SELECT count(*) FROM child").fetchone()[0] == 0
+    assert catalog.upsert("acme", {"externalId": "p", "title": "t"}).product.version == 2
+
+
 def test_the_catalog_survives_reopening_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     clock = FakeClock()
