@@ -42,6 +42,7 @@ __all__ = [
     "Session",
     "erase_customer",
     "missing_blob",
+    "plan_one",
     "plan_writes",
     "write_batch",
     "write_one",
@@ -285,11 +286,56 @@ def write_one(
     apply: Apply[R],
 ) -> R | None:
     """Apply one change as a batch of one whose exception propagates; return what was stored."""
-    plan = plan_writes(
-        kind, account, ((record_id, change),), load(account, [record_id]), capture=False
-    )
+    plan = plan_one(kind, account, record_id, change, load(account, [record_id]).get(record_id))
     apply(account, plan)
     return cast("R | None", plan.outcomes[0])  # without capture, no outcome is an exception
+
+
+def plan_one(
+    kind: RecordKind[R, W],
+    account: str,
+    record_id: str,
+    change: Callable[[R | None], W],
+    old: R | None,
+) -> Plan[R]:
+    """Return :func:`plan_writes` of the one change ``(record_id, change)``, without capture.
+
+    The same plan, built straight: every single write runs this, and the loops, dictionaries
+    and passes that a batch needs cost a single write more than its planning itself.
+    ``tests/repository/test_engine.py`` checks that both plan alike.
+
+    Raises:
+        ValueError: the change stored a record under another key.
+    """
+    result = change(old)
+    new = kind.record_of(result)
+    if new is not None and kind.key(new) != (account, record_id):
+        raise ValueError(f"a write must keep the {kind.name}'s account and {kind.id_name}")
+    blobs: list[Blob] = []
+    given = kind.blobs_of(result)
+    if given:
+        unique: dict[str, Blob] = {}
+        for blob in given:
+            unique.setdefault(blob.sha256, blob)
+        blobs = list(unique.values())
+    plan: Plan[R] = Plan([new], {record_id: new}, [], [], [], blobs, {})
+    if new is None:
+        if old is not None:
+            plan.deletes.append(record_id)
+    elif old is None:
+        plan.inserts.append(new)
+    else:
+        plan.updates.append(new)
+    before = _NO_REFS if old is None else kind.blob_refs(old)
+    after = _NO_REFS if new is None else kind.blob_refs(new)
+    if before != after:
+        # One record: what it gains and what it loses are apart, so no delta is zero.
+        deltas = plan.deltas
+        for sha in after - before:
+            deltas[sha] = 1
+        for sha in before - after:
+            deltas[sha] = -1
+    return plan
 
 
 def write_tryon(

@@ -31,6 +31,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -440,15 +441,23 @@ class SQLiteRepository:
 
     @contextmanager
     def _borrow(self) -> Iterator[sqlite3.Connection]:
-        """Lend a connection for one operation: the shared one under the lock, else a pooled one.
+        """Lend a connection for one operation: see :meth:`_take`."""
+        conn = self._take()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn)
+
+    def _take(self) -> sqlite3.Connection:
+        """Take a connection for one operation: the shared one under the lock, else a pooled one.
 
         A pooled connection of another kind than the current one (opened before the catalog
-        began or stopped reading under a guard) is closed rather than lent or kept.
+        began or stopped reading under a guard) is closed rather than lent or kept. Every
+        connection taken is given back with :meth:`_give_back`.
         """
         if self._shared is not None:
-            with self._lock:
-                yield self._shared
-            return
+            self._lock.acquire()
+            return self._shared
         conn = None
         with self._lock:
             while self._idle and conn is None:
@@ -456,28 +465,31 @@ class SQLiteRepository:
                 if self._connections.get(conn, False) is not self._guard:
                     self._discard(conn)
                     conn = None
-        if conn is None:
-            conn = self._connect()
-        try:
-            yield conn
-        finally:
-            with self._lock:
-                kept = self._connections.get(conn, False) is self._guard
-                if kept and len(self._idle) < _MAX_IDLE:
-                    self._idle.append(conn)
-                else:
-                    self._discard(conn)
+        return self._connect() if conn is None else conn
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        """Give back a connection of :meth:`_take`: keep it idle, or close it."""
+        if self._shared is not None:
+            self._lock.release()
+            return
+        with self._lock:
+            kept = self._connections.get(conn, False) is self._guard
+            if kept and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+            else:
+                self._discard(conn)
 
     def _discard(self, conn: sqlite3.Connection) -> None:
         conn.close()
         self._connections.pop(conn, None)
 
-    def _retry(self, action: Any) -> Any:
+    def _retry(self, action: Callable[..., _T], *args: Any) -> _T:
+        """Return ``action(*args)``, tried again with back-off while the database is busy."""
         deadline = time.monotonic() + self._busy_timeout
         delay = 0.001
         while True:
             try:
-                return action()
+                return action(*args)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise
@@ -518,40 +530,27 @@ class SQLiteRepository:
             "the catalog kept changing under a read-only reader; try again"
         )
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> _Transaction:
         """Hold the write lock from the first read to the commit (``BEGIN IMMEDIATE``).
 
-        Raises:
-            sqlite3.OperationalError: "the catalog is read-only" when the file, or the file
-                system, refuses the write (``SQLITE_READONLY``), or SQLite may not make the
-                ``-wal`` and ``-shm`` files it needs to write.
+        Used as ``with self._transaction() as conn:``; see :class:`_Transaction`.
         """
-        guard = self._guard
-        if guard is not None and not guard.unchanged():
-            self._reopen(guard)
-        with self._borrow() as conn:
-            try:
-                self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-                try:
-                    yield conn
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.rollback()
-                    raise
-                else:
-                    self._retry(conn.commit)
-            except sqlite3.OperationalError as exc:
-                if not _is_read_only(exc) and not self._cannot_make_sidecars(exc):
-                    raise
-                clear = sqlite3.OperationalError(
-                    f"{_READ_ONLY} (its file or file system refuses writes): {exc}"
-                )
-                clear.sqlite_errorcode, clear.sqlite_errorname = (
-                    exc.sqlite_errorcode,
-                    exc.sqlite_errorname,
-                )
-                raise clear from exc
+        return _Transaction(self)
+
+    def _refused_write(self, exc: sqlite3.OperationalError) -> sqlite3.OperationalError | None:
+        """Return the clear error of a write the file refuses, or ``None`` for any other error.
+
+        "the catalog is read-only" when the file, or the file system, refuses the write
+        (``SQLITE_READONLY``), or SQLite may not make the ``-wal`` and ``-shm`` files it needs
+        to write.
+        """
+        if not _is_read_only(exc) and not self._cannot_make_sidecars(exc):
+            return None
+        clear = sqlite3.OperationalError(
+            f"{_READ_ONLY} (its file or file system refuses writes): {exc}"
+        )
+        clear.sqlite_errorcode, clear.sqlite_errorname = exc.sqlite_errorcode, exc.sqlite_errorname
+        return clear
 
     # -- reading a file SQLite cannot read in place --------------------------------------------
 
@@ -1040,3 +1039,78 @@ class SQLiteRepository:
             guard, self._guard = self._guard, None
             if guard is not None:
                 guard.release()
+
+
+class _Transaction:
+    """One write transaction of a repository: ``BEGIN IMMEDIATE`` on entry, commit on exit.
+
+    The write lock is held from the first read to the commit. ``BEGIN`` and ``COMMIT`` are tried
+    again while the database is busy (:meth:`SQLiteRepository._retry`); an exception from the
+    body, or a commit that fails, rolls everything back and propagates. An ``OperationalError``
+    of a file that refuses writes becomes "the catalog is read-only"
+    (:meth:`SQLiteRepository._refused_write`).
+
+    A class rather than a ``contextmanager`` generator: every write enters one, and the
+    generator's machinery cost about as much as the ``BEGIN`` and ``COMMIT`` themselves.
+    """
+
+    __slots__ = ("_conn", "_repository")
+
+    def __init__(self, repository: SQLiteRepository) -> None:
+        self._repository = repository
+        self._conn: sqlite3.Connection | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        repository = self._repository
+        guard = repository._guard
+        if guard is not None and not guard.unchanged():
+            repository._reopen(guard)
+        conn = repository._take()
+        try:
+            repository._retry(conn.execute, "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            repository._give_back(conn)
+            clear = repository._refused_write(exc)
+            if clear is None:
+                raise
+            raise clear from exc
+        except BaseException:
+            repository._give_back(conn)
+            raise
+        self._conn = conn
+        return conn
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        repository, conn = self._repository, self._conn
+        if conn is None:  # pragma: no cover - only a with statement enters and exits it
+            return
+        self._conn = None
+        try:
+            if exc is None:
+                try:
+                    repository._retry(conn.commit)
+                except BaseException:
+                    # A commit refused (a full disk, a deferred constraint, a lock held past
+                    # the timeout) leaves the transaction open: roll it back, or the connection
+                    # would go back to the pool holding the write lock and writes no one commits.
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+            elif conn.in_transaction:
+                conn.rollback()
+        except sqlite3.OperationalError as error:
+            clear = repository._refused_write(error)
+            if clear is None:
+                raise
+            raise clear from error
+        finally:
+            repository._give_back(conn)
+        if isinstance(exc, sqlite3.OperationalError):
+            clear = repository._refused_write(exc)
+            if clear is not None:
+                raise clear from exc

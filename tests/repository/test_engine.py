@@ -22,6 +22,7 @@ from catalog_core.repository import sqlite as sqlite_backend
 from catalog_core.repository._engine import (
     Plan,
     RecordKind,
+    plan_one,
     plan_writes,
     write_batch,
     write_one,
@@ -302,3 +303,41 @@ def test_a_plan_without_capture_lets_the_change_raise() -> None:
 def test_a_moved_key_is_refused_even_in_a_batch_that_captures() -> None:
     with pytest.raises(ValueError, match="a write must keep the note's account and note id"):
         note_plan([("a", put(Note("acme", "b", "moved")))])
+
+
+def test_a_single_write_is_planned_as_a_batch_of_one() -> None:
+    """plan_one, which every single write runs, plans what plan_writes plans for it."""
+    a, b = blob(b"a"), blob(b"b")
+    olds = [
+        None,
+        Note("acme", "n", "plain"),
+        Note("acme", "n", "with a", a.sha256),
+        Note("acme", "n", "with b", b.sha256),
+    ]
+    results = [
+        NoteWrite(None),
+        NoteWrite(Note("acme", "n", "plain")),
+        NoteWrite(Note("acme", "n", "with a", a.sha256)),
+        NoteWrite(Note("acme", "n", "with a", a.sha256), (a,)),
+        NoteWrite(Note("acme", "n", "with b", b.sha256), (b, a, b)),
+        NoteWrite(Note("acme", "n", "stored b", b.sha256)),
+        NoteWrite(Note("acme", "n", "given", "0" * 64), (b,)),
+    ]
+    for old in olds:
+        stored = {} if old is None else {"n": old}
+        for result in results:
+            batch = note_plan([("n", lambda _, result=result: result)], stored, capture=False)
+            one = plan_one(NOTES, "acme", "n", lambda _, result=result: result, old)
+            assert one == batch
+            assert list(one.deltas) == list(batch.deltas)
+            assert one.required == batch.required
+
+    for moved in (Note("acme", "m", "moved"), Note("other", "n", "moved")):
+        with pytest.raises(ValueError, match="a write must keep the note's account and note id"):
+            plan_one(NOTES, "acme", "n", put(moved), None)
+
+    def refuse(_: Note | None) -> NoteWrite:
+        raise cc.VersionConflict("stale")
+
+    with pytest.raises(cc.VersionConflict):
+        plan_one(NOTES, "acme", "n", refuse, olds[1])

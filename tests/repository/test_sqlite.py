@@ -115,6 +115,79 @@ def test_a_lock_held_past_the_busy_timeout_is_a_timeout_error_and_writes_nothing
     assert catalog.get("acme", "p").version == 1
 
 
+def test_a_write_that_fails_gives_its_connection_back_out_of_any_transaction(
+    tmp_path: Path,
+) -> None:
+    """A refused change, a failing statement and a timed-out lock each leave the pool usable."""
+    path = tmp_path / "back.db"
+    repo = cc.SQLiteRepository(path, busy_timeout=0.2)
+    catalog = cc.Catalog(repo)
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+
+    def fails_in_sql(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO products (account) VALUES ('acme')")  # NOT NULL columns
+
+    with pytest.raises(cc.VersionConflict):  # refused inside the transaction
+        catalog.upsert("acme", {"externalId": "p", "title": "t"}, if_version=7)
+    with pytest.raises(sqlite3.IntegrityError), repo._transaction() as conn:
+        fails_in_sql(conn)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(TimeoutError, match="locked"):
+            catalog.upsert("acme", {"externalId": "p", "title": "blocked"})
+    finally:
+        other.rollback()
+        other.close()
+
+    assert len(repo._idle) == len(repo._connections) == 1
+    assert not repo._idle[0].in_transaction
+    assert catalog.upsert("acme", {"externalId": "p", "title": "after"}).product.version == 2
+
+
+def test_a_shared_connection_is_released_after_a_write_that_fails(tmp_path: Path) -> None:
+    """The lock around a given connection is let go whatever the write did: other threads write."""
+    db = sqlite_utils.Database(sqlite3.connect(tmp_path / "s.db", check_same_thread=False))
+    repo = cc.SQLiteRepository(db)
+    catalog = cc.Catalog(repo)
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    with pytest.raises(cc.ProductImagesRequired):  # refused inside the transaction
+        catalog.upsert("acme", {"externalId": "p", "images": []})
+    with pytest.raises(sqlite3.IntegrityError), repo._transaction() as conn:
+        conn.execute("INSERT INTO products (account) VALUES ('acme')")
+
+    with ThreadPoolExecutor(1) as pool:
+        written = pool.submit(catalog.upsert, "acme", {"externalId": "p", "title": "t"}).result(5)
+    assert written.product.version == 2
+    assert not db.conn.in_transaction
+
+
+def test_a_commit_that_fails_is_rolled_back_and_its_connection_writes_again(
+    tmp_path: Path,
+) -> None:
+    """Nothing half-written: a refused commit leaves no open transaction holding the lock."""
+    repo = cc.SQLiteRepository(tmp_path / "commit.db")
+    catalog = cc.Catalog(repo)
+    with repo._transaction() as conn:  # a deferred constraint: checked by the commit alone
+        conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE child (parent INTEGER REFERENCES parent (id) "
+            "DEFERRABLE INITIALLY DEFERRED)"
+        )
+    catalog.upsert("acme", {"externalId": "p", "images": IMAGES})
+    with repo._borrow() as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"), repo._transaction() as conn:
+        conn.execute("INSERT INTO child VALUES (1)")
+
+    assert len(repo._idle) == len(repo._connections) == 1
+    assert not repo._idle[0].in_transaction
+    with sqlite3.connect(tmp_path / "commit.db") as other:
+        assert other.execute("SELECT count(*) FROM child").fetchone()[0] == 0
+    assert catalog.upsert("acme", {"externalId": "p", "title": "t"}).product.version == 2
+
+
 def test_the_catalog_survives_reopening_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     clock = FakeClock()
