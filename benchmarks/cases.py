@@ -1145,14 +1145,16 @@ def _server_upsert(scale: Scale, workdir: Path) -> Iterator[Sequence[Contender]]
 
 
 CASES: list[Case] = [
-    Case("decode", "decode + validate an upsert body", "speed", 1.0, _decode),
-    Case("encode", "encode a product to response bytes (R31)", "speed", 1.2, _encode),
-    Case("sqlite_upsert", "one upsert on SQLite, one transaction", "speed", 0.5, _sqlite_upsert),
+    # The library's targets are issue 15's: decode 2x and encode 1.5x pydantic, and 0.7 of the
+    # raw drivers for one upsert on SQLite and bulk imports on SQLite and PostgreSQL.
+    Case("decode", "decode + validate an upsert body", "speed", 2.0, _decode),
+    Case("encode", "encode a product to response bytes (R31)", "speed", 1.5, _encode),
+    Case("sqlite_upsert", "one upsert on SQLite, one transaction", "speed", 0.7, _sqlite_upsert),
     Case(
         "sqlite_bulk",
         "bulk import on SQLite (per product)",
         "speed",
-        0.5,
+        0.7,
         _sqlite_bulk,
         samples="bulk",
     ),
@@ -1170,7 +1172,7 @@ CASES: list[Case] = [
         "pg_bulk",
         "bulk import on PostgreSQL (per product)",
         "speed",
-        0.5,
+        0.7,
         _postgres_bulk,
         needs_postgres=True,
         samples="bulk",

@@ -233,13 +233,7 @@ def plan_writes(
     deltas = plan.deltas
     for record_id, new in written.items():
         old = stored.get(record_id)
-        if new is None:
-            if old is not None:
-                plan.deletes.append(record_id)
-        elif old is None:
-            plan.inserts.append(new)
-        else:
-            plan.updates.append(new)
+        _place(plan, record_id, old, new)
         before = _NO_REFS if old is None else kind.blob_refs(old)
         after = _NO_REFS if new is None else kind.blob_refs(new)
         if before != after:
@@ -319,13 +313,7 @@ def plan_one(
             unique.setdefault(blob.sha256, blob)
         blobs = list(unique.values())
     plan: Plan[R] = Plan([new], {record_id: new}, [], [], [], blobs, {})
-    if new is None:
-        if old is not None:
-            plan.deletes.append(record_id)
-    elif old is None:
-        plan.inserts.append(new)
-    else:
-        plan.updates.append(new)
+    _place(plan, record_id, old, new)
     before = _NO_REFS if old is None else kind.blob_refs(old)
     after = _NO_REFS if new is None else kind.blob_refs(new)
     if before != after:
@@ -471,3 +459,14 @@ def erase_customer(
             if len(found) < batch:
                 break
     return touched
+
+
+def _place(plan: Plan[R], record_id: str, old: R | None, new: R | None) -> None:
+    """Put the write of ``record_id`` among the plan's deletes, inserts or updates, if any."""
+    if new is None:
+        if old is not None:
+            plan.deletes.append(record_id)
+    elif old is None:
+        plan.inserts.append(new)
+    else:
+        plan.updates.append(new)
