@@ -627,11 +627,11 @@ class _BoundedConnection(HttpToolsProtocol):
         self.parser.feed_data(piece)
         if self._head is not None:  # a head is unfinished: it began in this piece or before
             self._head = self._head + len(piece) if ongoing and heads == self._heads else len(piece)
-            if self._head > MAX_HEAD_BYTES + len(piece):
+            if self._head > MAX_HEAD_BYTES + _SLICE:  # at most _SLICE over: never a whole head
                 raise httptools.HttpParserError("request head too large")
         elif self._in_body:
             self._stall = 0 if self._progress else self._stall + len(piece)
-            if self._stall > MAX_HEAD_BYTES + len(piece):
+            if self._stall > MAX_HEAD_BYTES + _SLICE:
                 raise httptools.HttpParserError("too many bytes between pieces of the body")
 
     def _settle(self) -> None:
