@@ -534,8 +534,10 @@ class _BoundedConnection(HttpToolsProtocol):
         closes at once, as it did when every end of stream closed it.
         """
         self._eof = True
-        if self._in_body or self._head is not None or self._done():
+        cut_short = self._refusal is None and (self._in_body or self._head is not None)
+        if cut_short or self._done():
             self.transport.close()  # after what is written and held
+        # A malformed request's 400 is owed after the answers before it, as without the end.
         # Otherwise kept open to write the answers, and closed after the last: _close_if_done.
         return True
 

@@ -581,6 +581,38 @@ def test_a_client_that_ends_its_side_after_its_requests_is_answered_them_all(cou
 
 
 @pytest.mark.parametrize(
+    "malformed",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /r1 HTTP/1.1\r\nHost: t\r\nno colon\r\n\r\n",
+        b"POST /r1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n",
+    ],
+    ids=["line", "header", "body"],
+)
+def test_a_half_closed_client_gets_the_answer_before_a_malformed_request_then_its_400(
+    malformed: bytes,
+) -> None:
+    """The request being served when a malformed one follows it and the client ends its side
+    is still answered (it may have written), then the 400, then the connection closes."""
+    import asyncio
+
+    app = _Recorder()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/slow":
+            await asyncio.sleep(0.3)
+        await app(scope, receive, send)
+
+    for _, port in serve(slow, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n" + malformed)
+            sock.shutdown(socket.SHUT_WR)
+            answer = _read_all(sock)
+    assert _statuses(answer) == [b"200", b"400"], answer
+    assert app.paths == ["/slow"]
+
+
+@pytest.mark.parametrize(
     "cut",
     [b"GET /r1 HTTP/1.1\r\nHost:", b"POST /r1 HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nab"],
     ids=["head", "body"],
