@@ -381,6 +381,16 @@ class _Recorder:
         await send({"type": "http.response.body", "body": body})
 
 
+def _exchange(app: Any, data: bytes) -> bytes:
+    """Send ``data`` on one connection to ``app`` served with a 5 s deadline; all it answers."""
+    answer = b""
+    for _, port in serve(app, 5):  # the server stops once this loop ends
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(data)
+            answer = _read_all(sock)
+    return answer
+
+
 def _statuses(answer: bytes) -> list[bytes]:
     return re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
 
@@ -427,13 +437,11 @@ def test_an_upgrade_request_without_a_body_is_served_as_a_plain_one_and_the_next
     offer = (
         b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQ\r\n"
     )
-    for _, port in serve(app, 5):
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            sock.sendall(
-                b"GET /first HTTP/1.1\r\nHost: t\r\n" + offer + b"\r\n"
-                b"GET /second HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-            )
-            answer = _read_all(sock)
+    answer = _exchange(
+        app,
+        b"GET /first HTTP/1.1\r\nHost: t\r\n" + offer + b"\r\n"
+        b"GET /second HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
     assert _statuses(answer) == [b"200", b"200"], answer
     assert app.paths == ["/first", "/second"]
 
@@ -462,24 +470,21 @@ def test_an_upgrade_or_connect_request_with_a_body_is_refused_and_its_body_never
         )
     )
     upgrade = b"Connection: upgrade\r\nUpgrade: websocket\r\n" if b"POST" in start else b""
-    for _, port in serve(app, 5):
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            sock.sendall(start + b" HTTP/1.1\r\nHost: t\r\n" + upgrade + framing + b"\r\n" + body)
-            answer = _read_all(sock)
+    answer = _exchange(
+        app, start + b" HTTP/1.1\r\nHost: t\r\n" + upgrade + framing + b"\r\n" + body
+    )
     assert _statuses(answer) == [b"400"], answer
     assert app.paths == []
 
 
 def test_a_chunked_body_is_served_with_its_trailers_dropped() -> None:
     app = _Recorder()
-    for _, port in serve(app, 5):
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            sock.sendall(
-                b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"3\r\nabc\r\n1;ext=1\r\nd\r\n0\r\nX-Trailer: 1\r\n\r\n"
-                b"GET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-            )
-            answer = _read_all(sock)
+    answer = _exchange(
+        app,
+        b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n1;ext=1\r\nd\r\n0\r\nX-Trailer: 1\r\n\r\n"
+        b"GET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
     assert _statuses(answer) == [b"200", b"200"], answer
     assert b"/chunked 4" in answer
     assert app.paths == ["/chunked", "/next"]
@@ -643,18 +648,12 @@ def test_requests_h11_refused_are_refused_400(request_: bytes) -> None:
     """An HTTP/1.1 request without ``Host``, a transfer coding other than chunked (it would
     reach the application undecoded), and a ``CONNECT`` are answered 400, as h11 answered."""
     app = _Recorder()
-    for _, port in serve(app, 5):
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            sock.sendall(request_)
-            answer = _read_all(sock)
+    answer = _exchange(app, request_)
     assert _statuses(answer) == [b"400"], answer
     assert app.paths == []
 
 
 def test_an_http_1_0_request_needs_no_host() -> None:
     app = _Recorder()
-    for _, port in serve(app, 5):
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            sock.sendall(b"GET /old HTTP/1.0\r\n\r\n")
-            answer = _read_all(sock)
+    answer = _exchange(app, b"GET /old HTTP/1.0\r\n\r\n")
     assert _statuses(answer) == [b"200"], answer
