@@ -30,9 +30,11 @@ from catalog_core.model import (
     Page,
     PayloadWarning,
     Product,
+    ProductRow,
     Upload,
     UpsertResult,
     UseResult,
+    product_row,
     truncate_to_ms,
 )
 from catalog_core.repository.base import Change, Repository, Write
@@ -562,6 +564,56 @@ class Catalog:
             ValidationFailed: at ``limit``, ``cursor`` or ``prefix`` (which must be a valid id,
                 R2).
         """
+        walk = self._listing(account, limit, cursor, prefix)
+        rows: list[Product] = []
+        if walk.first is not None:
+            rows.append(walk.first)
+        rows.extend(
+            self.repository.list_live(walk.account, after=walk.after, limit=limit + 1, now=walk.now)
+        )
+        if prefix is not None:
+            rows = [row for row in rows[: limit + 1] if row.external_id.startswith(prefix)]
+        items = tuple(rows[:limit])
+        has_more = len(rows) > limit
+        return Page(items, walk.cursor(items[-1].external_id) if has_more else None, has_more)
+
+    def list_json(
+        self,
+        account: str,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        *,
+        prefix: str | None = None,
+    ) -> bytes:
+        """Return the response body of :meth:`list`'s page: the page's wire form as JSON (R24).
+
+        The bytes of ``page_to_wire_json(list(...))``. On a repository that lists rows (a
+        :class:`~catalog_core.repository.base.RowListingRepository`, as SQLite's) the page is
+        written from them, making no ``Product``: the server's listing takes this.
+
+        Raises:
+            ValidationFailed: as :meth:`list`.
+        """
+        from catalog_core.wire import encode  # the wire encoder: loaded on first use
+
+        list_rows = getattr(self.repository, "list_live_rows", None)
+        if list_rows is None:
+            return encode.page_to_wire_json(self.list(account, limit, cursor, prefix=prefix))
+        walk = self._listing(account, limit, cursor, prefix)
+        rows: list[ProductRow] = []
+        if walk.first is not None:
+            rows.append(product_row(walk.first))
+        rows.extend(list_rows(walk.account, after=walk.after, limit=limit + 1, now=walk.now))
+        if prefix is not None:
+            rows = [row for row in rows[: limit + 1] if row[0].startswith(prefix)]
+        has_more = len(rows) > limit
+        del rows[limit:]
+        return encode.rows_page_json(rows, walk.cursor(rows[-1][0]) if has_more else None, has_more)
+
+    def _listing(
+        self, account: str, limit: int, cursor: str | None, prefix: str | None
+    ) -> _Listing:
+        """Check a listing's arguments; return where its page starts (R24)."""
         account = check_account(account)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValidationFailed.at("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
@@ -574,22 +626,14 @@ class Catalog:
         key = self._listing_key()
         after = None if cursor is None else cursors.decode_cursor(account, cursor, key)
         now = self.now()
-        rows: list[Product] = []
+        first = None
         if prefix is not None and (after is None or after < prefix):
             # Every id that starts with the prefix sorts at or after it: the walk starts there.
-            first = self.repository.get(account, prefix)
-            if first is not None and not first.one_shot and not first.is_expired(now):
-                rows.append(first)
+            found = self.repository.get(account, prefix)
+            if found is not None and not found.one_shot and not found.is_expired(now):
+                first = found
             after = prefix
-        rows.extend(self.repository.list_live(account, after=after, limit=limit + 1, now=now))
-        if prefix is not None:
-            rows = [row for row in rows[: limit + 1] if row.external_id.startswith(prefix)]
-        items = tuple(rows[:limit])
-        has_more = len(rows) > limit
-        next_cursor = (
-            cursors.encode_cursor(account, items[-1].external_id, key) if has_more else None
-        )
-        return Page(items, next_cursor, has_more)
+        return _Listing(account, after, now, first, key)
 
     def _listing_key(self) -> bytes:
         """Return the key of this catalog's cursors.
@@ -661,6 +705,28 @@ class Catalog:
                 blobs[entry.file_key] = blob
             images.append(Image(blob.source_url, order, entry.classifications))
         return tuple(images), tuple(blobs.values()), warnings
+
+
+class _Listing:
+    """Where a listing's page starts: checked arguments, the time, and the prefix's own product."""
+
+    __slots__ = ("account", "after", "first", "key", "now")
+
+    def __init__(
+        self, account: str, after: str | None, now: datetime, first: Product | None, key: bytes
+    ) -> None:
+        self.account = account
+        self.after = after
+        self.now = now
+        #: The product whose id is the prefix, when it is live, listed and on this page.
+        self.first = first
+        self.key = key
+
+    def cursor(self, last_id: str) -> str:
+        """Return the cursor of the page after the one that ends at ``last_id``."""
+        from catalog_core import cursor as cursors
+
+        return cursors.encode_cursor(self.account, last_id, self.key)
 
 
 class _Warnings:

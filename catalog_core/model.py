@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import attrs
 
@@ -21,10 +21,13 @@ __all__ = [
     "Page",
     "PayloadWarning",
     "Product",
+    "ProductRow",
     "Upload",
     "UpsertResult",
     "UseResult",
     "from_epoch_ms",
+    "image_rows",
+    "product_row",
     "to_epoch_ms",
     "truncate_to_ms",
 ]
@@ -123,6 +126,40 @@ class Product:
     def is_expired(self, now: datetime) -> bool:
         """Whether the product is expired at ``now`` (R20)."""
         return self.expires_at is not None and now >= self.expires_at
+
+
+#: A product as plain values, the way a listing written out at once reads it from storage
+#: without making a :class:`Product`: ``(external_id, title, description, metadata,
+#: valid_for_days, expires_at, last_used_at, created_at, updated_at, images)``, each timestamp in
+#: epoch milliseconds (:func:`to_epoch_ms`, ``None`` where the product's is ``None``) and each image
+#: ``[source_url]``, or ``[source_url, classifications]`` when it has classifications, in order.
+ProductRow: TypeAlias = tuple[
+    str, str | None, str | None, Any, int | None, int | None, int | None, int, int, list[list[Any]]
+]
+
+
+def product_row(product: Product) -> ProductRow:
+    """Return ``product`` as a :data:`ProductRow`: what a listing of rows holds for it."""
+    expires_at, last_used_at = product.expires_at, product.last_used_at
+    return (
+        product.external_id,
+        product.title,
+        product.description,
+        product.metadata,
+        product.valid_for_days,
+        None if expires_at is None else to_epoch_ms(expires_at),
+        None if last_used_at is None else to_epoch_ms(last_used_at),
+        to_epoch_ms(product.created_at),
+        to_epoch_ms(product.updated_at),
+        image_rows(product.images),
+    )
+
+
+def image_rows(images: tuple[Image, ...]) -> list[list[Any]]:
+    """Return images as a :data:`ProductRow` holds them, and as the SQL backends store them."""
+    return [
+        [i.source_url, i.classifications] if i.classifications else [i.source_url] for i in images
+    ]
 
 
 @attrs.frozen

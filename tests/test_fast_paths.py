@@ -41,15 +41,19 @@ import catalog_core as cc
 from catalog_core import ImageInput, UpsertCommand
 from catalog_core._json import MAX_INT_DIGITS, LongInt, quick_dumps
 from catalog_core._unset import UNSET
+from catalog_core.model import from_epoch_ms, product_row
 from catalog_core.testing import strategies as cst
 from catalog_core.testing.invalid import InvalidUpsertRequest, invalid_upsert_payloads
 from catalog_core.wire import decode, encode
 from catalog_core.wire.encode import (
+    format_epoch_ms,
     format_timestamp,
     make_converter,
     page_to_wire,
     page_to_wire_json,
     parse_timestamp,
+    row_to_wire,
+    rows_page_json,
     to_wire,
     to_wire_json,
 )
@@ -114,6 +118,37 @@ def test_r24_r31_a_page_body_is_the_standard_librarys_compact_json_of_the_page(
     page = cc.Page(tuple(products), cursor, more)
     expected = json.dumps(page_to_wire(page), ensure_ascii=False, separators=(",", ":"))
     assert page_to_wire_json(page) == expected.encode("utf-8", "surrogatepass")
+
+
+@given(cst.products())
+def test_r31_a_products_row_is_written_as_the_product_is(product: cc.Product) -> None:
+    """R31: a listing written from rows (no Product made) writes the converter's dict of the
+    product, keys in the same order, shared JSON values and all."""
+    wire = row_to_wire(product_row(product))
+    expected = SHARING.unstructure(product)
+    assert wire == expected
+    assert list(wire) == list(expected)
+    assert [list(image) for image in wire["images"]] == [list(i) for i in expected["images"]]
+
+
+@given(
+    st.lists(cst.products(), max_size=4),
+    st.none() | st.text(max_size=40),
+    st.booleans(),
+)
+def test_r24_r31_a_page_written_from_rows_is_the_bytes_of_the_page_of_products(
+    products: list[cc.Product], cursor: str | None, more: bool
+) -> None:
+    """R24, R31: the server's listing body, written from rows, is page_to_wire_json's bytes."""
+    page = cc.Page(tuple(products), cursor, more)
+    rows = [product_row(product) for product in products]
+    try:
+        expected = page_to_wire_json(page)
+    except UnicodeEncodeError:  # a lone surrogate in the cursor: neither has UTF-8 bytes
+        with pytest.raises(UnicodeEncodeError):
+            rows_page_json(rows, cursor, more)
+        return
+    assert rows_page_json(rows, cursor, more) == expected
 
 
 def _page_product(number: int, metadata: dict[str, Any], classifications: Any = None) -> cc.Product:
@@ -199,6 +234,31 @@ def test_r31_a_timestamp_is_the_same_text_whether_its_day_is_remembered_or_not(
             expected = plain_timestamp(moment)
             assert format_timestamp(moment) == expected
             assert format_timestamp(moment) == expected
+            assert len(encode._DATES) <= most_days
+
+
+_MS_RANGE: Final = (
+    (datetime(1, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1),
+    (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC))
+    // timedelta(milliseconds=1),
+)
+
+
+@given(st.lists(st.integers(*_MS_RANGE), min_size=1, max_size=12), st.integers(1, 4))
+@example([_MS_RANGE[0], -1, 0, 86_399_999, 86_400_000, _MS_RANGE[1]], 1)
+def test_r31_a_timestamp_from_epoch_milliseconds_is_the_datetimes_text(
+    moments: list[int], most_days: int
+) -> None:
+    """R31: a stored time written from its number is the text of its datetime, days before the
+    epoch and at both ends of the calendar included, whether its day is remembered or not."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encode, "_DATES", {})
+        patch.setattr(encode, "_MAX_DATES", most_days)
+        for ms in moments:
+            expected = plain_timestamp(from_epoch_ms(ms))
+            assert format_epoch_ms(ms) == expected
+            assert format_timestamp(from_epoch_ms(ms)) == expected
+            assert format_epoch_ms(ms) == expected
             assert len(encode._DATES) <= most_days
 
 

@@ -25,7 +25,15 @@ import attrs
 
 from catalog_core._json import dumps as fast_dumps
 from catalog_core._json import dumps_for_storage, loads
-from catalog_core.model import UPLOAD_SCHEME, Image, Product, from_epoch_ms, to_epoch_ms
+from catalog_core.model import (
+    UPLOAD_SCHEME,
+    Image,
+    Product,
+    ProductRow,
+    from_epoch_ms,
+    image_rows,
+    to_epoch_ms,
+)
 from catalog_core.repository._engine import CREDITS_ID
 from catalog_core.tryon.model import Credits, Generation, Person, PersonImage, ProductSnapshot
 
@@ -46,6 +54,8 @@ __all__ = [
     "escaped_product_id",
     "generation_pages",
     "live_page",
+    "packed_product_row",
+    "split_product_row",
     "statements",
 ]
 
@@ -60,15 +70,8 @@ def _dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _images_to_json(images: Iterable[Image]) -> list[list[Any]]:
-    """Return images as JSON-ready rows: ``[sourceUrl]`` or ``[sourceUrl, classifications]``."""
-    return [
-        [i.source_url, i.classifications] if i.classifications else [i.source_url] for i in images
-    ]
-
-
 def _images_from_json(rows: Iterable[list[Any]]) -> tuple[Image, ...]:
-    """Return the images of rows made by :func:`_images_to_json`, ordered as stored."""
+    """Return the images of rows made by :func:`~catalog_core.model.image_rows`, in order."""
     return tuple(
         Image(row[0], order, row[1] if len(row) > 1 else None) for order, row in enumerate(rows)
     )
@@ -365,7 +368,7 @@ def _split_row(product: Product) -> tuple[Any, ...]:
         product.description,
         None if metadata is None else _dumps(metadata),
         *_times(product),
-        _dumps(_images_to_json(product.images)),
+        _dumps(image_rows(product.images)),
         product.version,
         product.one_shot,
     )
@@ -374,6 +377,27 @@ def _split_row(product: Product) -> tuple[Any, ...]:
 def _split_product(row: Sequence[Any]) -> Product:
     metadata = None if row[4] is None else loads(row[4])
     return _product(row, row[2], row[3], metadata, loads(row[10]), 5)
+
+
+def split_product_row(row: Sequence[Any]) -> ProductRow:
+    """Return the :data:`~catalog_core.model.ProductRow` of a row of :data:`SPLIT`.
+
+    What :func:`~catalog_core.model.product_row` makes of the product the row decodes to, with
+    no ``Product``, ``Image`` or ``datetime`` made: a listing written out at once reads this.
+    """
+    metadata = row[4]
+    return (
+        row[1],
+        row[2],
+        row[3],
+        None if metadata is None else loads(metadata),
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        loads(row[10]),
+    )
 
 
 def escaped_product_id(external_id: str) -> str:
@@ -400,7 +424,7 @@ def _packed_text(product: Product) -> str:
             "title": product.title,
             "description": product.description,
             "metadata": product.metadata,
-            "images": _images_to_json(product.images),
+            "images": image_rows(product.images),
         }
     )
 
@@ -426,6 +450,26 @@ def _packed_product(row: Sequence[Any]) -> Product:
     data = loads(row[2])
     title, description, metadata = data["title"], data["description"], data["metadata"]
     return _product(row, title, description, metadata, data["images"], 3, 3 + len(_TIMES))
+
+
+def packed_product_row(row: Sequence[Any]) -> ProductRow:
+    """Return the :data:`~catalog_core.model.ProductRow` of a row of :data:`PACKED`.
+
+    Or of :data:`PACKED_BEFORE_UPLOADS`: the texts and images from the document.
+    """
+    data = loads(row[2])
+    return (
+        row[1],
+        data["title"],
+        data["description"],
+        data["metadata"],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        data["images"],
+    )
 
 
 def _refs_of_packed(data: str) -> set[str]:
@@ -599,7 +643,7 @@ def _snapshot_to_json(snapshot: ProductSnapshot) -> list[Any]:
         snapshot.external_id,
         snapshot.title,
         snapshot.description,
-        _images_to_json(snapshot.images),
+        image_rows(snapshot.images),
     ]
 
 

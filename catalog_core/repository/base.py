@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import attrs
 
 from catalog_core.images import Blob
-from catalog_core.model import Product
+from catalog_core.model import Product, ProductRow
 
 if TYPE_CHECKING:
     from catalog_core.tryon.model import Credits, Generation, PersonImage
@@ -26,6 +26,7 @@ __all__ = [
     "GenerationsRepository",
     "PurgeCounts",
     "Repository",
+    "RowListingRepository",
     "ScanRepository",
     "TryOnChange",
     "TryOnKeys",
@@ -178,6 +179,27 @@ class ScanRepository(Repository, Protocol):
 
     def count_live(self, *, account: str | None, now: datetime) -> int:
         """Return how many products :meth:`scan_live` would walk; it may read them all."""
+        ...
+
+
+@runtime_checkable
+class RowListingRepository(Repository, Protocol):
+    """A repository that can also list a page as plain rows, making no ``Product``.
+
+    Optional: :meth:`Catalog.list_json <catalog_core.Catalog.list_json>` (the server's listing)
+    uses it when the repository has it, and :meth:`Repository.list_live` otherwise; a page
+    written out at once then costs no ``Product``, ``Image`` or ``datetime`` objects.
+    :class:`~catalog_core.SQLiteRepository` has it.
+    """
+
+    def list_live_rows(
+        self, account: str, *, after: str | None, limit: int, now: datetime
+    ) -> Sequence[ProductRow]:
+        """Return what :meth:`Repository.list_live` returns, each product as its row.
+
+        The row of a product is :func:`~catalog_core.model.product_row` of it; the contract
+        suite checks that the two agree.
+        """
         ...
 
 

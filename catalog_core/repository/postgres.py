@@ -54,7 +54,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from catalog_core.images import Blob
-from catalog_core.model import Product, to_epoch_ms
+from catalog_core.model import Product, ProductRow, to_epoch_ms
 from catalog_core.repository import _engine as engine
 from catalog_core.repository._postgres_schema import (
     DEFAULT_SCHEMA,
@@ -82,6 +82,7 @@ from catalog_core.repository._rows import (
     escaped_product_id,
     generation_pages,
     live_page,
+    packed_product_row,
     scan_statements,
     statements,
 )
@@ -815,6 +816,14 @@ class PostgresRepository:
         params = (account, after or "", to_epoch_ms(now), limit)
         rows = self._read(lambda conn: conn.execute(self._page, params).fetchall())
         return [self._packed.decode(row) for row in rows]
+
+    def list_live_rows(
+        self, account: str, *, after: str | None, limit: int, now: datetime
+    ) -> list[ProductRow]:
+        """See :meth:`RowListingRepository.list_live_rows`: the same statement as a page's."""
+        params = (account, after or "", to_epoch_ms(now), limit)
+        rows = self._read(lambda conn: conn.execute(self._page, params).fetchall())
+        return [packed_product_row(row) for row in rows]
 
     def scan_live(
         self,

@@ -41,7 +41,7 @@ from urllib.parse import quote
 import sqlite_utils
 
 from catalog_core.images import Blob
-from catalog_core.model import Product, to_epoch_ms
+from catalog_core.model import Product, ProductRow, to_epoch_ms
 from catalog_core.repository import _engine as engine
 from catalog_core.repository._recognise import (
     COMMON_TABLES,
@@ -63,6 +63,7 @@ from catalog_core.repository._rows import (
     generation_pages,
     live_page,
     scan_statements,
+    split_product_row,
     statements,
 )
 from catalog_core.repository._sqlite_guard import Guard
@@ -861,6 +862,14 @@ class SQLiteRepository:
         params = (account, after or "", to_epoch_ms(now), limit)
         rows = self._read(lambda conn: conn.execute(_PAGE, params).fetchall())
         return [SPLIT.decode(row) for row in rows]
+
+    def list_live_rows(
+        self, account: str, *, after: str | None, limit: int, now: datetime
+    ) -> list[ProductRow]:
+        """See :meth:`RowListingRepository.list_live_rows`: the same statement as a page's."""
+        params = (account, after or "", to_epoch_ms(now), limit)
+        rows = self._read(lambda conn: conn.execute(_PAGE, params).fetchall())
+        return [split_product_row(row) for row in rows]
 
     def scan_live(
         self,

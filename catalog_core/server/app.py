@@ -381,8 +381,7 @@ class _Endpoints:
         limit = page_size(one_parameter(params, "limit"))
         cursor = one_parameter(params, "cursor")
         # In a worker thread: a page reads past the expired products not purged yet, however many.
-        page = await self.calls.run(self.catalog.list, account_of(request), limit, cursor)
-        body = encoded(page_to_wire_json, page_to_wire, page)
+        body = await self.calls.run(_page_body, self.catalog, account_of(request), limit, cursor)
         return json_bytes_response(body, headers=warnings_headers(warnings))
 
     async def get(self, request: Request) -> Response:
@@ -400,6 +399,18 @@ class _Endpoints:
         external_id = _path_id(request)
         await self.calls.run(self.catalog.delete, account_of(request), external_id, if_version)
         return Response(status_code=204, headers=warnings_headers(warnings))
+
+
+def _page_body(catalog: Catalog, account: str, limit: int, cursor: str | None) -> bytes:
+    """Return the body of a listing page: :meth:`Catalog.list_json`, or as :func:`encoded` does.
+
+    A page holding a lone surrogate (which the catalog refuses, R2, but a store written by other
+    means may hold) has no UTF-8 form: it is read again as products and written as ASCII JSON.
+    """
+    try:
+        return catalog.list_json(account, limit, cursor)
+    except UnicodeEncodeError:
+        return encoded(page_to_wire_json, page_to_wire, catalog.list(account, limit, cursor))
 
 
 def _path_segment(external_id: str) -> str:

@@ -48,6 +48,7 @@ import pytest
 import catalog_core as cc
 from catalog_core.errors import InsufficientCredits
 from catalog_core.images import make_blob
+from catalog_core.model import product_row
 from catalog_core.repository.base import (
     Change,
     GenerationsRepository,
@@ -1272,6 +1273,63 @@ class RepositoryContract:
             assert page(after, 2) == ordered[index + 1 : index + 3]
         assert page("a.", 1) == ["a0"]  # an id that is not stored: the next one after it
         assert page("\U0010ffff", 5) == []
+
+    def test_r24_list_live_rows_lists_row_for_row_what_list_live_lists(
+        self, repository: cc.Repository
+    ) -> None:
+        """R24, R31: rows (``RowListingRepository``) are those of ``list_live``'s products.
+
+        The server's pages are written from them: every field, JSON values of every kind and
+        uploads agree, and the expired and one-shot products are left out alike.
+        """
+        list_rows = getattr(repository, "list_live_rows", None)
+        if list_rows is None:
+            return  # the backend lists products only: Catalog.list_json writes those
+        blob = _blob(7)
+        metadata = {
+            "brand": "Solène — ｙ",
+            "numbers": [0, -1, 2**53, 2**70, 0.5, 1e-07, 1.5e300, -0.0],
+            "nested": {"a": [{"b": None, "c": True}], "": "\u0000 and \n"},
+        }
+        classified = (
+            cc.Image(URL, 0, {"category": "tops", "view": "front"}),
+            cc.Image(blob.source_url, 1),
+            cc.Image("https://cdn.example/b.jpg?x=1#y", 2, {"tags": ["a", 1.25]}),
+        )
+        used = START - _DAY
+        _put(
+            repository,
+            _product(
+                "a",
+                images=classified,
+                title="T\u00e9\u0001",
+                description="line\nbreak",
+                metadata=metadata,
+                valid_for_days=30,
+                expires_at=START + 30 * _DAY,
+                last_used_at=used,
+                version=7,
+                at=used - _DAY - 3 * _MS,
+            ),
+            blob,
+        )
+        _put(repository, _product("b"))
+        _put(repository, _product("c", expires_at=START, valid_for_days=1))  # expired at START
+        _put(repository, _product("_anon_" + "k" * 24, expires_at=START + _DAY))  # one-shot
+        _put(repository, _product("é", title="", description="", metadata={}))
+        _put(repository, _product("ｙ", expires_at=START + _MS, valid_for_days=1))
+        _put(repository, _product("a", account=OTHER, title="another account"))
+        for after in (None, "a", "b", "d", "\U0010ffff"):
+            for limit in (1, 2, 10):
+                products = repository.list_live(ACCOUNT, after=after, limit=limit, now=START)
+                rows = list_rows(ACCOUNT, after=after, limit=limit, now=START)
+                assert list(rows) == [product_row(p) for p in products], (after, limit)
+        assert [row[0] for row in list_rows(ACCOUNT, after=None, limit=10, now=START)] == [
+            "a",
+            "b",
+            "é",
+            "ｙ",
+        ]
 
     def test_r24_a_cursor_made_on_one_handle_is_read_by_another_of_the_same_storage(
         self, repository: cc.Repository, tmp_path: pathlib.Path

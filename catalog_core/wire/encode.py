@@ -9,7 +9,7 @@ exception is translated into ``VALIDATION_FAILED`` before it can leave this modu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -20,17 +20,20 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from catalog_core._json import dumps, quick_dumps
 from catalog_core.errors import Detail, ValidationFailed
 from catalog_core.limits import Limits
-from catalog_core.model import Image, Page, Product
+from catalog_core.model import Image, Page, Product, ProductRow
 from catalog_core.wire.decode import check_external_id, days_problem, json_value_problem
 from catalog_core.wire.fields import WRITTEN_IMAGE_FIELDS, WRITTEN_PRODUCT_FIELDS, Field, Kind
 
 __all__ = [
+    "format_epoch_ms",
     "format_timestamp",
     "make_converter",
     "page_to_wire",
     "page_to_wire_json",
     "parse_timestamp",
     "product_from_wire",
+    "row_to_wire",
+    "rows_page_json",
     "to_wire",
     "to_wire_json",
 ]
@@ -38,9 +41,13 @@ __all__ = [
 # "00" to "59" and "000" to "999": the hours, minutes, seconds and milliseconds of a timestamp.
 _TWO_DIGITS: Final = tuple(f"{number:02d}" for number in range(60))
 _THREE_DIGITS: Final = tuple(f"{number:03d}" for number in range(1000))
-# The ISO text of the days timestamps fell on; at most _MAX_DATES of them (about 11 years).
-_DATES: Final[dict[date, str]] = {}
+# The ISO text of the days timestamps fell on, by proleptic ordinal; at most _MAX_DATES of them
+# (about 11 years).
+_DATES: Final[dict[int, str]] = {}
 _MAX_DATES: Final = 4096
+# The ordinal of 1970-01-01, and the milliseconds of a day: epoch milliseconds to days.
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_DAY_MS: Final = 86_400_000
 _TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 # Attribute names to wire names, for the paths of cattrs' errors.
 _WIRE_NAMES: Final = {
@@ -58,16 +65,40 @@ def format_timestamp(moment: datetime) -> str:
     # still), and a day's text is remembered, for a catalog's timestamps fall on few days. On a
     # remembered day this takes two fifths of the time of the two isoformats; on a new day,
     # about the same time.
-    day = moment.date()
+    day = moment.toordinal()
     date_text = _DATES.get(day)
     if date_text is None:
-        if len(_DATES) >= _MAX_DATES:  # a bound, not an eviction policy: rarely reached
-            _DATES.clear()
-        date_text = _DATES[day] = day.isoformat()
+        date_text = _date_text(day)
     return (
         f"{date_text}T{_TWO_DIGITS[moment.hour]}:{_TWO_DIGITS[moment.minute]}"
         f":{_TWO_DIGITS[moment.second]}.{_THREE_DIGITS[moment.microsecond // 1000]}Z"
     )
+
+
+def format_epoch_ms(ms: int) -> str:
+    """Return :func:`format_timestamp` of the moment ``ms`` milliseconds after the epoch.
+
+    The same text, written from the number: a listing read as rows makes no ``datetime``.
+    """
+    days, rest = divmod(ms, _DAY_MS)
+    date_text = _DATES.get(days + _EPOCH_ORDINAL)
+    if date_text is None:
+        date_text = _date_text(days + _EPOCH_ORDINAL)
+    seconds, millis = divmod(rest, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return (
+        f"{date_text}T{_TWO_DIGITS[hour]}:{_TWO_DIGITS[minute]}"
+        f":{_TWO_DIGITS[second]}.{_THREE_DIGITS[millis]}Z"
+    )
+
+
+def _date_text(ordinal: int) -> str:
+    """Return the ISO text of the day of ``ordinal``, and remember it."""
+    if len(_DATES) >= _MAX_DATES:  # a bound, not an eviction policy: rarely reached
+        _DATES.clear()
+    text = _DATES[ordinal] = date.fromordinal(ordinal).isoformat()
+    return text
 
 
 def parse_timestamp(text: object) -> datetime:
@@ -221,6 +252,47 @@ def page_to_wire_json(page: Page) -> bytes:
     classifications with the products rather than copying them.
     """
     items = [_TO_WIRE_SHARED(item) for item in page.items]
+    return _page_json(items, page.next_cursor, page.has_more)
+
+
+def rows_page_json(rows: Sequence[ProductRow], next_cursor: str | None, has_more: bool) -> bytes:
+    """Return :func:`page_to_wire_json` of the page of the products of ``rows``.
+
+    The same bytes, written from the rows (:data:`~catalog_core.model.ProductRow`) with no
+    ``Product``, ``Image`` or ``datetime`` made: what a listing read as rows is written with.
+    """
+    return _page_json([row_to_wire(row) for row in rows], next_cursor, has_more)
+
+
+def row_to_wire(row: ProductRow) -> dict[str, Any]:
+    """Return :func:`to_wire` of the product of ``row``, sharing its metadata and classifications.
+
+    Written out here rather than made from the field table: ``tests/test_fast_paths.py`` checks
+    that it is the converter's dict, keys in the same order, for generated products, so a field
+    added to the table and not here fails there.
+    """
+    external_id, title, description, metadata, days, expires, used, created, updated, images = row
+    return {
+        "externalId": external_id,
+        "title": title,
+        "description": description,
+        "metadata": metadata,
+        "validForDays": days,
+        "expiresAt": None if expires is None else format_epoch_ms(expires),
+        "lastUsedAt": None if used is None else format_epoch_ms(used),
+        "createdAt": format_epoch_ms(created),
+        "updatedAt": format_epoch_ms(updated),
+        "images": [
+            {"sourceUrl": image[0], "order": order, "classifications": image[1]}
+            if len(image) > 1 and image[1] is not None  # as a stored row decodes: R16
+            else {"sourceUrl": image[0], "order": order}
+            for order, image in enumerate(images)
+        ],
+    }
+
+
+def _page_json(items: list[dict[str, Any]], next_cursor: str | None, has_more: bool) -> bytes:
+    """Return the response body of a listing page of the items' wire dicts."""
     # One orjson call for the whole page when its text is surely dumps': an eighth less time
     # than a call an item, for a page of 50. Else each item on its own, so that only an item
     # whose text may hold a float json writes otherwise is walked, and only one orjson cannot
@@ -228,13 +300,13 @@ def page_to_wire_json(page: Page) -> bytes:
     text = quick_dumps(items)
     if text is None:
         text = b"[%b]" % b",".join([dumps(item) for item in items])
-    cursor = b"null" if page.next_cursor is None else dumps(page.next_cursor)
-    more = b"true" if page.has_more else b"false"
+    cursor = b"null" if next_cursor is None else dumps(next_cursor)
+    more = b"true" if has_more else b"false"
     return b'{"items":%b,"nextCursor":%b,"hasMore":%b,"count":%d}' % (
         text,
         cursor,
         more,
-        page.count,
+        len(items),
     )
 
 
