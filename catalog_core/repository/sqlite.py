@@ -76,7 +76,7 @@ from catalog_core.repository.base import (
 )
 from catalog_core.tryon.model import Credits, Generation, PersonImage
 
-__all__ = ["SQLiteRepository"]
+__all__ = ["ReadInterrupted", "SQLiteRepository"]
 
 #: 2: the try-on flow's tables (person_images, generations, credits) beside schema 1's.
 SCHEMA_VERSION: Final = 2
@@ -85,6 +85,13 @@ _PURGE_BATCH: Final = 500
 _READ_CHUNK: Final = 500
 #: Connections kept open between operations; more are opened while more threads work at once.
 _MAX_IDLE: Final = 8
+#: How many of SQLite's virtual machine steps a bounded read takes between looks at the clock
+#: (a page of 50 takes about 1,100).
+_STEPS_BETWEEN_LOOKS: Final = 1000
+
+
+class ReadInterrupted(Exception):
+    """A read ran past the time of :meth:`SQLiteRepository.bounded_reads` and was stopped."""
 
 
 @functools.cache
@@ -344,6 +351,29 @@ def _customer_batches(
     return batch, _session(conn, kind, table)[1]
 
 
+def _bounded(
+    conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T], deadline: float
+) -> _T:
+    """Run ``work`` on ``conn``, its statements stopped once the clock passes ``deadline``.
+
+    Raises:
+        ReadInterrupted: a statement was stopped.
+    """
+
+    def past() -> bool:
+        return time.monotonic() > deadline
+
+    conn.set_progress_handler(past, _STEPS_BETWEEN_LOOKS)
+    try:
+        return work(conn)
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
+            raise ReadInterrupted("the read ran past its deadline and was stopped") from None
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
 class SQLiteRepository:
     """Products and blobs in one SQLite file (or an existing ``sqlite_utils.Database``).
 
@@ -388,6 +418,8 @@ class SQLiteRepository:
         self._shared = None
         #: Set while reads go through immutable connections: see ``_sqlite_guard``.
         self._guard: Guard | None = None
+        #: The deadline of each thread's bounded reads (``deadline``), while it has one.
+        self._bounds = threading.local()
         try:
             if isinstance(db, sqlite_utils.Database):
                 self._shared = db.conn
@@ -501,6 +533,27 @@ class SQLiteRepository:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.1)
 
+    @contextmanager
+    def bounded_reads(self, seconds: float) -> Iterator[None]:
+        """Within it, a read of this thread that runs past ``seconds`` from now is stopped.
+
+        For a caller on an event loop, which runs a read in place when it is short and
+        elsewhere when it is not: a listing page walks past every expired product not purged
+        yet, however many there are. SQLite looks at the clock every thousand or so steps of a
+        statement, so a read stops within tens of microseconds of the deadline; a read that
+        is never stopped is the same read as without the bound.
+
+        Raises:
+            ReadInterrupted: from a read past the deadline, which read nothing (it changes
+                nothing in any case).
+        """
+        before = getattr(self._bounds, "deadline", None)
+        self._bounds.deadline = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._bounds.deadline = before
+
     def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run a read on a borrowed connection, and check that it read the catalog as it is.
 
@@ -510,11 +563,12 @@ class SQLiteRepository:
         them has gone and removed them) makes the catalog choose again.
         """
         failure: sqlite3.DatabaseError | None = None
+        deadline: float | None = getattr(self._bounds, "deadline", None)
         for _ in range(_REOPENS):
             with self._borrow() as conn:
                 guard = self._connections.get(conn)
                 try:
-                    result = work(conn)
+                    result = work(conn) if deadline is None else _bounded(conn, work, deadline)
                 except sqlite3.DatabaseError as exc:
                     if guard is None and not self._cannot_make_sidecars(exc):
                         raise

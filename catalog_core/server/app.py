@@ -46,6 +46,7 @@ from catalog_core.server.common import (
     account_of,
     one_parameter,
     path_text,
+    reads_bounded,
     reads_inline,
     unknown_parameters,
 )
@@ -191,7 +192,9 @@ def create_app(
         public_url = check_public_url(public_url)
     served, unavailable = tryon_of(catalog, tryon)
     _register_id_convertor()
-    calls = CatalogCalls(inline_reads=reads_inline(catalog.repository))
+    calls = CatalogCalls(
+        inline_reads=reads_inline(catalog.repository), bounds=reads_bounded(catalog.repository)
+    )
     stopping = ShutdownSignal()
     endpoints = _Endpoints(catalog, calls, max_parts, (body_timeout, body_min_rate))
     tryon_endpoints = TryOnEndpoints(
@@ -380,8 +383,11 @@ class _Endpoints:
         warnings = unknown_parameters(params, {"limit", "cursor"})
         limit = page_size(one_parameter(params, "limit"))
         cursor = one_parameter(params, "cursor")
-        # In a worker thread: a page reads past the expired products not purged yet, however many.
-        body = await self.calls.run(_page_body, self.catalog, account_of(request), limit, cursor)
+        # A page reads past the expired products not purged yet, however many: on the event loop
+        # while that is short, else in a worker thread.
+        body = await self.calls.read_bounded(
+            _page_body, self.catalog, account_of(request), limit, cursor
+        )
         return json_bytes_response(body, headers=warnings_headers(warnings))
 
     async def get(self, request: Request) -> Response:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, Final, TypeAlias, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +27,7 @@ __all__ = [
     "account_of",
     "one_parameter",
     "path_text",
+    "reads_bounded",
     "reads_inline",
     "unknown_parameters",
 ]
@@ -34,6 +36,12 @@ _T = TypeVar("_T")
 
 #: Set in the scope when the body stopped arriving (408): the guard closes, it does not drain.
 STALLED_SCOPE_KEY: Final = "catalog_core.body_stalled"
+#: How long a read whose cost is not bounded may run on the event loop before it is stopped and
+#: run in a worker thread instead: about thirty pages of 50 of an SQLite catalog.
+LOOP_READ_SECONDS: Final = 0.002
+
+#: A repository's ``bounded_reads``, and the exception a read it stops raises.
+Bounds: TypeAlias = tuple[Callable[[float], AbstractContextManager[None]], type[Exception]]
 
 
 class CatalogCalls:
@@ -44,12 +52,14 @@ class CatalogCalls:
     no one (R26).
     """
 
-    def __init__(self, *, inline_reads: bool = False) -> None:
+    def __init__(self, *, inline_reads: bool = False, bounds: Bounds | None = None) -> None:
         self._idle = threading.Condition()
         self._running = 0
         self._closing = False
         #: Whether :meth:`read` runs its call on the event loop (see :func:`reads_inline`).
         self.inline_reads = inline_reads
+        #: How :meth:`read_bounded` stops a read on the event loop (see :func:`reads_bounded`).
+        self.bounds = bounds
 
     def open(self) -> None:
         """Take calls again (a new lifespan of the same application)."""
@@ -78,6 +88,26 @@ class CatalogCalls:
         if not self.inline_reads:
             return await self.run(func, *args)
         return self._counted(func, *args)
+
+    async def read_bounded(self, func: Callable[..., _T], *args: Any) -> _T:
+        """Run a read whose cost is not bounded: on the event loop while it is short.
+
+        With :attr:`bounds`, the read runs on the event loop for up to
+        :data:`LOOP_READ_SECONDS`; one that runs longer (a listing page past many expired
+        products not purged yet) is stopped and run again in a worker thread, in whole.
+        Without, it runs in a worker thread.
+
+        Raises:
+            ServiceUnavailable: the server is shutting down and takes no new call.
+        """
+        if self.bounds is None:
+            return await self.run(func, *args)
+        bounded_reads, interrupted = self.bounds
+        try:
+            result: _T = self._counted(_within, bounded_reads, func, *args)
+        except interrupted:
+            return await self.run(func, *args)
+        return result
 
     def _counted(self, func: Callable[..., _T], *args: Any) -> _T:
         """Call ``func(*args)``, counted as running while it runs, unless the server is closing."""
@@ -121,6 +151,31 @@ def reads_inline(repository: object) -> bool:
     if type(repository) is MemoryRepository:
         return True
     return type(repository) is SQLiteRepository and repository._shared is None
+
+
+def reads_bounded(repository: object) -> Bounds | None:
+    """Return how a read of the repository is stopped on the event loop, if it can be.
+
+    An :class:`~catalog_core.SQLiteRepository` whose reads run on the event loop
+    (:func:`reads_inline`) stops a read past a deadline (``bounded_reads``); no other
+    backend can, and its reads of unbounded cost run in worker threads.
+    """
+    if not reads_inline(repository):
+        return None
+    from catalog_core.repository.sqlite import ReadInterrupted, SQLiteRepository
+
+    if type(repository) is not SQLiteRepository:
+        return None
+    return repository.bounded_reads, ReadInterrupted
+
+
+def _within(
+    bounded_reads: Callable[[float], AbstractContextManager[None]],
+    func: Callable[..., _T],
+    *args: Any,
+) -> _T:
+    with bounded_reads(LOOP_READ_SECONDS):
+        return func(*args)
 
 
 def account_of(request: Request) -> str:

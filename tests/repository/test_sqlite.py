@@ -9,12 +9,14 @@ import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
 import catalog_core as cc
+from catalog_core.repository.sqlite import ReadInterrupted
 from tests.helpers import JPEG, FakeClock
 
 IMAGES = [{"source": {"url": "https://cdn.example/a.jpg"}}]
@@ -370,3 +372,54 @@ def test_t18_t22_the_try_on_purge_and_erasure_read_through_indexes_not_scans(
             ("acme", "c", 500),
         )
         assert f"{table.name}_customer" in erase
+
+
+# -- bounded reads: what lets the server run a listing page on its event loop -------------------
+
+
+def _expired_then_live(path: Path, expired: int) -> tuple[cc.SQLiteRepository, datetime]:
+    """A catalog of ``expired`` products expired and not purged, then five live ones after them;
+    and a time at which that holds."""
+    clock = FakeClock()
+    repository = cc.SQLiteRepository(path)
+    catalog = cc.Catalog(repository, clock=clock)
+    lines = (
+        {"externalId": f"a{n:06d}", "images": IMAGES, "validForDays": 1} for n in range(expired)
+    )
+    assert all(isinstance(r, cc.UpsertResult) for r in catalog.upsert_many("acme", lines))
+    clock.advance(days=2)
+    for n in range(5):
+        catalog.upsert("acme", {"externalId": f"z{n}", "images": IMAGES})
+    return repository, clock.now
+
+
+def _live_ids(repository: cc.SQLiteRepository, now: datetime) -> list[str]:
+    return [row[0] for row in repository.list_live_rows("acme", after=None, limit=5, now=now)]
+
+
+def test_r24_a_bounded_read_past_its_deadline_is_stopped_and_the_repository_reads_on(
+    tmp_path: Path,
+) -> None:
+    """A page walking 20,000 expired products not purged is stopped at a deadline already
+    past; without the bound, or within a long one, it reads the live products after them. The
+    connection it ran on reads on, and a bound ends with its block, nested or not."""
+    repository, now = _expired_then_live(tmp_path / "c.db", 20_000)
+    live = ["z0", "z1", "z2", "z3", "z4"]
+    try:
+        for _ in range(3):  # each time on a pooled connection, stopped before
+            with repository.bounded_reads(0.0), pytest.raises(ReadInterrupted):
+                _live_ids(repository, now)
+            assert _live_ids(repository, now) == live
+        with repository.bounded_reads(60.0):
+            assert _live_ids(repository, now) == live
+            with repository.bounded_reads(0.0), pytest.raises(ReadInterrupted):
+                _live_ids(repository, now)
+            assert _live_ids(repository, now) == live  # the outer bound again
+        # A read shorter than SQLite's steps between two looks at the clock is never stopped.
+        with repository.bounded_reads(0.0):
+            assert repository.get("acme", "z0") is not None
+            # The bound is this thread's: another thread's reads are not stopped.
+            with ThreadPoolExecutor(1) as pool:
+                assert pool.submit(_live_ids, repository, now).result() == live
+    finally:
+        repository.close()

@@ -1,15 +1,17 @@
-"""The read of one product of an in-process backend runs on the event loop; every other call in
-a worker thread.
+"""The read of one product of an in-process backend runs on the event loop, and so does a
+listing page of an SQLite file while it is short; every other call runs in a worker thread.
 
 A GET's read of a memory or SQLite-file catalog takes tens of microseconds, less than the hop to
-a worker thread and back, which also made the tail of the latency. Reads that may wait (on the
-network, or on a writer's transaction) or take long (a page walks past expired products) keep the
-hop, and so do writes: a write may wait for the key's lock. Either way the server knows which
-calls run, so a shutdown closes the catalog under none (R26).
+a worker thread and back, which also made the tail of the latency. A page walks past the expired
+products not purged yet, however many: on an SQLite file it runs on the loop under a deadline,
+and one stopped there runs again in a thread. Reads that may wait (on the network, or on a
+writer's transaction) keep the hop, and so do writes: a write may wait for the key's lock. Either
+way the server knows which calls run, so a shutdown closes the catalog under none (R26).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import attrs
 import pytest
 
 import catalog_core as cc
-from catalog_core.server.common import CatalogCalls, reads_inline
+from catalog_core.server.common import CatalogCalls, reads_bounded, reads_inline
 from catalog_core.server.errors import ServiceUnavailable
 from tests.conftest import fresh_schema, postgres_url
 
@@ -94,3 +96,70 @@ def test_r2_a_stored_lone_surrogate_is_escaped_in_the_body_rather_than_a_500() -
     assert one.status_code == page.status_code == 200
     assert b'"title":"a\\udc80b"' in one.content
     assert b'"title":"a\\udc80b"' in page.content
+
+
+def test_only_an_sqlite_file_catalog_bounds_its_reads_on_the_loop(tmp_path: Path) -> None:
+    assert reads_bounded(cc.SQLiteRepository(tmp_path / "c.db")) is not None
+    assert reads_bounded(cc.SQLiteRepository(":memory:")) is None  # its reads are not inline
+    assert reads_bounded(cc.MemoryRepository()) is None  # its walk cannot be stopped
+    postgres = cc.PostgresRepository(postgres_url(), schema=fresh_schema())
+    try:
+        assert reads_bounded(postgres) is None
+    finally:
+        postgres.drop_schema()
+        postgres.close()
+
+
+@pytest.mark.parametrize("expired", [0, 20_000])
+def test_r24_a_page_runs_on_the_loop_while_short_and_in_a_thread_once_stopped(
+    tmp_path: Path, expired: int
+) -> None:
+    """R24: a page of live products is read on the event loop; one that walks past 20,000
+    expired products not purged yet is stopped there and read again, whole, in a thread."""
+    from tests.repository.test_sqlite import _expired_then_live
+
+    repository, now = _expired_then_live(tmp_path / "c.db", expired)
+    catalog = cc.Catalog(repository, clock=lambda: now)
+    calls = CatalogCalls(inline_reads=True, bounds=reads_bounded(repository))
+    started: list[int] = []
+
+    def page() -> bytes:
+        started.append(threading.get_ident())
+        return catalog.list_json("acme", 5)
+
+    async def main() -> tuple[int, bytes]:
+        return threading.get_ident(), await calls.read_bounded(page)
+
+    loop, body = anyio.run(main)
+    assert body == catalog.list_json("acme", 5)
+    assert [item["externalId"] for item in json.loads(body)["items"]] == [f"z{n}" for n in range(5)]
+    if expired:
+        assert started[0] == loop
+        assert len(started) == 2
+        assert started[1] != loop
+    else:
+        assert started == [loop]
+    assert calls.running == 0
+    repository.close()
+
+
+def test_r24_the_server_answers_a_page_past_many_expired_products(tmp_path: Path) -> None:
+    """R24: over HTTP, the page that was stopped on the loop is the whole page, once."""
+    import httpx
+
+    from catalog_core.server import create_app
+    from tests.repository.test_sqlite import _expired_then_live
+    from tests.server.test_protocol import serve
+
+    repository, now = _expired_then_live(tmp_path / "c.db", 20_000)
+    catalog = cc.Catalog(repository, clock=lambda: now)
+    for _, port in serve(create_app(catalog), 5):
+        url = f"http://127.0.0.1:{port}/tryon/v1/products?limit=3"
+        first = httpx.get(url, headers={"x-api-key": "acme"})
+        cursor = first.json()["nextCursor"]
+        second = httpx.get(url, params={"cursor": cursor}, headers={"x-api-key": "acme"})
+    assert first.status_code == second.status_code == 200
+    assert first.content == catalog.list_json("acme", 3)
+    assert [p["externalId"] for p in first.json()["items"] + second.json()["items"]] == [
+        f"z{n}" for n in range(5)
+    ]
