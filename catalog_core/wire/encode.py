@@ -261,7 +261,10 @@ def rows_page_json(rows: Sequence[ProductRow], next_cursor: str | None, has_more
     The same bytes, written from the rows (:data:`~catalog_core.model.ProductRow`) with no
     ``Product``, ``Image`` or ``datetime`` made: what a listing read as rows is written with.
     """
-    return _page_json([row_to_wire(row) for row in rows], next_cursor, has_more)
+    # The products of a page often share their times (a batch of an import is written at one
+    # time): each time's text is written once a page.
+    stamps: dict[int | None, str | None] = {None: None}
+    return _page_json([_row_wire(row, stamps) for row in rows], next_cursor, has_more)
 
 
 def row_to_wire(row: ProductRow) -> dict[str, Any]:
@@ -271,17 +274,29 @@ def row_to_wire(row: ProductRow) -> dict[str, Any]:
     that it is the converter's dict, keys in the same order, for generated products, so a field
     added to the table and not here fails there.
     """
+    return _row_wire(row, {None: None})
+
+
+def _row_wire(row: ProductRow, stamps: dict[int | None, str | None]) -> dict[str, Any]:
+    """Return :func:`row_to_wire` of ``row``, each time's text from the memo ``stamps``.
+
+    ``stamps`` maps a time in epoch milliseconds to its text, and ``None`` to ``None``; a time
+    it does not hold yet is written into it.
+    """
     external_id, title, description, metadata, days, expires, used, created, updated, images = row
+    for ms in (expires, used, created, updated):
+        if ms not in stamps:
+            stamps[ms] = format_epoch_ms(ms)  # type: ignore[arg-type]  # None is in it
     return {
         "externalId": external_id,
         "title": title,
         "description": description,
         "metadata": metadata,
         "validForDays": days,
-        "expiresAt": None if expires is None else format_epoch_ms(expires),
-        "lastUsedAt": None if used is None else format_epoch_ms(used),
-        "createdAt": format_epoch_ms(created),
-        "updatedAt": format_epoch_ms(updated),
+        "expiresAt": stamps[expires],
+        "lastUsedAt": stamps[used],
+        "createdAt": stamps[created],
+        "updatedAt": stamps[updated],
         "images": [
             {"sourceUrl": image[0], "order": order, "classifications": image[1]}
             if len(image) > 1 and image[1] is not None  # as a stored row decodes: R16
