@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 from urllib.parse import quote
 
 import anyio
@@ -556,21 +557,28 @@ _STOPPED: Final = ServiceUnavailable(
 
 
 _PRODUCT_PREFIX: Final = (PRODUCTS_PATH + "/").encode("ascii")
+_LISTING: Final = PRODUCTS_PATH.encode("ascii")
 _JSON_TYPE: Final = (b"content-type", b"application/json")
+# A cursor as the catalog writes it (base64url, a dot): the same text before and after a query
+# string is decoded.
+_CURSOR_TEXT: Final = re.compile(rb"[A-Za-z0-9_.-]+")
+_Answer: TypeAlias = "tuple[list[tuple[bytes, bytes]], bytes]"
 
 
 class _ProductReads:
-    """ASGI middleware: ``GET /products/{externalId}`` of a live product, answered at once.
+    """ASGI middleware: the GET of a live product, and of a listing page, answered at once.
 
-    The read of one product is the server's most frequent request, and the framework's layers
-    (the guard, the gate, Starlette's routing, request and response) cost more than the read
-    itself. For the plainest such request (a GET without a query, a body or ``Expect``, an id
-    without percent-encoding, the application not mounted under a root path) of a catalog whose
-    reads run on the event loop, with no rate limit, this layer reads the product and sends the
-    very answer the endpoint sends (``tests/server/test_product_reads.py`` compares them). Every
-    other request, and every one of these that does not find a live product or fails (a key
-    that names no account, an unknown id, a shutdown), goes through the whole application,
-    which answers it as it always has.
+    The read of one product is the server's most frequent request, and a listing page the next;
+    the framework's layers (the guard, the gate, Starlette's routing, request and response) cost
+    more than the read of a product itself. For the plainest such request of a catalog whose
+    reads run on the event loop, with no rate limit, this layer reads and sends the very answer
+    the endpoint sends (``tests/server/test_product_reads.py`` compares them): a GET without a
+    body or ``Expect``, the application not mounted under a root path, and either
+    ``/products/{externalId}`` without a query and an id without percent-encoding, or
+    ``/products`` with at most ``limit`` (digits) and ``cursor`` (as the catalog writes them),
+    each once. Every other request, and every one of these that does not find a live product or
+    fails (a key that names no account, an unknown id, a bad limit or cursor, a shutdown), goes
+    through the whole application, which answers it as it always has.
     """
 
     def __init__(
@@ -582,44 +590,27 @@ class _ProductReads:
         api_keys: Mapping[str, str] | None,
     ) -> None:
         self.app = app
-        self._get = catalog.get
+        self._catalog = catalog
         self._calls = calls
         self._api_keys = None if api_keys is None else dict(api_keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path") if scope["type"] == "http" else None
-        if (
-            raw is None
-            or not raw.startswith(_PRODUCT_PREFIX)
-            or scope["method"] != "GET"
-            or scope["query_string"]
-            or scope.get("root_path")
-        ):
+        answer = None
+        if raw is not None and scope["method"] == "GET" and not scope.get("root_path"):
+            if raw == _LISTING:
+                answer = await self._page(scope)
+            elif raw.startswith(_PRODUCT_PREFIX) and not scope["query_string"]:
+                answer = await self._product(scope, raw[len(_PRODUCT_PREFIX) :])
+        if answer is None:
             await self.app(scope, receive, send)
             return
-        external_id = raw[len(_PRODUCT_PREFIX) :]
-        keys: list[str] = []
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                keys.append(value.decode("latin-1"))
-            elif name in _BODY_HEADERS:
-                keys = []  # the whole application reads (or drains) a body
-                break
-        if not keys or not external_id.isascii() or b"%" in external_id:
-            await self.app(scope, receive, send)
-            return
-        try:
-            account = account_of_keys(self._api_keys, keys)
-            product = await self._calls.read(self._get, account, external_id.decode("ascii"))
-            body = encoded(to_wire_json, to_wire, product)
-        except Exception:  # a refusal or a failure: the whole application answers (and logs) it
-            await self.app(scope, receive, send)
-            return
+        headers, body = answer
         start: Message = {
             "type": "http.response.start",
             "status": 200,
             "headers": [
-                (b"etag", etag(product.version).encode("ascii")),
+                *headers,
                 (b"content-length", str(len(body)).encode("ascii")),
                 _JSON_TYPE,
             ],
@@ -634,6 +625,64 @@ class _ProductReads:
             if not started:
                 with anyio.CancelScope(shield=True):
                     await error_response(_STOPPED)(scope, receive, send)
+
+    async def _product(self, scope: Scope, external_id: bytes) -> _Answer | None:
+        """The answer to a GET of one product, or ``None`` for the application to give."""
+        keys = _plain_keys(scope)
+        if not keys or not external_id.isascii() or b"%" in external_id:
+            return None
+        try:
+            account = account_of_keys(self._api_keys, keys)
+            product = await self._calls.read(self._catalog.get, account, external_id.decode())
+            body = encoded(to_wire_json, to_wire, product)
+        except Exception:  # a refusal or a failure: the whole application answers (and logs) it
+            return None
+        return [(b"etag", etag(product.version).encode("ascii"))], body
+
+    async def _page(self, scope: Scope) -> _Answer | None:
+        """The answer to a GET of a listing page, or ``None`` for the application to give."""
+        keys = _plain_keys(scope)
+        query = _page_query(scope["query_string"])
+        if not keys or query is None:
+            return None
+        try:
+            account = account_of_keys(self._api_keys, keys)
+            limit = page_size(query[0])
+            body = await self._calls.read_bounded(
+                _page_body, self._catalog, account, limit, query[1]
+            )
+        except Exception:  # a refusal or a failure: the whole application answers (and logs) it
+            return None
+        return [], body
+
+
+def _plain_keys(scope: Scope) -> list[str]:
+    """The request's API keys, or none when it has a body (which the application reads)."""
+    keys: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            keys.append(value.decode("latin-1"))
+        elif name in _BODY_HEADERS:
+            return []  # the whole application reads (or drains) a body
+    return keys
+
+
+def _page_query(query: bytes) -> tuple[str | None, str | None] | None:
+    """Return the ``limit`` and ``cursor`` of a plain listing query; ``None`` for another query.
+
+    Plain: each at most once, given as text that decoding leaves alone.
+    """
+    limit = cursor = None
+    if query:
+        for part in query.split(b"&"):
+            name, equals, value = part.partition(b"=")
+            if name == b"limit" and limit is None and equals and value.isdigit():
+                limit = value.decode("ascii")
+            elif name == b"cursor" and cursor is None and _CURSOR_TEXT.fullmatch(value):
+                cursor = value.decode("ascii")
+            else:
+                return None
+    return limit, cursor
 
 
 _BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding", b"expect"})

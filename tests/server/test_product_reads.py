@@ -1,5 +1,6 @@
-"""The GET of one product answered before the framework's layers sends exactly what the endpoint
-sends (R23, R29), and leaves every other request to the whole application.
+"""The GET of one product and of a listing page answered before the framework's layers sends
+exactly what the endpoint sends (R23, R24, R29), and leaves every other request to the whole
+application.
 
 Each request is run through the server's stack from the fast layer down, and again from the
 layer below it (the guard, the gate, Starlette, the endpoint): the ASGI messages must be equal,
@@ -102,8 +103,41 @@ _CASES: list[tuple[str, dict[str, Any], bool]] = [
     ),
     (_PREFIX + "p1", {"headers": [(b"x-api-key", b"acme"), (b"expect", b"100-continue")]}, False),
     (_PREFIX + "p1", {"root_path": "/mounted"}, False),
-    ("/tryon/v1/products", {}, False),  # the listing
     ("/tryon/v1/openapi.json", {}, False),
+]
+_LISTING = "/tryon/v1/products"
+# The listing: the plain pages are answered by the layer; "{cursor}" is a cursor of acme's.
+_PAGE_CASES: list[tuple[str, dict[str, Any], bool]] = [
+    (_LISTING, {}, True),
+    (_LISTING, {"headers": [(b"x-api-key", b"globex")]}, True),
+    (_LISTING + "?limit=2", {}, True),
+    (_LISTING + "?limit=0002", {}, True),  # leading zeros: 2
+    (_LISTING + "?limit=2&cursor={cursor}", {}, True),
+    (_LISTING + "?cursor={cursor}&limit=1", {}, True),
+    (_LISTING + "?cursor={cursor}", {}, True),
+    (_LISTING + "?limit=2&cursor={cursor}", {"headers": [(b"x-api-key", b"globex")]}, False),
+    (_LISTING + "?cursor=bogus", {}, False),  # not a cursor of this listing: 400
+    (_LISTING + "?cursor=", {}, False),
+    (_LISTING + "?limit=0", {}, False),  # 400
+    (_LISTING + "?limit=201", {}, False),
+    (_LISTING + "?limit=000000000000000000000050", {}, True),  # leading zeros: 50
+    (_LISTING + "?limit=123456", {}, False),  # too long a run of digits: 400
+    (_LISTING + "?limit=", {}, False),
+    (_LISTING + "?limit=-1", {}, False),
+    (_LISTING + "?limit=%32", {}, False),  # percent-encoded: the endpoint decodes it
+    (_LISTING + "?limit=2&limit=2", {}, False),  # given twice: 400
+    (_LISTING + "?cursor={cursor}&cursor={cursor}", {}, False),
+    (_LISTING + "?limit=2&", {}, False),
+    (_LISTING + "?limit=2&x=1", {}, False),  # an unknown parameter: a warning header
+    (_LISTING + "?limit=2;x=1", {}, False),
+    (_LISTING, {"method": "HEAD"}, False),
+    (_LISTING, {"method": "POST"}, False),
+    (_LISTING, {"headers": []}, False),  # 401 without a key
+    (_LISTING, {"headers": [(b"x-api-key", b"")]}, False),  # not an account: 401
+    (_LISTING, {"headers": [(b"x-api-key", b"acme"), (b"x-api-key", b"globex")]}, False),
+    (_LISTING, {"headers": [(b"x-api-key", b"acme"), (b"content-length", b"0")]}, False),
+    (_LISTING, {"root_path": "/mounted"}, False),
+    (_LISTING + "/", {}, False),  # the GET of one product, without an id: 400
 ]
 
 
@@ -135,11 +169,12 @@ def repository(request: pytest.FixtureRequest, tmp_path: Path) -> cc.Repository:
 
 
 @pytest.mark.parametrize("keys", [None, {"acme": "acme", "globex": "globex"}])
-def test_r23_the_fast_get_answers_as_the_endpoint_and_only_the_plain_requests(
+def test_r23_r24_the_fast_reads_answer_as_the_endpoints_and_only_the_plain_requests(
     repository: cc.Repository, keys: dict[str, str] | None
 ) -> None:
     clock = [_NOW]
-    app = create_app(_catalog(repository, clock), api_keys=keys)
+    catalog = _catalog(repository, clock)
+    app = create_app(catalog, api_keys=keys)
     fast = _fast_layer(app)
     whole = fast.app
     passed: list[str] = []
@@ -150,10 +185,14 @@ def test_r23_the_fast_get_answers_as_the_endpoint_and_only_the_plain_requests(
 
     fast.app = recording
 
+    cursor = catalog.list("acme", 2).next_cursor
+    assert cursor is not None
+    cases = _CASES + [(t.format(cursor=cursor), s, fast) for t, s, fast in _PAGE_CASES]
+
     async def main() -> None:
         for when in (_NOW, _NOW + timedelta(days=2)):  # "short" has expired at the second
             clock[0] = when
-            for target, settings, answered_fast in _CASES:
+            for target, settings, answered_fast in cases:
                 scope = _scope(target, **settings)
                 passed.clear()
                 answer = await _run(fast, scope)
