@@ -40,8 +40,9 @@ from catalog_core.model import (
 from catalog_core.repository.base import Change, Repository, Write
 from catalog_core.rules import (
     check_version,
+    given_fields,
     live,
-    merge,
+    merge_fields,
     new_one_shot_id,
     use,
     write_time,
@@ -52,6 +53,7 @@ from catalog_core.wire.decode import (
     check_request_size,
     decode_try_on,
     decode_upsert,
+    fast_fields,
     load_body,
 )
 
@@ -336,7 +338,22 @@ class Catalog:
         """Check and decode an upsert outside any transaction (R30 up to the stored state)."""
         uploads = _check_files(files)
         body = load_body(payload, self.limits, files_bytes=_files_bytes(uploads))
-        command, warnings, count = decode_upsert(body, self.limits, owned=body is not payload)
+        owned = body is not payload
+        if not uploads:
+            # The common body (canonical, valid, no file part): its fields and images straight,
+            # no command to build and keep (tests/test_fast_paths.py checks it is the same).
+            fields = fast_fields(body, self.limits, owned=owned)
+            if fields is not None:
+                external_id, title, description, metadata, days, images = fields
+                return _PreparedUpsert(
+                    self,
+                    (title, description, metadata, days, UNSET),
+                    external_id,
+                    None if images is UNSET else images,
+                    (),
+                    _NO_WARNINGS,
+                )
+        command, warnings, count = decode_upsert(body, self.limits, owned=owned)
         return self._prepared(command, uploads, _NO_WARNINGS.extended(warnings, count))
 
     def _prepared(
@@ -346,7 +363,7 @@ class Catalog:
         images, blobs, file_warnings = self._resolve_images(command, uploads)
         return _PreparedUpsert(
             self,
-            command,
+            given_fields(command),
             # Checking refuses a missing id on an upsert (R30): a checked upsert has one.
             cast(str, command.external_id),
             images,
@@ -776,9 +793,9 @@ class _PreparedUpsert:
         "blobs",
         "catalog",
         "clock",
-        "command",
         "created",
         "external_id",
+        "given",
         "if_version",
         "images",
         "warnings",
@@ -787,14 +804,15 @@ class _PreparedUpsert:
     def __init__(
         self,
         catalog: Catalog,
-        command: UpsertCommand,
+        given: tuple[Any, ...],
         external_id: str,
         images: tuple[Image, ...] | None,
         blobs: tuple[Blob, ...],
         warnings: _Warnings,
     ) -> None:
         self.catalog = catalog
-        self.command = command
+        #: The command's fields (``rules.given_fields``): the command itself is not kept.
+        self.given = given
         self.external_id = external_id
         self.images = images
         self.blobs = blobs
@@ -823,9 +841,9 @@ class _PreparedUpsert:
         clock = self.clock
         now = self.catalog._write_time(stored, None if clock is None else clock())
         existing = live(stored, now)
-        product = merge(
+        product = merge_fields(
             existing,
-            self.command,
+            self.given,
             self.images,
             now,
             account=self.account,

@@ -34,8 +34,10 @@ __all__ = [
     "check_reserved_id",
     "check_version",
     "expires_at",
+    "given_fields",
     "live",
     "merge",
+    "merge_fields",
     "new_one_shot_id",
     "one_shot_days_problem",
     "record_use",
@@ -161,41 +163,91 @@ def merge(
     Raises:
         ProductImagesRequired: the product would have no image (R5, R8).
     """
-    base = _created(default_valid_for_days) if existing is None else _merged_of(existing)
-    # One pass of the law (an omitted field keeps its value, R6) over every merged field; the
-    # command's images are inputs, replaced just after by the images resolved from them.
-    fields: dict[str, Any] = {
-        name: old if new is UNSET else new
-        for name, new, old in zip(MERGED_FIELDS, _merged_of(command), base, strict=True)
-    }
-    fields["images"] = base[_IMAGES_AT] if images is None else images
-    if not fields["images"]:
-        raise _images_required(existing, external_id)
+    return merge_fields(
+        existing,
+        _merged_of(command),
+        images,
+        now,
+        account=account,
+        external_id=external_id,
+        default_valid_for_days=default_valid_for_days,
+        used=used,
+    )
 
+
+def given_fields(command: ProductFields) -> tuple[Any, ...]:
+    """Return a command's :data:`MERGED_FIELDS`, in order: what :func:`merge_fields` takes."""
+    return _merged_of(command)
+
+
+def merge_fields(
+    existing: Product | None,
+    given: tuple[Any, ...],
+    images: tuple[Image, ...] | None,
+    now: datetime,
+    *,
+    account: str,
+    external_id: str,
+    default_valid_for_days: int | None = None,
+    used: bool = False,
+) -> Product:
+    """:func:`merge` of the command whose :data:`MERGED_FIELDS` are ``given``, in that order.
+
+    The images among ``given`` are not read: ``images`` (``None``: keep the stored ones) are
+    what is stored. For a caller that holds a command's fields rather than the command.
+    """
+    base = _created(default_valid_for_days) if existing is None else _merged_of(existing)
+    # One pass of the law (an omitted field keeps its value, R6) over every merged field.
+    title, description, metadata, valid_for_days, _ = (
+        old if new is UNSET else new for new, old in zip(given, base, strict=True)
+    )
+    if images is None:
+        images = base[_IMAGES_AT]
+    if not images:
+        raise _images_required(existing, external_id)
     last_used_at = now if used else (existing.last_used_at if existing else None)
-    fields["expires_at"] = expires_at(fields["valid_for_days"], now, last_used_at)
+    expires = expires_at(valid_for_days, now, last_used_at)
     if existing is None:
         return Product(
             account=account,
             external_id=external_id,
+            title=title,
+            description=description,
+            metadata=metadata,
+            valid_for_days=valid_for_days,
+            expires_at=expires,
+            last_used_at=last_used_at,
             created_at=now,
             updated_at=now,
-            last_used_at=last_used_at,
+            images=images,
             version=1,
-            **fields,
         )
     if type(existing) is Product:  # built whole: attrs.evolve takes half again as long
         return Product(
             account=existing.account,
             external_id=existing.external_id,
+            title=title,
+            description=description,
+            metadata=metadata,
+            valid_for_days=valid_for_days,
+            expires_at=expires,
+            last_used_at=last_used_at,
             created_at=existing.created_at,
             updated_at=now,
-            last_used_at=last_used_at,
+            images=images,
             version=existing.version + 1,
-            **fields,
         )
     return attrs.evolve(
-        existing, updated_at=now, last_used_at=last_used_at, version=existing.version + 1, **fields
+        existing,
+        title=title,
+        description=description,
+        metadata=metadata,
+        valid_for_days=valid_for_days,
+        expires_at=expires,
+        images=images,
+        updated_at=now,
+        last_used_at=last_used_at,
+        version=existing.version + 1,
     )
 
 

@@ -493,6 +493,7 @@ def fast_agrees(
     fast = decode._fast_upsert(body, limits, prefix, owned)
     full = full_decode(body, limits, for_use=for_use, prefix=prefix, owned=owned)
     if fast is None:
+        assert decode.fast_fields(body, limits, owned=owned) is None
         return False
     assert not isinstance(full, cc.CatalogError), (body, full)
     command, warnings, count = full
@@ -515,7 +516,34 @@ def fast_agrees(
         return [t is g for t, g in zip(taken, given, strict=True) if t is not None]
 
     assert kept(fast) == kept(command)
+    fields_agree(body, limits, owned, command)
     return True
+
+
+def fields_agree(body: Any, limits: cc.Limits, owned: bool, command: UpsertCommand) -> None:
+    """The catalog's fast lane (``fast_fields``) reads the body as the command reads, its images
+    as the catalog resolves the command's (R12, R16), sharing the same objects."""
+    fields = decode.fast_fields(body, limits, owned=owned)
+    assert fields is not None
+    external_id, title, description, metadata, days, images = fields
+    assert (external_id, title, description, metadata, days) == (
+        command.external_id,
+        command.title,
+        command.description,
+        command.metadata,
+        command.valid_for_days,
+    )
+    assert repr(fields[:5]) == repr(
+        (external_id, command.title, command.description, command.metadata, days)
+    )
+    assert metadata is command.metadata or not owned
+    resolved = cc.Catalog(cc.MemoryRepository())._resolve_images(command, {})[0]
+    if command.images is UNSET:
+        assert images is UNSET
+        assert resolved is None
+    else:
+        assert images == resolved
+        assert [type(i) for i in images] == [cc.Image] * len(images)
 
 
 def _parsed(payload: dict[str, Any]) -> dict[str, Any]:
