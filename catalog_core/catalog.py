@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -613,7 +614,11 @@ class Catalog:
         """
         from catalog_core.wire import encode  # the wire encoder: loaded on first use
 
-        list_rows = getattr(self.repository, "list_live_rows", None)
+        list_rows = (
+            self.repository.list_live_rows  # type: ignore[attr-defined]
+            if _lists_rows(type(self.repository))
+            else None
+        )
         if list_rows is None:
             return encode.page_to_wire_json(self.list(account, limit, cursor, prefix=prefix))
         walk = self._listing(account, limit, cursor, prefix)
@@ -722,6 +727,19 @@ class Catalog:
                 blobs[entry.file_key] = blob
             images.append(Image(blob.source_url, order, entry.classifications))
         return tuple(images), tuple(blobs.values()), warnings
+
+
+@functools.cache
+def _lists_rows(kind: type) -> bool:
+    """Whether a repository of ``kind`` lists rows that are its ``list_live``'s (R24).
+
+    Only when the class that defines its ``list_live`` defines ``list_live_rows`` too: a
+    subclass that lists products its own way, and does not list rows too, is read as products.
+    """
+    for cls in kind.__mro__:
+        if "list_live" in vars(cls) or "list_live_rows" in vars(cls):
+            return "list_live" in vars(cls) and "list_live_rows" in vars(cls)
+    return False
 
 
 class _Listing:

@@ -123,3 +123,48 @@ def test_r24_list_json_refuses_a_bad_limit_and_cursor_as_list_does(
 def test_r24_an_empty_catalogs_body_is_an_empty_page(repository: cc.Repository) -> None:
     body = cc.Catalog(repository).list_json("acme")
     assert body == b'{"items":[],"nextCursor":null,"hasMore":false,"count":0}'
+
+
+class _Drafts(cc.SQLiteRepository):
+    """A backend that lists products its own way: its drafts are never listed."""
+
+    def list_live(self, account: str, *, after: str | None, limit: int, now: Any) -> Any:
+        listed = super().list_live(account, after=after, limit=limit, now=now)
+        return [p for p in listed if p.title != "draft"]
+
+
+def test_r24_a_subclass_that_lists_products_its_own_way_is_listed_its_way(
+    tmp_path: Path,
+) -> None:
+    """R24: rows are read only where the class that lists products lists rows too."""
+    repository = _Drafts(tmp_path / "c.db")
+    catalog = cc.Catalog(repository)
+    image = {"source": {"url": "https://cdn.example/a.jpg"}}
+    catalog.upsert("acme", {"externalId": "a", "title": "draft", "images": [image]})
+    catalog.upsert("acme", {"externalId": "b", "images": [image]})
+    assert [p["externalId"] for p in json.loads(catalog.list_json("acme"))["items"]] == ["b"]
+    assert catalog.list_json("acme") == page_to_wire_json(catalog.list("acme"))
+    repository.close()
+
+
+def test_r31_times_a_store_holds_as_reals_are_written_as_their_datetimes_are(
+    tmp_path: Path,
+) -> None:
+    """R31: an SQLite catalog written by other means may hold a time as a REAL (with a
+    fraction of a millisecond): the page from rows is still the page of products."""
+    import sqlite3
+
+    repository = cc.SQLiteRepository(tmp_path / "c.db")
+    catalog = cc.Catalog(repository)
+    image = {"source": {"url": "https://cdn.example/a.jpg"}}
+    catalog.upsert("acme", {"externalId": "a", "images": [image], "validForDays": 30})
+    catalog.upsert("acme", {"externalId": "b", "images": [image]})
+    conn = sqlite3.connect(tmp_path / "c.db")
+    with conn:
+        conn.execute(
+            "UPDATE products SET created_at = created_at + 0.5, updated_at = updated_at + 0.75,"
+            " expires_at = expires_at + 0.25, last_used_at = updated_at + 1.5"
+        )
+    conn.close()
+    assert catalog.list_json("acme") == page_to_wire_json(catalog.list("acme"))
+    repository.close()

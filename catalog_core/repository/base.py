@@ -187,9 +187,10 @@ class RowListingRepository(Repository, Protocol):
     """A repository that can also list a page as plain rows, making no ``Product``.
 
     Optional: :meth:`Catalog.list_json <catalog_core.Catalog.list_json>` (the server's listing)
-    uses it when the repository has it, and :meth:`Repository.list_live` otherwise; a page
-    written out at once then costs no ``Product``, ``Image`` or ``datetime`` objects.
-    :class:`~catalog_core.SQLiteRepository` has it.
+    uses it when the class that defines the repository's ``list_live`` defines it too, and
+    :meth:`Repository.list_live` otherwise; a page written out at once then costs no
+    ``Product``, ``Image`` or ``datetime`` objects. The SQL backends have it; the memory
+    backend, which holds products as they were written, lists them.
     """
 
     def list_live_rows(
@@ -197,8 +198,9 @@ class RowListingRepository(Repository, Protocol):
     ) -> Sequence[ProductRow]:
         """Return what :meth:`Repository.list_live` returns, each product as its row.
 
-        The row of a product is :func:`~catalog_core.model.product_row` of it; the contract
-        suite checks that the two agree.
+        The row of a product is :func:`~catalog_core.model.product_row` of it, which numbers
+        the images in order and leaves out empty classifications, as the SQL backends store
+        them; the contract suite checks that the two agree.
         """
         ...
 

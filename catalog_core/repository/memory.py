@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar, cast
 import attrs
 
 from catalog_core.images import Blob
-from catalog_core.model import Image, Product, ProductRow, product_row
+from catalog_core.model import Image, Product
 from catalog_core.repository import _engine as engine
 from catalog_core.repository.base import (
     Change,
@@ -249,12 +249,6 @@ class MemoryRepository:
                     if len(page) == limit:
                         break
             return page
-
-    def list_live_rows(
-        self, account: str, *, after: str | None, limit: int, now: datetime
-    ) -> list[ProductRow]:
-        """See :meth:`RowListingRepository.list_live_rows`: rows of :meth:`list_live`'s copies."""
-        return [product_row(p) for p in self.list_live(account, after=after, limit=limit, now=now)]
 
     def scan_live(
         self,

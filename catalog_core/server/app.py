@@ -386,8 +386,9 @@ class _Endpoints:
         cursor = one_parameter(params, "cursor")
         # A page reads past the expired products not purged yet, however many: on the event loop
         # while that is short, else in a worker thread.
+        account = account_of(request)
         body = await self.calls.read_bounded(
-            _page_body, self.catalog, account_of(request), limit, cursor
+            account, _page_body, self.catalog, account, limit, cursor
         )
         return json_bytes_response(body, headers=warnings_headers(warnings))
 
@@ -649,7 +650,7 @@ class _ProductReads:
             account = account_of_keys(self._api_keys, keys)
             limit = page_size(query[0])
             body = await self._calls.read_bounded(
-                _page_body, self._catalog, account, limit, query[1]
+                account, _page_body, self._catalog, account, limit, query[1]
             )
         except Exception:  # a refusal or a failure: the whole application answers (and logs) it
             return None

@@ -7,6 +7,7 @@ knows which still run, so that a shutdown closes the catalog under no one (R26).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Final, TypeAlias, TypeVar
@@ -37,8 +38,13 @@ _T = TypeVar("_T")
 #: Set in the scope when the body stopped arriving (408): the guard closes, it does not drain.
 STALLED_SCOPE_KEY: Final = "catalog_core.body_stalled"
 #: How long a read whose cost is not bounded may run on the event loop before it is stopped and
-#: run in a worker thread instead: about thirty pages of 50 of an SQLite catalog.
-LOOP_READ_SECONDS: Final = 0.002
+#: run in a worker thread instead: about four pages of 50 of an SQLite catalog, read and written.
+LOOP_READ_SECONDS: Final = 0.001
+#: For how long the reads of a key (an account) that was stopped on the event loop run in worker
+#: threads, before the loop tries again: its expired products are not purged in a moment.
+SLOW_SECONDS: Final = 60.0
+#: The most keys remembered as slow; past it they are all forgotten (a bound, not an eviction).
+_MAX_SLOW: Final = 4096
 
 #: A repository's ``bounded_reads``, and the exception a read it stops raises.
 Bounds: TypeAlias = tuple[Callable[[float], AbstractContextManager[None]], type[Exception]]
@@ -60,6 +66,8 @@ class CatalogCalls:
         self.inline_reads = inline_reads
         #: How :meth:`read_bounded` stops a read on the event loop (see :func:`reads_bounded`).
         self.bounds = bounds
+        #: Until when each key's bounded reads run in worker threads (read on the loop only).
+        self._slow: dict[str, float] = {}
 
     def open(self) -> None:
         """Take calls again (a new lifespan of the same application)."""
@@ -89,23 +97,33 @@ class CatalogCalls:
             return await self.run(func, *args)
         return self._counted(func, *args)
 
-    async def read_bounded(self, func: Callable[..., _T], *args: Any) -> _T:
+    async def read_bounded(self, key: str, func: Callable[..., _T], *args: Any) -> _T:
         """Run a read whose cost is not bounded: on the event loop while it is short.
 
         With :attr:`bounds`, the read runs on the event loop for up to
         :data:`LOOP_READ_SECONDS`; one that runs longer (a listing page past many expired
-        products not purged yet) is stopped and run again in a worker thread, in whole.
-        Without, it runs in a worker thread.
+        products not purged yet) is stopped and run again in a worker thread, in whole, and
+        the reads of its ``key`` (the account) run in worker threads for
+        :data:`SLOW_SECONDS`, so that a catalog full of expired products does not cost the
+        loop a deadline a request. Without :attr:`bounds`, the read runs in a worker thread.
 
         Raises:
             ServiceUnavailable: the server is shutting down and takes no new call.
         """
         if self.bounds is None:
             return await self.run(func, *args)
+        until = self._slow.get(key)
+        if until is not None:
+            if time.monotonic() < until:
+                return await self.run(func, *args)
+            del self._slow[key]
         bounded_reads, interrupted = self.bounds
         try:
             result: _T = self._counted(_within, bounded_reads, func, *args)
         except interrupted:
+            if len(self._slow) >= _MAX_SLOW:
+                self._slow.clear()
+            self._slow[key] = time.monotonic() + SLOW_SECONDS
             return await self.run(func, *args)
         return result
 
@@ -174,7 +192,7 @@ def _within(
     func: Callable[..., _T],
     *args: Any,
 ) -> _T:
-    with bounded_reads(LOOP_READ_SECONDS):
+    with bounded_reads(LOOP_READ_SECONDS):  # read here, so that a test may change it
         return func(*args)
 
 

@@ -20,7 +20,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from catalog_core._json import dumps, quick_dumps
 from catalog_core.errors import Detail, ValidationFailed
 from catalog_core.limits import Limits
-from catalog_core.model import Image, Page, Product, ProductRow
+from catalog_core.model import Image, Page, Product, ProductRow, from_epoch_ms
 from catalog_core.wire.decode import check_external_id, days_problem, json_value_problem
 from catalog_core.wire.fields import WRITTEN_IMAGE_FIELDS, WRITTEN_PRODUCT_FIELDS, Field, Kind
 
@@ -80,6 +80,8 @@ def format_epoch_ms(ms: int) -> str:
 
     The same text, written from the number: a listing read as rows makes no ``datetime``.
     """
+    if type(ms) is not int:  # a time stored as a REAL by other means: as a datetime reads it
+        return format_timestamp(from_epoch_ms(ms))
     days, rest = divmod(ms, _DAY_MS)
     date_text = _DATES.get(days + _EPOCH_ORDINAL)
     if date_text is None:

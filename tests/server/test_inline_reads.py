@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
 import pytest
 
 import catalog_core as cc
+from catalog_core.server import common
 from catalog_core.server.common import CatalogCalls, reads_bounded, reads_inline
 from catalog_core.server.errors import ServiceUnavailable
 from tests.conftest import fresh_schema, postgres_url
@@ -112,45 +114,87 @@ def test_only_an_sqlite_file_catalog_bounds_its_reads_on_the_loop(tmp_path: Path
 
 @pytest.mark.parametrize("expired", [0, 20_000])
 def test_r24_a_page_runs_on_the_loop_while_short_and_in_a_thread_once_stopped(
-    tmp_path: Path, expired: int
+    tmp_path: Path, expired: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """R24: a page of live products is read on the event loop; one that walks past 20,000
-    expired products not purged yet is stopped there and read again, whole, in a thread."""
+    expired products not purged yet is stopped there and read again, whole, in a thread. Then
+    that account's pages go to a thread at once for a while, and other accounts' do not.
+
+    The deadline is 0 here: a walk of a few products (fewer of SQLite's steps than it takes
+    between two looks at the clock) is never stopped, and one of 20,000 always is, on any
+    machine.
+    """
     from tests.repository.test_sqlite import _expired_then_live
 
+    monkeypatch.setattr(common, "LOOP_READ_SECONDS", 0.0)
     repository, now = _expired_then_live(tmp_path / "c.db", expired)
     catalog = cc.Catalog(repository, clock=lambda: now)
     calls = CatalogCalls(inline_reads=True, bounds=reads_bounded(repository))
     started: list[int] = []
 
-    def page() -> bytes:
+    def page(account: str) -> bytes:
         started.append(threading.get_ident())
-        return catalog.list_json("acme", 5)
+        return catalog.list_json(account, 5)
 
-    async def main() -> tuple[int, bytes]:
-        return threading.get_ident(), await calls.read_bounded(page)
+    def read(account: str) -> tuple[int, bytes]:
+        async def main() -> tuple[int, bytes]:
+            return threading.get_ident(), await calls.read_bounded(account, page, account)
 
-    loop, body = anyio.run(main)
+        started.clear()
+        return anyio.run(main)
+
+    loop, body = read("acme")
     assert body == catalog.list_json("acme", 5)
     assert [item["externalId"] for item in json.loads(body)["items"]] == [f"z{n}" for n in range(5)]
-    if expired:
-        assert started[0] == loop
-        assert len(started) == 2
-        assert started[1] != loop
-    else:
+    if not expired:
         assert started == [loop]
+        assert read("acme")[1] == body
+        assert started == [loop]
+        return
+    assert len(started) == 2
+    assert started[0] == loop
+    assert started[1] != loop
+    loop, again = read("acme")  # remembered as slow: straight to a thread
+    assert again == body
+    assert len(started) == 1
+    assert started[0] != loop
+    loop, other = read("globex")  # another account: on the loop (a page of nothing)
+    assert started == [loop]
+    assert json.loads(other)["count"] == 0
     assert calls.running == 0
+    monkeypatch.setattr(common, "SLOW_SECONDS", 0.0)  # remembered until the moment it is stopped
+    calls = CatalogCalls(inline_reads=True, bounds=reads_bounded(repository))
+    for _ in range(2):  # each time past that moment: the loop tries again, and is stopped
+        loop, again = read("acme")
+        assert again == body
+        assert len(started) == 2
+        assert started[0] == loop
     repository.close()
 
 
-def test_r24_the_server_answers_a_page_past_many_expired_products(tmp_path: Path) -> None:
+def test_r24_the_server_answers_a_page_past_many_expired_products(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """R24: over HTTP, the page that was stopped on the loop is the whole page, once."""
     import httpx
 
+    from catalog_core.repository import sqlite
     from catalog_core.server import create_app
     from tests.repository.test_sqlite import _expired_then_live
     from tests.server.test_protocol import serve
 
+    stopped: list[bool] = []
+    bounded = sqlite._bounded
+
+    def counting(*args: Any) -> Any:
+        try:
+            return bounded(*args)
+        except sqlite.ReadInterrupted:
+            stopped.append(True)
+            raise
+
+    monkeypatch.setattr(sqlite, "_bounded", counting)
+    monkeypatch.setattr(common, "LOOP_READ_SECONDS", 0.0)
     repository, now = _expired_then_live(tmp_path / "c.db", 20_000)
     catalog = cc.Catalog(repository, clock=lambda: now)
     for _, port in serve(create_app(catalog), 5):
@@ -158,6 +202,7 @@ def test_r24_the_server_answers_a_page_past_many_expired_products(tmp_path: Path
         first = httpx.get(url, headers={"x-api-key": "acme"})
         cursor = first.json()["nextCursor"]
         second = httpx.get(url, params={"cursor": cursor}, headers={"x-api-key": "acme"})
+    assert stopped == [True]  # the first page, on the loop; then the account's go to a thread
     assert first.status_code == second.status_code == 200
     assert first.content == catalog.list_json("acme", 3)
     assert [p["externalId"] for p in first.json()["items"] + second.json()["items"]] == [
