@@ -227,6 +227,25 @@ def _fast_loads(text: str | bytes) -> Any:
     return _std_loads(text)  # the same value, or the standard library's error
 
 
+def loads_plain(raw: bytes) -> tuple[Any, bool]:
+    """Return :data:`loads` of ``raw``, and whether orjson read it.
+
+    A value orjson read holds JSON's types only, with no NaN or infinity (orjson refuses a
+    number beyond a double's range, which ``json`` reads as an infinity), no lone surrogate
+    (orjson refuses its escape), and no integer beyond 64 bits (a text with one goes to
+    ``json``): what a plain JSON value holds.
+    """
+    if HAS_ORJSON and (
+        (len(raw) < 2 * _SHALLOW or raw.count(b"[") + raw.count(b"{") < _SHALLOW)
+        and not _has_long_number(raw)
+    ):
+        try:
+            return orjson.loads(raw), True
+        except orjson.JSONDecodeError:
+            pass
+    return _std_loads(raw), False
+
+
 def _orjson_dumps(value: Any) -> bytes | None:
     """Orjson's text, or ``None`` for a surrogate, an integer beyond 64 bits or a subclass."""
     try:

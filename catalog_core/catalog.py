@@ -56,6 +56,7 @@ from catalog_core.wire.decode import (
     decode_upsert,
     fast_fields,
     load_body,
+    load_plain_body,
 )
 
 __all__ = [
@@ -338,12 +339,12 @@ class Catalog:
     ) -> _PreparedUpsert:
         """Check and decode an upsert outside any transaction (R30 up to the stored state)."""
         uploads = _check_files(files)
-        body = load_body(payload, self.limits, files_bytes=_files_bytes(uploads))
+        body, plain = load_plain_body(payload, self.limits, files_bytes=_files_bytes(uploads))
         owned = body is not payload
         if not uploads:
             # The common body (canonical, valid, no file part): its fields and images straight,
             # no command to build and keep (tests/test_fast_paths.py checks it is the same).
-            fields = fast_fields(body, self.limits, owned=owned)
+            fields = fast_fields(body, self.limits, owned=owned, plain=plain)
             if fields is not None:
                 external_id, title, description, metadata, days, images = fields
                 return _PreparedUpsert(

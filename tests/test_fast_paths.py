@@ -865,3 +865,104 @@ def test_r24_r31_without_orjson_products_and_pages_are_written_to_the_same_bytes
     assert outputs["with"][-1] == "True"
     assert outputs["without"][-1] == "False"
     assert outputs["with"][:-1] == outputs["without"][:-1]
+
+
+# -- plain bodies: values that need no measuring -------------------------------------------------
+
+_NUMBER_TEXTS = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,3})(\.[0-9]{1,3})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
+)
+_STRING_TEXTS = st.text(max_size=6).map(lambda t: json.dumps(t, ensure_ascii=False)) | (
+    st.text(max_size=6).map(json.dumps)  # \u escapes
+)
+_SPACES = st.sampled_from(["", " ", "\n  "])
+
+
+def _joined(parts: list[str], spaces: str, left: str, right: str) -> str:
+    return left + spaces + ("," + spaces).join(parts) + spaces + right
+
+
+_VALUE_TEXTS = st.recursive(
+    _NUMBER_TEXTS | _STRING_TEXTS | st.sampled_from(["true", "false", "null"]),
+    lambda inner: (
+        st.builds(_joined, st.lists(inner, max_size=4), _SPACES, st.just("["), st.just("]"))
+        | st.builds(
+            _joined,
+            st.lists(st.builds(lambda k, v: f"{k}:{v}", _STRING_TEXTS, inner), max_size=4),
+            _SPACES,
+            st.just("{"),
+            st.just("}"),
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@given(_VALUE_TEXTS)
+@example("1e15")
+@example("[-1E+15,9e15,0.1e16]")
+def test_r9_r16_a_value_orjson_reads_is_written_in_at_most_four_and_a_half_times_its_text(
+    text: str,
+) -> None:
+    """R9, R16: the bound a plain body's values are not measured by: json writes a number in
+    at most 4.5 times its text (1e15 as 1000000000000000.0), and everything else in no more."""
+    import orjson
+
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return  # not plain: a number beyond a double's range, or a lone surrogate
+    written, problem = decode._compact_json(value)
+    assert problem is None
+    assert written is not None
+    assert 2 * len(written) <= 9 * len(text.encode("utf-8"))
+
+
+@given(_VALUE_TEXTS, _VALUE_TEXTS, st.integers(1, 28), st.integers(0, 3))
+@example('{"a":1e15}', "1e15", 20, 0)
+@example('{"a":"' + "x" * 40 + '"}', "{}", 1, 0)
+def test_r9_r16_a_plain_bodys_fast_fields_are_the_measured_ones_at_every_limit(
+    metadata: str, classifications: str, quarters: int, slack: int
+) -> None:
+    """R9, R16: a plain body's metadata and classifications are taken unmeasured only where
+    measuring could not refuse them: at limits from a quarter of the body's size to seven
+    times it, the fields are those of the measured pass (which agrees with the full pass), or
+    neither takes the body."""
+    text = (
+        '{"externalId":"p","metadata":' + metadata + ',"images":[{"source":{"url":'
+        '"https://cdn.example/a.jpg"},"classifications":' + classifications + "}]}"
+    ).encode()
+    try:
+        body, plain = decode.load_plain_body(text, _DEFAULTS)
+    except cc.CatalogError:
+        return
+    if not plain:
+        return
+    assert plain == len(text)
+    bound = max(1, plain * quarters // 4 + slack)
+    limits = attrs.evolve(_DEFAULTS, max_metadata_bytes=bound, max_classifications_bytes=bound)
+    fast = decode.fast_fields(body, limits, owned=True, plain=plain)
+    measured = decode.fast_fields(body, limits, owned=True)
+    assert repr(fast) == repr(measured)
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        (b'{"a":1}', True),
+        (b'{"a":"\\u00e9"}', True),
+        (b'{"a":1e400}', False),  # json reads an infinity
+        (b'{"a":"\\udc80"}', False),  # a lone surrogate
+        (b'{"a":123456789012345678901234}', False),  # beyond 64 bits
+        (b'{"a":' + b"[" * 64 + b"]" * 64 + b"}", False),  # as deep as a value may be
+        (b'{"a":' + b"[" * 62 + b"]" * 62 + b"}", True),
+    ],
+)
+def test_r9_a_body_is_plain_only_when_its_values_need_no_asking(text: bytes, plain: bool) -> None:
+    body, size = decode.load_plain_body(text, _DEFAULTS)
+    assert body == json.loads(text)
+    assert size == (len(text) if plain else 0)
+    assert decode.load_plain_body(text.decode(), _DEFAULTS)[1] == size  # a str, as its UTF-8
+    assert decode.load_plain_body(body, _DEFAULTS) == (body, 0)  # a mapping: not read at all
+    # A str holding a lone surrogate has no UTF-8: it is read as it is, by json.
+    assert decode.load_plain_body('{"a":"\udc80"}', _DEFAULTS)[1] == 0

@@ -21,6 +21,7 @@ from catalog_core._json import (
     decoded_size,
     dumps,
     loads,
+    loads_plain,
     quick_dumps,
 )
 from catalog_core._unset import UNSET, Unset
@@ -59,6 +60,7 @@ __all__ = [
     "fast_fields",
     "json_value_problem",
     "load_body",
+    "load_plain_body",
     "split_multipart",
 ]
 
@@ -125,9 +127,23 @@ def load_body(
             could take more memory than ``limits.max_decoded_bytes`` (judged from the text,
             before any of it is parsed).
     """
+    return load_plain_body(payload, limits, path=path, files_bytes=files_bytes)[0]
+
+
+def load_plain_body(
+    payload: object, limits: Limits, *, path: str = "body", files_bytes: int = 0
+) -> tuple[Mapping[str, Any], int]:
+    """Return :func:`load_body` of ``payload``, and its size when it is plain JSON (else 0).
+
+    Plain: UTF-8 text that orjson read (:func:`~catalog_core._json.loads_plain`), with fewer
+    brackets than a JSON value of the body may have levels. No value of a plain body holds a
+    NaN, an infinity, a lone surrogate or an integer beyond 64 bits, is nested too deeply, or
+    is written by ``json`` in more than 4.5 times the bytes of the text (a number's digits
+    spelled out, ``1e15`` as ``1000000000000000.0``): what :func:`fast_fields` need not ask.
+    """
     if type(payload) is not bytes and isinstance(payload, Mapping):
         check_request_size(files_bytes, limits)
-        return payload
+        return payload, 0
     raw: bytes | str
     if isinstance(payload, str):
         try:
@@ -147,8 +163,10 @@ def load_body(
     return _parse_body(raw, size, limits, path)
 
 
-def _parse_body(raw: bytes | str, size: int, limits: Limits, path: str) -> Mapping[str, Any]:
-    """Parse a raw body of ``size`` bytes whose request size is checked."""
+def _parse_body(
+    raw: bytes | str, size: int, limits: Limits, path: str
+) -> tuple[Mapping[str, Any], int]:
+    """Parse a raw body of ``size`` bytes whose request size is checked; and its plain size."""
     bound = limits.max_decoded_bytes
     cost = decoded_size(raw) if size * MAX_BYTE_COST > bound else 0
     if cost > bound:
@@ -159,12 +177,19 @@ def _parse_body(raw: bytes | str, size: int, limits: Limits, path: str) -> Mappi
             "byte of text, or 8 when it holds non-ASCII characters or \\u escapes)",
         )
     try:
-        value = loads(raw)
+        if type(raw) is bytes:
+            value, by_orjson = loads_plain(raw)
+        else:
+            value, by_orjson = loads(raw), False
     except (ValueError, RecursionError) as exc:
         # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
         raise ValidationFailed.at(path, f"must be a JSON object ({_short(exc)})") from None
     if isinstance(value, dict):
-        return value
+        # A text is nested no deeper than it has brackets, and a level takes two bytes.
+        plain = by_orjson and (
+            size < 2 * _JSON_MAX_DEPTH or raw.count(b"[") + raw.count(b"{") < _JSON_MAX_DEPTH  # type: ignore[arg-type]
+        )
+        return value, size if plain else 0
     raise ValidationFailed.at(path, "must be a JSON object")
 
 
@@ -642,7 +667,7 @@ def _fast_upsert(
         # Positional: a third faster than by keyword.
         return ImageInput(url, None, classifications, f"{prefix}images.{index}.source")
 
-    fields = _fast_fields(body, limits, owned, image_input)
+    fields = _fast_fields(body, limits, owned, image_input, 0)
     if fields is None:
         return None
     external_id, title, description, metadata, days, images = fields
@@ -661,7 +686,9 @@ def _fast_upsert(
 FastFields: TypeAlias = "tuple[str, Any, Any, Any, Any, Any]"
 
 
-def fast_fields(body: Mapping[str, Any], limits: Limits, *, owned: bool) -> FastFields | None:
+def fast_fields(
+    body: Mapping[str, Any], limits: Limits, *, owned: bool, plain: int = 0
+) -> FastFields | None:
     """Return the fields of a valid canonical upsert body, its images made, or ``None``.
 
     What :func:`decode_upsert` gives for such a body (which gets no warning), without the
@@ -670,8 +697,11 @@ def fast_fields(body: Mapping[str, Any], limits: Limits, *, owned: bool) -> Fast
     values the image inputs resolve to (R12, R16). ``None`` for any other body: then
     :func:`decode_upsert` decides, and is the one to refuse it. For a caller with no file
     parts, which keeps what is written rather than the command (a bulk import holds hundreds).
+
+    ``plain``: the body's size when it is plain JSON (:func:`load_plain_body`): a value of a
+    body so small that 4.5 times its size is within a limit is within it, and is not measured.
     """
-    return _fast_fields(body, limits, owned, Image)
+    return _fast_fields(body, limits, owned, Image, plain)
 
 
 def _fast_fields(
@@ -679,8 +709,12 @@ def _fast_fields(
     limits: Limits,
     owned: bool,
     make_image: Callable[[str, int, Any], Any],
+    plain: int,
 ) -> FastFields | None:
     """The one straight pass of the fast path; ``make_image(url, index, classifications)``."""
+    # A plain body's values are JSON's, within 4.5 times its size and nested less deeply than
+    # it has brackets: within a limit of at least 5 times its size, they need no measuring.
+    small = 5 * plain if plain else None
     if type(body) is not dict or not _FAST_KEYS.issuperset(body):
         return None
     external_id = body.get("externalId")
@@ -709,7 +743,11 @@ def _fast_fields(
     ):
         return None
     metadata = body.get("metadata", UNSET)
-    if metadata is not UNSET and metadata is not None:
+    if (
+        metadata is not UNSET
+        and metadata is not None
+        and (small is None or small > limits.max_metadata_bytes or type(metadata) is not dict)
+    ):
         metadata = _fast_json(metadata, limits.max_metadata_bytes, owned)
         if metadata is None:
             return None
@@ -728,6 +766,7 @@ def _fast_fields(
         made = []
         max_url = limits.max_url_length
         max_classifications = limits.max_classifications_bytes
+        measured = small is None or small > max_classifications
         for index, entry in enumerate(entries):
             if type(entry) is not dict:
                 return None
@@ -742,9 +781,10 @@ def _fast_fields(
             elif len(entry) == 2 and "classifications" in entry:
                 classifications = entry["classifications"]
                 if classifications is not None:
-                    classifications = _fast_json(classifications, max_classifications, owned)
-                    if classifications is None:
-                        return None
+                    if measured or type(classifications) is not dict:
+                        classifications = _fast_json(classifications, max_classifications, owned)
+                        if classifications is None:
+                            return None
                     classifications = classifications or None  # {} means none (R16)
             else:
                 return None
@@ -914,4 +954,4 @@ def split_multipart(
             raise ValidationFailed.at(name, "must be text, bytes or an Upload")
     data = files.pop("data").data
     raw = data if type(data) is bytes else bytes(data)  # an Upload may hold any bytes-like value
-    return _parse_body(raw, len(raw), limits, "data"), files
+    return _parse_body(raw, len(raw), limits, "data")[0], files
