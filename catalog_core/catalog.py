@@ -874,7 +874,8 @@ class _PreparedUpsert:
 
     def result(self, product: Product) -> UpsertResult:
         """Return the upsert's result once ``product`` is stored."""
-        return UpsertResult(product, self.created, *self.warnings.result())
+        warnings = self.warnings
+        return UpsertResult(product, self.created, warnings.kept, warnings.count)
 
 
 class _PreparedRestore:

@@ -329,12 +329,15 @@ def scan_statements(
 
 def _times(product: Product) -> tuple[Any, ...]:
     """The columns from ``valid_for_days`` to ``updated_at``: the same in both layouts."""
+    created_at, updated_at = product.created_at, product.updated_at
+    created = to_epoch_ms(created_at)
     return (
         product.valid_for_days,
         _ms_or_none(product.expires_at),
         _ms_or_none(product.last_used_at),
-        to_epoch_ms(product.created_at),
-        to_epoch_ms(product.updated_at),
+        created,
+        # A product just created was created and updated at the very time its write read.
+        created if updated_at is created_at else to_epoch_ms(updated_at),
     )
 
 
@@ -444,7 +447,7 @@ def _packed_row(product: Product) -> tuple[Any, ...]:
         _packed_text(product),
         *_times(product),
         product.version,
-        any(image.blob_sha256 is not None for image in product.images),
+        bool(product.blob_refs),
         product.one_shot,
     )
 
