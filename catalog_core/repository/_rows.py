@@ -65,9 +65,9 @@ R = TypeVar("R")
 def _dumps(value: Any) -> str:
     """Return compact JSON of ``value``, as UTF-8 text that reads back as ``value``.
 
-    Floats are spelled orjson's way (``1e-5``, where ``json`` writes ``1e-05``): only the value
-    read back matters here, and asking whether a text holds such a float took a third of the
-    time of writing it.
+    Floats are spelled orjson's way (``0.00001`` or ``1e-7``, where ``json`` writes ``1e-05``
+    and ``1e-07``): only the value read back matters here, and asking whether a text holds such
+    a float took a third of the time of writing it.
     """
     text = dumps_for_storage(value)
     if text is not None:
