@@ -85,13 +85,13 @@ _PURGE_BATCH: Final = 500
 _READ_CHUNK: Final = 500
 #: Connections kept open between operations; more are opened while more threads work at once.
 _MAX_IDLE: Final = 8
-#: How many of SQLite's virtual machine steps a bounded read takes between looks at the clock
-#: (a page of 50 takes about 1,100).
-_STEPS_BETWEEN_LOOKS: Final = 1000
+#: How many of SQLite's virtual machine steps a bounded read takes between two counts (a page
+#: of 50 takes about 1,100).
+_STEPS_A_COUNT: Final = 1000
 
 
 class ReadInterrupted(Exception):
-    """A read ran past the time of :meth:`SQLiteRepository.bounded_reads` and was stopped."""
+    """A read ran past the steps of :meth:`SQLiteRepository.bounded_reads` and was stopped."""
 
 
 @functools.cache
@@ -352,23 +352,26 @@ def _customer_batches(
 
 
 def _bounded(
-    conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T], deadline: float
+    conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T], left: list[int]
 ) -> _T:
-    """Run ``work`` on ``conn``, its statements stopped once the clock passes ``deadline``.
+    """Run ``work`` on ``conn``, stopped once its statements have taken ``left[0]`` steps.
+
+    ``left`` is the steps left to the bound, counted down in thousands by this read.
 
     Raises:
         ReadInterrupted: a statement was stopped.
     """
 
-    def past() -> bool:
-        return time.monotonic() > deadline
+    def spent() -> bool:
+        left[0] -= _STEPS_A_COUNT
+        return left[0] < 0
 
-    conn.set_progress_handler(past, _STEPS_BETWEEN_LOOKS)
+    conn.set_progress_handler(spent, _STEPS_A_COUNT)
     try:
         return work(conn)
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
-            raise ReadInterrupted("the read ran past its deadline and was stopped") from None
+            raise ReadInterrupted("the read ran past its steps and was stopped") from None
         raise
     finally:
         conn.set_progress_handler(None, 0)
@@ -418,7 +421,7 @@ class SQLiteRepository:
         self._shared = None
         #: Set while reads go through immutable connections: see ``_sqlite_guard``.
         self._guard: Guard | None = None
-        #: The deadline of each thread's bounded reads (``deadline``), while it has one.
+        #: The steps left to each thread's bounded reads (``left``), while it has a bound.
         self._bounds = threading.local()
         try:
             if isinstance(db, sqlite_utils.Database):
@@ -534,25 +537,26 @@ class SQLiteRepository:
                 delay = min(delay * 2, 0.1)
 
     @contextmanager
-    def bounded_reads(self, seconds: float) -> Iterator[None]:
-        """Within it, a read of this thread that runs past ``seconds`` from now is stopped.
+    def bounded_reads(self, steps: int) -> Iterator[None]:
+        """Within it, the reads of this thread are stopped once they take ``steps`` in all.
 
-        For a caller on an event loop, which runs a read in place when it is short and
-        elsewhere when it is not: a listing page walks past every expired product not purged
-        yet, however many there are. SQLite looks at the clock every thousand or so steps of a
-        statement, so a read stops within tens of microseconds of the deadline; a read that
-        is never stopped is the same read as without the bound.
+        Steps of SQLite's virtual machine, counted a thousand at a time (a page of 50 products
+        takes about 1,100; a page walking past expired products about 7 more for each). For a
+        caller on an event loop, which runs a read in place when it is short and elsewhere when
+        it is not: a listing page walks past every expired product not purged yet, however
+        many there are. The same read is stopped or not whatever the machine's load; a read
+        that is never stopped is the same read as without the bound.
 
         Raises:
-            ReadInterrupted: from a read past the deadline, which read nothing (it changes
-                nothing in any case).
+            ReadInterrupted: from a read past the bound, which read nothing (it changes nothing
+                in any case).
         """
-        before = getattr(self._bounds, "deadline", None)
-        self._bounds.deadline = time.monotonic() + seconds
+        before = getattr(self._bounds, "left", None)
+        self._bounds.left = [steps]
         try:
             yield
         finally:
-            self._bounds.deadline = before
+            self._bounds.left = before
 
     def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run a read on a borrowed connection, and check that it read the catalog as it is.
@@ -563,12 +567,12 @@ class SQLiteRepository:
         them has gone and removed them) makes the catalog choose again.
         """
         failure: sqlite3.DatabaseError | None = None
-        deadline: float | None = getattr(self._bounds, "deadline", None)
+        left: list[int] | None = getattr(self._bounds, "left", None)
         for _ in range(_REOPENS):
             with self._borrow() as conn:
                 guard = self._connections.get(conn)
                 try:
-                    result = work(conn) if deadline is None else _bounded(conn, work, deadline)
+                    result = work(conn) if left is None else _bounded(conn, work, left)
                 except sqlite3.DatabaseError as exc:
                     if guard is None and not self._cannot_make_sidecars(exc):
                         raise

@@ -37,9 +37,10 @@ _T = TypeVar("_T")
 
 #: Set in the scope when the body stopped arriving (408): the guard closes, it does not drain.
 STALLED_SCOPE_KEY: Final = "catalog_core.body_stalled"
-#: How long a read whose cost is not bounded may run on the event loop before it is stopped and
-#: run in a worker thread instead: about four pages of 50 of an SQLite catalog, read and written.
-LOOP_READ_SECONDS: Final = 0.001
+#: How many of SQLite's steps a read whose cost is not bounded may take on the event loop before
+#: it is stopped and run in a worker thread instead: a page of 200 and a walk past about 2,000
+#: expired products (about half a millisecond here).
+LOOP_READ_STEPS: Final = 20_000
 #: For how long the reads of a key (an account) that was stopped on the event loop run in worker
 #: threads, before the loop tries again: its expired products are not purged in a moment.
 SLOW_SECONDS: Final = 60.0
@@ -47,7 +48,7 @@ SLOW_SECONDS: Final = 60.0
 _MAX_SLOW: Final = 4096
 
 #: A repository's ``bounded_reads``, and the exception a read it stops raises.
-Bounds: TypeAlias = tuple[Callable[[float], AbstractContextManager[None]], type[Exception]]
+Bounds: TypeAlias = tuple[Callable[[int], AbstractContextManager[None]], type[Exception]]
 
 
 class CatalogCalls:
@@ -100,12 +101,12 @@ class CatalogCalls:
     async def read_bounded(self, key: str, func: Callable[..., _T], *args: Any) -> _T:
         """Run a read whose cost is not bounded: on the event loop while it is short.
 
-        With :attr:`bounds`, the read runs on the event loop for up to
-        :data:`LOOP_READ_SECONDS`; one that runs longer (a listing page past many expired
-        products not purged yet) is stopped and run again in a worker thread, in whole, and
-        the reads of its ``key`` (the account) run in worker threads for
-        :data:`SLOW_SECONDS`, so that a catalog full of expired products does not cost the
-        loop a deadline a request. Without :attr:`bounds`, the read runs in a worker thread.
+        With :attr:`bounds`, the read runs on the event loop for up to :data:`LOOP_READ_STEPS`
+        of SQLite's steps; one that takes more (a listing page past many expired products not
+        purged yet) is stopped and run again in a worker thread, in whole, and the reads of its
+        ``key`` (the account) run in worker threads for :data:`SLOW_SECONDS`, so that a catalog
+        full of expired products does not cost the loop a bound's steps a request. Without
+        :attr:`bounds`, the read runs in a worker thread.
 
         Raises:
             ServiceUnavailable: the server is shutting down and takes no new call.
@@ -175,7 +176,7 @@ def reads_bounded(repository: object) -> Bounds | None:
     """Return how a read of the repository is stopped on the event loop, if it can be.
 
     An :class:`~catalog_core.SQLiteRepository` whose reads run on the event loop
-    (:func:`reads_inline`) stops a read past a deadline (``bounded_reads``); no other
+    (:func:`reads_inline`) stops a read past a number of steps (``bounded_reads``); no other
     backend can, and its reads of unbounded cost run in worker threads.
     """
     if not reads_inline(repository):
@@ -188,11 +189,11 @@ def reads_bounded(repository: object) -> Bounds | None:
 
 
 def _within(
-    bounded_reads: Callable[[float], AbstractContextManager[None]],
+    bounded_reads: Callable[[int], AbstractContextManager[None]],
     func: Callable[..., _T],
     *args: Any,
 ) -> _T:
-    with bounded_reads(LOOP_READ_SECONDS):  # read here, so that a test may change it
+    with bounded_reads(LOOP_READ_STEPS):  # read here, so that a test may change it
         return func(*args)
 
 

@@ -3,7 +3,7 @@ listing page of an SQLite file while it is short; every other call runs in a wor
 
 A GET's read of a memory or SQLite-file catalog takes tens of microseconds, less than the hop to
 a worker thread and back, which also made the tail of the latency. A page walks past the expired
-products not purged yet, however many: on an SQLite file it runs on the loop under a deadline,
+products not purged yet, however many: on an SQLite file it runs on the loop under a bound,
 and one stopped there runs again in a thread. Reads that may wait (on the network, or on a
 writer's transaction) keep the hop, and so do writes: a write may wait for the key's lock. Either
 way the server knows which calls run, so a shutdown closes the catalog under none (R26).
@@ -120,13 +120,12 @@ def test_r24_a_page_runs_on_the_loop_while_short_and_in_a_thread_once_stopped(
     expired products not purged yet is stopped there and read again, whole, in a thread. Then
     that account's pages go to a thread at once for a while, and other accounts' do not.
 
-    The deadline is 0 here: a walk of a few products (fewer of SQLite's steps than it takes
-    between two looks at the clock) is never stopped, and one of 20,000 always is, on any
-    machine.
+    The bound is 0 steps here: a walk of a few products (fewer of SQLite's steps than it takes
+    between two counts) is never stopped, and one past 20,000 always is.
     """
     from tests.repository.test_sqlite import _expired_then_live
 
-    monkeypatch.setattr(common, "LOOP_READ_SECONDS", 0.0)
+    monkeypatch.setattr(common, "LOOP_READ_STEPS", 0)
     repository, now = _expired_then_live(tmp_path / "c.db", expired)
     catalog = cc.Catalog(repository, clock=lambda: now)
     calls = CatalogCalls(inline_reads=True, bounds=reads_bounded(repository))
@@ -194,7 +193,7 @@ def test_r24_the_server_answers_a_page_past_many_expired_products(
             raise
 
     monkeypatch.setattr(sqlite, "_bounded", counting)
-    monkeypatch.setattr(common, "LOOP_READ_SECONDS", 0.0)
+    monkeypatch.setattr(common, "LOOP_READ_STEPS", 0)
     repository, now = _expired_then_live(tmp_path / "c.db", 20_000)
     catalog = cc.Catalog(repository, clock=lambda: now)
     for _, port in serve(create_app(catalog), 5):
