@@ -364,7 +364,7 @@ def _bounded(
 
     def spent() -> bool:
         left[0] -= _STEPS_A_COUNT
-        return left[0] < 0
+        return left[0] <= 0
 
     conn.set_progress_handler(spent, _STEPS_A_COUNT)
     try:

@@ -459,7 +459,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, HTTPException):  # the app routes only HTTPException here
         raise TypeError(f"not an HTTPException: {exc!r}") from exc
     if exc.status_code == 405:
-        allowed = dict(exc.headers or {}).get("Allow", "")
+        # Sorted: Starlette keeps a route's methods in a set, whose order varies by process.
+        given = dict(exc.headers or {}).get("Allow", "")
+        allowed = ", ".join(sorted(method.strip() for method in given.split(",") if method))
         error: CatalogError = MethodNotAllowed(
             f"{request.method} is not allowed on {request.url.path}; use {allowed}."
         )
@@ -598,11 +600,17 @@ class _ProductReads:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path") if scope["type"] == "http" else None
         answer = None
-        if raw is not None and scope["method"] == "GET" and not scope.get("root_path"):
-            if raw == _LISTING:
-                answer = await self._page(scope)
-            elif raw.startswith(_PRODUCT_PREFIX) and not scope["query_string"]:
-                answer = await self._product(scope, raw[len(_PRODUCT_PREFIX) :])
+        try:
+            if raw is not None and scope["method"] == "GET" and not scope.get("root_path"):
+                if raw == _LISTING:
+                    answer = await self._page(scope)  # may wait for a worker thread
+                elif raw.startswith(_PRODUCT_PREFIX) and not scope["query_string"]:
+                    answer = await self._product(scope, raw[len(_PRODUCT_PREFIX) :])
+        except anyio.get_cancelled_exc_class():  # as the guard answers the shutdown
+            logger.warning("stopped by the shutdown: %s %s", scope["method"], scope["path"])
+            with anyio.CancelScope(shield=True):
+                await error_response(_STOPPED)(scope, receive, send)
+            return
         if answer is None:
             await self.app(scope, receive, send)
             return

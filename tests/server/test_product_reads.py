@@ -220,3 +220,60 @@ def _has_fast_layer(app: Any) -> bool:
             return True
         layer = getattr(layer, "app", None)
     return False
+
+
+def test_r29_a_page_the_shutdown_cancels_in_its_thread_is_answered_503_as_the_endpoint_does() -> (
+    None
+):
+    """R29: a listing page that waits for a worker thread (memory's, or a page stopped on the
+    loop) and that the shutdown cancels is answered ``503 UNAVAILABLE`` by the layer, as by the
+    guard behind it, not left to escape as a bare 500."""
+    import json
+
+    fast = _fast_layer(create_app(_catalog(cc.MemoryRepository(), [_NOW])))
+
+    async def waiting(*args: Any) -> bytes:  # the page's wait for its thread, cancellable
+        await anyio.sleep(10)
+        raise AssertionError("not cancelled")
+
+    fast._calls.read_bounded = waiting  # shared with the endpoints behind the layer
+
+    async def cancelled(app: Any) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(app, _scope(_LISTING + "?limit=2"), receive, send)
+            await anyio.sleep(0.05)
+            group.cancel_scope.cancel()  # what the shutdown does to the request's task
+        return sent
+
+    async def main() -> None:
+        answer = await cancelled(fast)
+        assert answer == await cancelled(fast.app)  # the guard's answer behind the layer
+        assert answer[0]["status"] == 503
+        assert json.loads(answer[1]["body"])["code"] == "UNAVAILABLE"
+
+    anyio.run(main)
+
+
+def test_r29_a_method_not_allowed_lists_the_allowed_methods_in_one_order() -> None:
+    """R29: the ``Allow`` of a 405, and its message, name the methods sorted, whatever order
+    the process keeps them in."""
+    import json
+
+    app = create_app(cc.Catalog(cc.MemoryRepository()))
+
+    async def main() -> None:
+        for method in ("PUT", "DELETE", "PATCH"):
+            start, body = await _run(app, _scope(_LISTING, method=method))
+            assert start["status"] == 405
+            assert dict(start["headers"])[b"allow"] == b"GET, HEAD, POST"
+            assert "use GET, HEAD, POST." in json.loads(body["body"])["message"]
+
+    anyio.run(main)
