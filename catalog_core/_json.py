@@ -212,14 +212,21 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is written by json")
 
 
-def _fast_loads(text: str | bytes) -> Any:
-    # orjson reads an integer outside 64 bits as a float; such a number has 19 digits or more.
-    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    # Much faster than a regular expression, and than counting the depth in Python. A text that
-    # orjson reads is valid JSON, two bytes a level at least: a short one needs no counting.
-    if (
+def _orjson_may_read(raw: bytes) -> bool:
+    """Whether orjson reads ``raw`` as ``json`` does, if it reads it at all.
+
+    orjson reads an integer outside 64 bits as a float; such a number has 19 digits or more.
+    Much faster than a regular expression, and than counting the depth in Python. A text that
+    orjson reads is valid JSON, two bytes a level at least: a short one needs no counting.
+    """
+    return (
         len(raw) < 2 * _SHALLOW or raw.count(b"[") + raw.count(b"{") < _SHALLOW
-    ) and not _has_long_number(raw):
+    ) and not _has_long_number(raw)
+
+
+def _fast_loads(text: str | bytes) -> Any:
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if _orjson_may_read(raw):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -235,10 +242,7 @@ def loads_plain(raw: bytes) -> tuple[Any, bool]:
     (orjson refuses its escape), and no integer beyond 64 bits (a text with one goes to
     ``json``): what a plain JSON value holds.
     """
-    if HAS_ORJSON and (
-        (len(raw) < 2 * _SHALLOW or raw.count(b"[") + raw.count(b"{") < _SHALLOW)
-        and not _has_long_number(raw)
-    ):
+    if HAS_ORJSON and _orjson_may_read(raw):
         try:
             return orjson.loads(raw), True
         except orjson.JSONDecodeError:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, TypeGuard, cast
+from typing import Any, Final, TypeGuard, TypeVar, cast
 
 from catalog_core._unset import UNSET
 from catalog_core.commands import (
@@ -584,16 +584,9 @@ class Catalog:
                 R2).
         """
         walk = self._listing(account, limit, cursor, prefix)
-        rows: list[Product] = []
-        if walk.first is not None:
-            rows.append(walk.first)
-        rows.extend(
-            self.repository.list_live(walk.account, after=walk.after, limit=limit + 1, now=walk.now)
-        )
-        if prefix is not None:
-            rows = [row for row in rows[: limit + 1] if row.external_id.startswith(prefix)]
-        items = tuple(rows[:limit])
-        has_more = len(rows) > limit
+        products = walk.page(self.repository.list_live, walk.first, _external_id)
+        has_more = len(products) > limit
+        items = tuple(products[:limit])
         return Page(items, walk.cursor(items[-1].external_id) if has_more else None, has_more)
 
     def list_json(
@@ -623,12 +616,8 @@ class Catalog:
         if list_rows is None:
             return encode.page_to_wire_json(self.list(account, limit, cursor, prefix=prefix))
         walk = self._listing(account, limit, cursor, prefix)
-        rows: list[ProductRow] = []
-        if walk.first is not None:
-            rows.append(product_row(walk.first))
-        rows.extend(list_rows(walk.account, after=walk.after, limit=limit + 1, now=walk.now))
-        if prefix is not None:
-            rows = [row for row in rows[: limit + 1] if row[0].startswith(prefix)]
+        first = None if walk.first is None else product_row(walk.first)
+        rows: list[ProductRow] = walk.page(list_rows, first, _row_id)
         has_more = len(rows) > limit
         del rows[limit:]
         return encode.rows_page_json(rows, walk.cursor(rows[-1][0]) if has_more else None, has_more)
@@ -656,7 +645,7 @@ class Catalog:
             if found is not None and not found.one_shot and not found.is_expired(now):
                 first = found
             after = prefix
-        return _Listing(account, after, now, first, key)
+        return _Listing(account, after, now, first, key, limit, prefix)
 
     def _listing_key(self) -> bytes:
         """Return the key of this catalog's cursors.
@@ -743,13 +732,31 @@ def _lists_rows(kind: type) -> bool:
     return False
 
 
+def _external_id(product: Product) -> str:
+    return product.external_id
+
+
+def _row_id(row: ProductRow) -> str:
+    return row[0]
+
+
+_Item = TypeVar("_Item")
+
+
 class _Listing:
     """Where a listing's page starts: checked arguments, the time, and the prefix's own product."""
 
-    __slots__ = ("account", "after", "first", "key", "now")
+    __slots__ = ("account", "after", "first", "key", "limit", "now", "prefix")
 
     def __init__(
-        self, account: str, after: str | None, now: datetime, first: Product | None, key: bytes
+        self,
+        account: str,
+        after: str | None,
+        now: datetime,
+        first: Product | None,
+        key: bytes,
+        limit: int,
+        prefix: str | None,
     ) -> None:
         self.account = account
         self.after = after
@@ -757,6 +764,26 @@ class _Listing:
         #: The product whose id is the prefix, when it is live, listed and on this page.
         self.first = first
         self.key = key
+        self.limit = limit
+        self.prefix = prefix
+
+    def page(
+        self,
+        list_live: Callable[..., Sequence[_Item]],
+        first: _Item | None,
+        id_of: Callable[[_Item], str],
+    ) -> list[_Item]:
+        """Return up to ``limit + 1`` items of the page, by ``list_live`` (products or rows).
+
+        ``first`` is the prefix's own product as such an item; one more item than the page
+        holds says that there are more (R24).
+        """
+        items: list[_Item] = [] if first is None else [first]
+        items.extend(list_live(self.account, after=self.after, limit=self.limit + 1, now=self.now))
+        prefix = self.prefix
+        if prefix is not None:
+            items = [item for item in items[: self.limit + 1] if id_of(item).startswith(prefix)]
+        return items
 
     def cursor(self, last_id: str) -> str:
         """Return the cursor of the page after the one that ends at ``last_id``."""
