@@ -9,9 +9,10 @@ strictly as UTF-8 by the wire layer rather than guessed at.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Final, Literal
 
 import anyio
@@ -34,6 +35,7 @@ __all__ = [
     "body_kind",
     "check_declared_length",
     "check_timeout",
+    "consume",
     "declared_length",
     "read_body",
 ]
@@ -181,47 +183,58 @@ def check_declared_length(declared: int | None, limit: int) -> None:
         raise PayloadTooLarge.for_size(declared, limit)
 
 
-async def _bounded(
-    chunks: AsyncIterator[bytes], limit: int, idle_timeout: float, min_rate: float
-) -> AsyncIterator[bytes]:
-    """The chunks of a body, never past ``limit`` bytes, and never slower than allowed.
+async def consume(
+    next_chunk: Callable[[], Awaitable[bytes | None]],
+    sink: Callable[[bytes], object],
+    *,
+    limit: int,
+    idle_timeout: float,
+    min_rate: float,
+) -> None:
+    """Hand each chunk of a body to ``sink``, never past ``limit`` bytes, never slower than allowed.
 
-    Two clocks run: no chunk may take longer than ``idle_timeout`` seconds to come, and the whole
-    body must have come by ``idle_timeout + size / min_rate`` seconds after it began (``size``
-    counting what came so far). The first stops a client that went silent, the second one that
-    sends a byte now and then to keep a connection forever.
+    ``next_chunk`` returns the body's next chunk, or ``None`` once it has ended. Two clocks run:
+    no chunk may take longer than ``idle_timeout`` seconds to come, and the whole body must have
+    come by ``idle_timeout + size / min_rate`` seconds after it began (``size`` counting what
+    came so far). The first stops a client that went silent, the second one that sends a byte
+    now and then to keep a connection forever. One cancel scope times the whole body, its
+    deadline moved as each chunk comes.
+
+    Raises:
+        PayloadTooLarge: the body is over ``limit``.
+        RequestTimeout: a clock ran out.
     """
     size = 0
     started = time.monotonic()
-    pending = aiter(chunks)
-    while True:
-        left = started + idle_timeout + size / min_rate - time.monotonic()
-        wait = min(idle_timeout, left)
-        try:
+    left = idle_timeout
+    with anyio.CancelScope() as scope:
+        while True:
+            now = time.monotonic()
+            left = started + idle_timeout + size / min_rate - now
+            wait = min(idle_timeout, left)
             if wait <= 0:
-                raise TimeoutError
-            with anyio.fail_after(wait):
-                chunk = await anext(pending)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            if left < idle_timeout:
-                raise RequestTimeout(
-                    f"The request body came slower than {min_rate:g} bytes a second on average "
-                    f"after its first {idle_timeout:g} s; the request was dropped and nothing "
-                    "was written."
-                ) from None
-            raise RequestTimeout(
-                f"No part of the request body arrived for {idle_timeout:g} s; "
-                "the request was dropped and nothing was written."
-            ) from None
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(
-                f"The request body is over the limit of {limit} bytes; it was not read further."
-            )
-        if chunk:
-            yield chunk
+                break
+            scope.deadline = now + wait
+            chunk = await next_chunk()
+            if chunk is None:
+                return
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"The request body is over the limit of {limit} bytes; it was not read further."
+                )
+            if chunk:
+                sink(chunk)
+    if left < idle_timeout:
+        raise RequestTimeout(
+            f"The request body came slower than {min_rate:g} bytes a second on average "
+            f"after its first {idle_timeout:g} s; the request was dropped and nothing "
+            "was written."
+        )
+    raise RequestTimeout(
+        f"No part of the request body arrived for {idle_timeout:g} s; "
+        "the request was dropped and nothing was written."
+    )
 
 
 async def read_body(
@@ -244,14 +257,22 @@ async def read_body(
         ValidationFailed: a multipart body is malformed, ends early, repeats a part name, or has
             more than ``max_parts`` parts (path ``body``, or the repeated part's name).
     """
+    pending = aiter(chunks)
+
+    def next_chunk() -> Awaitable[bytes | None]:
+        return anext(pending, None)
+
+    feed = functools.partial(
+        consume, next_chunk, limit=limit, idle_timeout=idle_timeout, min_rate=min_rate
+    )
     if kind == "json":
-        chunks = _bounded(chunks, limit, idle_timeout, min_rate)
-        return Body("json", raw=b"".join([chunk async for chunk in chunks]))
+        read: list[bytes] = []
+        await feed(read.append)
+        return Body("json", raw=b"".join(read))
     collector = _PartCollector(max_parts)
     try:  # every failure of the parser is the body's: FormParserError is the base of them all
         parser = MultipartParser(boundary, collector.callbacks())
-        async for chunk in _bounded(chunks, limit, idle_timeout, min_rate):
-            parser.write(chunk)
+        await feed(parser.write)
         parser.finalize()
     except FormParserError as exc:
         raise ValidationFailed.at("body", f"is not valid multipart/form-data ({exc})") from None
