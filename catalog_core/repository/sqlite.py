@@ -76,7 +76,7 @@ from catalog_core.repository.base import (
 )
 from catalog_core.tryon.model import Credits, Generation, PersonImage
 
-__all__ = ["ReadInterrupted", "SQLiteRepository"]
+__all__ = ["ReadInterrupted", "SQLiteRepository", "WriteWouldWait"]
 
 #: 2: the try-on flow's tables (person_images, generations, credits) beside schema 1's.
 SCHEMA_VERSION: Final = 2
@@ -92,6 +92,10 @@ _STEPS_A_COUNT: Final = 1000
 
 class ReadInterrupted(Exception):
     """A read ran past the steps of :meth:`SQLiteRepository.bounded_reads` and was stopped."""
+
+
+class WriteWouldWait(Exception):
+    """A write under :meth:`SQLiteRepository.writes_without_waiting` found the lock taken."""
 
 
 @functools.cache
@@ -217,6 +221,20 @@ _READ_ONLY: Final = "the catalog is read-only"
 _REOPENS: Final = 8
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+
+def _begin_without_waiting(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE`` tried once, on a connection without a busy handler.
+
+    Raises:
+        WriteWouldWait: the lock is taken.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if _is_busy(exc):
+            raise WriteWouldWait("the write lock is taken") from None
+        raise
 
 
 def _open_connection(
@@ -412,6 +430,10 @@ class SQLiteRepository:
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._idle: list[sqlite3.Connection] = []
+        #: The idle connections of writes that do not wait (``writes_without_waiting``), and
+        #: every open connection of that kind: no busy handler, no automatic checkpoint.
+        self._idle_unwaiting: list[sqlite3.Connection] = []
+        self._unwaiting: set[sqlite3.Connection] = set()
         #: Every connection this repository opened, with the guard it reads under (``None``: a
         #: connection SQLite coordinates with writers itself).
         self._connections: dict[sqlite3.Connection, Guard | None] = {}
@@ -439,6 +461,11 @@ class SQLiteRepository:
             self.close()
             raise
 
+    @property
+    def durability(self) -> Literal["normal", "full"]:
+        """The durability it was opened with: ``"normal"`` or ``"full"``."""
+        return "full" if self._synchronous == "FULL" else "normal"
+
     # -- connections ------------------------------------------------------------------------
 
     def _subject(self) -> str:
@@ -455,24 +482,34 @@ class SQLiteRepository:
             raise RuntimeError("this SQLiteRepository reads a connection it was given, not a path")
         return self._path
 
-    def _connect(self) -> sqlite3.Connection:
-        """Open a pooled connection: a plain one, or an immutable one while a guard is held."""
+    def _connect(self, *, waits: bool = True) -> sqlite3.Connection:
+        """Open a pooled connection: a plain one, or an immutable one while a guard is held.
+
+        One that does not wait (``waits=False``) has no busy handler and leaves checkpoints to
+        :meth:`checkpoint` and to the other connections.
+        """
         path = self._file()
         with self._lock:
             guard = self._guard
-        conn = _open_connection(path, self._busy_timeout, "immutable" if guard else "")
+        timeout = self._busy_timeout if waits else 0.0
+        conn = _open_connection(path, timeout, "immutable" if guard else "")
         try:
-            self._configure(conn)
+            self._configure(conn, timeout)
+            if not waits:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
             conn.close()
             raise
         with self._lock:
             self._connections[conn] = guard
+            if not waits:
+                self._unwaiting.add(conn)
         return conn
 
-    def _configure(self, conn: sqlite3.Connection) -> None:
+    def _configure(self, conn: sqlite3.Connection, busy_timeout: float | None = None) -> None:
         """Set the connection's own settings; nothing here touches the file."""
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        timeout = self._busy_timeout if busy_timeout is None else busy_timeout
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     @contextmanager
@@ -484,24 +521,26 @@ class SQLiteRepository:
         finally:
             self._give_back(conn)
 
-    def _take(self) -> sqlite3.Connection:
+    def _take(self, *, waits: bool = True) -> sqlite3.Connection:
         """Take a connection for one operation: the shared one under the lock, else a pooled one.
 
         A pooled connection of another kind than the current one (opened before the catalog
         began or stopped reading under a guard) is closed rather than lent or kept. Every
-        connection taken is given back with :meth:`_give_back`.
+        connection taken is given back with :meth:`_give_back`. ``waits=False``: a connection
+        without a busy handler (see :meth:`_connect`); the shared one always waits.
         """
         if self._shared is not None:
             self._lock.acquire()
             return self._shared
         conn = None
         with self._lock:
-            while self._idle and conn is None:
-                conn = self._idle.pop()
+            idle = self._idle if waits else self._idle_unwaiting
+            while idle and conn is None:
+                conn = idle.pop()
                 if self._connections.get(conn, False) is not self._guard:
                     self._discard(conn)
                     conn = None
-        return self._connect() if conn is None else conn
+        return self._connect(waits=waits) if conn is None else conn
 
     def _give_back(self, conn: sqlite3.Connection) -> None:
         """Give back a connection of :meth:`_take`: keep it idle, or close it."""
@@ -510,14 +549,16 @@ class SQLiteRepository:
             return
         with self._lock:
             kept = self._connections.get(conn, False) is self._guard
-            if kept and len(self._idle) < _MAX_IDLE:
-                self._idle.append(conn)
+            idle = self._idle_unwaiting if conn in self._unwaiting else self._idle
+            if kept and len(idle) < _MAX_IDLE:
+                idle.append(conn)
             else:
                 self._discard(conn)
 
     def _discard(self, conn: sqlite3.Connection) -> None:
         conn.close()
         self._connections.pop(conn, None)
+        self._unwaiting.discard(conn)
 
     def _retry(self, action: Callable[..., _T], *args: Any) -> _T:
         """Return ``action(*args)``, tried again with back-off while the database is busy."""
@@ -557,6 +598,50 @@ class SQLiteRepository:
             yield
         finally:
             self._bounds.left = before
+
+    @contextmanager
+    def writes_without_waiting(self) -> Iterator[None]:
+        """Within it, a write of this thread that would wait for the write lock is not made.
+
+        For a caller on an event loop, which makes a write in place when the lock is free and
+        elsewhere when it is not: another connection's transaction (a bulk import, a purge,
+        another process) may hold the lock for as long as it runs. The lock is tried once, on
+        a connection without SQLite's busy handler; a write that takes it is the same write as
+        without this. Nor does such a write copy the write-ahead log into the database when
+        the log grows (an automatic checkpoint, which syncs the file): call :meth:`checkpoint`
+        now and then, away from the event loop (``catalog-core serve`` does); writes outside
+        this context still checkpoint as SQLite does.
+
+        Raises:
+            WriteWouldWait: from a write that found the lock taken; it wrote nothing.
+            RuntimeError: the repository is one shared connection (its writes wait for its
+                lock): a ``Database`` it was given, ``":memory:"`` or ``""``.
+        """
+        if self._shared is not None:
+            raise RuntimeError("a repository on one shared connection cannot write without waiting")
+        before = getattr(self._bounds, "no_wait", False)
+        self._bounds.no_wait = True
+        try:
+            yield
+        finally:
+            self._bounds.no_wait = before
+
+    def checkpoint(self) -> int:
+        """Copy what it can of the write-ahead log into the database, waiting for no one.
+
+        A passive checkpoint (``PRAGMA wal_checkpoint(PASSIVE)``): the writes that did not wait
+        (:meth:`writes_without_waiting`) leave it to this. It stops short of frames a reader
+        still needs; a later one copies them.
+
+        Returns:
+            How many frames the log holds now (0 when it holds none, or the catalog is not in
+            write-ahead mode).
+        """
+        if self._guard is not None:
+            return 0  # read-only: nothing of its own to copy
+        with self._borrow() as conn:
+            row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return max(0, int(row[1])) if row else 0
 
     def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run a read on a borrowed connection, and check that it read the catalog as it is.
@@ -675,9 +760,10 @@ class SQLiteRepository:
             old, self._guard = self._guard, guard
             if old is not None:
                 old.release()
-            for conn in self._idle:
+            for conn in [*self._idle, *self._idle_unwaiting]:
                 self._discard(conn)
             self._idle.clear()
+            self._idle_unwaiting.clear()
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -1103,6 +1189,8 @@ class SQLiteRepository:
                 conn.close()
             self._connections.clear()
             self._idle.clear()
+            self._idle_unwaiting.clear()
+            self._unwaiting.clear()
             guard, self._guard = self._guard, None
             if guard is not None:
                 guard.release()
@@ -1132,9 +1220,13 @@ class _Transaction:
         guard = repository._guard
         if guard is not None and not guard.unchanged():
             repository._reopen(guard)
-        conn = repository._take()
+        waits = not getattr(repository._bounds, "no_wait", False)
+        conn = repository._take(waits=waits)
         try:
-            repository._retry(conn.execute, "BEGIN IMMEDIATE")
+            if waits:
+                repository._retry(conn.execute, "BEGIN IMMEDIATE")
+            else:
+                _begin_without_waiting(conn)
         except sqlite3.OperationalError as exc:
             repository._give_back(conn)
             clear = repository._refused_write(exc)

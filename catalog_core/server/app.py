@@ -2,8 +2,9 @@
 
 Routes live under ``/tryon/v1``: the products endpoints here, the try-on flow's in
 :mod:`catalog_core.server.tryon`. Every answer that is not a success is the error shape of R29
-with the HTTP status equal to its ``status``; the catalog's blocking calls run in Starlette's
-thread pool, so one slow write never stalls the event loop.
+with the HTTP status equal to its ``status``. The catalog's calls that may take long or wait
+run in Starlette's thread pool, so one slow write never stalls the event loop; short reads, and
+small writes that find the lock free, run on the loop (:class:`CatalogCalls`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog_core.catalog import AnyVersion, Catalog
 from catalog_core.errors import CatalogError, UnsupportedMediaType
-from catalog_core.model import Upload, UpsertResult
+from catalog_core.model import PayloadWarning, Upload, UpsertResult
 from catalog_core.server.body import (
     DEFAULT_BODY_MIN_RATE,
     DEFAULT_BODY_TIMEOUT,
@@ -38,6 +39,7 @@ from catalog_core.server.body import (
     body_kind,
     check_declared_length,
     check_timeout,
+    consume,
     declared_length,
     read_body,
 )
@@ -50,6 +52,7 @@ from catalog_core.server.common import (
     reads_bounded,
     reads_inline,
     unknown_parameters,
+    writes_inline,
 )
 from catalog_core.server.conditions import etag, parse_if_match
 from catalog_core.server.dashboard import DASHBOARD_PATH, STATIC_PATH, dashboard
@@ -194,7 +197,9 @@ def create_app(
     served, unavailable = tryon_of(catalog, tryon)
     _register_id_convertor()
     calls = CatalogCalls(
-        inline_reads=reads_inline(catalog.repository), bounds=reads_bounded(catalog.repository)
+        inline_reads=reads_inline(catalog.repository),
+        bounds=reads_bounded(catalog.repository),
+        no_wait=writes_inline(catalog.repository),
     )
     stopping = ShutdownSignal()
     endpoints = _Endpoints(catalog, calls, max_parts, (body_timeout, body_min_rate))
@@ -271,6 +276,19 @@ def create_app(
                 else []
             ),
             Middleware(_Guard, limit=catalog.limits.max_request_bytes),
+            *(
+                [
+                    Middleware(
+                        _ProductWrites,
+                        catalog=catalog,
+                        calls=calls,
+                        api_keys=api_keys,
+                        body_pace=(body_timeout, body_min_rate),
+                    )
+                ]
+                if rate_limit is None
+                else []
+            ),
             Middleware(
                 Gate,
                 api_keys=api_keys,
@@ -356,18 +374,10 @@ class _Endpoints:
         if_version = parse_if_match(request.headers.getlist("if-match"))
         query_warnings = unknown_parameters(request.query_params, set())
         result = await self.calls.run(self._upsert, account_of(request), body, if_version)
-        product = result.product
-        headers = {
-            "ETag": etag(product.version),
-            **warnings_headers(
-                [*result.warnings, *query_warnings], result.warning_count + len(query_warnings)
-            ),
-        }
-        if result.created:
-            root = request.scope.get("root_path", "")
-            headers["Location"] = f"{root}{PRODUCTS_PATH}/{_path_segment(product.external_id)}"
-        answer = encoded(to_wire_json, to_wire, product)
-        return json_bytes_response(answer, 201 if result.created else 200, headers)
+        status, headers, answer = _upsert_answer(
+            result, request.scope.get("root_path", ""), query_warnings
+        )
+        return json_bytes_response(answer, status, headers)
 
     def _upsert(
         self, account: str, body: Body, if_version: int | frozenset[int] | AnyVersion | None
@@ -407,6 +417,25 @@ class _Endpoints:
         external_id = _path_id(request)
         await self.calls.run(self.catalog.delete, account_of(request), external_id, if_version)
         return Response(status_code=204, headers=warnings_headers(warnings))
+
+
+def _upsert_answer(
+    result: UpsertResult, root_path: str, query_warnings: list[PayloadWarning]
+) -> tuple[int, dict[str, str], bytes]:
+    """The status, headers and JSON body of an upsert's answer (R32).
+
+    201 with ``Location`` when it created, else 200.
+    """
+    product = result.product
+    headers = {
+        "ETag": etag(product.version),
+        **warnings_headers(
+            [*result.warnings, *query_warnings], result.warning_count + len(query_warnings)
+        ),
+    }
+    if result.created:
+        headers["Location"] = f"{root_path}{PRODUCTS_PATH}/{_path_segment(product.external_id)}"
+    return 201 if result.created else 200, headers, encoded(to_wire_json, to_wire, product)
 
 
 def _page_body(catalog: Catalog, account: str, limit: int, cursor: str | None) -> bytes:
@@ -695,3 +724,131 @@ def _page_query(query: bytes) -> tuple[str | None, str | None] | None:
 
 
 _BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding", b"expect"})
+
+
+#: The largest body of an upsert made on the event loop (when the catalog's writes may be): its
+#: decoding and rules then cost well under a millisecond. A larger one is written in a worker
+#: thread.
+LOOP_WRITE_BYTES: Final = 65_536
+
+
+class _ProductWrites:
+    """ASGI middleware: the plainest upsert, answered before the gate and Starlette.
+
+    An upsert is the server's most frequent write; the gate, Starlette's routing, request and
+    response, and the hop to a worker thread cost more than the catalog's write itself. This
+    layer runs behind the guard (which still answers a shutdown, a failure and a client that
+    went away) and answers, as the endpoint does (``tests/server/test_product_writes.py``
+    compares them), a ``POST /products`` without a query, with one ``Content-Type:
+    application/json`` and one ``Content-Length`` within the request limit, and without
+    ``Transfer-Encoding``, ``Expect`` or ``If-Match``, from a key that names an account, on an
+    application not mounted under a root path and without a rate limit. The write is made on
+    the event loop when the catalog allows it and the body is small (``LOOP_WRITE_BYTES``),
+    unless it would wait for the write lock (:meth:`CatalogCalls.write`); else in a worker
+    thread. Every other request goes through the gate and the endpoint.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        catalog: Catalog,
+        calls: CatalogCalls,
+        api_keys: Mapping[str, str] | None,
+        body_pace: tuple[float, float],
+    ) -> None:
+        self.app = app
+        self._catalog = catalog
+        self._calls = calls
+        self._api_keys = None if api_keys is None else dict(api_keys)
+        self._limit = catalog.limits.max_request_bytes
+        self._idle_timeout, self._min_rate = body_pace
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        plain = None
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope.get("raw_path") == _LISTING
+            and not scope.get("root_path")
+            and not scope["query_string"]
+        ):
+            plain = _plain_upsert(scope["headers"])
+        if plain is None or plain[1] > self._limit:
+            await self.app(scope, receive, send)
+            return
+        keys, length = plain
+        try:
+            account = account_of_keys(self._api_keys, keys)
+        except CatalogError:  # the gate answers it
+            await self.app(scope, receive, send)
+            return
+        try:
+            raw = await self._body(scope, receive)
+            write = self._calls.write if length <= LOOP_WRITE_BYTES else self._calls.run
+            result = await write(self._catalog.upsert, account, raw)
+        except CatalogError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        status, headers, body = _upsert_answer(result, "", [])
+        # What json_bytes_response sends, without building a Response (the endpoint's test
+        # compares the bytes).
+        raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+        ]
+        raw_headers += [(b"content-length", str(len(body)).encode("ascii")), _JSON_TYPE]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        """Read the body as the endpoint does, within the server's bounds.
+
+        Raises:
+            RequestTimeout: the body stopped coming (the guard then closes the connection).
+            ClientDisconnect: the client went away (the guard logs it).
+        """
+        read: list[bytes] = []
+
+        async def next_chunk() -> tuple[bytes, bool]:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnect()
+            return message.get("body", b""), message.get("more_body", False)
+
+        try:
+            await consume(
+                next_chunk,
+                read.append,
+                limit=self._limit,
+                idle_timeout=self._idle_timeout,
+                min_rate=self._min_rate,
+            )
+        except RequestTimeout:
+            scope[STALLED_SCOPE_KEY] = True  # the guard must not wait for the rest
+            raise
+        return b"".join(read)
+
+
+def _plain_upsert(headers: list[tuple[bytes, bytes]]) -> tuple[list[str], int] | None:
+    """The API keys and the length of a plain upsert's head, or ``None`` for another head.
+
+    Plain: one ``Content-Type: application/json``, one ``Content-Length`` of digits, and no
+    ``Transfer-Encoding``, ``Expect`` or ``If-Match``.
+    """
+    keys: list[str] = []
+    length = typed = None
+    for name, value in headers:
+        if name == b"x-api-key":
+            keys.append(value.decode("latin-1"))
+        elif name == b"content-length" and length is None and value.isdigit():
+            length = int(value)
+        elif name == b"content-type" and typed is None and value == b"application/json":
+            typed = True
+        elif name in _NOT_PLAIN:
+            return None
+    return (keys, length) if typed and length is not None else None
+
+
+_NOT_PLAIN: Final = frozenset(
+    {b"content-length", b"content-type", b"transfer-encoding", b"expect", b"if-match"}
+)

@@ -184,7 +184,7 @@ def check_declared_length(declared: int | None, limit: int) -> None:
 
 
 async def consume(
-    next_chunk: Callable[[], Awaitable[bytes | None]],
+    next_chunk: Callable[[], Awaitable[tuple[bytes, bool]]],
     sink: Callable[[bytes], object],
     *,
     limit: int,
@@ -193,7 +193,8 @@ async def consume(
 ) -> None:
     """Hand each chunk of a body to ``sink``, never past ``limit`` bytes, never slower than allowed.
 
-    ``next_chunk`` returns the body's next chunk, or ``None`` once it has ended. Two clocks run:
+    ``next_chunk`` returns the body's next chunk and whether more may follow (``False``: the
+    body has ended; the chunk may be empty). Two clocks run:
     no chunk may take longer than ``idle_timeout`` seconds to come, and the whole body must have
     come by ``idle_timeout + size / min_rate`` seconds after it began (``size`` counting what
     came so far). The first stops a client that went silent, the second one that sends a byte
@@ -207,17 +208,16 @@ async def consume(
     size = 0
     started = time.monotonic()
     left = idle_timeout
+    more = True
     with anyio.CancelScope() as scope:
-        while True:
+        while more:
             now = time.monotonic()
             left = started + idle_timeout + size / min_rate - now
             wait = min(idle_timeout, left)
             if wait <= 0:
                 break
             scope.deadline = now + wait
-            chunk = await next_chunk()
-            if chunk is None:
-                return
+            chunk, more = await next_chunk()
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(
@@ -225,6 +225,8 @@ async def consume(
                 )
             if chunk:
                 sink(chunk)
+        else:
+            return
     if left < idle_timeout:
         raise RequestTimeout(
             f"The request body came slower than {min_rate:g} bytes a second on average "
@@ -259,8 +261,9 @@ async def read_body(
     """
     pending = aiter(chunks)
 
-    def next_chunk() -> Awaitable[bytes | None]:
-        return anext(pending, None)
+    async def next_chunk() -> tuple[bytes, bool]:
+        chunk = await anext(pending, None)
+        return (b"", False) if chunk is None else (chunk, True)
 
     feed = functools.partial(
         consume, next_chunk, limit=limit, idle_timeout=idle_timeout, min_rate=min_rate

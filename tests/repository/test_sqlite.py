@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import sqlite_utils
 
 import catalog_core as cc
-from catalog_core.repository.sqlite import ReadInterrupted
+from catalog_core.repository.sqlite import ReadInterrupted, WriteWouldWait
 from tests.helpers import JPEG, FakeClock
 
 IMAGES = [{"source": {"url": "https://cdn.example/a.jpg"}}]
@@ -423,3 +424,100 @@ def test_r24_a_bounded_read_past_its_steps_is_stopped_and_the_repository_reads_o
                 assert pool.submit(_live_ids, repository, now).result() == live
     finally:
         repository.close()
+
+
+def _lock_holder(path: Path) -> sqlite3.Connection:
+    """Another connection to the file, holding its write lock (as a bulk import or a purge of
+    another thread or process would) until it is rolled back."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_r27_a_write_without_waiting_that_finds_the_lock_taken_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """R27: within ``writes_without_waiting``, a write that would wait for the write lock raises
+    ``WriteWouldWait`` at once and writes nothing; the same write, made once the lock is free,
+    writes as without it. Outside it, this thread's writes wait again."""
+    repository = cc.SQLiteRepository(tmp_path / "c.db")
+    catalog = cc.Catalog(repository)
+    catalog.upsert("acme", {"externalId": "p1", "title": "first", "images": IMAGES})
+    holder = _lock_holder(tmp_path / "c.db")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+
+            def attempt() -> object:
+                with repository.writes_without_waiting():
+                    return catalog.upsert("acme", {"externalId": "p1", "title": "second"})
+
+            # Within the busy timeout of 60 s: a write that waited would not be back in 10.
+            with pytest.raises(WriteWouldWait):
+                pool.submit(attempt).result(timeout=10)
+        assert catalog.get("acme", "p1").title == "first"
+        assert catalog.get("acme", "p1").version == 1
+        holder.rollback()
+        with repository.writes_without_waiting():
+            result = catalog.upsert("acme", {"externalId": "p1", "title": "second"})
+        assert (result.product.title, result.product.version) == ("second", 2)
+        # Outside the block, a write waits for the lock and then writes.
+        holder.execute("BEGIN IMMEDIATE")
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(catalog.upsert, "acme", {"externalId": "p1", "title": "third"})
+            time.sleep(0.2)
+            assert not waiting.done()
+            holder.rollback()
+            assert waiting.result(timeout=30).product.version == 3
+    finally:
+        holder.close()
+        repository.close()
+
+
+def test_r26_writes_without_waiting_leave_the_log_to_checkpoint(tmp_path: Path) -> None:
+    """R26: writes that do not wait never copy the write-ahead log into the database themselves
+    (a checkpoint syncs the file: on an event loop it would stall every connection); the log
+    holds all of their pages until ``checkpoint``, and no write is lost either way."""
+    path = tmp_path / "c.db"
+    repository = cc.SQLiteRepository(path)
+    catalog = cc.Catalog(repository)
+    try:
+        repository.checkpoint()
+        with repository.writes_without_waiting():
+            for n in range(500):  # about 1,500 pages: past SQLite's own threshold of 1,000
+                catalog.upsert("acme", {"externalId": f"p{n}", "images": IMAGES})
+        # The log file holds every page the writes appended: none began it again after a
+        # checkpoint (SQLite's own, at 1,000 pages, would have let the log restart from its
+        # start, and the file would hold about 1,000 frames at most).
+        frames = (os.path.getsize(f"{path}-wal") - 32) // (24 + 4096)
+        assert frames >= 1400, frames
+        assert repository.checkpoint() == frames  # the log holds them all, now copied
+        with repository.writes_without_waiting():
+            catalog.upsert("acme", {"externalId": "after", "images": IMAGES})
+        assert repository.checkpoint() < frames  # the log began again after the checkpoint
+        check = sqlite3.connect(path)
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert check.execute("SELECT count(*) FROM products").fetchone() == (501,)
+        check.close()
+    finally:
+        repository.close()
+
+
+def test_writes_without_waiting_need_a_pool_of_connections(tmp_path: Path) -> None:
+    """A repository on one shared connection serialises its calls under its own lock: its
+    writes cannot avoid waiting, and the block says so before any write."""
+    for db in (":memory:", sqlite_utils.Database(tmp_path / "shared.db")):
+        repository = cc.SQLiteRepository(db)
+        try:
+            with (
+                pytest.raises(RuntimeError, match="shared connection"),
+                repository.writes_without_waiting(),
+            ):
+                pass
+            assert repository.checkpoint() >= 0
+        finally:
+            repository.close()
+
+
+def test_the_durability_is_the_one_opened_with(tmp_path: Path) -> None:
+    assert cc.SQLiteRepository(tmp_path / "a.db").durability == "normal"
+    assert cc.SQLiteRepository(tmp_path / "b.db", durability="full").durability == "full"

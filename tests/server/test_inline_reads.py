@@ -5,8 +5,8 @@ A GET's read of a memory or SQLite-file catalog takes tens of microseconds, less
 a worker thread and back, which also made the tail of the latency. A page walks past the expired
 products not purged yet, however many: on an SQLite file it runs on the loop under a bound,
 and one stopped there runs again in a thread. Reads that may wait (on the network, or on a
-writer's transaction) keep the hop, and so do writes: a write may wait for the key's lock. Either
-way the server knows which calls run, so a shutdown closes the catalog under none (R26).
+writer's transaction) keep the hop; writes are in ``test_product_writes.py``. Either way the
+server knows which calls run, so a shutdown closes the catalog under none (R26).
 """
 
 from __future__ import annotations

@@ -1,0 +1,475 @@
+"""The plainest upsert answered before the gate and Starlette sends exactly what the endpoint
+sends (R4-R18, R29, R32), and leaves every other request to the whole application; its write
+runs on the event loop when it need not wait, and in a worker thread when it must.
+
+Each request is run through two identical catalogs: through the write layer of one, and through
+the layer below it (the gate, Starlette, the endpoint) of the other. The ASGI messages must be
+equal, message for message, and the layer must have answered the plain requests itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import catalog_core as cc
+from catalog_core.repository.sqlite import WriteWouldWait
+from catalog_core.server import common, create_app
+from catalog_core.server.common import CatalogCalls, NoWait, writes_inline
+from tests.conftest import fresh_schema, postgres_url
+from tests.server.test_product_reads import _scope
+
+_NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+_LISTING = "/tryon/v1/products"
+_JSON = (b"content-type", b"application/json")
+_IMAGE = {"source": {"url": "https://cdn.example.test/a.jpg"}}
+
+
+def _body(**fields: Any) -> bytes:
+    return json.dumps({"images": [_IMAGE], **fields}).encode()
+
+
+def _length(body: bytes) -> tuple[bytes, bytes]:
+    return b"content-length", str(len(body)).encode()
+
+
+def _plain(body: bytes, key: bytes = b"acme") -> list[tuple[bytes, bytes]]:
+    return [(b"x-api-key", key), _JSON, _length(body)]
+
+
+_CREATE = _body(externalId="new/one ü", title="Crew tee", metadata={"a": [1, 2.5, None]})
+_UPDATE = json.dumps({"externalId": "p1", "title": "renamed"}).encode()
+_WARNED = json.dumps({"externalId": "p1", "imageUrls": ["https://x.test/a.jpg"], "z": 1}).encode()
+_INVALID = json.dumps({"externalId": "", "images": []}).encode()
+_MALFORMED = b'{"externalId": "p1",'
+_LARGE = _body(externalId="large") + b" " * 70_000  # past LOOP_WRITE_BYTES: written in a thread
+
+# (body, headers, extra scope settings, whether the write layer answers it itself); the body
+# arrives in one message unless the case says "chunks".
+_CASES: list[tuple[bytes, list[tuple[bytes, bytes]], dict[str, Any], bool]] = [
+    (_CREATE, _plain(_CREATE), {}, True),  # 201 and a Location
+    (_CREATE, _plain(_CREATE), {}, True),  # the same again: 200, version 2
+    (_UPDATE, _plain(_UPDATE), {}, True),
+    (_UPDATE, _plain(_UPDATE, b"globex"), {}, True),  # another account: 404-free, an update
+    (_WARNED, _plain(_WARNED), {}, True),  # warnings headers
+    (_INVALID, _plain(_INVALID), {}, True),  # 400, every error
+    (_MALFORMED, _plain(_MALFORMED), {}, True),  # 400
+    (b"", _plain(b""), {}, True),  # an empty body: 400
+    (_LARGE, _plain(_LARGE), {}, True),
+    (_UPDATE, _plain(_UPDATE), {"chunks": 3}, True),  # the body in three messages
+    (_UPDATE, [_JSON, _length(_UPDATE)], {}, False),  # no key: 401
+    (_UPDATE, _plain(_UPDATE, b""), {}, False),
+    (_UPDATE, _plain(_UPDATE, b"bad\x01key"), {}, False),  # not an account: 401
+    (_UPDATE, [(b"x-api-key", b"acme"), *_plain(_UPDATE, b"globex")], {}, False),  # two keys
+    (_UPDATE, [(b"x-api-key", b"acme"), *_plain(_UPDATE)], {}, True),  # one key, twice
+    (_UPDATE, [(b"x-api-key", b"acme"), _length(_UPDATE)], {}, False),  # no type: 415
+    (
+        _UPDATE,
+        [(b"x-api-key", b"acme"), (b"content-type", b"text/plain"), _length(_UPDATE)],
+        {},
+        False,
+    ),
+    (
+        _UPDATE,
+        [
+            (b"x-api-key", b"acme"),
+            (b"content-type", b"application/json; charset=utf-8"),
+            _length(_UPDATE),
+        ],
+        {},
+        False,
+    ),
+    (
+        _UPDATE,
+        [(b"x-api-key", b"acme"), (b"content-type", b"Application/JSON"), _length(_UPDATE)],
+        {},
+        False,
+    ),
+    (_UPDATE, [*_plain(_UPDATE), _JSON], {}, False),  # the type twice
+    (_UPDATE, [*_plain(_UPDATE), _length(_UPDATE)], {}, False),  # the length twice
+    (_UPDATE, [(b"x-api-key", b"acme"), _JSON], {}, False),  # no length
+    (_UPDATE, [(b"x-api-key", b"acme"), _JSON, (b"content-length", b"+12")], {}, False),
+    (_UPDATE, [(b"x-api-key", b"acme"), _JSON, (b"transfer-encoding", b"chunked")], {}, False),
+    (_UPDATE, [*_plain(_UPDATE), (b"expect", b"100-continue")], {}, False),
+    (_UPDATE, [*_plain(_UPDATE), (b"if-match", b'"1"')], {}, False),  # 412: p1 is at 2 by now
+    (_UPDATE, [*_plain(_UPDATE), (b"if-match", b"*")], {}, False),
+    (_UPDATE, _plain(_UPDATE), {"query": "x=1"}, False),  # a warning for the parameter
+    (_UPDATE, _plain(_UPDATE), {"root_path": "/mounted"}, False),  # Location under the root
+    (_CREATE, _plain(_CREATE), {"target": _LISTING + "/"}, False),  # no such route: 405/400
+    (_CREATE, _plain(_CREATE), {"method": "PUT"}, False),  # 405
+]
+
+
+async def _run(app: Any, scope: dict[str, Any], body: bytes, chunks: int) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    size = -(-len(body) // chunks) if body else 0
+    pieces = [body[i : i + size] for i in range(0, len(body), size)] if body else [b""]
+    messages = [
+        {"type": "http.request", "body": piece, "more_body": n < len(pieces) - 1}
+        for n, piece in enumerate(pieces)
+    ]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await anyio.sleep(3600)  # as a server does: the client has sent everything
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(dict(scope), receive, send)
+    return sent
+
+
+def _layer(app: Any, name: str) -> Any:
+    layer = app.build_middleware_stack()
+    while type(layer).__name__ != name:
+        layer = layer.app
+    return layer
+
+
+def _has_layer(app: Any, name: str) -> bool:
+    layer = app.build_middleware_stack()
+    while layer is not None:
+        if type(layer).__name__ == name:
+            return True
+        layer = getattr(layer, "app", None)
+    return False
+
+
+def _catalog(repository: cc.Repository) -> cc.Catalog:
+    catalog = cc.Catalog(repository, clock=lambda: _NOW)
+    for account in ("acme", "globex"):
+        catalog.upsert(account, {"externalId": "p1", "images": [_IMAGE]})
+    return catalog
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-full"])
+@pytest.mark.parametrize("keys", [None, {"acme": "acme", "globex": "globex"}])
+def test_r32_the_fast_upsert_answers_as_the_endpoint_and_only_the_plain_requests(
+    tmp_path: Path, kind: str, keys: dict[str, str] | None
+) -> None:
+    """R32, R29: created (201, ``Location``), updated (200), warned, refused (400 with every
+    error, in R30's order): the layer's answer is the endpoint's, byte for byte; every request
+    that is not plain goes through the gate and the endpoint."""
+
+    def repository(name: str) -> cc.Repository:
+        if kind == "memory":
+            return cc.MemoryRepository()
+        durability = "full" if kind == "sqlite-full" else "normal"
+        return cc.SQLiteRepository(tmp_path / f"{name}.db", durability=durability)
+
+    fast = _layer(create_app(_catalog(repository("fast")), api_keys=keys), "_ProductWrites")
+    whole = _layer(create_app(_catalog(repository("whole")), api_keys=keys), "_ProductWrites").app
+    passed: list[str] = []
+    below = fast.app
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        passed.append(scope["path"])
+        await below(scope, receive, send)
+
+    fast.app = recording
+
+    async def main() -> None:
+        for body, headers, settings, answered_fast in _CASES:
+            settings = dict(settings)
+            chunks = settings.pop("chunks", 1)
+            target = settings.pop("target", _LISTING)
+            if "query" in settings:
+                target += "?" + settings.pop("query")
+            scope = _scope(
+                target, method=settings.pop("method", "POST"), headers=headers, **settings
+            )
+            passed.clear()
+            answer = await _run(fast, scope, body, chunks)
+            expected = await _run(whole, scope, body, chunks)
+            assert answer == expected, (body[:80], headers, settings)
+            assert bool(passed) is not answered_fast, (body[:80], headers, settings)
+            assert answer[0]["status"] < 500, answer
+
+    anyio.run(main)
+
+
+def test_r32_the_fast_upsert_is_not_used_under_a_rate_limit() -> None:
+    """The gate counts every request against the rate limit: no write layer then."""
+    assert _has_layer(create_app(cc.Catalog(cc.MemoryRepository())), "_ProductWrites")
+    assert not _has_layer(
+        create_app(cc.Catalog(cc.MemoryRepository()), rate_limit=100), "_ProductWrites"
+    )
+
+
+def test_r33_a_body_that_stops_coming_is_answered_408_and_the_connection_closed() -> None:
+    """R33: the layer keeps the body's clocks: a plain upsert whose body stops half-way is
+    answered 408 ``REQUEST_TIMEOUT`` and its connection closed (the guard does not wait for the
+    rest), as the endpoint does."""
+    app = create_app(cc.Catalog(cc.MemoryRepository()), body_timeout=0.2)
+    guard = _layer(app, "_Guard")
+    assert type(guard.app).__name__ == "_ProductWrites"
+    body = _body(externalId="slow")
+
+    async def main() -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        first = [{"type": "http.request", "body": body[:10], "more_body": True}]
+
+        async def receive() -> dict[str, Any]:
+            if first:
+                return first.pop()
+            await anyio.sleep(3600)
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        with anyio.fail_after(10):
+            await guard(_scope(_LISTING, method="POST", headers=_plain(body)), receive, send)
+        return sent
+
+    start, end = anyio.run(main)
+    assert start["status"] == 408
+    assert (b"connection", b"close") in start["headers"]
+    assert json.loads(end["body"])["code"] == "REQUEST_TIMEOUT"
+
+
+class _Subclass(cc.MemoryRepository):
+    pass
+
+
+def test_which_backends_write_on_the_loop(tmp_path: Path) -> None:
+    """An in-process catalog whose commit does not sync writes on the event loop; a catalog
+    whose commit syncs (``durability="full"``), one shared connection, a subclass and PostgreSQL
+    (a network round trip) write in worker threads."""
+    assert writes_inline(cc.MemoryRepository()) is not None
+    found = writes_inline(cc.SQLiteRepository(tmp_path / "c.db"))
+    assert found is not None
+    assert found.checkpoint is not None
+    assert writes_inline(cc.SQLiteRepository(tmp_path / "f.db", durability="full")) is None
+    assert writes_inline(cc.SQLiteRepository(":memory:")) is None
+    assert writes_inline(_Subclass()) is None
+    postgres = cc.PostgresRepository(postgres_url(), schema=fresh_schema())
+    try:
+        assert writes_inline(postgres) is None
+    finally:
+        postgres.drop_schema()
+        postgres.close()
+
+
+def _calls_on(repository: cc.SQLiteRepository, checkpoints: list[int]) -> CatalogCalls:
+    """The server's calls on ``repository``, counting its (real) checkpoints."""
+
+    def checkpoint() -> int:
+        frames = repository.checkpoint()
+        checkpoints.append(frames)
+        return frames
+
+    no_wait = NoWait(repository.writes_without_waiting, WriteWouldWait, checkpoint)
+    return CatalogCalls(inline_reads=True, no_wait=no_wait)
+
+
+def test_r27_a_write_runs_on_the_loop_unless_it_would_wait_for_the_lock(tmp_path: Path) -> None:
+    """R27: with the lock free, a write runs on the event loop; with the lock held by another
+    connection, it runs in a worker thread, where it waits while the loop serves on, and writes
+    once the lock is free."""
+    path = tmp_path / "c.db"
+    repository = cc.SQLiteRepository(path)
+    catalog = cc.Catalog(repository)
+    calls = _calls_on(repository, [])
+    where: list[int] = []
+
+    def upsert(title: str) -> cc.UpsertResult:
+        where.append(threading.get_ident())
+        return catalog.upsert("acme", {"externalId": "p1", "title": title, "images": [_IMAGE]})
+
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    async def main() -> None:
+        loop = threading.get_ident()
+        assert (await calls.write(upsert, "free")).product.version == 1
+        assert where == [loop]
+        where.clear()
+        holder.execute("BEGIN IMMEDIATE")
+        ticks = 0
+        async with anyio.create_task_group() as group:
+
+            async def write() -> None:
+                result = await calls.write(upsert, "waited")
+                assert result.product.version == 2
+
+            group.start_soon(write)
+            while ticks < 20:  # the loop serves on while the write waits in its thread
+                await anyio.sleep(0.01)
+                ticks += 1
+            assert catalog.get("acme", "p1").title == "free"
+            holder.rollback()
+        assert where[0] == loop  # tried on the loop, found the lock taken, wrote nothing
+        assert where[1:]
+        assert all(ident != loop for ident in where[1:])
+        assert catalog.get("acme", "p1").title == "waited"
+        assert calls.running == 0
+
+    try:
+        anyio.run(main)
+    finally:
+        holder.close()
+        repository.close()
+
+
+def test_r26_writes_on_the_loop_are_checkpointed_in_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """R26: every ``CHECKPOINT_WRITES`` writes on the loop, one checkpoint runs in a thread of
+    its own (never two at once); no write is lost and the file stays whole. A checkpoint that
+    fails is logged, and the writes go on."""
+    monkeypatch.setattr(common, "CHECKPOINT_WRITES", 10)
+    path = tmp_path / "c.db"
+    repository = cc.SQLiteRepository(path)
+    catalog = cc.Catalog(repository)
+    checkpoints: list[int] = []
+    calls = _calls_on(repository, checkpoints)
+
+    def upsert(n: int) -> cc.UpsertResult:
+        return catalog.upsert("acme", {"externalId": f"p{n}", "images": [_IMAGE]})
+
+    def settled(count: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(checkpoints) < count or calls.running:
+            assert time.monotonic() < deadline, checkpoints
+            time.sleep(0.01)
+
+    async def writes(numbers: range) -> None:
+        for n in numbers:
+            await calls.write(upsert, n)
+
+    for round_ in range(1, 4):  # each 10 writes, one checkpoint
+        anyio.run(writes, range(10 * (round_ - 1), 10 * round_))
+        settled(round_)
+    assert len(checkpoints) == 3
+    assert all(frames > 0 for frames in checkpoints)
+
+    # While one runs, no other starts, however many writes are due; the next write after it
+    # starts the next.
+    started: list[bool] = []
+    release = threading.Event()
+
+    def slow() -> int:
+        started.append(True)
+        release.wait(30)
+        return repository.checkpoint()
+
+    calls.no_wait = NoWait(repository.writes_without_waiting, WriteWouldWait, slow)
+    anyio.run(writes, range(30, 35))
+    assert started == []
+    anyio.run(writes, range(35, 65))
+    deadline = time.monotonic() + 30
+    while not started:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert started == [True]
+    release.set()
+    while calls.running:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    anyio.run(writes, range(65, 66))
+    while len(started) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    while calls.running:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    def failing() -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    calls.no_wait = NoWait(repository.writes_without_waiting, WriteWouldWait, failing)
+    with caplog.at_level(logging.ERROR, logger="catalog_core.server"):
+        anyio.run(writes, range(66, 80))
+        deadline = time.monotonic() + 30
+        while "a checkpoint of the catalog failed" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    repository.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert check.execute("SELECT count(*) FROM products").fetchone() == (80,)
+    check.close()
+
+
+def test_r26_a_checkpoint_after_the_shutdown_began_is_not_run(tmp_path: Path) -> None:
+    """R26: once the server drains its calls to close the catalog, a checkpoint due then does
+    not start: the catalog's last connection copies the log as it closes."""
+    repository = cc.SQLiteRepository(tmp_path / "c.db")
+    ran: list[bool] = []
+    calls = CatalogCalls(
+        no_wait=NoWait(repository.writes_without_waiting, WriteWouldWait, lambda: ran.append(True))
+    )
+    assert calls.drain(0)
+    calls._checkpoint(lambda: ran.append(True))  # what the thread runs
+    assert ran == []
+    repository.close()
+
+
+def test_r26_r27_many_upserts_over_http_keep_the_file_whole(tmp_path: Path) -> None:
+    """R26, R27: 1,200 upserts over four connections, while a bulk import holds the lock now
+    and then (the loop's writes go to threads then) and checkpoints run: every write is there,
+    at its version, and the file is whole."""
+    import httpx
+
+    from tests.server.test_protocol import serve
+
+    path = tmp_path / "c.db"
+    repository = cc.SQLiteRepository(path)
+    catalog = cc.Catalog(repository)
+    importing = threading.Event()
+    batches: list[int] = []
+
+    def importer() -> None:  # another writer of the same file, in another thread
+        other = cc.Catalog(cc.SQLiteRepository(path))
+        while not importing.wait(0.02):
+            lines = ({"externalId": f"bulk{k}", "images": [_IMAGE]} for k in range(300))
+            assert all(isinstance(r, cc.UpsertResult) for r in other.upsert_many("acme", lines))
+            batches.append(1)
+        other.repository.close()
+
+    def client(first: int, port: int) -> None:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": "acme"}
+        ) as http:
+            for n in range(first, 1200, 4):
+                answer = http.post(
+                    _LISTING,
+                    content=_body(externalId=f"p{n % 500}", title=str(n)),
+                    headers={"content-type": "application/json"},
+                )
+                assert answer.status_code in (200, 201), answer.text
+
+    thread = threading.Thread(target=importer)
+    thread.start()
+    try:
+        for _, port in serve(create_app(catalog), 5):
+            clients = [threading.Thread(target=client, args=(k, port)) for k in range(4)]
+            for c in clients:
+                c.start()
+            for c in clients:
+                c.join()
+    finally:
+        importing.set()
+        thread.join()
+    repository.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    versions = dict(
+        check.execute("SELECT external_id, version FROM products WHERE external_id LIKE 'p%'")
+    )
+    assert len(versions) == 500
+    assert sum(versions.values()) == 1200  # each of the 1,200 writes made one version
+    assert batches  # the import ran beside them
+    check.close()
