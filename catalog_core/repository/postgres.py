@@ -703,7 +703,8 @@ class PostgresRepository:
     ) -> list[Product | Exception | None]:
         """See :meth:`BatchRepository.write_many`.
 
-        One transaction: the batch's existing rows are locked in id order with one statement,
+        One transaction: the batch's existing rows are locked in id order with one statement
+        (a probe of the primary key per id, whatever the table's statistics say),
         the changes run in order, and the rows are written with pipelined ``executemany``. When
         a concurrent writer created one of the batch's new rows first, the whole batch runs again.
         """
@@ -730,10 +731,13 @@ class PostgresRepository:
             if len(ids) == 1:  # the common case, a little faster as an equality
                 rows = conn.execute(f"{sql.get} FOR UPDATE", (account, ids[0])).fetchall()
             else:
+                # One probe of the primary key per id, in id order (the order rows are locked
+                # in): "= ANY" let the planner, with statistics older than a bulk import, filter
+                # every row of the account instead, at each batch.
                 rows = conn.execute(
-                    f"{sql.select} AND {table.id_column} = ANY(%s) "
-                    f"ORDER BY {table.id_column} FOR UPDATE",
-                    (account, sorted(ids)),
+                    f"SELECT found.* FROM unnest(%s::text[]) AS wanted(id) CROSS JOIN LATERAL "
+                    f"({sql.select} AND {table.id_column} = wanted.id FOR UPDATE) AS found",
+                    (sorted(ids), account),
                 ).fetchall()
             return {row[1]: table.decode(row) for row in rows}
 
