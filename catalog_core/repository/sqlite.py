@@ -88,6 +88,9 @@ _MAX_IDLE: Final = 8
 #: How many of SQLite's virtual machine steps a bounded read takes between two counts (a page
 #: of 50 takes about 1,100).
 _STEPS_A_COUNT: Final = 1000
+#: How long a checkpoint waits for the write lock and for the log's readers, in milliseconds:
+#: the length of many writes, and short enough that writes do not queue behind it for long.
+_CHECKPOINT_WAIT_MS: Final = 100
 
 
 class ReadInterrupted(Exception):
@@ -221,6 +224,26 @@ _READ_ONLY: Final = "the catalog is read-only"
 _REOPENS: Final = 8
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+
+def _begin_the_log(conn: sqlite3.Connection) -> None:
+    """Write the first frame of a log a checkpoint emptied: the same ``user_version`` again.
+
+    A lock taken meanwhile (busy) leaves it to that writer.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if _is_busy(exc):
+            return
+        raise
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+        conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:
+            conn.rollback()
 
 
 def _begin_without_waiting(conn: sqlite3.Connection) -> None:
@@ -627,21 +650,33 @@ class SQLiteRepository:
             self._bounds.no_wait = before
 
     def checkpoint(self) -> int:
-        """Copy what it can of the write-ahead log into the database, waiting for no one.
+        """Copy the write-ahead log into the database, and let the log begin again.
 
-        A passive checkpoint (``PRAGMA wal_checkpoint(PASSIVE)``): the writes that did not wait
-        (:meth:`writes_without_waiting`) leave it to this. It stops short of frames a reader
-        still needs; a later one copies them.
+        A restarting checkpoint (``PRAGMA wal_checkpoint(RESTART)``), which waits at most
+        100 ms for the write lock and for the log's readers, then copies what it can: the
+        writes that did not wait (:meth:`writes_without_waiting`) leave it to this. A passive
+        one, run while writes go on, would never let the log begin again, and the file would
+        grow without end. When it copied the whole log, it makes the log's first write itself
+        (the same ``user_version``, written again), so that the sync of the new log's header
+        is not made by the next caller's write.
 
         Returns:
-            How many frames the log holds now (0 when it holds none, or the catalog is not in
+            How many frames the log held (0 when it held none, or the catalog is not in
             write-ahead mode).
         """
         if self._guard is not None:
             return 0  # read-only: nothing of its own to copy
         with self._borrow() as conn:
-            row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return max(0, int(row[1])) if row else 0
+            if self._shared is None:
+                conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+            try:
+                busy, frames, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                if not busy and frames > 0:
+                    _begin_the_log(conn)
+            finally:
+                if self._shared is None:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        return max(0, int(frames))
 
     def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run a read on a borrowed connection, and check that it read the catalog as it is.

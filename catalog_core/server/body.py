@@ -198,8 +198,9 @@ async def consume(
     no chunk may take longer than ``idle_timeout`` seconds to come, and the whole body must have
     come by ``idle_timeout + size / min_rate`` seconds after it began (``size`` counting what
     came so far). The first stops a client that went silent, the second one that sends a byte
-    now and then to keep a connection forever. One cancel scope times the whole body, its
-    deadline moved as each chunk comes.
+    now and then to keep a connection forever. One cancel scope times the body, its deadline
+    moved as each chunk comes (and a new one once a deadline passed as a chunk came, which the
+    chunk beat).
 
     Raises:
         PayloadTooLarge: the body is over ``limit``.
@@ -207,33 +208,44 @@ async def consume(
     """
     size = 0
     started = time.monotonic()
-    left = idle_timeout
     more = True
-    with anyio.CancelScope() as scope:
-        while more:
-            now = time.monotonic()
-            left = started + idle_timeout + size / min_rate - now
-            wait = min(idle_timeout, left)
-            if wait <= 0:
-                break
-            scope.deadline = now + wait
-            chunk, more = await next_chunk()
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"The request body is over the limit of {limit} bytes; it was not read further."
-                )
-            if chunk:
-                sink(chunk)
-        else:
-            return
-    if left < idle_timeout:
-        raise RequestTimeout(
+    while more:
+        # A scope whose deadline passed in the very step a chunk came (a busy loop) is spent:
+        # anyio would cancel the next wait at once. The next chunks then wait under a new one.
+        with anyio.CancelScope() as scope:
+            while more and not scope.cancel_called:
+                now = time.monotonic()
+                left = started + idle_timeout + size / min_rate - now
+                wait = min(idle_timeout, left)
+                if wait <= 0:
+                    raise _too_slow(size > 0 and left < idle_timeout, idle_timeout, min_rate)
+                scope.deadline = now + wait
+                chunk, more = await next_chunk()
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(
+                        f"The request body is over the limit of {limit} bytes; it was not read "
+                        "further."
+                    )
+                if chunk:
+                    sink(chunk)
+        if scope.cancelled_caught:
+            raise _too_slow(size > 0 and left < idle_timeout, idle_timeout, min_rate)
+
+
+def _too_slow(by_rate: bool, idle_timeout: float, min_rate: float) -> RequestTimeout:
+    """The timeout of a body that fell behind the average rate, or went silent.
+
+    Before its first byte both clocks end together (the average's a moment earlier): a body
+    that never began is a silent one.
+    """
+    if by_rate:
+        return RequestTimeout(
             f"The request body came slower than {min_rate:g} bytes a second on average "
             f"after its first {idle_timeout:g} s; the request was dropped and nothing "
             "was written."
         )
-    raise RequestTimeout(
+    return RequestTimeout(
         f"No part of the request body arrived for {idle_timeout:g} s; "
         "the request was dropped and nothing was written."
     )

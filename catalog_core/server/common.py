@@ -190,15 +190,26 @@ class CatalogCalls:
                 and self._unchecked >= CHECKPOINT_WRITES
                 and not self._checkpointing
             ):
-                self._unchecked = 0
-                self._checkpointing = True
-                threading.Thread(
-                    target=self._checkpoint,
-                    args=(no_wait.checkpoint,),
-                    name="catalog-core checkpoint",
-                    daemon=True,
-                ).start()
+                self._start_checkpoint(no_wait.checkpoint)
         return result
+
+    def _start_checkpoint(self, checkpoint: Callable[[], object]) -> None:
+        """Start ``checkpoint`` in a thread of its own; a thread that cannot start is logged.
+
+        Never raises: the write before it has committed, and its answer must be sent.
+        """
+        self._unchecked = 0
+        self._checkpointing = True
+        try:
+            threading.Thread(
+                target=self._checkpoint,
+                args=(checkpoint,),
+                name="catalog-core checkpoint",
+                daemon=True,
+            ).start()
+        except Exception:
+            self._checkpointing = False
+            logger.exception("a checkpoint of the catalog could not start")
 
     def _checkpoint(self, checkpoint: Callable[[], object]) -> None:
         """Run ``checkpoint`` in this worker thread, counted as a call; log a failure."""

@@ -473,3 +473,74 @@ def test_r26_r27_many_upserts_over_http_keep_the_file_whole(tmp_path: Path) -> N
     assert sum(versions.values()) == 1200  # each of the 1,200 writes made one version
     assert batches  # the import ran beside them
     check.close()
+
+
+def test_r26_the_log_stays_bounded_while_writes_on_the_loop_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R26: writes on the loop go on while each checkpoint runs in its thread; the checkpoint
+    lets the log begin again all the same, so the log file stays about one checkpoint's pages
+    long (6,000 writes of 3 pages each would make a log of 74 MB, never begun again, with
+    checkpoints that only copy)."""
+    monkeypatch.setattr(common, "CHECKPOINT_WRITES", 200)
+    path = tmp_path / "c.db"
+    repository = cc.SQLiteRepository(path)
+    catalog = cc.Catalog(repository)
+    calls = _calls_on(repository, [])
+    largest = 0
+
+    async def main() -> None:
+        nonlocal largest
+        for n in range(6000):
+            await calls.write(
+                catalog.upsert, "acme", {"externalId": f"p{n % 100}", "images": [_IMAGE]}
+            )
+            if n % 500 == 0:
+                largest = max(largest, (tmp_path / "c.db-wal").stat().st_size)
+
+    anyio.run(main)
+    deadline = time.monotonic() + 30
+    while calls.running:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    largest = max(largest, (tmp_path / "c.db-wal").stat().st_size)
+    assert largest < 20 * 2**20, largest
+    repository.close()
+
+
+def test_r26_a_checkpoint_thread_that_cannot_start_costs_the_write_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """R26: the write before a checkpoint has committed: a thread that cannot start is logged,
+    the write's result is returned all the same, and the checkpoint is tried again after as
+    many writes again."""
+    monkeypatch.setattr(common, "CHECKPOINT_WRITES", 3)
+    repository = cc.SQLiteRepository(tmp_path / "c.db")
+    catalog = cc.Catalog(repository)
+    checkpoints: list[int] = []
+    calls = _calls_on(repository, checkpoints)
+    starting = threading.Thread.start
+
+    def cannot_start(self: threading.Thread) -> None:
+        if self.name == "catalog-core checkpoint":
+            raise RuntimeError("can't start new thread")
+        starting(self)
+
+    def upsert(n: int) -> cc.UpsertResult:
+        return catalog.upsert("acme", {"externalId": "p", "title": str(n), "images": [_IMAGE]})
+
+    async def writes(numbers: range) -> list[int]:
+        return [(await calls.write(upsert, n)).product.version for n in numbers]
+
+    monkeypatch.setattr(threading.Thread, "start", cannot_start)
+    with caplog.at_level(logging.ERROR, logger="catalog_core.server"):
+        assert anyio.run(writes, range(4)) == [1, 2, 3, 4]
+    assert "a checkpoint of the catalog could not start" in caplog.text
+    assert checkpoints == []
+    monkeypatch.setattr(threading.Thread, "start", starting)
+    assert anyio.run(writes, range(4, 6)) == [5, 6]
+    deadline = time.monotonic() + 30
+    while not checkpoints or calls.running:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    repository.close()
