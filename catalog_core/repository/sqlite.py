@@ -652,9 +652,10 @@ class SQLiteRepository:
     def checkpoint(self) -> int:
         """Copy the write-ahead log into the database, and let the log begin again.
 
-        A restarting checkpoint (``PRAGMA wal_checkpoint(RESTART)``), which waits at most
-        100 ms for the write lock and for the log's readers, then copies what it can: the
-        writes that did not wait (:meth:`writes_without_waiting`) leave it to this. A passive
+        A passive checkpoint, which copies the bulk of the log without the write lock, then a
+        restarting one (``PRAGMA wal_checkpoint(RESTART)``), which waits at most 100 ms for the
+        write lock and for the log's readers and copies what came meanwhile: the writes that
+        did not wait (:meth:`writes_without_waiting`) leave it to this. A passive
         one, run while writes go on, would never let the log begin again, and the file would
         grow without end. When it copied the whole log, it makes the log's first write itself
         (the same ``user_version``, written again), so that the sync of the new log's header
@@ -670,6 +671,9 @@ class SQLiteRepository:
             if self._shared is None:
                 conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
             try:
+                # The bulk of the log first, without the write lock; then what came meanwhile,
+                # with it, which is short.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 busy, frames, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
                 if not busy and frames > 0:
                     _begin_the_log(conn)

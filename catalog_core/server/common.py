@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Final, TypeAlias, TypeVar
 from urllib.parse import unquote_to_bytes
 
+import anyio
 import attrs
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
@@ -62,6 +63,9 @@ Bounds: TypeAlias = tuple[Callable[[int], AbstractContextManager[None]], type[Ex
 #: three times SQLite's own threshold, for a third of its syncs, and a page written many times
 #: in between is copied once (every 200 writes cost each write 14 µs here, every 1,000 5 µs).
 CHECKPOINT_WRITES: Final = 1000
+#: How long a write on the loop waits there for the server's own checkpoint before it goes to a
+#: worker thread (the checkpoint gives up waiting for the log's readers after 0.1 s).
+CHECKPOINT_PATIENCE: Final = 0.25
 
 
 @attrs.frozen
@@ -171,6 +175,10 @@ class CatalogCalls:
         write lock (another transaction holds it: a bulk import, a purge, another process); then
         it runs in a worker thread, where it may wait. For writes whose own cost is small and
         bounded (one product of a small body): the hop to a worker thread and back cost more.
+        While the server's own checkpoint holds the lock (it needs a moment with no writer and
+        no reader of the log, and a writer waiting in a thread reads the log as it waits), the
+        write waits on the loop instead, asleep and holding nothing, for up to
+        :data:`CHECKPOINT_PATIENCE` seconds.
 
         Raises:
             ServiceUnavailable: the server is shutting down and takes no new call.
@@ -179,9 +187,15 @@ class CatalogCalls:
         if no_wait is None:
             return await self.run(func, *args)
         try:
-            result: _T = self._counted(_unwaited, no_wait.without_waiting, func, *args)
-        except no_wait.would_wait:
-            return await self.run(func, *args)
+            patience = time.monotonic() + CHECKPOINT_PATIENCE
+            while True:
+                try:
+                    result: _T = self._counted(_unwaited, no_wait.without_waiting, func, *args)
+                    break
+                except no_wait.would_wait:
+                    if not self._checkpointing or time.monotonic() >= patience:
+                        return await self.run(func, *args)
+                await anyio.sleep(0.001)
         finally:
             # Refused writes count too: they may have written nothing, but the count is a bound.
             self._unchecked += 1

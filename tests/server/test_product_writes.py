@@ -544,3 +544,50 @@ def test_r26_a_checkpoint_thread_that_cannot_start_costs_the_write_nothing(
         assert time.monotonic() < deadline
         time.sleep(0.01)
     repository.close()
+
+
+@pytest.mark.parametrize("held", [0.05, 0.5])
+def test_r27_a_write_waits_on_the_loop_for_the_servers_own_checkpoint_for_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: float
+) -> None:
+    """R27: while the server's checkpoint holds the lock (it waits for the log's readers, and a
+    writer waiting in a thread is one), a write waits on the loop, asleep and holding nothing,
+    and is made there once the lock is free; past ``CHECKPOINT_PATIENCE`` it goes to a thread.
+    The loop serves on meanwhile."""
+    monkeypatch.setattr(common, "CHECKPOINT_PATIENCE", 0.2)
+    path = tmp_path / "c.db"
+    repository = cc.SQLiteRepository(path)
+    catalog = cc.Catalog(repository)
+    calls = _calls_on(repository, [])
+    where: list[int] = []
+
+    def upsert() -> cc.UpsertResult:
+        where.append(threading.get_ident())
+        return catalog.upsert("acme", {"externalId": "p1", "images": [_IMAGE]})
+
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    async def main() -> None:
+        loop = threading.get_ident()
+        holder.execute("BEGIN IMMEDIATE")  # as the checkpoint holds it
+        calls._checkpointing = True
+        ticks = 0
+        async with anyio.create_task_group() as group:
+            group.start_soon(calls.write, upsert)
+            while ticks * 0.01 < held:
+                await anyio.sleep(0.01)
+                ticks += 1
+            holder.rollback()
+        assert ticks >= 5  # the loop went on while the write waited
+        if held < 0.2:
+            assert set(where) == {loop}  # tried on the loop until the lock was free
+        else:
+            assert where[0] == loop
+            assert where[-1] != loop  # gave up on the loop: written in a thread
+        assert catalog.get("acme", "p1").version == 1
+
+    try:
+        anyio.run(main)
+    finally:
+        holder.close()
+        repository.close()
