@@ -597,7 +597,33 @@ _CURSOR_TEXT: Final = re.compile(rb"[A-Za-z0-9_.-]+")
 _Answer: TypeAlias = "tuple[list[tuple[bytes, bytes]], bytes]"
 
 
-class _ProductReads:
+class _Layer:
+    """An ASGI middleware answering the plainest products requests itself, on one catalog."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        catalog: Catalog,
+        calls: CatalogCalls,
+        api_keys: Mapping[str, str] | None,
+    ) -> None:
+        self.app = app
+        self._catalog = catalog
+        self._calls = calls
+        self._api_keys = None if api_keys is None else dict(api_keys)
+
+
+def _json_start(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> Message:
+    """The start of a JSON answer of ``body``, as ``json_bytes_response`` sends it."""
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [*headers, (b"content-length", str(len(body)).encode("ascii")), _JSON_TYPE],
+    }
+
+
+class _ProductReads(_Layer):
     """ASGI middleware: the GET of a live product, and of a listing page, answered at once.
 
     The read of one product is the server's most frequent request, and a listing page the next;
@@ -612,19 +638,6 @@ class _ProductReads:
     fails (a key that names no account, an unknown id, a bad limit or cursor, a shutdown), goes
     through the whole application, which answers it as it always has.
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        catalog: Catalog,
-        calls: CatalogCalls,
-        api_keys: Mapping[str, str] | None,
-    ) -> None:
-        self.app = app
-        self._catalog = catalog
-        self._calls = calls
-        self._api_keys = None if api_keys is None else dict(api_keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path") if scope["type"] == "http" else None
@@ -644,15 +657,7 @@ class _ProductReads:
             await self.app(scope, receive, send)
             return
         headers, body = answer
-        start: Message = {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                *headers,
-                (b"content-length", str(len(body)).encode("ascii")),
-                _JSON_TYPE,
-            ],
-        }
+        start = _json_start(200, headers, body)
         started = False
         try:
             await send(start)
@@ -732,7 +737,7 @@ _BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding", b"exp
 LOOP_WRITE_BYTES: Final = 65_536
 
 
-class _ProductWrites:
+class _ProductWrites(_Layer):
     """ASGI middleware: the plainest upsert, answered before the gate and Starlette.
 
     An upsert is the server's most frequent write; the gate, Starlette's routing, request and
@@ -757,10 +762,7 @@ class _ProductWrites:
         api_keys: Mapping[str, str] | None,
         body_pace: tuple[float, float],
     ) -> None:
-        self.app = app
-        self._catalog = catalog
-        self._calls = calls
-        self._api_keys = None if api_keys is None else dict(api_keys)
+        super().__init__(app, catalog=catalog, calls=calls, api_keys=api_keys)
         self._limit = catalog.limits.max_request_bytes
         self._idle_timeout, self._min_rate = body_pace
 
@@ -796,8 +798,7 @@ class _ProductWrites:
         raw_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
         ]
-        raw_headers += [(b"content-length", str(len(body)).encode("ascii")), _JSON_TYPE]
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send(_json_start(status, raw_headers, body))
         await send({"type": "http.response.body", "body": body})
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
