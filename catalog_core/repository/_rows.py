@@ -129,6 +129,11 @@ class SqlTable(Generic[R]):
         return ", ".join(("account", self.id_column, *self.columns))
 
     @property
+    def written(self) -> str:
+        """The columns an insert writes, comma-separated, in the order of :attr:`encode`."""
+        return ", ".join(("account", self.id_column, *self.columns, *self.fixed))
+
+    @property
     def all_columns(self) -> frozenset[str]:
         """Every column of the table."""
         return frozenset(("account", self.id_column, *self.columns, *self.fixed))
@@ -169,7 +174,6 @@ def statements(
         insert_suffix: what follows the insert (``ON CONFLICT … DO NOTHING``, say).
     """
     key = f"account = {mark} AND {table.id_column} = {mark}"
-    written = ("account", table.id_column, *table.columns, *table.fixed)
     # An update names neither the key nor the fixed columns: SQLite rewrites an index whenever
     # the SET clause names one of its columns, whatever the values.
     assignments = ", ".join(f"{column} = {mark}" for column in table.columns)
@@ -178,8 +182,9 @@ def statements(
         select=select,
         get=f"SELECT {table.selected} FROM {qualified} WHERE {key}",
         insert=(
-            f"INSERT INTO {qualified} ({', '.join(written)}) "
-            f"VALUES ({', '.join([mark] * len(written))}){insert_suffix}"
+            f"INSERT INTO {qualified} ({table.written}) "
+            f"VALUES ({', '.join([mark] * (2 + len(table.columns) + len(table.fixed)))})"
+            f"{insert_suffix}"
         ),
         update=f"UPDATE {qualified} SET {assignments} WHERE {key}",
         delete=f"DELETE FROM {qualified} WHERE {key}",

@@ -705,8 +705,9 @@ class PostgresRepository:
 
         One transaction: the batch's existing rows are locked in id order with one statement
         (a probe of the primary key per id, whatever the table's statistics say),
-        the changes run in order, and the rows are written with pipelined ``executemany``. When
-        a concurrent writer created one of the batch's new rows first, the whole batch runs again.
+        the changes run in order, the new rows are written with one ``COPY`` and the others with
+        pipelined ``executemany``. When a concurrent writer created one of the batch's new rows
+        first, the whole batch runs again.
         """
 
         def once(conn: psycopg.Connection[Any]) -> list[Product | Exception | None]:
@@ -721,9 +722,9 @@ class PostgresRepository:
         """Return the load and apply steps of the shared write algorithm for ``kind`` in ``table``.
 
         Both run in ``conn``'s transaction; see :mod:`catalog_core.repository._engine`. The load
-        locks the stored rows in id order (``FOR UPDATE``); the apply inserts with ``ON CONFLICT
-        DO NOTHING`` and raises ``_CreatedConcurrently`` when a concurrent writer created one of
-        the rows first, then moves blob references in SHA-256 order.
+        locks the stored rows in id order (``FOR UPDATE``); the apply inserts (see
+        :meth:`_insert`), raising ``_CreatedConcurrently`` when a concurrent writer created one
+        of the rows first, then moves blob references in SHA-256 order.
         """
         sql = self._statements_of(table)
 
@@ -744,14 +745,38 @@ class PostgresRepository:
         def apply(account: str, plan: engine.Plan[_R]) -> None:
             if table is PACKED_BEFORE_UPLOADS and (plan.inserts or plan.updates):
                 self._check_not_migrated(conn)
-            inserts = [table.encode(r) for r in plan.inserts]
-            if _run(conn, sql.insert, inserts) != len(inserts):
-                raise _CreatedConcurrently
+            self._insert(conn, table, sql, [table.encode(r) for r in plan.inserts])
             _run(conn, sql.update, [table.update_params(table.encode(r)) for r in plan.updates])
             _run(conn, sql.delete, [(account, i) for i in plan.deletes])
             self._store_blobs(conn, kind, account, plan.deltas, plan.blobs)
 
         return load, apply
+
+    def _insert(
+        self,
+        conn: psycopg.Connection[Any],
+        table: SqlTable[Any],
+        sql: Statements,
+        rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """Insert ``rows``; raise ``_CreatedConcurrently`` when one of them is stored already.
+
+        Several rows are one ``COPY``, which costs PostgreSQL a third less than as many inserts,
+        pipelined, and has no ``ON CONFLICT``: a row a concurrent writer created since the
+        batch's read fails it with a unique violation, the transaction is rolled back whole, and
+        the batch runs again, as when an insert that does nothing on conflict left a row out.
+        """
+        if len(rows) < 2:
+            if _run(conn, sql.insert, rows) != len(rows):
+                raise _CreatedConcurrently
+            return
+        copying = f"COPY {self._quoted}.{table.name} ({table.written}) FROM STDIN"
+        try:
+            with conn.cursor() as cur, cur.copy(copying) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except pg_errors.UniqueViolation:
+            raise _CreatedConcurrently from None
 
     def _store_blobs(
         self,

@@ -663,3 +663,44 @@ def test_r27_a_batch_reads_its_stored_rows_by_key_whatever_the_statistics_say(ur
     finally:
         repository.drop_schema()
         pool.close()
+
+
+def test_r27_a_batch_whose_new_row_a_concurrent_writer_created_first_runs_again(
+    repo: cc.PostgresRepository, url: str, schema: str
+) -> None:
+    """R27: a batch inserts its new rows with one COPY, which has no ``ON CONFLICT``. Another
+    transaction inserts one of them after the batch's read and commits while the COPY waits on
+    it: the COPY fails, the batch's transaction is rolled back whole (no row of it half-written),
+    and the batch runs again, updating the row the other writer made."""
+    catalog = cc.Catalog(repo)
+    catalog.upsert("acme", {"externalId": "template", "title": "theirs", "images": IMAGES})
+    batch = [{"externalId": f"p{n:02d}", "title": "mine", "images": IMAGES} for n in range(20)]
+    results: list[object] = []
+    with psycopg.connect(url) as other:  # one transaction, until the commit below
+        other.execute(
+            f"INSERT INTO {schema}.products SELECT account, 'p07', one_shot, data, valid_for_days, "
+            "expires_at, last_used_at, created_at, updated_at, version, uploads "
+            f"FROM {schema}.products WHERE external_id = 'template'"
+        )
+        writer = threading.Thread(target=lambda: results.extend(catalog.upsert_many("acme", batch)))
+        writer.start()
+        with psycopg.connect(url, autocommit=True) as watch:
+            for _ in range(500):  # until the batch's COPY waits on the other's row
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'COPY %%'"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                time.sleep(0.01)
+            else:
+                pytest.fail("the batch's COPY never waited on the other writer")
+        other.commit()
+    writer.join(10)
+    assert [r.created for r in results if isinstance(r, cc.UpsertResult)] == (
+        [True] * 7 + [False] + [True] * 12
+    )
+    taken = catalog.get("acme", "p07")
+    assert (taken.title, taken.version) == ("mine", 2)
+    assert {catalog.get("acme", f"p{n:02d}").version for n in range(20) if n != 7} == {1}
+    assert repo.count_live(account="acme", now=catalog.now()) == 21
