@@ -761,22 +761,26 @@ class PostgresRepository:
     ) -> None:
         """Insert ``rows``; raise ``_CreatedConcurrently`` when one of them is stored already.
 
-        Several rows are one ``COPY``, which costs PostgreSQL a third less than as many inserts,
-        pipelined, and has no ``ON CONFLICT``: a row a concurrent writer created since the
-        batch's read fails it with a unique violation, the transaction is rolled back whole, and
-        the batch runs again, as when an insert that does nothing on conflict left a row out.
+        Several rows are one ``COPY``, which costs PostgreSQL less than as many inserts,
+        pipelined (each a statement and, for its ``ON CONFLICT``, a speculative insertion).
+        ``COPY`` has no ``ON CONFLICT``: a row a concurrent writer created since the batch's
+        read fails it, PostgreSQL says with a unique violation, Citus with an internal error
+        (its ``COPY`` passes on a worker's message, not its code). So it runs in a savepoint,
+        and when it fails so, the rows are inserted again as one row is, doing nothing on
+        conflict: their count tells a row created meanwhile, and any other cause of the failure
+        fails them too.
         """
-        if len(rows) < 2:
-            if _run(conn, sql.insert, rows) != len(rows):
-                raise _CreatedConcurrently
-            return
-        copying = f"COPY {self._quoted}.{table.name} ({table.written}) FROM STDIN"
-        try:
-            with conn.cursor() as cur, cur.copy(copying) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except pg_errors.UniqueViolation:
-            raise _CreatedConcurrently from None
+        if len(rows) > 1:
+            copying = f"COPY {self._quoted}.{table.name} ({table.written}) FROM STDIN"
+            try:
+                with conn.transaction(), conn.cursor() as cur, cur.copy(copying) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                return
+            except (psycopg.IntegrityError, pg_errors.InternalError_):
+                pass
+        if _run(conn, sql.insert, rows) != len(rows):
+            raise _CreatedConcurrently
 
     def _store_blobs(
         self,

@@ -26,6 +26,7 @@ from catalog_core.testing.contract import RepositoryContract
 from tests.conftest import fresh_schema
 from tests.helpers import FakeClock
 from tests.repository.distribution import Recorded, multi_shard, problems, recording_pool
+from tests.repository.test_postgres import check_a_row_created_during_the_copy
 from tests.repository.test_postgres_schema_2 import check_purge, schema_2_catalog
 from tests.repository.test_stored_layout import POSTGRES_SCHEMA_1
 
@@ -219,5 +220,25 @@ def test_one_accounts_operations_each_run_on_one_shard() -> None:
         assert checked >= 5  # reads of the product, listing page, balance, blob counts ...
     finally:
         pool.close()
+        with psycopg.connect(URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_r27_a_batch_whose_new_row_a_concurrent_writer_created_first_runs_again() -> None:
+    """R27 on distributed tables: a batch's COPY fails there with Citus's internal error (it
+    passes on the worker's message, not its unique violation), and the batch is written all
+    the same. The COPY waits on a worker, where the test watches for it."""
+    schema = fresh_schema()
+    _distributed(schema)
+    repository = cc.PostgresRepository(URL, schema=schema, create_schema=False, max_size=4)
+    try:
+        with psycopg.connect(URL) as conn:
+            nodes = conn.execute("SELECT nodename, nodeport FROM pg_dist_node").fetchall()
+        servers = [
+            psycopg.conninfo.make_conninfo(URL, host=host, port=port) for host, port in nodes
+        ]
+        check_a_row_created_during_the_copy(repository, URL, schema, servers)
+    finally:
+        repository.close()
         with psycopg.connect(URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -668,10 +668,18 @@ def test_r27_a_batch_reads_its_stored_rows_by_key_whatever_the_statistics_say(ur
 def test_r27_a_batch_whose_new_row_a_concurrent_writer_created_first_runs_again(
     repo: cc.PostgresRepository, url: str, schema: str
 ) -> None:
-    """R27: a batch inserts its new rows with one COPY, which has no ``ON CONFLICT``. Another
-    transaction inserts one of them after the batch's read and commits while the COPY waits on
-    it: the COPY fails, the batch's transaction is rolled back whole (no row of it half-written),
-    and the batch runs again, updating the row the other writer made."""
+    """R27: a batch inserts its new rows with one COPY, which has no ``ON CONFLICT``; see
+    :func:`check_a_row_created_during_the_copy`."""
+    check_a_row_created_during_the_copy(repo, url, schema, [url])
+
+
+def check_a_row_created_during_the_copy(
+    repo: cc.PostgresRepository, url: str, schema: str, servers: list[str]
+) -> None:
+    """Another transaction inserts one of a batch's new rows after the batch's read, and
+    commits while the batch's COPY waits on it (on one of ``servers``): the COPY fails, and the
+    batch is written all the same, the row the other writer made updated, nothing lost or
+    written twice."""
     catalog = cc.Catalog(repo)
     catalog.upsert("acme", {"externalId": "template", "title": "theirs", "images": IMAGES})
     batch = [{"externalId": f"p{n:02d}", "title": "mine", "images": IMAGES} for n in range(20)]
@@ -684,17 +692,12 @@ def test_r27_a_batch_whose_new_row_a_concurrent_writer_created_first_runs_again(
         )
         writer = threading.Thread(target=lambda: results.extend(catalog.upsert_many("acme", batch)))
         writer.start()
-        with psycopg.connect(url, autocommit=True) as watch:
-            for _ in range(500):  # until the batch's COPY waits on the other's row
-                waiting = watch.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE 'COPY %%'"
-                ).fetchone()
-                if waiting and waiting[0]:
-                    break
-                time.sleep(0.01)
-            else:
-                pytest.fail("the batch's COPY never waited on the other writer")
+        for _ in range(500):  # until the batch's COPY waits on the other's row
+            if any(_copy_waits(server) for server in servers):
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the batch's COPY never waited on the other writer")
         other.commit()
     writer.join(10)
     assert [r.created for r in results if isinstance(r, cc.UpsertResult)] == (
@@ -704,3 +707,12 @@ def test_r27_a_batch_whose_new_row_a_concurrent_writer_created_first_runs_again(
     assert (taken.title, taken.version) == ("mine", 2)
     assert {catalog.get("acme", f"p{n:02d}").version for n in range(20) if n != 7} == {1}
     assert repo.count_live(account="acme", now=catalog.now()) == 21
+
+
+def _copy_waits(server: str) -> bool:
+    with psycopg.connect(server, autocommit=True) as watch:
+        waiting = watch.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'COPY %%'"
+        ).fetchone()
+    return bool(waiting and waiting[0])
