@@ -992,6 +992,32 @@ class RepositoryContract:
         assert _live_ids(repository) == ["old", "p"]
         assert batch.write_many(ACCOUNT, []) == []
 
+    def test_r26_write_many_stores_new_products_text_exactly(
+        self, repository: cc.Repository
+    ) -> None:
+        """R26: a batch of new products keeps every character of their text and ids.
+
+        The ones a bulk format escapes included: a backslash, a backslash before ``N`` or a
+        full stop, tab, line ends, quotes, text beyond the BMP.
+        """
+        batch = self._batching(repository)
+        awkward = "a\tb\nc\r\nd\\e \\N \\. \"q\" 's' \u00e9\u0301 \U0001f600 \u2028|"
+        ids = ["\\N", "\\.", "a\\tb", "plain", "\u00e9\U0001f600", "x" * 300]
+        products = [
+            _product(
+                external_id,
+                title=awkward + external_id,
+                description=awkward * 20,
+                metadata={awkward: [awkward, {"k": awkward}]},
+            )
+            for external_id in ids
+        ]
+        # Plain ids first: a batch that fails on an id alone must not hide how its text went.
+        for part in (products[3:], products[:3]):
+            outcomes = batch.write_many(ACCOUNT, [(p.external_id, _storing(p)) for p in part])
+            assert outcomes == part
+        assert [repository.get(ACCOUNT, external_id) for external_id in ids] == products
+
     def test_r26_r15_write_many_stores_blobs_and_counts_references_across_the_batch(
         self, repository: cc.Repository
     ) -> None:
