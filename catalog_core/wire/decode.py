@@ -127,7 +127,7 @@ def load_body(
             could take more memory than ``limits.max_decoded_bytes`` (judged from the text,
             before any of it is parsed).
     """
-    return load_plain_body(payload, limits, path=path, files_bytes=files_bytes)[0]
+    return _load(payload, limits, path, files_bytes, sized=False)[0]
 
 
 def load_plain_body(
@@ -141,6 +141,13 @@ def load_plain_body(
     is written by ``json`` in more than 4.5 times the bytes of the text (a number's digits
     spelled out, ``1e15`` as ``1000000000000000.0``): what :func:`fast_fields` need not ask.
     """
+    return _load(payload, limits, path, files_bytes, sized=True)
+
+
+def _load(
+    payload: object, limits: Limits, path: str, files_bytes: int, *, sized: bool
+) -> tuple[Mapping[str, Any], int]:
+    """:func:`load_plain_body`; its plain size only when ``sized`` (0 otherwise)."""
     if type(payload) is not bytes and isinstance(payload, Mapping):
         check_request_size(files_bytes, limits)
         return payload, 0
@@ -160,13 +167,17 @@ def load_plain_body(
         check_request_size(files_bytes, limits)
         raise ValidationFailed.at(path, "must be a JSON object")
     check_request_size(size + files_bytes, limits)
-    return _parse_body(raw, size, limits, path)
+    return _parse_body(raw, size, limits, path, sized=sized)
 
 
 def _parse_body(
-    raw: bytes | str, size: int, limits: Limits, path: str
+    raw: bytes | str, size: int, limits: Limits, path: str, *, sized: bool
 ) -> tuple[Mapping[str, Any], int]:
-    """Parse a raw body of ``size`` bytes whose request size is checked; and its plain size."""
+    """Parse a raw body of ``size`` bytes whose request size is checked; and its plain size.
+
+    The plain size only when ``sized`` (else 0): telling it counts the text's brackets, a
+    twentieth of reading and checking a body of a few hundred bytes.
+    """
     bound = limits.max_decoded_bytes
     cost = decoded_size(raw) if size * MAX_BYTE_COST > bound else 0
     if cost > bound:
@@ -186,8 +197,12 @@ def _parse_body(
         raise ValidationFailed.at(path, f"must be a JSON object ({_short(exc)})") from None
     if isinstance(value, dict):
         # A text is nested no deeper than it has brackets, and a level takes two bytes.
-        plain = by_orjson and (
-            size < 2 * _JSON_MAX_DEPTH or raw.count(b"[") + raw.count(b"{") < _JSON_MAX_DEPTH  # type: ignore[arg-type]
+        plain = (
+            sized
+            and by_orjson
+            and (
+                size < 2 * _JSON_MAX_DEPTH or raw.count(b"[") + raw.count(b"{") < _JSON_MAX_DEPTH  # type: ignore[arg-type]
+            )
         )
         return value, size if plain else 0
     raise ValidationFailed.at(path, "must be a JSON object")
@@ -954,4 +969,4 @@ def split_multipart(
             raise ValidationFailed.at(name, "must be text, bytes or an Upload")
     data = files.pop("data").data
     raw = data if type(data) is bytes else bytes(data)  # an Upload may hold any bytes-like value
-    return _parse_body(raw, len(raw), limits, "data")[0], files
+    return _parse_body(raw, len(raw), limits, "data", sized=False)[0], files
