@@ -10,10 +10,12 @@ Design:
   row lock in a statement across shards: Citus runs none of those on distributed tables.
 - **No lost update.** Every read-merge-write locks the product's row (``SELECT … FOR UPDATE``)
   before reading it. A create, which has no row to lock, inserts with ``ON CONFLICT DO NOTHING``
-  and starts over when a concurrent writer created the row first. Blob reference counts are
-  updated in SHA-256 order so that two writes never wait on each other in a cycle; a deadlock or
-  serialization failure reported by the server is retried. Only standard SQL and
-  ``ON CONFLICT`` are used (no advisory locks), so PostgreSQL-compatible engines run it too.
+  and starts over when a concurrent writer created the row first (a batch's creates are one
+  ``COPY`` in a savepoint, which falls back to those inserts when it fails). Blob reference
+  counts are updated in SHA-256 order so that two writes never wait on each other in a cycle; a
+  deadlock or serialization failure reported by the server is retried. Only standard SQL,
+  ``ON CONFLICT``, ``COPY`` and savepoints are used (no advisory locks): PostgreSQL-compatible
+  engines that have those as PostgreSQL has them run it too (tested: PostgreSQL and Citus).
 - **Exact text.** Titles, descriptions, metadata and images are kept as one JSON document with
   every control character escaped (and, in a document that holds a lone surrogate, every
   non-ASCII character), so that what PostgreSQL cannot hold in ``text`` (NUL, lone surrogates)
@@ -765,10 +767,10 @@ class PostgresRepository:
         pipelined (each a statement and, for its ``ON CONFLICT``, a speculative insertion).
         ``COPY`` has no ``ON CONFLICT``: a row a concurrent writer created since the batch's
         read fails it, PostgreSQL says with a unique violation, Citus with an internal error
-        (its ``COPY`` passes on a worker's message, not its code). So it runs in a savepoint,
-        and when it fails so, the rows are inserted again as one row is, doing nothing on
-        conflict: their count tells a row created meanwhile, and any other cause of the failure
-        fails them too.
+        (its ``COPY`` passes on a worker's message, not its code, whatever the worker's error
+        was: a deadlock there comes here so too). So it runs in a savepoint, and when it fails
+        so, the rows are inserted again as one row is, doing nothing on conflict: their count
+        tells a row created meanwhile, and any other cause of the failure fails them too.
         """
         if len(rows) > 1:
             copying = f"COPY {self._quoted}.{table.name} ({table.written}) FROM STDIN"
