@@ -597,18 +597,7 @@ def test_r15_t22_a_write_naming_a_blob_deleted_and_stored_again_meanwhile_runs_a
             )
         )
         writer.start()
-        with psycopg.connect(url, autocommit=True) as watch:
-            for _ in range(500):  # until the write waits on the purge's lock
-                waiting = watch.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE %s",
-                    ("UPDATE %.blobs SET refs = refs%",),
-                ).fetchone()
-                if waiting and waiting[0]:
-                    break
-                time.sleep(0.01)
-            else:
-                pytest.fail("the write never waited on the purge")
+        until_waiting([url], "UPDATE %.blobs SET refs = refs%", "the write")
         purge.commit()
     writer.join(10)
     assert done == [write]
@@ -692,12 +681,7 @@ def check_a_row_created_during_the_copy(
         )
         writer = threading.Thread(target=lambda: results.extend(catalog.upsert_many("acme", batch)))
         writer.start()
-        for _ in range(500):  # until the batch's COPY waits on the other's row
-            if any(_copy_waits(server) for server in servers):
-                break
-            time.sleep(0.01)
-        else:
-            pytest.fail("the batch's COPY never waited on the other writer")
+        until_waiting(servers, "COPY %", "the batch's COPY")
         other.commit()
     writer.join(10)
     assert [r.created for r in results if isinstance(r, cc.UpsertResult)] == (
@@ -709,10 +693,21 @@ def check_a_row_created_during_the_copy(
     assert repo.count_live(account="acme", now=catalog.now()) == 21
 
 
-def _copy_waits(server: str) -> bool:
-    with psycopg.connect(server, autocommit=True) as watch:
-        waiting = watch.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE 'COPY %%'"
-        ).fetchone()
-    return bool(waiting and waiting[0])
+def until_waiting(servers: list[str], statement: str, what: str) -> None:
+    """Return once a statement ``LIKE statement`` waits for a lock on one of ``servers``."""
+    watches = [psycopg.connect(server, autocommit=True) for server in servers]
+    try:
+        for _ in range(500):
+            for watch in watches:
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE %s",
+                    (statement,),
+                ).fetchone()
+                if waiting and waiting[0]:
+                    return
+            time.sleep(0.01)
+        pytest.fail(f"{what} never waited for a lock")
+    finally:
+        for watch in watches:
+            watch.close()
