@@ -226,17 +226,24 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
+def _try_begin(conn: sqlite3.Connection) -> bool:
+    """``BEGIN IMMEDIATE``: whether it took the write lock (``False``: busy, taken elsewhere)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if _is_busy(exc):
+            return False
+        raise
+    return True
+
+
 def _begin_the_log(conn: sqlite3.Connection) -> None:
     """Write the first frame of a log a checkpoint emptied: the same ``user_version`` again.
 
     A lock taken meanwhile (busy) leaves it to that writer.
     """
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if _is_busy(exc):
-            return
-        raise
+    if not _try_begin(conn):
+        return
     try:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         conn.execute(f"PRAGMA user_version = {int(version)}")
@@ -252,12 +259,8 @@ def _begin_without_waiting(conn: sqlite3.Connection) -> None:
     Raises:
         WriteWouldWait: the lock is taken.
     """
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if _is_busy(exc):
-            raise WriteWouldWait("the write lock is taken") from None
-        raise
+    if not _try_begin(conn):
+        raise WriteWouldWait("the write lock is taken")
 
 
 def _open_connection(
@@ -466,8 +469,9 @@ class SQLiteRepository:
         self._shared = None
         #: Set while reads go through immutable connections: see ``_sqlite_guard``.
         self._guard: Guard | None = None
-        #: The steps left to each thread's bounded reads (``left``), while it has a bound.
-        self._bounds = threading.local()
+        #: Each thread's own state: the steps left to its bounded reads (``left``), while it
+        #: has a bound, and whether its writes do not wait (``no_wait``).
+        self._per_thread = threading.local()
         try:
             if isinstance(db, sqlite_utils.Database):
                 self._shared = db.conn
@@ -615,12 +619,12 @@ class SQLiteRepository:
             ReadInterrupted: from a read past the bound, which read nothing (it changes nothing
                 in any case).
         """
-        before = getattr(self._bounds, "left", None)
-        self._bounds.left = [steps]
+        before = getattr(self._per_thread, "left", None)
+        self._per_thread.left = [steps]
         try:
             yield
         finally:
-            self._bounds.left = before
+            self._per_thread.left = before
 
     @contextmanager
     def writes_without_waiting(self) -> Iterator[None]:
@@ -642,12 +646,12 @@ class SQLiteRepository:
         """
         if self._shared is not None:
             raise RuntimeError("a repository on one shared connection cannot write without waiting")
-        before = getattr(self._bounds, "no_wait", False)
-        self._bounds.no_wait = True
+        before = getattr(self._per_thread, "no_wait", False)
+        self._per_thread.no_wait = True
         try:
             yield
         finally:
-            self._bounds.no_wait = before
+            self._per_thread.no_wait = before
 
     def checkpoint(self) -> int:
         """Copy the write-ahead log into the database, and let the log begin again.
@@ -679,7 +683,7 @@ class SQLiteRepository:
                     _begin_the_log(conn)
             finally:
                 if self._shared is None:
-                    conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+                    self._configure(conn)  # its own busy timeout again
         return max(0, int(frames))
 
     def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -691,7 +695,7 @@ class SQLiteRepository:
         them has gone and removed them) makes the catalog choose again.
         """
         failure: sqlite3.DatabaseError | None = None
-        left: list[int] | None = getattr(self._bounds, "left", None)
+        left: list[int] | None = getattr(self._per_thread, "left", None)
         for _ in range(_REOPENS):
             with self._borrow() as conn:
                 guard = self._connections.get(conn)
@@ -1259,7 +1263,7 @@ class _Transaction:
         guard = repository._guard
         if guard is not None and not guard.unchanged():
             repository._reopen(guard)
-        waits = not getattr(repository._bounds, "no_wait", False)
+        waits = not getattr(repository._per_thread, "no_wait", False)
         conn = repository._take(waits=waits)
         try:
             if waits:
