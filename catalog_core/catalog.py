@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, TypeGuard, TypeVar, cast
 
 from catalog_core._unset import UNSET
@@ -35,6 +36,7 @@ from catalog_core.model import (
     Upload,
     UpsertResult,
     UseResult,
+    from_epoch_ms,
     product_row,
     truncate_to_ms,
 )
@@ -79,7 +81,8 @@ ExpectedVersion = int | Collection[int] | AnyVersion
 
 
 def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    """The default clock: the system's time, already in whole milliseconds (see ``Catalog.now``)."""
+    return from_epoch_ms(time.time_ns() // 1_000_000)
 
 
 class _OneShotIdTaken(Exception):
@@ -116,7 +119,10 @@ class Catalog:
 
     def now(self) -> datetime:
         """Return the catalog's current time, UTC, truncated to whole milliseconds."""
-        return truncate_to_ms(self._clock())
+        clock = self._clock
+        if clock is _utc_now:  # made whole: ``datetime.now`` then truncated took twice as long
+            return _utc_now()
+        return truncate_to_ms(clock())
 
     def _write_time(self, stored: Product | None, now: datetime | None = None) -> datetime:
         """Return the time of a write, read while the repository holds the key's lock.

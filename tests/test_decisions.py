@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -131,6 +131,22 @@ def test_a_naive_clock_is_refused(repo: cc.Repository) -> None:
     catalog = cc.Catalog(repo, clock=lambda: datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="timezone-aware"):
         catalog.upsert("acme", {"externalId": "p", "images": [IMAGE]})
+
+
+def test_r11_the_default_clock_reads_the_system_time_in_whole_milliseconds(
+    repo: cc.Repository,
+) -> None:
+    """The default clock is made whole milliseconds at once, not read then truncated."""
+    catalog = cc.Catalog(repo)
+    before = datetime.now(UTC)
+    now = catalog.now()
+    after = datetime.now(UTC)
+    assert now.tzinfo is UTC
+    assert now.microsecond % 1000 == 0
+    assert before - timedelta(milliseconds=2) < now <= after
+    written = catalog.upsert("acme", {"externalId": "p", "images": [IMAGE]}).product
+    assert written.created_at.microsecond % 1000 == 0
+    assert now <= written.created_at <= datetime.now(UTC)
 
 
 @pytest.mark.parametrize(
