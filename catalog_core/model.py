@@ -53,7 +53,7 @@ def truncate_to_ms(moment: datetime) -> datetime:
     Raises:
         ValueError: ``moment`` is naive (has no time zone).
     """
-    if moment.tzinfo is UTC:  # what the default clock returns: nothing to convert
+    if moment.tzinfo is UTC:  # what a clock of UTC datetimes returns: nothing to convert
         return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("the catalog's clock must return timezone-aware datetimes")
@@ -126,6 +126,72 @@ class Product:
     def is_expired(self, now: datetime) -> bool:
         """Whether the product is expired at ``now`` (R20)."""
         return self.expires_at is not None and now >= self.expires_at
+
+
+# Made by setting their slots straight: attrs' generated ``__init__`` of a frozen class sets each
+# field through ``object.__setattr__`` (and ``Product``'s takes them by keyword), which made the
+# two products and four images of every upsert a tenth of its instructions. The slots' own
+# descriptors set the same values in about half the time. Neither class has a validator, a
+# converter or a post-init hook that this would skip: tests/test_model.py checks that, and that
+# both ways make equal values of every field.
+_new_object = object.__new__
+_SET_SOURCE_URL, _SET_ORDER, _SET_CLASSIFICATIONS = (
+    Image.__dict__[field.name].__set__ for field in attrs.fields(Image)
+)
+(
+    _SET_ACCOUNT,
+    _SET_EXTERNAL_ID,
+    _SET_TITLE,
+    _SET_DESCRIPTION,
+    _SET_METADATA,
+    _SET_VALID_FOR_DAYS,
+    _SET_EXPIRES_AT,
+    _SET_LAST_USED_AT,
+    _SET_CREATED_AT,
+    _SET_UPDATED_AT,
+    _SET_IMAGES,
+    _SET_VERSION,
+) = (Product.__dict__[field.name].__set__ for field in attrs.fields(Product))
+
+
+def new_image(source_url: str, order: int, classifications: Mapping[str, Any] | None) -> Image:
+    """Return ``Image(source_url, order, classifications)``, made faster (see above)."""
+    image: Image = _new_object(Image)
+    _SET_SOURCE_URL(image, source_url)
+    _SET_ORDER(image, order)
+    _SET_CLASSIFICATIONS(image, classifications)
+    return image
+
+
+def new_product(
+    account: str,
+    external_id: str,
+    title: str | None,
+    description: str | None,
+    metadata: Mapping[str, Any] | None,
+    valid_for_days: int | None,
+    expires_at: datetime | None,
+    last_used_at: datetime | None,
+    created_at: datetime,
+    updated_at: datetime,
+    images: tuple[Image, ...],
+    version: int,
+) -> Product:
+    """Return the :class:`Product` of every field, in the class's order, made faster (see above)."""
+    product: Product = _new_object(Product)
+    _SET_ACCOUNT(product, account)
+    _SET_EXTERNAL_ID(product, external_id)
+    _SET_TITLE(product, title)
+    _SET_DESCRIPTION(product, description)
+    _SET_METADATA(product, metadata)
+    _SET_VALID_FOR_DAYS(product, valid_for_days)
+    _SET_EXPIRES_AT(product, expires_at)
+    _SET_LAST_USED_AT(product, last_used_at)
+    _SET_CREATED_AT(product, created_at)
+    _SET_UPDATED_AT(product, updated_at)
+    _SET_IMAGES(product, images)
+    _SET_VERSION(product, version)
+    return product
 
 
 #: A product as plain values, the way a listing written out at once reads it from storage

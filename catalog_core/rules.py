@@ -23,7 +23,7 @@ from catalog_core.errors import (
     ReservedExternalId,
     VersionConflict,
 )
-from catalog_core.model import ANON_PREFIX, Image, Product
+from catalog_core.model import ANON_PREFIX, Image, Product, new_product
 
 __all__ = [
     "MERGED_FIELDS",
@@ -216,34 +216,34 @@ def merge_fields(
     last_used_at = now if used else (existing.last_used_at if existing else None)
     expires = expires_at(valid_for_days, now, last_used_at)
     if existing is None:
-        return Product(
-            account=account,
-            external_id=external_id,
-            title=title,
-            description=description,
-            metadata=metadata,
-            valid_for_days=valid_for_days,
-            expires_at=expires,
-            last_used_at=last_used_at,
-            created_at=now,
-            updated_at=now,
-            images=images,
-            version=1,
+        return new_product(
+            account,
+            external_id,
+            title,
+            description,
+            metadata,
+            valid_for_days,
+            expires,
+            last_used_at,
+            now,
+            now,
+            images,
+            1,
         )
     if type(existing) is Product:  # built whole: attrs.evolve takes half again as long
-        return Product(
-            account=existing.account,
-            external_id=existing.external_id,
-            title=title,
-            description=description,
-            metadata=metadata,
-            valid_for_days=valid_for_days,
-            expires_at=expires,
-            last_used_at=last_used_at,
-            created_at=existing.created_at,
-            updated_at=now,
-            images=images,
-            version=existing.version + 1,
+        return new_product(
+            existing.account,
+            existing.external_id,
+            title,
+            description,
+            metadata,
+            valid_for_days,
+            expires,
+            last_used_at,
+            existing.created_at,
+            now,
+            images,
+            existing.version + 1,
         )
     return attrs.evolve(
         existing,

@@ -32,6 +32,8 @@ from catalog_core.model import (
     ProductRow,
     from_epoch_ms,
     image_rows,
+    new_image,
+    new_product,
     to_epoch_ms,
 )
 from catalog_core.repository._engine import CREDITS_ID
@@ -81,7 +83,10 @@ def _dumps(value: Any) -> str:
 def _images_from_json(rows: Iterable[list[Any]]) -> tuple[Image, ...]:
     """Return the images of rows made by :func:`~catalog_core.model.image_rows`, in order."""
     return tuple(
-        [Image(row[0], order, row[1] if len(row) > 1 else None) for order, row in enumerate(rows)]
+        [
+            new_image(row[0], order, row[1] if len(row) > 1 else None)
+            for order, row in enumerate(rows)
+        ]
     )
 
 
@@ -356,19 +361,19 @@ def _product(
     version: int = -1,
 ) -> Product:
     """Return the product of a row, its times from column ``times``, its version at ``version``."""
-    return Product(
-        account=row[0],
-        external_id=row[1],
-        title=title,
-        description=description,
-        metadata=metadata,
-        valid_for_days=row[times],
-        expires_at=_dt_or_none(row[times + 1]),
-        last_used_at=_dt_or_none(row[times + 2]),
-        created_at=from_epoch_ms(row[times + 3]),
-        updated_at=from_epoch_ms(row[times + 4]),
-        images=_images_from_json(images),
-        version=row[version],
+    return new_product(
+        row[0],
+        row[1],
+        title,
+        description,
+        metadata,
+        row[times],
+        _dt_or_none(row[times + 1]),
+        _dt_or_none(row[times + 2]),
+        from_epoch_ms(row[times + 3]),
+        from_epoch_ms(row[times + 4]),
+        _images_from_json(images),
+        row[version],
     )
 
 

@@ -34,7 +34,13 @@ from catalog_core.errors import (
     ValidationFailed,
 )
 from catalog_core.limits import Limits
-from catalog_core.model import ANON_PREFIX, MAX_WARNINGS, Image, PayloadWarning, Upload
+from catalog_core.model import (
+    ANON_PREFIX,
+    MAX_WARNINGS,
+    PayloadWarning,
+    Upload,
+    new_image,
+)
 from catalog_core.rules import check_reserved_id, one_shot_days_problem
 from catalog_core.wire.fields import (
     IMAGE_ENTRY_KEYS,
@@ -716,7 +722,7 @@ def fast_fields(
     ``plain``: the body's size when it is plain JSON (:func:`load_plain_body`): a value of a
     body so small that 4.5 times its size is within a limit is within it, and is not measured.
     """
-    return _fast_fields(body, limits, owned, Image, plain)
+    return _fast_fields(body, limits, owned, new_image, plain)
 
 
 def _fast_fields(
