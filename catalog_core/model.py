@@ -71,7 +71,18 @@ def to_epoch_ms(moment: datetime) -> int:
 
 def from_epoch_ms(ms: int) -> datetime:
     """Return the UTC datetime ``ms`` milliseconds after the Unix epoch."""
+    if 0 <= ms < _FLOAT_EXACT_MS:
+        # ``fromtimestamp`` rounds a float's fraction to the nearest microsecond. Within 2**33
+        # seconds after the epoch (until 2242) ``ms / 1000`` is within half a microsecond of
+        # the exact time, so that is the exact time: in two thirds of the instructions of
+        # adding a timedelta, and every stored product read makes three. (Not before the
+        # epoch: some platforms' ``fromtimestamp`` refuses negative times.)
+        return _from_timestamp(ms / 1000, UTC)
     return _EPOCH + timedelta(0, 0, 0, ms)
+
+
+_from_timestamp: Final = datetime.fromtimestamp
+_FLOAT_EXACT_MS: Final = 2**33 * 1000
 
 
 @attrs.frozen

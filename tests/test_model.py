@@ -1,8 +1,9 @@
-"""The model's fast constructors make exactly what the classes' own constructors make."""
+"""The model's fast paths make exactly what the slower, plainer ways make."""
 
 from __future__ import annotations
 
 import inspect
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import catalog_core as cc
-from catalog_core.model import new_image, new_product
+from catalog_core.model import from_epoch_ms, new_image, new_product, to_epoch_ms
 from catalog_core.testing import strategies
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -65,3 +66,37 @@ def test_r12_new_image_makes_the_image_its_class_makes(
     assert made.classifications is classifications
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         made.order = 1  # type: ignore[misc]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+_LAST_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // timedelta(
+    milliseconds=1
+)
+# Where a float's time is exact to the microsecond and where it no longer is: every millisecond
+# of the seconds on both sides of 2**33 seconds, each way, and around the epoch.
+_EDGES = [
+    sign * second * 1000 + sign * ms
+    for second in (0, 1, 2**32, 2**33 - 1, 2**33, 2**33 + 1)
+    for sign in (1, -1)
+    for ms in range(1000)
+]
+
+
+def _exact(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+@given(st.integers(min_value=_FIRST_MS, max_value=_LAST_MS) | st.sampled_from(_EDGES))
+def test_r19_a_time_in_epoch_milliseconds_is_read_back_exactly(ms: int) -> None:
+    """R19: what a backend stores as milliseconds reads back as the very same datetime."""
+    moment = from_epoch_ms(ms)
+    assert moment == _exact(ms)
+    assert moment.tzinfo is UTC
+    assert type(moment) is datetime
+    assert to_epoch_ms(moment) == ms
+
+
+def test_r19_every_millisecond_at_the_edges_of_the_float_reading_is_exact() -> None:
+    for ms in _EDGES:
+        assert from_epoch_ms(ms) == _exact(ms), ms
