@@ -141,7 +141,7 @@ class Product:
 
 # Made by setting their slots straight: attrs' generated ``__init__`` of a frozen class sets each
 # field through ``object.__setattr__`` (and ``Product``'s takes them by keyword), which made the
-# two products and four images of every upsert a tenth of its instructions. The slots' own
+# two products and four images of every upsert a seventh of its instructions. The slots' own
 # descriptors set the same values in about half the time. Neither class has a validator, a
 # converter or a post-init hook that this would skip: tests/test_model.py checks that, and that
 # both ways make equal values of every field.

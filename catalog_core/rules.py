@@ -216,46 +216,36 @@ def merge_fields(
     last_used_at = now if used else (existing.last_used_at if existing else None)
     expires = expires_at(valid_for_days, now, last_used_at)
     if existing is None:
-        return new_product(
-            account,
-            external_id,
-            title,
-            description,
-            metadata,
-            valid_for_days,
-            expires,
-            last_used_at,
-            now,
-            now,
-            images,
-            1,
+        created_at, version = now, 1
+    elif type(existing) is Product:  # built whole: attrs.evolve takes half again as long
+        account, external_id = existing.account, existing.external_id
+        created_at, version = existing.created_at, existing.version + 1
+    else:
+        return attrs.evolve(
+            existing,
+            title=title,
+            description=description,
+            metadata=metadata,
+            valid_for_days=valid_for_days,
+            expires_at=expires,
+            images=images,
+            updated_at=now,
+            last_used_at=last_used_at,
+            version=existing.version + 1,
         )
-    if type(existing) is Product:  # built whole: attrs.evolve takes half again as long
-        return new_product(
-            existing.account,
-            existing.external_id,
-            title,
-            description,
-            metadata,
-            valid_for_days,
-            expires,
-            last_used_at,
-            existing.created_at,
-            now,
-            images,
-            existing.version + 1,
-        )
-    return attrs.evolve(
-        existing,
-        title=title,
-        description=description,
-        metadata=metadata,
-        valid_for_days=valid_for_days,
-        expires_at=expires,
-        images=images,
-        updated_at=now,
-        last_used_at=last_used_at,
-        version=existing.version + 1,
+    return new_product(
+        account,
+        external_id,
+        title,
+        description,
+        metadata,
+        valid_for_days,
+        expires,
+        last_used_at,
+        created_at,
+        now,
+        images,
+        version,
     )
 
 
