@@ -38,7 +38,7 @@ from tests.helpers import R29_STATUS, R31_PRODUCT_KEYS, FakeClock
 _PROFILE = settings()  # the loaded profile's values (conftest loads it before this module)
 # Naming suppress_health_check replaces the profile's list, so keep what the profile suppresses.
 _SUPPRESSED = [*_PROFILE.suppress_health_check, HealthCheck.function_scoped_fixture]
-#: Tests on the shared ``catalog`` fixture at the profile's example count (the fuzz: 1,000 in CI).
+#: Tests on the shared ``catalog`` fixture at the profile's example count (the fuzz: 500 in CI).
 ON_BACKENDS = settings(suppress_health_check=_SUPPRESSED)
 #: Laws on the backends: several writes per example, so a tenth of the profile's count (>= 10).
 BACKEND_LAWS = settings(

@@ -1,6 +1,6 @@
 """The differential state machine on all three shipped backends, and proof it catches faults.
 
-The CI profile (``CATALOG_CORE_HYPOTHESIS_PROFILE=ci``) runs 100 examples of up to 50 steps per
+The CI profile (``CATALOG_CORE_HYPOTHESIS_PROFILE=ci``) runs 50 examples of up to 50 steps per
 backend; the dev profile runs 20.
 """
 
@@ -36,7 +36,7 @@ from tests.conftest import fresh_schema, postgres_url
 from tests.testing.test_contract_catches_faults import DryRunRepository, JoinedKeyRepository
 
 STATE_MACHINE = settings(
-    # a tenth of the profile's examples: 20 in dev, 100 in CI, 2,000 in the long form
+    # a tenth of the profile's examples: 20 in dev, 50 in CI, 2,000 in the long form
     max_examples=max(20, settings.default.max_examples // 10),
     stateful_step_count=50,
     deadline=None,

@@ -38,7 +38,7 @@ from catalog_core.testing.strategies import (
 from tests.helpers import R29_STATUS as TESTS_R29_STATUS
 from tests.helpers import R31_PRODUCT_KEYS
 
-_PROFILE = settings()  # the loaded profile (conftest loads it first): 100 in dev, 1,000 in CI
+_PROFILE = settings()  # the loaded profile (conftest loads it first): 100 in dev, 500 in CI
 #: Each example draws a request and runs a catalog: a tenth of the profile's count (>= 20).
 CHECKS = settings(
     max_examples=max(20, _PROFILE.max_examples // 10),

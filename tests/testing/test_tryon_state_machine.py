@@ -3,7 +3,7 @@ and proof that it catches faults.
 
 A backend runs the machine once it implements ``TryOnRepository``: the in-memory one does, and
 SQLite and PostgreSQL join here as soon as they do, without a change to this file. The CI profile
-runs 100 examples of up to 50 steps on memory and 50 on SQLite and PostgreSQL, whose every step
+runs 50 examples of up to 50 steps on memory and 25 on SQLite and PostgreSQL, whose every step
 costs queries; the dev profile 20 on each.
 """
 
@@ -33,13 +33,13 @@ from tests.conftest import BACKENDS, fresh_schema, postgres_url
 from tests.testing.test_state_machine import dispose_sqlite, sqlite_repository
 
 TRYON_MACHINE = settings(
-    # a tenth of the profile's examples: 20 in dev, 100 in CI, 2,000 in the long form
+    # a tenth of the profile's examples: 20 in dev, 50 in CI, 2,000 in the long form
     max_examples=max(20, settings.default.max_examples // 10),
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-#: The SQL backends run half as many: 20 in dev, 50 in CI, 1,000 in the long form.
+#: The SQL backends run half as many: 20 in dev, 25 in CI, 1,000 in the long form.
 TRYON_MACHINE_SQL = settings(
     TRYON_MACHINE, max_examples=max(20, settings.default.max_examples // 20)
 )

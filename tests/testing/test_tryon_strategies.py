@@ -38,7 +38,7 @@ from catalog_core.testing.strategies import (
 )
 from catalog_core.tryon import TryOn
 
-_PROFILE = settings()  # the loaded profile: 100 in dev, 1,000 in CI
+_PROFILE = settings()  # the loaded profile: 100 in dev, 500 in CI
 CHECKS = settings(
     max_examples=max(20, _PROFILE.max_examples // 10),
     deadline=None,
