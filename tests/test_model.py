@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 
 @pytest.mark.parametrize(("cls", "factory"), [(cc.Product, new_product), (cc.Image, new_image)])
-def test_r28_a_fast_constructor_takes_every_field_in_order_and_skips_no_hook(
+def test_r31_a_fast_constructor_takes_every_field_in_order_and_skips_no_hook(
     cls: type, factory: object
 ) -> None:
     """Setting the slots straight skips the generated ``__init__``: it must have nothing to skip.
@@ -38,7 +38,7 @@ def test_r28_a_fast_constructor_takes_every_field_in_order_and_skips_no_hook(
 
 
 @given(strategies.products())
-def test_r28_new_product_makes_the_product_its_class_makes(product: cc.Product) -> None:
+def test_r31_new_product_makes_the_product_its_class_makes(product: cc.Product) -> None:
     values = [getattr(product, f.name) for f in attrs.fields(cc.Product)]
     made = new_product(*values)
     assert type(made) is cc.Product
@@ -55,7 +55,7 @@ def test_r28_new_product_makes_the_product_its_class_makes(product: cc.Product) 
     st.integers(min_value=0, max_value=100),
     st.none() | st.dictionaries(st.text(), st.text() | st.integers() | st.none()),
 )
-def test_r12_new_image_makes_the_image_its_class_makes(
+def test_r16_new_image_makes_the_image_its_class_makes(
     url: str, order: int, classifications: dict[str, object] | None
 ) -> None:
     made = new_image(url, order, classifications)

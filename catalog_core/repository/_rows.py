@@ -399,7 +399,7 @@ def _metadata_and_images(metadata: str | None, images: str) -> tuple[Any, list[l
     """Read a split row's ``metadata`` (``None``: SQL ``NULL``) and ``images`` columns."""
     if metadata is None:
         return None, loads(images)
-    # As one text: a third less time than two, each read checked apart.
+    # Read as one text: its checks and the parser's call are paid once, a third less time.
     both: list[Any] = loads(f"[{metadata},{images}]")
     return both[0], both[1]
 
