@@ -76,8 +76,10 @@ def _dumps(value: Any) -> str:
         return text.decode("utf-8")
     try:
         return fast_dumps(value).decode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: SQLite text can hold it, JSON text escapes it
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except UnicodeEncodeError:
+        # A lone surrogate, which SQLite's UTF-8 text cannot hold: escaped, with every other
+        # non-ASCII character, it reads back as it was (as _escaped does for PostgreSQL).
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
 
 
 def _images_from_json(rows: Iterable[list[Any]]) -> tuple[Image, ...]:

@@ -341,3 +341,30 @@ def test_a_single_write_is_planned_as_a_batch_of_one() -> None:
 
     with pytest.raises(cc.VersionConflict):
         plan_one(NOTES, "acme", "n", refuse, olds[1])
+
+
+def test_r31_json_columns_keep_a_lone_surrogate_written_through_the_repository(
+    repository: cc.Repository,
+) -> None:
+    """R31: what a repository stores it reads back, whatever JSON values it is handed.
+
+    The catalog refuses lone surrogates (R9), so only a direct write reaches this: every backend
+    stores metadata and classifications holding one, and reads them back as they were.
+    """
+    at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    product = cc.Product(
+        account="acme",
+        external_id="sku-1",
+        title="t",
+        description=None,
+        metadata={"note\ud800": ["\udfff", 1, "é"]},
+        valid_for_days=None,
+        expires_at=None,
+        last_used_at=None,
+        created_at=at,
+        updated_at=at,
+        images=(cc.Image("https://cdn.example/a.jpg", 0, {"v": "\ud83d"}),),
+        version=1,
+    )
+    repository.write("acme", "sku-1", lambda stored: cc.Write(product))
+    assert repository.get("acme", "sku-1") == product
