@@ -77,3 +77,94 @@ def test_r33_a_body_past_its_limit_is_refused_at_the_chunk_that_crosses_it() -> 
     with pytest.raises(PayloadTooLarge):
         _read(source)
     assert chunks == [b"never read"]
+
+
+def test_r33_chunks_already_come_are_taken_at_once_and_a_wait_after_them_is_timed() -> None:
+    """R33: a chunk that is there is taken without a wait (no cancel scope, no timer), and the
+    first chunk that must be waited for is still timed: silence after it is a 408."""
+    waits: list[str] = []
+    chunks = [b'{"a":', b"1}"]
+
+    async def ready() -> tuple[bytes, bool]:
+        return chunks.pop(0), bool(chunks)
+
+    assert _read(ready) == b'{"a":1}'
+
+    sent = [b'{"a":']
+
+    async def then_silent() -> tuple[bytes, bool]:
+        if sent:
+            return sent.pop(), True
+        waits.append("waiting")
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    with pytest.raises(RequestTimeout, match=r"No part of the request body arrived for 0\.5 s"):
+        _read(then_silent)
+    assert waits == ["waiting"]
+
+
+def test_r33_a_chunk_that_waits_more_than_once_or_is_a_future_is_awaited_to_its_end() -> None:
+    """R33: a source that suspends several times before its chunk comes, and one that returns a
+    bare future, are awaited as ``await`` would, each within the clocks."""
+    steps: list[int] = []
+
+    async def twice() -> tuple[bytes, bool]:
+        await asyncio.sleep(0.01)
+        steps.append(1)
+        await asyncio.sleep(0)
+        steps.append(2)
+        return b"{}", False
+
+    assert _read(twice) == b"{}"
+    assert steps == [1, 2]
+
+    def future() -> asyncio.Future[tuple[bytes, bool]]:
+        done: asyncio.Future[tuple[bytes, bool]] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.01, done.set_result, (b"[]", False))
+        return done
+
+    assert _read(future) == b"[]"
+
+
+def test_a_cancellation_while_a_chunk_is_awaited_is_thrown_into_the_source() -> None:
+    """A shutdown cancels the request's task while it waits for a chunk: the source sees the
+    cancellation (its cleanup runs) and ``consume`` raises it, as a plain ``await`` would."""
+    seen: list[str] = []
+
+    async def source() -> tuple[bytes, bool]:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        finally:
+            seen.append("cleaned up")
+        raise AssertionError("unreachable")
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            consume(source, [].append, limit=1000, idle_timeout=_IDLE, min_rate=100)
+        )
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert seen == ["cancelled", "cleaned up"]
+
+
+def test_a_source_that_handles_the_deadlines_cancellation_gives_its_chunk() -> None:
+    """The clock's cancellation is thrown into the source as ``await`` would throw it: a source
+    that handles it and still returns a chunk has that chunk taken."""
+
+    async def stubborn() -> tuple[bytes, bool]:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            return b"late", False
+        raise AssertionError("unreachable")
+
+    assert _read(stubborn) == b"late"
