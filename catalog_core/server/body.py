@@ -243,22 +243,24 @@ async def consume(
 def _go_on(step: Generator[Any, Any, _T], waiting: Any) -> Generator[Any, Any, _T]:
     """Await the rest of ``step``, an awaitable's iterator that has just yielded ``waiting``.
 
-    What ``await`` would have done from there: ``waiting`` goes to the task, which resumes the
-    step once it is done, and what is thrown in meanwhile (a cancellation) is thrown into the
-    step, which may handle it.
+    What ``await`` would have done from there (PEP 380's ``yield from``, from its first yield
+    on): each value the step yields goes to the task, and what the task sends or throws in (a
+    cancellation) goes to the step, which may handle it and wait again; closing closes it.
     """
-    try:
-        yield waiting
-    except GeneratorExit:
-        step.close()
-        raise
-    except BaseException as exc:  # thrown in by the task: the step decides what it does
+    while True:
+        thrown: BaseException | None = None
         try:
-            waiting = step.throw(exc)
+            sent = yield waiting
+        except GeneratorExit:
+            step.close()
+            raise
+        except BaseException as exc:  # thrown in by the task: the step decides what it does
+            thrown = exc
+        try:
+            # Outside the except clause: the step does not run inside an exception handled here.
+            waiting = step.send(sent) if thrown is None else step.throw(thrown)
         except StopIteration as done:
             return cast("_T", done.value)
-        return (yield from _go_on(step, waiting))
-    return (yield from step)
 
 
 def _too_slow(by_rate: bool, idle_timeout: float, min_rate: float) -> RequestTimeout:

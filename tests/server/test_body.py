@@ -4,6 +4,7 @@ the upsert endpoint and the write layer use."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -168,3 +169,41 @@ def test_a_source_that_handles_the_deadlines_cancellation_gives_its_chunk() -> N
         raise AssertionError("unreachable")
 
     assert _read(stubborn) == b"late"
+
+
+def _depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
+    return depth
+
+
+def test_a_source_that_handles_many_cancellations_waits_on_as_under_a_plain_await() -> None:
+    """As ``await`` would: a source that handles the deadline's cancellation, which anyio throws
+    in again at each turn of the loop, and waits again, runs at the same depth of the stack each
+    time, and outside the handled exception once it has handled it."""
+    depths: list[int] = []
+    after: list[object] = []
+
+    async def source() -> tuple[bytes, bool]:
+        loop = asyncio.get_running_loop()
+        late: asyncio.Future[None] = loop.create_future()
+        loop.call_later(0.3, late.set_result, None)
+        while not late.done():
+            try:
+                await asyncio.shield(late)
+            except asyncio.CancelledError:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                depths.append(_depth())
+        after.append(sys.exc_info()[1])
+        return b"late", False
+
+    async def main() -> bytes:
+        read: list[bytes] = []
+        await consume(source, read.append, limit=1000, idle_timeout=0.05, min_rate=100)
+        return b"".join(read)
+
+    assert asyncio.run(main()) == b"late"
+    assert len(depths) > 10
+    assert set(depths) == {depths[0]}
+    assert after == [None]
