@@ -78,7 +78,8 @@ def _dumps(value: Any) -> str:
         return fast_dumps(value).decode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate, which SQLite's UTF-8 text cannot hold: escaped, with every other
-        # non-ASCII character, it reads back as it was (as _escaped does for PostgreSQL).
+        # non-ASCII character, it reads back as it was (as _escaped does for PostgreSQL), but
+        # for a high surrogate followed by a low one, which JSON reads as the pair's character.
         return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
 
 
@@ -497,7 +498,8 @@ def _refs_of_packed(data: str) -> set[str]:
     return blob_refs_of_images(json.loads(data)["images"])
 
 
-#: Products in SQLite: each text in its own column (SQLite text holds any code point).
+#: Products in SQLite: each text in its own column (UTF-8 text: every character, NUL included,
+#: but no lone surrogate; JSON columns escape a value that holds one, see _dumps).
 SPLIT: Final[SqlTable[Product]] = SqlTable(
     name="products",
     id_column="external_id",

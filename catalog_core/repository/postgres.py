@@ -19,8 +19,9 @@ Design:
 - **Exact text.** Titles, descriptions, metadata and images are kept as one JSON document with
   every control character escaped (and, in a document that holds a lone surrogate, every
   non-ASCII character), so that what PostgreSQL cannot hold in ``text`` (NUL, lone surrogates)
-  round-trips too. Timestamps are integer milliseconds. Ids use the ``C``
-  collation: listing order is code-point order whatever the database's locale.
+  round-trips too (but for a high surrogate followed by a low one: read back as their pair).
+  Timestamps are integer milliseconds. Ids use the ``C`` collation: listing order is
+  code-point order whatever the database's locale.
 - **Keyset listing** on ``(account, external_id)`` and a **purge in bounded batches** across
   accounts: what each kind has to purge is counted through its purge index, then deleted in
   transactions of at most ``_PURGE_ACROSS`` records (a range of the same index), and their

@@ -368,3 +368,25 @@ def test_r31_json_columns_keep_a_lone_surrogate_written_through_the_repository(
     )
     repository.write("acme", "sku-1", lambda stored: cc.Write(product))
     assert repository.get("acme", "sku-1") == product
+
+
+def test_r31_a_high_surrogate_then_a_low_one_reads_back_as_their_pair_on_every_backend(
+    repository: cc.Repository,
+) -> None:
+    """R31's limit, as docs/storage.md states it: JSON text spells two lone surrogates in a row
+    (high, then low) as the escapes of the one character they pair into, and every backend keeps
+    JSON values as JSON text (the memory backend's copies too): each reads that character back."""
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    product = cc.Product(
+        account="acme",
+        external_id="sku-1",
+        metadata={"k": "\ud83d\ude00"},
+        created_at=at,
+        updated_at=at,
+        images=(cc.Image("https://cdn.example/a.jpg", 0),),
+    )
+    repository.write("acme", "sku-1", lambda stored: cc.Write(product))
+    stored = repository.get("acme", "sku-1")
+    assert stored is not None
+    assert stored.metadata is not None
+    assert stored.metadata["k"] == "\U0001f600"
