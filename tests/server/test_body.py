@@ -4,13 +4,16 @@ the upsert endpoint and the write layer use."""
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable
 
+import anyio
 import pytest
 
 from catalog_core.errors import PayloadTooLarge
+from catalog_core.server import body
 from catalog_core.server.body import consume
 from catalog_core.server.errors import RequestTimeout
 
@@ -80,16 +83,28 @@ def test_r33_a_body_past_its_limit_is_refused_at_the_chunk_that_crosses_it() -> 
     assert chunks == [b"never read"]
 
 
-def test_r33_chunks_already_come_are_taken_at_once_and_a_wait_after_them_is_timed() -> None:
+def test_r33_chunks_already_come_are_taken_at_once_and_a_wait_after_them_is_timed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """R33: a chunk that is there is taken without a wait (no cancel scope, no timer), and the
     first chunk that must be waited for is still timed: silence after it is a 408."""
     waits: list[str] = []
+    scopes: list[float] = []
     chunks = [b'{"a":', b"1}"]
+
+    real_scope = anyio.CancelScope
+
+    def counted_scope(*, deadline: float = math.inf, shield: bool = False) -> anyio.CancelScope:
+        scopes.append(deadline)
+        return real_scope(deadline=deadline, shield=shield)
+
+    monkeypatch.setattr(body.anyio, "CancelScope", counted_scope)
 
     async def ready() -> tuple[bytes, bool]:
         return chunks.pop(0), bool(chunks)
 
     assert _read(ready) == b'{"a":1}'
+    assert scopes == []
 
     sent = [b'{"a":']
 
@@ -103,6 +118,7 @@ def test_r33_chunks_already_come_are_taken_at_once_and_a_wait_after_them_is_time
     with pytest.raises(RequestTimeout, match=r"No part of the request body arrived for 0\.5 s"):
         _read(then_silent)
     assert waits == ["waiting"]
+    assert len(scopes) == 1  # the wait's, and only it
 
 
 def test_r33_a_chunk_that_waits_more_than_once_or_is_a_future_is_awaited_to_its_end() -> None:
