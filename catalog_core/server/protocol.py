@@ -5,7 +5,8 @@ which uvicorn runs in Python: on a GET of one product it doubled the requests a 
 protocol for it reads ahead without a bound; :class:`_BoundedConnection` keeps the bounds h11 kept.
 
 A request's writes of one step of the event loop go out as one (:class:`_OneWritePerStep`): a
-small response is one system call and one packet, not a head and a body apart.
+small response is one system call and one packet, not a head and a body apart. A response that
+is whole goes out at once, before the connection's bookkeeping and the end of its request's task.
 
 uvicorn waits for a request's line and headers for as long as the client takes: a client that
 sends them a byte at a time, or opens a connection and sends nothing, holds the connection and its
@@ -834,6 +835,13 @@ def head_timeout_protocol(
             self._unread = None
             self.logger.info("A client took nothing of its response for %g s: closed", send_timeout)
             self.transport.abort()
+
+        def on_response_complete(self) -> None:
+            # The response is whole: it goes out now, not at the end of the step, after the
+            # connection's bookkeeping and the unwinding of the request's task. The client reads
+            # it (and sends its next request) while this process does the rest.
+            self.transport.flush()  # type: ignore[attr-defined]  # a _OneWritePerStep
+            super().on_response_complete()
 
         def _sync(self) -> None:
             """Run the deadline while waiting (never restarting it); stop it while serving."""

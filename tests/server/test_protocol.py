@@ -249,6 +249,32 @@ def test_writes_of_separate_steps_keep_their_order_and_closing_sends_what_is_hel
     assert received == b"HTTP/1.1 100 Continue\r\n\r\nablast"
 
 
+def test_a_whole_response_goes_out_before_its_request_ends() -> None:
+    """The last write of a response is sent at once, not when the event loop's step ends: the
+    client reads it while the request's task is still busy with what follows its answer."""
+    read = threading.Event()
+    waited: list[bool] = []
+
+    async def busy_after_answering(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]}
+        )
+        await send({"type": "http.response.body", "body": b"done"})
+        waited.append(read.wait(5))  # blocks the event loop: its step does not end meanwhile
+
+    for _, port in serve(busy_after_answering, 5):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"done"):
+                answer += client.recv(65536)
+            read.set()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    assert waited == [True]
+
+
 def _read_all(sock: socket.socket) -> bytes:
     sock.settimeout(5)
     data = b""
