@@ -1039,7 +1039,11 @@ def serve(
     )
     config = uvicorn.Config(
         app,
-        http=head_timeout_protocol(header_timeout, send_timeout=send_timeout),
+        http=head_timeout_protocol(
+            header_timeout,
+            send_timeout=send_timeout,
+            answer_at_once=app.state.answer_at_once,
+        ),
         log_level=log_level,
         log_config=log_config(log_level),
         access_log=access_log,

@@ -44,6 +44,7 @@ from catalog_core.server.body import (
     read_body,
 )
 from catalog_core.server.common import (
+    LATER,
     STALLED_SCOPE_KEY,
     CatalogCalls,
     account_of,
@@ -203,6 +204,11 @@ def create_app(
     )
     stopping = ShutdownSignal()
     endpoints = _Endpoints(catalog, calls, max_parts, (body_timeout, body_min_rate))
+    upserts = (
+        _PlainUpserts(catalog, calls, api_keys, (body_timeout, body_min_rate))
+        if rate_limit is None
+        else None
+    )
     tryon_endpoints = TryOnEndpoints(
         served,
         calls,
@@ -276,19 +282,7 @@ def create_app(
                 else []
             ),
             Middleware(_Guard, limit=catalog.limits.max_request_bytes),
-            *(
-                [
-                    Middleware(
-                        _ProductWrites,
-                        catalog=catalog,
-                        calls=calls,
-                        api_keys=api_keys,
-                        body_pace=(body_timeout, body_min_rate),
-                    )
-                ]
-                if rate_limit is None
-                else []
-            ),
+            *([Middleware(_ProductWrites, upserts=upserts)] if upserts is not None else []),
             Middleware(
                 Gate,
                 api_keys=api_keys,
@@ -305,6 +299,9 @@ def create_app(
     # Called by protocol.Server as its shutdown begins: sync waits answer 202 at once.
     app.state.begin_shutdown = stopping.set
     app.state.tryon = served
+    # For the connection (protocol.head_timeout_protocol): a plain upsert whose body came with
+    # its head is answered at once, without a task or the layers (None under a rate limit).
+    app.state.answer_at_once = None if upserts is None else upserts.at_once
     return app
 
 
@@ -575,10 +572,18 @@ class _Guard:
                 with anyio.CancelScope(shield=True):
                     await error_response(_STOPPED)(scope, receive, watch)
         except Exception:
-            logger.exception("request failed: %s %s", scope["method"], scope["path"])
+            error = _failed(scope)
             if not started:
-                error = ServerError("The server failed to handle the request.")
                 await error_response(error)(scope, receive, watch)
+
+
+def _failed(scope: Scope) -> ServerError:
+    """Log the exception being handled and return the error it is answered with.
+
+    The log names the request's method and path, never its headers (where the API key is).
+    """
+    logger.exception("request failed: %s %s", scope["method"], scope["path"])
+    return ServerError("The server failed to handle the request.")
 
 
 _CLOSE: Final = (b"connection", b"close")
@@ -737,69 +742,131 @@ _BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding", b"exp
 LOOP_WRITE_BYTES: Final = 65_536
 
 
-class _ProductWrites(_Layer):
-    """ASGI middleware: the plainest upsert, answered before the gate and Starlette.
+class _PlainUpserts:
+    """The plainest upsert, answered without the gate and Starlette.
 
     An upsert is the server's most frequent write; the gate, Starlette's routing, request and
-    response, and the hop to a worker thread cost more than the catalog's write itself. This
-    layer runs behind the guard (which still answers a shutdown, a failure and a client that
-    went away) and answers, as the endpoint does (``tests/server/test_product_writes.py``
-    compares them), a ``POST /products`` without a query, with one ``Content-Type:
-    application/json`` and one ``Content-Length`` within the request limit, and without
-    ``Transfer-Encoding``, ``Expect`` or ``If-Match``, from a key that names an account, on an
-    application not mounted under a root path and without a rate limit. The write is made on
-    the event loop when the catalog allows it and the body is small (``LOOP_WRITE_BYTES``),
-    unless it would wait for the write lock (:meth:`CatalogCalls.write`); else in a worker
-    thread. Every other request goes through the gate and the endpoint.
+    response, and the hop to a worker thread cost more than the catalog's write itself. Plain:
+    a ``POST /products`` without a query, with one ``Content-Type: application/json`` and one
+    ``Content-Length`` within the request limit, and without ``Transfer-Encoding``, ``Expect``
+    or ``If-Match``, from a key that names an account, on an application not mounted under a
+    root path and without a rate limit. Such a request is answered as the endpoint answers it
+    (``tests/server/test_product_writes.py`` compares them), in one of two ways:
+
+    - by the write layer (:class:`_ProductWrites`), behind the guard;
+    - at once by its connection (:meth:`at_once`), when its whole body came with its head and
+      its write need not wait: no task, no layer, nothing to wait for.
+
+    The write is made on the event loop when the catalog allows it and the body is small
+    (``LOOP_WRITE_BYTES``), unless it would wait for the write lock
+    (:meth:`CatalogCalls.write`); else in a worker thread, by the layer.
     """
 
     def __init__(
         self,
-        app: ASGIApp,
-        *,
         catalog: Catalog,
         calls: CatalogCalls,
         api_keys: Mapping[str, str] | None,
         body_pace: tuple[float, float],
     ) -> None:
-        super().__init__(app, catalog=catalog, calls=calls, api_keys=api_keys)
-        self._limit = catalog.limits.max_request_bytes
-        self._idle_timeout, self._min_rate = body_pace
+        self._catalog = catalog
+        self._calls = calls
+        self._api_keys = None if api_keys is None else dict(api_keys)
+        #: The request limit, and how a body must keep coming (``create_app``'s ``body_pace``).
+        self.limit = catalog.limits.max_request_bytes
+        self.idle_timeout, self.min_rate = body_pace
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        plain = None
+    def plain(self, scope: Scope) -> tuple[str, int] | None:
+        """The account and body length of a plain upsert; ``None`` for any other request."""
         if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope.get("raw_path") == _LISTING
-            and not scope.get("root_path")
-            and not scope["query_string"]
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope.get("raw_path") != _LISTING
+            or scope.get("root_path")
+            or scope["query_string"]
         ):
-            plain = _plain_upsert(scope["headers"])
-        if plain is None or plain[1] > self._limit:
-            await self.app(scope, receive, send)
-            return
+            return None
+        plain = _plain_upsert(scope["headers"])
+        if plain is None or plain[1] > self.limit:
+            return None
         keys, length = plain
         try:
-            account = account_of_keys(self._api_keys, keys)
+            return account_of_keys(self._api_keys, keys), length
         except CatalogError:  # the gate answers it
+            return None
+
+    async def write(self, account: str, raw: bytes) -> tuple[Message, Message]:
+        """Write a plain upsert's body, on the loop or in a worker thread; return its answer."""
+        write = self._calls.write if len(raw) <= LOOP_WRITE_BYTES else self._calls.run
+        try:
+            return _upsert_messages(await write(self._catalog.upsert, account, raw))
+        except CatalogError as exc:
+            return _error_messages(exc)
+
+    def at_once(self, scope: Scope, body: bytes) -> tuple[Message, Message] | None:
+        """Answer a plain upsert whose whole body is here, now, with a write on the event loop.
+
+        ``None``: the request is not plain, or its write cannot be made now (the body is over
+        ``LOOP_WRITE_BYTES``, the write would wait for the lock, or the catalog's writes are not
+        made on the loop); nothing was written, and the application answers it. An unexpected
+        failure is logged and answered 500, as the guard does.
+        """
+        plain = self.plain(scope)
+        if plain is None or plain[1] > LOOP_WRITE_BYTES or len(body) != plain[1]:
+            return None
+        try:
+            result = self._calls.write_now(self._catalog.upsert, plain[0], body)
+        except CatalogError as exc:
+            return _error_messages(exc)
+        except Exception:
+            return _error_messages(_failed(scope))
+        return None if result is LATER else _upsert_messages(result)
+
+
+def _upsert_messages(result: UpsertResult) -> tuple[Message, Message]:
+    """The messages of a plain upsert's answer, as ``json_bytes_response`` sends them.
+
+    Made without building a Response (the endpoint's test compares the bytes).
+    """
+    status, headers, body = _upsert_answer(result, "", [])
+    raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    return _json_start(status, raw_headers, body), {"type": "http.response.body", "body": body}
+
+
+def _error_messages(exc: CatalogError) -> tuple[Message, Message]:
+    """The messages ``error_response(exc)`` sends."""
+    answer = error_response(exc)
+    start = {"type": "http.response.start", "status": answer.status_code}
+    return {**start, "headers": answer.raw_headers}, {
+        "type": "http.response.body",
+        "body": answer.body,
+    }
+
+
+class _ProductWrites:
+    """ASGI middleware: the plainest upsert (:class:`_PlainUpserts`), answered before the gate.
+
+    It runs behind the guard, which still answers a shutdown, a failure and a client that went
+    away. Every other request goes through the gate and the endpoint.
+    """
+
+    def __init__(self, app: ASGIApp, *, upserts: _PlainUpserts) -> None:
+        self.app = app
+        self._upserts = upserts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        plain = self._upserts.plain(scope)
+        if plain is None:
             await self.app(scope, receive, send)
             return
         try:
             raw = await self._body(scope, receive)
-            write = self._calls.write if length <= LOOP_WRITE_BYTES else self._calls.run
-            result = await write(self._catalog.upsert, account, raw)
         except CatalogError as exc:
-            await error_response(exc)(scope, receive, send)
-            return
-        status, headers, body = _upsert_answer(result, "", [])
-        # What json_bytes_response sends, without building a Response (the endpoint's test
-        # compares the bytes).
-        raw_headers = [
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
-        ]
-        await send(_json_start(status, raw_headers, body))
-        await send({"type": "http.response.body", "body": body})
+            start, body = _error_messages(exc)
+        else:
+            start, body = await self._upserts.write(plain[0], raw)
+        await send(start)
+        await send(body)
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         """Read the body as the endpoint does, within the server's bounds.
@@ -820,9 +887,9 @@ class _ProductWrites(_Layer):
             await consume(
                 next_chunk,
                 read.append,
-                limit=self._limit,
-                idle_timeout=self._idle_timeout,
-                min_rate=self._min_rate,
+                limit=self._upserts.limit,
+                idle_timeout=self._upserts.idle_timeout,
+                min_rate=self._upserts.min_rate,
             )
         except RequestTimeout:
             scope[STALLED_SCOPE_KEY] = True  # the guard must not wait for the rest

@@ -38,6 +38,7 @@ __all__ = [
     "check_timeout",
     "consume",
     "declared_length",
+    "go_on",
     "read_body",
 ]
 
@@ -227,7 +228,7 @@ async def consume(
             # A scope whose deadline passes in the very step its chunk comes (a busy loop) does
             # not cancel the wait: the chunk is taken, and the next wait has a scope of its own.
             with anyio.CancelScope(deadline=now + wait) as scope:
-                chunk, more = await _go_on(step, waiting)
+                chunk, more = await go_on(step, waiting)
             if scope.cancelled_caught:
                 raise _too_slow(size > 0 and left < idle_timeout, idle_timeout, min_rate)
         size += len(chunk)
@@ -240,7 +241,7 @@ async def consume(
 
 
 @types.coroutine
-def _go_on(step: Generator[Any, Any, _T], waiting: Any) -> Generator[Any, Any, _T]:
+def go_on(step: Generator[Any, Any, _T], waiting: Any) -> Generator[Any, Any, _T]:
     """Await the rest of ``step``, an awaitable's iterator that has just yielded ``waiting``.
 
     What ``await`` would have done from there (PEP 380's ``yield from``, from its first yield

@@ -8,6 +8,7 @@ closes the catalog under no one (R26).
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import threading
 import time
@@ -28,8 +29,10 @@ from catalog_core.server.errors import ServiceUnavailable
 from catalog_core.server.gate import ACCOUNT_SCOPE_KEY
 
 __all__ = [
+    "LATER",
     "STALLED_SCOPE_KEY",
     "CatalogCalls",
+    "Later",
     "NoWait",
     "account_of",
     "one_parameter",
@@ -66,6 +69,16 @@ CHECKPOINT_WRITES: Final = 1000
 #: How long a write on the loop waits there for the server's own checkpoint before it goes to a
 #: worker thread (the checkpoint gives up waiting for the log's readers after 0.1 s).
 CHECKPOINT_PATIENCE: Final = 0.25
+
+
+class Later(enum.Enum):
+    """The answer of :meth:`CatalogCalls.write_now` when the write cannot be made now."""
+
+    LATER = "later"
+
+
+#: Nothing was written: the write must be made another way (see :meth:`CatalogCalls.write_now`).
+LATER: Final = Later.LATER
 
 
 @attrs.frozen
@@ -183,29 +196,57 @@ class CatalogCalls:
         Raises:
             ServiceUnavailable: the server is shutting down and takes no new call.
         """
-        no_wait = self.no_wait
-        if no_wait is None:
+        if self.no_wait is None:
             return await self.run(func, *args)
         try:
             patience = time.monotonic() + CHECKPOINT_PATIENCE
-            while True:
-                try:
-                    result: _T = self._counted(_unwaited, no_wait.without_waiting, func, *args)
-                    break
-                except no_wait.would_wait:
-                    if not self._checkpointing or time.monotonic() >= patience:
-                        return await self.run(func, *args)
+            while (result := self._try_now(func, *args)) is LATER:
+                if not self._checkpointing or time.monotonic() >= patience:
+                    return await self.run(func, *args)
                 await anyio.sleep(0.001)
         finally:
-            # Refused writes count too: they may have written nothing, but the count is a bound.
-            self._unchecked += 1
-            if (
-                no_wait.checkpoint is not None
-                and self._unchecked >= CHECKPOINT_WRITES
-                and not self._checkpointing
-            ):
-                self._start_checkpoint(no_wait.checkpoint)
+            self._written()
         return result
+
+    def write_now(self, func: Callable[..., _T], *args: Any) -> _T | Later:
+        """Make a write of bounded cost, ``func(*args)``, on the event loop now if it need not wait.
+
+        As :meth:`write` does on the event loop, without waiting for anything: :data:`LATER`
+        (nothing written) when it would wait for the write lock, or when the repository's writes
+        cannot be made on the loop.
+
+        Raises:
+            ServiceUnavailable: the server is shutting down and takes no new call.
+        """
+        if self.no_wait is None:
+            return LATER
+        try:
+            return self._try_now(func, *args)
+        finally:
+            self._written()
+
+    def _try_now(self, func: Callable[..., _T], *args: Any) -> _T | Later:
+        """One try of a write on the loop: its result, or :data:`LATER` if it would wait."""
+        no_wait = self.no_wait
+        assert no_wait is not None
+        try:
+            result: _T = self._counted(_unwaited, no_wait.without_waiting, func, *args)
+        except no_wait.would_wait:
+            return LATER
+        return result
+
+    def _written(self) -> None:
+        """Count a write on the loop; start a checkpoint when enough have been made."""
+        # Refused writes count too: they may have written nothing, but the count is a bound.
+        self._unchecked += 1
+        no_wait = self.no_wait
+        if (
+            no_wait is not None
+            and no_wait.checkpoint is not None
+            and self._unchecked >= CHECKPOINT_WRITES
+            and not self._checkpointing
+        ):
+            self._start_checkpoint(no_wait.checkpoint)
 
     def _start_checkpoint(self, checkpoint: Callable[[], object]) -> None:
         """Start ``checkpoint`` in a thread of its own; a thread that cannot start is logged.

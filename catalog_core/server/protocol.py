@@ -46,7 +46,8 @@ import http
 import logging
 import socket
 import time
-from typing import Any, Final
+from collections.abc import Callable, MutableSet
+from typing import Any, Final, TypeAlias
 
 import httptools
 import uvicorn
@@ -56,7 +57,7 @@ from uvicorn.server import ServerState
 
 from catalog_core._json import dumps
 from catalog_core.errors import CatalogError
-from catalog_core.server.body import check_timeout
+from catalog_core.server.body import check_timeout, go_on
 from catalog_core.server.errors import RequestTimeout, ServiceUnavailable
 from catalog_core.wire.errors import error_to_wire, status_of
 
@@ -65,6 +66,7 @@ __all__ = [
     "DEFAULT_SEND_TIMEOUT",
     "DESCRIPTOR_RESERVE",
     "MAX_HEAD_BYTES",
+    "AnswerAtOnce",
     "Server",
     "default_max_connections",
     "head_timeout_protocol",
@@ -86,6 +88,48 @@ _REFUSALS_PER_ACCEPT: Final = 64
 # Seconds a refused connection's last bytes are read and dropped, and how many at once.
 _LINGER_SECONDS: Final = 2.0
 _MAX_LINGERING: Final = 64
+
+
+#: What a connection asks of the application to answer a request at once: given the request's
+#: scope (as uvicorn makes it, before any middleware) and its whole body, the ASGI messages of
+#: its answer (a start, then the body), or ``None`` for the application to answer it as any
+#: other. It runs on the event loop, in the read that brought the body: it must not wait, and it
+#: must have done nothing when it declines (``create_app``'s ``app.state.answer_at_once``: a
+#: plain upsert whose write need not wait).
+_Message: TypeAlias = "dict[str, Any]"
+AnswerAtOnce: TypeAlias = "Callable[[Any, bytes], tuple[_Message, _Message] | None]"
+
+
+def _send_now(
+    cycle: RequestResponseCycle,
+    messages: tuple[_Message, ...],
+    loop: asyncio.AbstractEventLoop,
+    tasks: MutableSet[asyncio.Task[None]],
+) -> None:
+    """Send ``messages`` through the request's cycle now; what must wait goes on in a task.
+
+    A send waits only while the client takes no bytes (flow control); the rest of that send and
+    the messages after it then go on in a task of the connection's, as they would in the
+    application's.
+    """
+    for n, message in enumerate(messages):
+        step = cycle.send(message).__await__()  # type: ignore[arg-type]  # a plain dict
+        try:
+            waiting = step.send(None)
+        except StopIteration:
+            continue
+        task = loop.create_task(_sent_later(cycle, step, waiting, messages[n + 1 :]))
+        task.add_done_callback(tasks.discard)
+        tasks.add(task)
+        return
+
+
+async def _sent_later(
+    cycle: RequestResponseCycle, step: Any, waiting: Any, rest: tuple[_Message, ...]
+) -> None:
+    await go_on(step, waiting)
+    for message in rest:
+        await cycle.send(message)  # type: ignore[arg-type]  # a plain dict
 
 
 def default_max_connections() -> int:
@@ -470,10 +514,18 @@ class _BoundedConnection(HttpToolsProtocol):
     - Once the server stops, no request is read after the one being served.
     - A client that ends its side of the connection after its requests is answered them all
       before the connection closes (unless it ended within one, which is then dropped).
+    - With :attr:`answer_at_once`, a ``POST`` whose whole body came in the same read as its head
+      may be answered by it at once, in that read, without starting the application's task:
+      see :data:`AnswerAtOnce`.
     """
+
+    #: What answers a request at once, if anything (``head_timeout_protocol``).
+    answer_at_once: AnswerAtOnce | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: A request whose task waits for the end of the read: answered at once then, or started.
+        self._held_back: tuple[RequestResponseCycle, Any] | None = None
         #: Bytes received and not handed to the parser yet.
         self._unparsed = b""
         self._reading = True
@@ -526,7 +578,43 @@ class _BoundedConnection(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         self._serving = cycle
+        if (
+            self.answer_at_once is not None
+            and cycle.more_body  # its head was just read, here: not a request read ahead
+            and app is self.app
+            and cycle.scope["method"] == "POST"
+            and not self.access_log  # the application's scope has the proxy's client address
+        ):
+            self._held_back = (cycle, app)  # until this read is parsed: _serve_held_back
+            return
         super()._start_asgi_task(cycle, app)
+
+    def _serve_held_back(self) -> None:
+        """Answer the request held back at once, if its whole body is read; else start it.
+
+        Its task would have started in the next step of the event loop anyway. Nothing is
+        answered at once after the connection began to close, while the client takes no bytes,
+        or once the server stops; then, and when ``answer_at_once`` declines, the request goes
+        to the application as any other, its body read already.
+        """
+        held, self._held_back = self._held_back, None
+        if held is None:
+            return
+        cycle, app = held
+        answer = None
+        if not (
+            cycle.more_body
+            or cycle.disconnected
+            or self._stopping
+            or self.flow.write_paused
+            or self.transport.is_closing()
+        ):
+            assert self.answer_at_once is not None
+            answer = self.answer_at_once(cycle.scope, bytes(cycle.body))
+        if answer is None:
+            super()._start_asgi_task(cycle, app)
+            return
+        _send_now(cycle, answer, self.loop, self.tasks)
 
     def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio's takes a bool
         """The client sends no more: answer what it asked, then close.
@@ -570,6 +658,7 @@ class _BoundedConnection(HttpToolsProtocol):
             return  # after a malformed request nothing is read
         self._unparsed = self._unparsed + data if self._unparsed else data
         self._parse()
+        self._serve_held_back()
         self._sync()
 
     def proceed(self) -> None:
@@ -584,6 +673,7 @@ class _BoundedConnection(HttpToolsProtocol):
         self._parsing = None
         if self._refusal is None and self.parser is not None and not self.transport.is_closing():
             self._parse()
+            self._serve_held_back()
             self._sync()
             if self._eof and (self._head is not None or self._in_body):
                 self.transport.close()  # the client ended within this request: it never ends
@@ -760,7 +850,10 @@ class _BoundedConnection(HttpToolsProtocol):
 
 
 def head_timeout_protocol(
-    seconds: float, *, send_timeout: float = DEFAULT_SEND_TIMEOUT
+    seconds: float,
+    *,
+    send_timeout: float = DEFAULT_SEND_TIMEOUT,
+    answer_at_once: AnswerAtOnce | None = None,
 ) -> type[HttpToolsProtocol]:
     """Return an httptools protocol class for uvicorn (``Config(http=...)``) with a head deadline.
 
@@ -769,6 +862,8 @@ def head_timeout_protocol(
     send without delay (``TCP_NODELAY``); a client that takes none of a response's bytes for
     ``send_timeout`` seconds, while they wait to be sent, has its connection aborted; and under
     a :class:`Server` a connection made after the server began to stop is closed at once.
+    With ``answer_at_once`` (see :data:`AnswerAtOnce`), a ``POST`` whose whole body came with
+    its head is offered to it first, and answered without a task when it answers.
 
     Raises:
         ValueError: ``seconds`` or ``send_timeout`` is not a positive, finite number.
@@ -791,6 +886,7 @@ def head_timeout_protocol(
         """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.answer_at_once = answer_at_once
             super().__init__(*args, **kwargs)
             self._deadline: asyncio.TimerHandle | None = None
             self._unread: asyncio.TimerHandle | None = None

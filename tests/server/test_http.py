@@ -1020,6 +1020,21 @@ def test_listing_cursors_are_cut_out_of_the_access_log(
     assert cursor not in log
 
 
+def test_the_access_log_names_the_client_a_trusted_proxy_forwards_for_every_upsert(
+    start: Callable[..., Server], tmp_path: Path, client: Client
+) -> None:
+    """With the access log on, a plain upsert (which is otherwise answered by its connection,
+    before the application sees it) goes through the application, whose proxy headers give
+    the log the address the local proxy forwards."""
+    server = start("--db", str(tmp_path / "catalog.db"), "--access-log")
+    http = client(server, "gk_logged")
+    forwarded = {"x-forwarded-for": "203.0.113.7"}
+    answer = http.post("/products", json={"externalId": "p", "images": [IMAGE]}, headers=forwarded)
+    assert answer.status_code == 201
+    server.stop()
+    assert '203.0.113.7:0 - "POST /tryon/v1/products HTTP/1.1" 201' in server.log()
+
+
 def test_the_access_log_is_off_unless_asked_for(
     start: Callable[..., Server], tmp_path: Path, client: Client
 ) -> None:

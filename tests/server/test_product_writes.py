@@ -200,6 +200,57 @@ def test_r32_the_fast_upsert_answers_as_the_endpoint_and_only_the_plain_requests
     anyio.run(main)
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-full"])
+@pytest.mark.parametrize("keys", [None, {"acme": "acme", "globex": "globex"}])
+def test_r32_the_upsert_answered_at_once_is_the_endpoints_answer(
+    tmp_path: Path, kind: str, keys: dict[str, str] | None
+) -> None:
+    """R32, R29: what the connection sends for a plain upsert whose body came with its head
+    (``app.state.answer_at_once``) is the endpoint's answer, message for message; it declines
+    every other request, a body past ``LOOP_WRITE_BYTES`` and a catalog whose writes are not
+    made on the loop, having written nothing (the two catalogs stay equal)."""
+
+    def repository(name: str) -> cc.Repository:
+        if kind == "memory":
+            return cc.MemoryRepository()
+        durability = "full" if kind == "sqlite-full" else "normal"
+        return cc.SQLiteRepository(tmp_path / f"{name}.db", durability=durability)
+
+    app = create_app(_catalog(repository("fast")), api_keys=keys)
+    at_once = app.state.answer_at_once
+    layer = _layer(app, "_ProductWrites")
+    whole = _layer(create_app(_catalog(repository("whole")), api_keys=keys), "_ProductWrites").app
+
+    async def main() -> None:
+        answered = 0
+        for body, headers, settings, plain in _CASES:
+            settings = dict(settings)
+            chunks = settings.pop("chunks", 1)
+            target = settings.pop("target", _LISTING)
+            if "query" in settings:
+                target += "?" + settings.pop("query")
+            scope = _scope(
+                target, method=settings.pop("method", "POST"), headers=headers, **settings
+            )
+            answer = at_once(dict(scope), body)
+            expected = await _run(whole, scope, body, chunks)
+            now = plain and body is not _LARGE and kind != "sqlite-full"
+            assert (answer is not None) is now, (body[:80], headers, settings)
+            if answer is None:  # the application answers it, as the server would then
+                assert await _run(layer, scope, body, chunks) == expected
+            else:
+                assert list(answer) == expected, (body[:80], headers, settings)
+                answered += 1
+        assert answered == (0 if kind == "sqlite-full" else 10)
+
+    anyio.run(main)
+
+
+def test_r32_no_upsert_is_answered_at_once_under_a_rate_limit() -> None:
+    app = create_app(cc.Catalog(cc.MemoryRepository()), rate_limit=100)
+    assert app.state.answer_at_once is None
+
+
 def test_r32_the_fast_upsert_is_not_used_under_a_rate_limit() -> None:
     """The gate counts every request against the rate limit: no write layer then."""
     assert _has_layer(create_app(cc.Catalog(cc.MemoryRepository())), "_ProductWrites")
@@ -591,3 +642,177 @@ def test_r27_a_write_waits_on_the_loop_for_the_servers_own_checkpoint_for_a_whil
     finally:
         holder.close()
         repository.close()
+
+
+# -- answered at once by the connection ------------------------------------------------------
+
+
+def _request(body: bytes, *extra: bytes) -> tuple[bytes, bytes]:
+    """A plain upsert's head and body, as a client sends them."""
+    head = b"".join(
+        [
+            b"POST /tryon/v1/products HTTP/1.1\r\nhost: test\r\nx-api-key: acme\r\n",
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            *(line + b"\r\n" for line in extra),
+            b"\r\n",
+        ]
+    )
+    return head, body
+
+
+def _answers(sock: Any, count: int) -> list[bytes]:
+    """Read ``count`` answers framed by their ``Content-Length``, each without its ``date``
+    (an interim ``100 Continue`` is not one)."""
+    data, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, (answers, data)
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        if head.startswith(b"HTTP/1.1 100 "):
+            continue  # the interim answer to Expect
+        lines = [line for line in head.split(b"\r\n") if not line.startswith(b"date: ")]
+        (length,) = [int(line[16:]) for line in lines if line.startswith(b"content-length: ")]
+        while len(data) < length:
+            chunk = sock.recv(65536)
+            assert chunk
+            data += chunk
+        answers.append(b"\r\n".join(lines) + b"\r\n\r\n" + data[:length])
+        data = data[length:]
+    return answers
+
+
+def test_r32_a_plain_upsert_whose_body_came_with_its_head_is_answered_without_the_application(
+    tmp_path: Path,
+) -> None:
+    """R32: over a real connection, a plain upsert whose body came in the read of its head is
+    answered at once, without the application (no task); one whose body comes later, one with
+    ``Expect``, and every other request go to the application. Each answer is, byte for byte
+    but the date, what a server without the answer at once sends on a twin catalog; pipelined
+    requests are answered in order, and ``Connection: close`` is kept."""
+    import socket
+
+    from tests.server.test_protocol import serve
+
+    def app_of(name: str) -> Any:
+        return create_app(_catalog(cc.SQLiteRepository(tmp_path / f"{name}.db")))
+
+    app, twin = app_of("at-once"), app_of("twin")
+    reached: list[str] = []
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            reached.append(scope["method"])
+        await app(scope, receive, send)
+
+    created, updated = _body(externalId="q1", title="a"), _body(externalId="q1", title="b")
+    again = _body(externalId="q2")
+    # (what the client sends, a pause between pieces; answers; what reaches the application,
+    # None: either way)
+    steps: list[tuple[list[bytes], int, list[str] | None]] = [
+        ([b"".join(_request(created))], 1, []),  # 201 with Location
+        # Pipelined: a request read whole ahead of the answer before it goes to the application
+        ([b"".join(_request(updated)) + b"".join(_request(again))], 2, None),
+        (list(_request(updated)), 1, ["POST"]),  # the body in a later read: the application
+        ([b"".join(_request(_UPDATE, b"expect: 100-continue"))], 1, ["POST"]),
+        ([b"".join(_request(_INVALID))], 1, []),  # 400 with every error
+        ([b"GET /tryon/v1/products/q1 HTTP/1.1\r\nhost: t\r\nx-api-key: acme\r\n\r\n"], 1, ["GET"]),
+        ([b"".join(_request(_body(externalId="q3"), b"connection: close"))], 1, []),
+    ]
+    at_once = app.state.answer_at_once
+    for _, port in serve(recording, 5, access_log=False, answer_at_once=at_once):
+        for _, twin_port in serve(twin, 5, access_log=False):
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=10) as ours,
+                socket.create_connection(("127.0.0.1", twin_port), timeout=10) as theirs,
+            ):
+                for pieces, count, expected in steps:
+                    reached.clear()
+                    for sock in (ours, theirs):
+                        for n, piece in enumerate(pieces):
+                            if n:
+                                time.sleep(0.3)
+                            sock.sendall(piece)
+                    answer = _answers(ours, count)
+                    assert answer == _answers(theirs, count), pieces
+                    assert expected is None or reached == expected, pieces
+                assert answer[0].startswith(b"HTTP/1.1 201 ")
+                assert b"connection: close" in answer[0]
+                assert ours.recv(1) == b""  # and closed
+
+
+def test_r32_a_failure_of_an_upsert_answered_at_once_is_logged_and_answered_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected exception of the write is answered 500 in the error shape and logged with
+    the method and path (never the key), as the guard does; the connection serves on."""
+    import socket
+
+    from tests.server.test_protocol import serve
+
+    app = create_app(_catalog(cc.SQLiteRepository(tmp_path / "c.db")))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(cc.Catalog, "upsert", broken)
+    get = b"GET /tryon/v1/products/p1 HTTP/1.1\r\nhost: t\r\nx-api-key: acme\r\n\r\n"
+    with caplog.at_level(logging.ERROR, logger="catalog_core.server"):
+        for _, port in serve(app, 5, access_log=False, answer_at_once=app.state.answer_at_once):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+                client.sendall(b"".join(_request(_UPDATE)))
+                (failed,) = _answers(client, 1)
+                client.sendall(get)
+                (read,) = _answers(client, 1)
+    assert failed.startswith(b"HTTP/1.1 500 ")
+    assert json.loads(failed.partition(b"\r\n\r\n")[2])["code"] == "INTERNAL"
+    assert read.startswith(b"HTTP/1.1 200 ")
+    assert "request failed: POST /tryon/v1/products" in caplog.text
+    assert "disk I/O error" in caplog.text
+    assert "acme" not in caplog.text
+
+
+def test_r32_an_answer_at_once_that_the_client_is_slow_to_take_is_sent_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer at once whose head fills the connection's buffers (the client takes nothing
+    yet) pauses the connection's writes: its body then waits in a task of the connection's,
+    as the application's send would, and the whole answer arrives once the client reads."""
+    import socket
+
+    from catalog_core.server import protocol
+    from tests.server.test_protocol import serve
+
+    later: list[bool] = []
+    sent_later = protocol._sent_later
+
+    async def spied(*args: Any) -> None:
+        later.append(True)
+        await sent_later(*args)
+
+    monkeypatch.setattr(protocol, "_sent_later", spied)
+    limits = cc.Limits(max_external_id_length=20_000)
+    app = create_app(cc.Catalog(cc.SQLiteRepository(tmp_path / "c.db"), limits=limits))
+    external_id = "é" * 15_000  # its Location is 90,000 bytes of percent-encoding
+    body = json.dumps({"externalId": external_id, "images": [_IMAGE]}, ensure_ascii=False)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # its connections' too
+    at_once = app.state.answer_at_once
+    for _, port in serve(app, 5, listener, access_log=False, answer_at_once=at_once):
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with client:
+            client.settimeout(10)
+            client.connect(("127.0.0.1", port))
+            client.sendall(b"".join(_request(body.encode())))
+            deadline = time.monotonic() + 10
+            while not later:  # nothing is read meanwhile
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            (answer,) = _answers(client, 1)
+    head, _, sent = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 ")
+    assert b"location: /tryon/v1/products/" + b"%C3%A9" * 15_000 in head
+    assert json.loads(sent)["externalId"] == external_id

@@ -44,11 +44,23 @@ def running(server: uvicorn.Server, sockets: list[socket.socket] | None = None) 
         thread.join(timeout=30)
 
 
-def serve(app: Any, head_timeout: float) -> Iterator[tuple[uvicorn.Server, int]]:
-    """uvicorn serving ``app`` with the protocol, on a socket made as ``serve`` makes it."""
-    sock = socket.create_server(("127.0.0.1", 0))  # proto 0: asyncio leaves Nagle on for it
+def serve(
+    app: Any,
+    head_timeout: float,
+    sock: socket.socket | None = None,
+    access_log: bool = True,
+    **options: Any,
+) -> Iterator[tuple[uvicorn.Server, int]]:
+    """uvicorn serving ``app`` with the protocol (and its ``options``), on a socket made as
+    ``serve`` makes it unless one is given."""
+    if sock is None:
+        sock = socket.create_server(("127.0.0.1", 0))  # proto 0: asyncio leaves Nagle on for it
     config = uvicorn.Config(
-        app, http=head_timeout_protocol(head_timeout), log_config=None, log_level="warning"
+        app,
+        http=head_timeout_protocol(head_timeout, **options),
+        log_config=None,
+        log_level="warning",
+        access_log=access_log,
     )
     server = uvicorn.Server(config)
     with running(server, [sock]):
