@@ -811,16 +811,16 @@ class _PlainUpserts:
         made on the loop); nothing was written, and the application answers it. An unexpected
         failure is logged and answered 500, as the guard does.
         """
-        plain = self.plain(scope)
-        if plain is None or plain[1] > LOOP_WRITE_BYTES or len(body) != plain[1]:
-            return None
         try:
+            plain = self.plain(scope)
+            if plain is None or plain[1] > LOOP_WRITE_BYTES or len(body) != plain[1]:
+                return None
             result = self._calls.write_now(self._catalog.upsert, plain[0], body)
+            return None if result is LATER else _upsert_messages(result)
         except CatalogError as exc:
             return _error_messages(exc)
-        except Exception:
+        except Exception:  # never raised into the connection, which would only close
             return _error_messages(_failed(scope))
-        return None if result is LATER else _upsert_messages(result)
 
 
 def _upsert_messages(result: UpsertResult) -> tuple[Message, Message]:
