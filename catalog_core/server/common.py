@@ -220,10 +220,14 @@ class CatalogCalls:
         """
         if self.no_wait is None:
             return LATER
+        counted = True  # a write that failed counts, as in write; one not made is not counted
         try:
-            return self._try_now(func, *args)
+            result = self._try_now(func, *args)
+            counted = result is not LATER
+            return result
         finally:
-            self._written()
+            if counted:
+                self._written()
 
     def _try_now(self, func: Callable[..., _T], *args: Any) -> _T | Later:
         """One try of a write on the loop: its result, or :data:`LATER` if it would wait."""

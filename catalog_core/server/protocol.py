@@ -524,8 +524,10 @@ class _BoundedConnection(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: A request whose task waits for the end of the read: answered at once then, or started.
+        #: A request whose task waits for the end of the parse: answered at once then, or
+        #: started; and whether a parse runs (only a head read in it is held back).
         self._held_back: tuple[RequestResponseCycle, Any] | None = None
+        self._in_parse = False
         #: Bytes received and not handed to the parser yet.
         self._unparsed = b""
         self._reading = True
@@ -580,7 +582,9 @@ class _BoundedConnection(HttpToolsProtocol):
         self._serving = cycle
         if (
             self.answer_at_once is not None
-            and cycle.more_body  # its head was just read, here: not a request read ahead
+            # Its head was just read, in this parse: not a request read ahead and started now
+            # that the one before it is answered (its body may never come; its task times it).
+            and self._in_parse
             and app is self.app
             and cycle.scope["method"] == "POST"
             and not self.access_log  # the application's scope has the proxy's client address
@@ -588,6 +592,15 @@ class _BoundedConnection(HttpToolsProtocol):
             self._held_back = (cycle, app)  # until this read is parsed: _serve_held_back
             return
         super()._start_asgi_task(cycle, app)
+
+    def _parse_and_serve(self) -> None:
+        """Parse what is held, then answer or start the request held back meanwhile."""
+        self._in_parse = True
+        try:
+            self._parse()
+        finally:
+            self._in_parse = False
+        self._serve_held_back()
 
     def _serve_held_back(self) -> None:
         """Answer the request held back at once, if its whole body is read; else start it.
@@ -657,8 +670,7 @@ class _BoundedConnection(HttpToolsProtocol):
         if self._refusal is not None or self.parser is None:
             return  # after a malformed request nothing is read
         self._unparsed = self._unparsed + data if self._unparsed else data
-        self._parse()
-        self._serve_held_back()
+        self._parse_and_serve()
         self._sync()
 
     def proceed(self) -> None:
@@ -672,8 +684,7 @@ class _BoundedConnection(HttpToolsProtocol):
     def _parse_held(self) -> None:
         self._parsing = None
         if self._refusal is None and self.parser is not None and not self.transport.is_closing():
-            self._parse()
-            self._serve_held_back()
+            self._parse_and_serve()
             self._sync()
             if self._eof and (self._head is not None or self._in_body):
                 self.transport.close()  # the client ended within this request: it never ends

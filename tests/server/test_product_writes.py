@@ -713,7 +713,8 @@ def test_r32_a_plain_upsert_whose_body_came_with_its_head_is_answered_without_th
     # None: either way)
     steps: list[tuple[list[bytes], int, list[str] | None]] = [
         ([b"".join(_request(created))], 1, []),  # 201 with Location
-        # Pipelined: a request read whole ahead of the answer before it goes to the application
+        # Pipelined: a request whose head came while the one before it was being answered goes
+        # to the application when its turn comes; one read after that may be answered at once
         ([b"".join(_request(updated)) + b"".join(_request(again))], 2, None),
         (list(_request(updated)), 1, ["POST"]),  # the body in a later read: the application
         ([b"".join(_request(_UPDATE, b"expect: 100-continue"))], 1, ["POST"]),
@@ -816,3 +817,40 @@ def test_r32_an_answer_at_once_that_the_client_is_slow_to_take_is_sent_whole(
     assert head.startswith(b"HTTP/1.1 201 ")
     assert b"location: /tryon/v1/products/" + b"%C3%A9" * 15_000 in head
     assert json.loads(sent)["externalId"] == external_id
+
+
+@pytest.mark.parametrize("first", ["get", "upsert"])
+def test_r33_a_post_read_ahead_whose_body_has_not_come_is_timed_as_any_body(
+    tmp_path: Path, first: str
+) -> None:
+    """R33: a POST read behind another request (pipelined), whose body has not all come when
+    its turn comes, is started as any request: it gets its ``100 Continue`` when it asks, and
+    its body's clock runs (a 408 and the connection closed), rather than waiting for bytes."""
+    import socket
+
+    from tests.server.test_protocol import serve
+
+    app = create_app(_catalog(cc.SQLiteRepository(tmp_path / "c.db")), body_timeout=0.5)
+    ahead = (
+        b"GET /tryon/v1/products/p1 HTTP/1.1\r\nhost: t\r\nx-api-key: acme\r\n\r\n"
+        if first == "get"
+        else b"".join(_request(_UPDATE))
+    )
+    head, body = _request(_UPDATE)
+    waiting = head[:-2] + b"expect: 100-continue\r\n\r\n"
+    at_once = app.state.answer_at_once
+    for _, port in serve(app, 5, access_log=False, answer_at_once=at_once):
+        for behind in (head + body[:5], waiting):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+                client.sendall(ahead + behind)
+                sent = b""
+                while chunk := client.recv(65536):  # until the server closes
+                    sent += chunk
+                assert sent.startswith(b"HTTP/1.1 200 "), sent
+                answered = sent.index(b"\r\n\r\n{") + 4
+                rest = sent[answered:].partition(b"HTTP/1.1 ")[2]
+                if behind is waiting:
+                    assert rest.startswith(b"100 Continue\r\n\r\nHTTP/1.1 408 "), sent
+                else:
+                    assert rest.startswith(b"408 "), sent
+                assert b'"code":"REQUEST_TIMEOUT"' in rest
