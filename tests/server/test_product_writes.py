@@ -14,6 +14,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,25 @@ def _catalog(repository: cc.Repository) -> cc.Catalog:
     return catalog
 
 
+def _repository(tmp_path: Path, kind: str, name: str) -> cc.Repository:
+    if kind == "memory":
+        return cc.MemoryRepository()
+    durability = "full" if kind == "sqlite-full" else "normal"
+    return cc.SQLiteRepository(tmp_path / f"{name}.db", durability=durability)
+
+
+def _requests() -> Iterator[tuple[bytes, dict[str, Any], int, bool]]:
+    """Each case of ``_CASES`` as a request: its body, scope, chunks and whether it is plain."""
+    for body, headers, settings, plain in _CASES:
+        settings = dict(settings)
+        chunks = settings.pop("chunks", 1)
+        target = settings.pop("target", _LISTING)
+        if "query" in settings:
+            target += "?" + settings.pop("query")
+        method = settings.pop("method", "POST")
+        yield body, _scope(target, method=method, headers=headers, **settings), chunks, plain
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-full"])
 @pytest.mark.parametrize("keys", [None, {"acme": "acme", "globex": "globex"}])
 def test_r32_the_fast_upsert_answers_as_the_endpoint_and_only_the_plain_requests(
@@ -163,14 +183,11 @@ def test_r32_the_fast_upsert_answers_as_the_endpoint_and_only_the_plain_requests
     error, in R30's order): the layer's answer is the endpoint's, byte for byte; every request
     that is not plain goes through the gate and the endpoint."""
 
-    def repository(name: str) -> cc.Repository:
-        if kind == "memory":
-            return cc.MemoryRepository()
-        durability = "full" if kind == "sqlite-full" else "normal"
-        return cc.SQLiteRepository(tmp_path / f"{name}.db", durability=durability)
+    def app(name: str) -> Any:
+        return create_app(_catalog(_repository(tmp_path, kind, name)), api_keys=keys)
 
-    fast = _layer(create_app(_catalog(repository("fast")), api_keys=keys), "_ProductWrites")
-    whole = _layer(create_app(_catalog(repository("whole")), api_keys=keys), "_ProductWrites").app
+    fast = _layer(app("fast"), "_ProductWrites")
+    whole = _layer(app("whole"), "_ProductWrites").app
     passed: list[str] = []
     below = fast.app
 
@@ -181,20 +198,12 @@ def test_r32_the_fast_upsert_answers_as_the_endpoint_and_only_the_plain_requests
     fast.app = recording
 
     async def main() -> None:
-        for body, headers, settings, answered_fast in _CASES:
-            settings = dict(settings)
-            chunks = settings.pop("chunks", 1)
-            target = settings.pop("target", _LISTING)
-            if "query" in settings:
-                target += "?" + settings.pop("query")
-            scope = _scope(
-                target, method=settings.pop("method", "POST"), headers=headers, **settings
-            )
+        for body, scope, chunks, answered_fast in _requests():
             passed.clear()
             answer = await _run(fast, scope, body, chunks)
             expected = await _run(whole, scope, body, chunks)
-            assert answer == expected, (body[:80], headers, settings)
-            assert bool(passed) is not answered_fast, (body[:80], headers, settings)
+            assert answer == expected, (body[:80], scope)
+            assert bool(passed) is not answered_fast, (body[:80], scope)
             assert answer[0]["status"] < 500, answer
 
     anyio.run(main)
@@ -210,36 +219,25 @@ def test_r32_the_upsert_answered_at_once_is_the_endpoints_answer(
     every other request, a body past ``LOOP_WRITE_BYTES`` and a catalog whose writes are not
     made on the loop, having written nothing (the two catalogs stay equal)."""
 
-    def repository(name: str) -> cc.Repository:
-        if kind == "memory":
-            return cc.MemoryRepository()
-        durability = "full" if kind == "sqlite-full" else "normal"
-        return cc.SQLiteRepository(tmp_path / f"{name}.db", durability=durability)
+    def app(name: str) -> Any:
+        return create_app(_catalog(_repository(tmp_path, kind, name)), api_keys=keys)
 
-    app = create_app(_catalog(repository("fast")), api_keys=keys)
-    at_once = app.state.answer_at_once
-    layer = _layer(app, "_ProductWrites")
-    whole = _layer(create_app(_catalog(repository("whole")), api_keys=keys), "_ProductWrites").app
+    fast = app("fast")
+    at_once = fast.state.answer_at_once
+    layer = _layer(fast, "_ProductWrites")
+    whole = _layer(app("whole"), "_ProductWrites").app
 
     async def main() -> None:
         answered = 0
-        for body, headers, settings, plain in _CASES:
-            settings = dict(settings)
-            chunks = settings.pop("chunks", 1)
-            target = settings.pop("target", _LISTING)
-            if "query" in settings:
-                target += "?" + settings.pop("query")
-            scope = _scope(
-                target, method=settings.pop("method", "POST"), headers=headers, **settings
-            )
+        for body, scope, chunks, plain in _requests():
             answer = at_once(dict(scope), body)
             expected = await _run(whole, scope, body, chunks)
             now = plain and body is not _LARGE and kind != "sqlite-full"
-            assert (answer is not None) is now, (body[:80], headers, settings)
+            assert (answer is not None) is now, (body[:80], scope)
             if answer is None:  # the application answers it, as the server would then
                 assert await _run(layer, scope, body, chunks) == expected
             else:
-                assert list(answer) == expected, (body[:80], headers, settings)
+                assert list(answer) == expected, (body[:80], scope)
                 answered += 1
         assert answered == (0 if kind == "sqlite-full" else 10)
 
