@@ -241,7 +241,8 @@ class CatalogCalls:
 
     def _written(self) -> None:
         """Count a write on the loop; start a checkpoint when enough have been made."""
-        # Refused writes count too: they may have written nothing, but the count is a bound.
+        # A write refused on the loop and made in a thread, or one that failed, counts too: it
+        # may have written nothing here, but the count is a bound.
         self._unchecked += 1
         no_wait = self.no_wait
         if (
